@@ -1,0 +1,113 @@
+"""Write channels: what happens to a tensor's stored bits when it is written to memory.
+
+This is the interface between policies (which decide how a tensor is stored) and noisy
+inference (which calls the channel at every write point). A channel receives the *stored*
+tensor (float storage, or int8 codes for quantized formats) and corrupts it in place with
+fresh randomness drawn from ``seed``.
+
+Call order: a policy builds one channel per (format, device error rate); noisy inference calls
+``apply_(x, seed)`` once per write with a new child seed each time; ``is_noiseless`` lets the
+caller skip work entirely.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from memsim.formats import get_format, resolve_bits
+
+
+class Channel(ABC):
+    """Corrupts a stored tensor in place. Implementations are immutable and hold no random state."""
+
+    @abstractmethod
+    def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        """Corrupt ``x`` (its stored bits) in place with fresh draws from ``seed``; return ``x``."""
+
+    @property
+    def is_noiseless(self) -> bool:
+        """True when ``apply_`` can never change a bit (callers may skip it)."""
+        return False
+
+
+class Noiseless(Channel):
+    """Stores bits exactly."""
+
+    def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        return x
+
+    @property
+    def is_noiseless(self) -> bool:
+        return True
+
+
+def per_position(fmt: str, value: float | Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+    """A probability given as a scalar or per bit position, as a float64 vector of length width."""
+    width = get_format(fmt).width
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(width, float(arr))
+    if arr.shape != (width,):
+        raise ValueError(
+            f"{name} given per bit position must have length {width} for {fmt}. Got shape {arr.shape}."
+        )
+    if np.isnan(arr).any() or (arr < 0).any() or (arr > 1).any():
+        raise ValueError(f"{name} must lie in [0, 1]. Got {value!r}.")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class BitFlip(Channel):
+    """Independent per-bit flips (DESIGN §3), optionally only at noisy positions.
+
+    Parameters
+    ----------
+    fmt : str
+        Storage format of the tensors this channel receives.
+    p01, p10 : float or sequence of float
+        0→1 and 1→0 flip probabilities, scalar or per bit position (MSB-first).
+    bits : optional
+        Noisy positions, anything :func:`memsim.formats.resolve_bits` accepts.
+    engine : str
+        Bit-flip engine name (``auto``, ``numba``, ``torch``, ``reference``).
+    ladder : sequence of float, optional
+        Common-random-numbers grid (see :func:`memsim.noise.flip`): with the same seed, flips at
+        a smaller grid value are a subset of those at a larger one.
+    """
+
+    fmt: str
+    p01: object
+    p10: object = None
+    bits: object = None
+    engine: str = "auto"
+    ladder: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        p10 = self.p01 if self.p10 is None else self.p10
+        mask = resolve_bits(self.fmt, self.bits)
+        object.__setattr__(self, "_p01", per_position(self.fmt, self.p01, "p01") * mask)
+        object.__setattr__(self, "_p10", per_position(self.fmt, p10, "p10") * mask)
+
+    @property
+    def p01_vector(self) -> np.ndarray:
+        return self._p01
+
+    @property
+    def p10_vector(self) -> np.ndarray:
+        return self._p10
+
+    @property
+    def is_noiseless(self) -> bool:
+        return not (self._p01.any() or self._p10.any())
+
+    def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        from memsim.noise import flip_
+
+        if self.is_noiseless:
+            return x
+        return flip_(x, self._p01, self._p10, engine=self.engine, seed=seed, ladder=self.ladder)

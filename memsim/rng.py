@@ -1,0 +1,52 @@
+"""Seeds by stable names: one run seed spawns every child seed memsim needs.
+
+Results must not depend on worker count or execution order, so no code draws from global
+random state. A child seed is a pure function of the run seed and a path of names/integers,
+for example ``child_seed(run_seed, "sweep", "vgg_A", "float32", "baseline", p_index, repeat)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import numpy as np
+import torch
+
+SeedLike = int | np.random.SeedSequence | None
+
+
+def _key_words(key: tuple[object, ...]) -> list[int]:
+    """Stable 32-bit words for a tuple of names/numbers (independent of PYTHONHASHSEED)."""
+    words: list[int] = []
+    for part in key:
+        digest = hashlib.blake2b(repr(part).encode(), digest_size=8).digest()
+        words.extend(int.from_bytes(digest[i : i + 4], "little") for i in (0, 4))
+    return words
+
+
+def child_seed(seed: int | None, *key: object) -> int:
+    """A 63-bit seed derived from ``seed`` and the names in ``key``.
+
+    ``seed=None`` draws fresh entropy (a new, unrepeatable seed on every call).
+    """
+    if seed is None:
+        return secrets.randbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int or None. Got {seed!r}.")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative. Got {seed}.")
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, *_key_words(key)])
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def generator(seed: int | None, *key: object) -> np.random.Generator:
+    """A NumPy generator for ``child_seed(seed, *key)``."""
+    return np.random.default_rng(child_seed(seed, *key))
+
+
+def torch_generator(seed: int | None, *key: object, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``child_seed(seed, *key)``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(child_seed(seed, *key))
+    return gen

@@ -1,0 +1,49 @@
+"""The policy interface: how a tensor's bits are stored, and what that does and costs.
+
+A policy answers two questions for every tensor written (DESIGN §5):
+
+(a) accuracy side: given the device's raw single-pulse flip probabilities, what channel
+    corrupts the stored tensor (``channel``);
+(b) cost side: what write operations the tensor needs (``plan``, a :class:`WritePlan`).
+
+Call order: ``validate(fmt)`` once (incompatible compositions raise ``ValueError``),
+``storage_format(fmt)`` to know what is stored, then ``channel(...)`` for noisy inference and
+``plan(record, device)`` for each trace record. Policies are frozen dataclasses with pure
+methods: no SimPy, no global random state. Register with ``@POLICIES.register("name")``; outside
+packages use the ``memsim.policies`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from memsim.registry import Registry
+
+if TYPE_CHECKING:
+    from memsim.noise.channel import Channel
+    from memsim.timing.plan import WritePlan
+    from memsim.trace import WriteRecord
+
+POLICIES: Registry[type[Policy]] = Registry("policy", entry_point_group="memsim.policies")
+
+
+class Policy(ABC):
+    """Base class of memory policies (see the module docstring for the call order)."""
+
+    def validate(self, fmt: str) -> None:
+        """Raise ``ValueError`` if this policy cannot store tensors of format ``fmt``."""
+
+    def storage_format(self, fmt: str) -> str:
+        """The format actually stored when the network asks for ``fmt`` (format-change policies)."""
+        return fmt
+
+    @abstractmethod
+    def channel(self, fmt: str, p01: float, p10: float | None = None, **options: Any) -> Channel:
+        """Accuracy-side noise for tensors stored as ``fmt`` when one device write pulse flips a
+        stored 0 with probability ``p01`` and a stored 1 with ``p10`` (``None``: symmetric)."""
+
+    @abstractmethod
+    def plan(self, record: WriteRecord, device: Any) -> WritePlan:
+        """Cost-side write operations for one traced tensor on ``device`` (a memory/device
+        parameter set from ``memsim.device``)."""
