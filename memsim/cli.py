@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "memsim.experiment_cli",  # run, sweep, report
     "workloads.cli",  # train, trace, eval
     "memsim.device.cli",  # device
+    "memsim.inference_cli",  # trace, eval
     "memsim.timing.cli",  # memory
     "memsim.list_cli",  # list
     "memsim.noise.cli",  # flip-demo

@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 #: The top-level folder holding shipped presets and experiment configs.
-CONFIG_DIR = Path(os.environ.get("MEMSIM_CONFIGS", Path(__file__).resolve().parent.parent / "configs"))
+CONFIG_DIR = Path(
+    os.environ.get("MEMSIM_CONFIGS", Path(__file__).resolve().parent.parent / "configs")
+)
 
 
 class ConfigError(ValueError):
@@ -89,7 +91,9 @@ def _coerce(value: Any, tp: Any, where: str, source: Any) -> Any:
         )
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where_text(where, source)} must be one of {list(args)}. Got {value!r}.")
+            raise ConfigError(
+                f"{where_text(where, source)} must be one of {list(args)}. Got {value!r}."
+            )
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -106,7 +110,9 @@ def _coerce(value: Any, tp: Any, where: str, source: Any) -> Any:
                 raise ConfigError(
                     f"{where_text(where, source)} must have {len(args)} entries. Got {len(value)}."
                 )
-            return tuple(_coerce(v, a, f"{where}[{i}]", source) for i, (v, a) in enumerate(zip(args, value)))
+            return tuple(
+                _coerce(v, a, f"{where}[{i}]", source) for i, (v, a) in enumerate(zip(args, value))
+            )
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{where}[{i}]", source) for i, v in enumerate(value)]
         return out if origin is list or tp is list else tuple(out)

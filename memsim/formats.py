@@ -58,15 +58,57 @@ def _int_fields(width: int, signed: bool) -> dict[str, tuple[int, ...]]:
 FORMATS: dict[str, StorageFormat] = {
     f.name: f
     for f in [
-        StorageFormat("float64", 64, torch.float64, torch.int64, np.dtype(np.uint64), True, _float_fields(64, 11)),
-        StorageFormat("float32", 32, torch.float32, torch.int32, np.dtype(np.uint32), True, _float_fields(32, 8)),
-        StorageFormat("float16", 16, torch.float16, torch.int16, np.dtype(np.uint16), True, _float_fields(16, 5)),
-        StorageFormat("bfloat16", 16, torch.bfloat16, torch.int16, np.dtype(np.uint16), True, _float_fields(16, 8)),
-        StorageFormat("int8", 8, torch.int8, torch.int8, np.dtype(np.uint8), False, _int_fields(8, True)),
-        StorageFormat("uint8", 8, torch.uint8, torch.uint8, np.dtype(np.uint8), False, _int_fields(8, False)),
-        StorageFormat("int16", 16, torch.int16, torch.int16, np.dtype(np.uint16), False, _int_fields(16, True)),
-        StorageFormat("int32", 32, torch.int32, torch.int32, np.dtype(np.uint32), False, _int_fields(32, True)),
-        StorageFormat("int64", 64, torch.int64, torch.int64, np.dtype(np.uint64), False, _int_fields(64, True)),
+        StorageFormat(
+            "float64",
+            64,
+            torch.float64,
+            torch.int64,
+            np.dtype(np.uint64),
+            True,
+            _float_fields(64, 11),
+        ),
+        StorageFormat(
+            "float32",
+            32,
+            torch.float32,
+            torch.int32,
+            np.dtype(np.uint32),
+            True,
+            _float_fields(32, 8),
+        ),
+        StorageFormat(
+            "float16",
+            16,
+            torch.float16,
+            torch.int16,
+            np.dtype(np.uint16),
+            True,
+            _float_fields(16, 5),
+        ),
+        StorageFormat(
+            "bfloat16",
+            16,
+            torch.bfloat16,
+            torch.int16,
+            np.dtype(np.uint16),
+            True,
+            _float_fields(16, 8),
+        ),
+        StorageFormat(
+            "int8", 8, torch.int8, torch.int8, np.dtype(np.uint8), False, _int_fields(8, True)
+        ),
+        StorageFormat(
+            "uint8", 8, torch.uint8, torch.uint8, np.dtype(np.uint8), False, _int_fields(8, False)
+        ),
+        StorageFormat(
+            "int16", 16, torch.int16, torch.int16, np.dtype(np.uint16), False, _int_fields(16, True)
+        ),
+        StorageFormat(
+            "int32", 32, torch.int32, torch.int32, np.dtype(np.uint32), False, _int_fields(32, True)
+        ),
+        StorageFormat(
+            "int64", 64, torch.int64, torch.int64, np.dtype(np.uint64), False, _int_fields(64, True)
+        ),
         # One bit per cell: +1/-1 values of binarized networks (bit 1 = +1). Handled by the
         # binary policy/workloads; there is no torch storage type of width 1.
         StorageFormat("binary", 1, None, None, np.dtype(np.uint8), False, {"sign": (0,)}),
@@ -175,8 +217,10 @@ def resolve_bits(fmt: str | StorageFormat, bits: object = None) -> np.ndarray:
         return mask
     if isinstance(bits, str):
         bits = [bits]
-    if isinstance(bits, np.ndarray) and bits.dtype == bool or (
-        isinstance(bits, torch.Tensor) and bits.dtype == torch.bool
+    if (
+        isinstance(bits, np.ndarray)
+        and bits.dtype == bool
+        or (isinstance(bits, torch.Tensor) and bits.dtype == torch.bool)
     ):
         arr = np.asarray(bits.cpu() if isinstance(bits, torch.Tensor) else bits, dtype=bool)
         if arr.shape != (width,):

@@ -45,7 +45,9 @@ def generator(seed: int | None, *key: object) -> np.random.Generator:
     return np.random.default_rng(child_seed(seed, *key))
 
 
-def torch_generator(seed: int | None, *key: object, device: str | torch.device = "cpu") -> torch.Generator:
+def torch_generator(
+    seed: int | None, *key: object, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """A torch generator on ``device`` seeded with ``child_seed(seed, *key)``."""
     gen = torch.Generator(device=device)
     gen.manual_seed(child_seed(seed, *key))

@@ -76,7 +76,9 @@ class WriteRecord:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise TraceError(f"WriteRecord '{self.name}': role must be one of {ROLES}. Got {self.role!r}.")
+            raise TraceError(
+                f"WriteRecord '{self.name}': role must be one of {ROLES}. Got {self.role!r}."
+            )
         if self.numel != math.prod(self.shape):
             raise TraceError(
                 f"WriteRecord '{self.name}': numel {self.numel} does not match shape {self.shape}."
@@ -141,7 +143,9 @@ class Trace:
         records = []
         for t in range(times):
             for r in self.records:
-                records.append(replace(r, index=len(records), name=r.name if t == 0 else f"{r.name}#{t}"))
+                records.append(
+                    replace(r, index=len(records), name=r.name if t == 0 else f"{r.name}#{t}")
+                )
         return replace(self, records=tuple(records))
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -172,7 +176,9 @@ class Trace:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TraceError(f"Trace file {path} is not valid JSON: {exc}") from None
         if not isinstance(payload, dict) or payload.get("schema") != TRACE_SCHEMA:
-            raise TraceError(f"{path} is not a memsim trace file (schema {TRACE_SCHEMA!r} missing).")
+            raise TraceError(
+                f"{path} is not a memsim trace file (schema {TRACE_SCHEMA!r} missing)."
+            )
         if payload.get("version") != TRACE_VERSION:
             raise TraceError(
                 f"Trace file {path} has version {payload.get('version')!r}; this memsim reads "
@@ -193,7 +199,9 @@ class Trace:
                 meta=payload.get("meta", {}),
             )
         except (KeyError, TypeError) as exc:
-            raise TraceError(f"Trace file {path} is missing or has malformed fields: {exc}") from None
+            raise TraceError(
+                f"Trace file {path} is missing or has malformed fields: {exc}"
+            ) from None
 
 
 def make_trace(workload: str, format: str, records: Sequence[WriteRecord], **kw) -> Trace:

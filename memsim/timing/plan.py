@@ -75,10 +75,14 @@ class WritePlan:
             raise ValueError(f"WritePlan '{self.name}': unit sizes must be positive.")
         pmf = np.asarray(self.rounds_pmf, dtype=float)
         if pmf.ndim != 1 or len(pmf) == 0 or (pmf < -1e-12).any() or abs(pmf.sum() - 1) > 1e-6:
-            raise ValueError(f"WritePlan '{self.name}': rounds_pmf must be a probability vector. Got {self.rounds_pmf}.")
+            raise ValueError(
+                f"WritePlan '{self.name}': rounds_pmf must be a probability vector. Got {self.rounds_pmf}."
+            )
         for key in self.energy_pj:
             if key not in ENERGY_CATEGORIES:
-                raise ValueError(f"WritePlan '{self.name}': unknown energy category '{key}'. Known: {ENERGY_CATEGORIES}.")
+                raise ValueError(
+                    f"WritePlan '{self.name}': unknown energy category '{key}'. Known: {ENERGY_CATEGORIES}."
+                )
         for name in ("t_pulse_ns", "t_verify_ns", "t_sram_ns", "t_ecc_ns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WritePlan '{self.name}': {name} must be non-negative.")

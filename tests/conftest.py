@@ -1,0 +1,35 @@
+"""Shared test set-up: headless plotting, a per-session cache, paths to the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MEMSIM_SHARED", REPO.parent / "shared"))
+CIFAR_ROOT = SHARED / "data" / "cifar10-jpeg"
+CHECKPOINTS = SHARED / "checkpoints"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> Path:
+    if not (CIFAR_ROOT / "test").is_dir():
+        pytest.skip(f"offline CIFAR-10 copy not found at {CIFAR_ROOT}")
+    return CIFAR_ROOT
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir() -> Path:
+    if not CHECKPOINTS.is_dir():
+        pytest.skip(f"reference checkpoints not found at {CHECKPOINTS}")
+    return CHECKPOINTS
