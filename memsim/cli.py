@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("memsim: interrupted; finished work is kept and a re-run resumes.", file=sys.stderr)
         return 130

@@ -1,0 +1,43 @@
+"""The ``memsim device`` verb: the table of conditions and the distribution plot."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from memsim.cli import main  # noqa: E402
+from memsim.device import condition_names  # noqa: E402
+
+
+def test_device_command_prints_every_condition_with_its_numbers(capsys):
+    assert main(["device"]) == 0
+    out = capsys.readouterr().out
+    for name in condition_names():
+        assert name in out
+    for column in (
+        "p01",
+        "p10",
+        "p_bf",
+        "p_2T2R",
+        "E_SET pJ",
+        "E_RESET pJ",
+        "t_pulse ns",
+        "t_read ns",
+    ):
+        assert column in out
+    assert "* nominal" in out  # the default bundle's condition is marked
+    assert "SECDED(72,64)" in out
+
+
+def test_device_command_saves_a_png_plot(tmp_path, capsys):
+    target = tmp_path / "figs" / "low.png"
+    assert main(["device", "low_energy", "--plot", str(target)]) == 0
+    assert "* low_energy" in capsys.readouterr().out
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_device_command_reports_unknown_names_in_one_line(capsys):
+    assert main(["device", "nomnal"]) == 2
+    err = capsys.readouterr().err
+    assert "nomnal" in err and "nominal" in err and "Traceback" not in err
