@@ -16,7 +16,7 @@ packages use the ``memsim.policies`` entry-point group.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from memsim.registry import Registry
 
@@ -30,6 +30,23 @@ POLICIES: Registry[type[Policy]] = Registry("policy", entry_point_group="memsim.
 
 class Policy(ABC):
     """Base class of memory policies (see the module docstring for the call order)."""
+
+    #: Registry name; set by :func:`policies.register` (``""`` for unregistered classes).
+    kind: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        """Registry name of this policy (the class name if it was never registered)."""
+        return self.kind or type(self).__name__
+
+    def describe(self) -> str:
+        """Short label for tables and messages, e.g. ``write_verify(max_extra_rounds=2)``."""
+        return self.name
+
+    @property
+    def follows_sweep(self) -> bool:
+        """False when ``channel`` ignores the swept ``p01``/``p10`` (fixed device noise)."""
+        return True
 
     def validate(self, fmt: str) -> None:
         """Raise ``ValueError`` if this policy cannot store tensors of format ``fmt``."""

@@ -78,7 +78,11 @@ class Workload(ABC):
 
     def describe(self) -> dict[str, object]:
         """Plain metadata for checkpoints and result files."""
-        return {"workload": self.name, "num_classes": self.num_classes, "input_shape": list(self.input_shape)}
+        return {
+            "workload": self.name,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, num_classes={self.num_classes})"
@@ -87,7 +91,9 @@ class Workload(ABC):
 def check_split(split: str) -> str:
     """Validate a split name."""
     if split not in SPLITS:
-        raise ValueError(f"The 'split' parameter must be one of {', '.join(SPLITS)}. Got {split!r}.")
+        raise ValueError(
+            f"The 'split' parameter must be one of {', '.join(SPLITS)}. Got {split!r}."
+        )
     return split
 
 

@@ -75,8 +75,9 @@ class BitFlip(Channel):
         Noisy positions, anything :func:`memsim.formats.resolve_bits` accepts.
     engine : str
         Bit-flip engine name (``auto``, ``numba``, ``torch``, ``reference``).
-    ladder : sequence of float, optional
-        Common-random-numbers grid (see :func:`memsim.noise.flip`): with the same seed, flips at
+    ladder : sequence, optional
+        Common-random-numbers grid (see :mod:`memsim.noise`): entries are scalar p or
+        ``(p01, p10)`` pairs; ``(p01, p10)`` must be one of them. With the same seed, flips at
         a smaller grid value are a subset of those at a larger one.
     """
 
@@ -85,11 +86,12 @@ class BitFlip(Channel):
     p10: object = None
     bits: object = None
     engine: str = "auto"
-    ladder: tuple[float, ...] | None = None
+    ladder: tuple[object, ...] | None = None
 
     def __post_init__(self) -> None:
         p10 = self.p01 if self.p10 is None else self.p10
         mask = resolve_bits(self.fmt, self.bits)
+        object.__setattr__(self, "_mask", mask)
         object.__setattr__(self, "_p01", per_position(self.fmt, self.p01, "p01") * mask)
         object.__setattr__(self, "_p10", per_position(self.fmt, p10, "p10") * mask)
 
@@ -110,4 +112,13 @@ class BitFlip(Channel):
 
         if self.is_noiseless:
             return x
-        return flip_(x, self._p01, self._p10, engine=self.engine, seed=seed, ladder=self.ladder)
+        # The mask goes along so that ladder entries are compared on the noisy bits only.
+        return flip_(
+            x,
+            self._p01,
+            self._p10,
+            bits=self._mask,
+            engine=self.engine,
+            seed=seed,
+            ladder=self.ladder,
+        )

@@ -1,0 +1,109 @@
+"""Reports: tables, figures and Markdown from a results folder; they never run simulations.
+
+``write_report(folder)`` reads what a run stored (``experiment.json``, ``points.jsonl`` or
+``points.csv``, ``memory.csv``, ``conditions.csv``, ``metadata.json``), fits the curves
+(:mod:`memsim.report.tables`), draws the figures (:mod:`memsim.report.plots`) and writes
+``points.csv``, ``summary.csv``, ``figures/`` and ``report.md`` (:mod:`memsim.report.markdown`).
+``memsim report DIR`` calls it, so a report can be re-created (or restyled) at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from memsim.results import (
+    MEMORY_CSV,
+    METADATA_FILE,
+    POINTS_CSV,
+    POINTS_LOG,
+    SUMMARY_CSV,
+    ResultsError,
+    points_frame,
+    read_experiment,
+    read_log,
+    write_csv_atomic,
+    write_text_atomic,
+)
+
+CONDITIONS_CSV = "conditions.csv"
+REPORT_MD = "report.md"
+FIGURES_DIR = "figures"
+
+
+def load_points(folder: str | os.PathLike) -> pd.DataFrame:
+    """The points of a results folder: ``points.jsonl`` (the store) or else ``points.csv``."""
+    folder = Path(folder)
+    if (folder / POINTS_LOG).exists():
+        return points_frame(read_log(folder / POINTS_LOG))
+    if (folder / POINTS_CSV).exists():
+        return pd.read_csv(folder / POINTS_CSV, keep_default_na=False, na_values=["NaN", "nan"])
+    raise ResultsError(f"{folder} holds no points ({POINTS_LOG} or {POINTS_CSV}); run a sweep first.")
+
+
+def _optional_csv(path: Path) -> pd.DataFrame | None:
+    # keep_default_na=False: an empty condition name must stay "", not become NaN.
+    return pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan"]) if path.exists() else None
+
+
+def write_report(folder: str | os.PathLike) -> Path:
+    """(Re-)create ``summary.csv``, the figures and ``report.md`` in a results folder.
+
+    Returns the path of ``report.md``.
+
+    Raises
+    ------
+    ResultsError
+        The folder is not a memsim results folder or holds no points.
+    """
+    from memsim.report import plots
+    from memsim.report.markdown import render
+    from memsim.report.tables import fit_curves, summary_table
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"Results folder {folder} does not exist.")
+    experiment = read_experiment(folder)
+    config = experiment["config"]
+    points = load_points(folder)
+    memory = _optional_csv(folder / MEMORY_CSV)
+    conditions = _optional_csv(folder / CONDITIONS_CSV)
+    metadata = json.loads((folder / METADATA_FILE).read_text()) if (folder / METADATA_FILE).exists() else {}
+    fit = config.get("fit", {})
+    fits = fit_curves(
+        points,
+        scale=fit.get("scale", "log10p"),
+        n_boot=fit.get("bootstrap", 200),
+        confidence=fit.get("confidence", 0.95),
+        seed=config.get("seed", 0),
+    )
+    baseline = _baseline(config)
+    summary = summary_table(points, memory, conditions, baseline=baseline, fits=fits)
+    write_csv_atomic(folder / POINTS_CSV, points)
+    write_csv_atomic(folder / SUMMARY_CSV, summary)
+
+    figures = {}
+    fig_dir = folder / FIGURES_DIR
+    if fits:
+        plots.save(plots.accuracy_vs_p(points, fits), fig_dir, "accuracy_vs_p")
+        figures["Accuracy vs. bit-flip probability"] = f"{FIGURES_DIR}/accuracy_vs_p.png"
+    if summary[["energy_pj_per_inference", "accuracy_at_operating_point"]].notna().all(axis=1).any():
+        plots.save(plots.energy_vs_accuracy(summary), fig_dir, "energy_vs_accuracy")
+        figures["Energy per inference vs. accuracy at the operating point"] = f"{FIGURES_DIR}/energy_vs_accuracy.png"
+    if memory is not None and not memory.empty:
+        plots.save(plots.energy_by_category(memory), fig_dir, "energy_by_category")
+        figures["Energy per inference by category"] = f"{FIGURES_DIR}/energy_by_category.png"
+    text = render(config=config, summary=summary, metadata=metadata, figures=figures, n_points=len(points))
+    return write_text_atomic(folder / REPORT_MD, text)
+
+
+def _baseline(config: dict) -> str:
+    labels = [p["label"] for p in config.get("policies", [])]
+    wanted = config.get("baseline", "baseline")
+    return wanted if wanted in labels or not labels else labels[0]
+
+
+__all__ = ["CONDITIONS_CSV", "FIGURES_DIR", "REPORT_MD", "load_points", "write_report"]

@@ -1,0 +1,87 @@
+"""Throughput of the bit-flip engines against the dense reference, on one CPU core.
+
+For float32 tensors of 1M and 16M elements and p in {1e-8, ..., 1e-1} (symmetric), times
+``flip_`` with each engine (best of a few repeats, Numba compile time excluded by a warm-up)
+and prints elements/s and the ratio to the reference measured in the same run, with the
+issue's targets for the numba engine (>= 1000x at p <= 1e-4, >= 100x at 1e-2, >= 20x at 1e-1).
+
+Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numba
+import torch
+
+from memsim.noise import flip_
+
+PS = (1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1)
+TARGETS = {1e-8: 1000, 1e-6: 1000, 1e-4: 1000, 1e-2: 100, 1e-1: 20}
+
+
+def best_time_s(
+    x: torch.Tensor, p: float, engine: str, min_total_s: float, max_repeats: int
+) -> float:
+    """Best wall time of ``flip_`` over repeats (at least one, until ``min_total_s`` has passed)."""
+    times = []
+    start = time.perf_counter()
+    seed = 0
+    while not times or (time.perf_counter() - start < min_total_s and len(times) < max_repeats):
+        t0 = time.perf_counter()
+        flip_(x, p, engine=engine, seed=seed)
+        times.append(time.perf_counter() - t0)
+        seed += 1
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1M elements only")
+    parser.add_argument(
+        "--engines", default="numba,torch", help="engines to compare (comma-separated)"
+    )
+    parser.add_argument("--min-time", type=float, default=0.3, help="seconds of repeats per cell")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    engines = [e for e in args.engines.split(",") if e and e != "reference"]
+    sizes = [1 << 20] if args.quick else [1 << 20, 1 << 24]
+
+    for engine in ["reference", *engines]:  # warm-up: compile kernels, fill caches
+        flip_(torch.zeros(4096), 1e-2, 2e-2, engine=engine, seed=0)
+        flip_(torch.zeros(4096), 1e-2, engine=engine, seed=0)
+
+    print(
+        f"bit-flip engines, float32, symmetric p, 1 thread; torch {torch.__version__}, numba {numba.__version__}"
+    )
+    print(
+        f"{'elements':>9} {'p':>7} {'engine':>9} {'time_ms':>10} {'Melem/s':>9} {'x ref':>9}  target"
+    )
+    for n in sizes:
+        x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+        for p in PS:
+            ref_s = best_time_s(x, p, "reference", args.min_time, 3)
+            print(
+                f"{n:>9} {p:>7.0e} {'reference':>9} {ref_s * 1e3:>10.2f} {n / ref_s / 1e6:>9.2f} {1:>9.1f}"
+            )
+            for engine in engines:
+                t = best_time_s(x, p, engine, args.min_time, 200)
+                ratio = ref_s / t
+                target = TARGETS.get(p) if engine == "numba" else None
+                verdict = (
+                    ""
+                    if target is None
+                    else f">= {target}x {'ok' if ratio >= target else 'MISSED'}"
+                )
+                print(
+                    f"{n:>9} {p:>7.0e} {engine:>9} {t * 1e3:>10.3f} {n / t / 1e6:>9.1f} {ratio:>9.1f}  {verdict}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Benchmark: cost of noisy inference over clean inference, and over the dense reference engine.
+
+VGG-A (the shared checkpoint if present, else random init), float32, one batch (256) of
+CIFAR-10 test images (random inputs if the data set is absent), CPU. Prints the time per
+batch clean and noisy at p in {1e-7, 1e-5, 1e-3, 1e-2} with the fast engine (``auto``) and
+with the dense ``reference`` engine, and their ratios, all measured in this run.
+
+Timings interleave clean and noisy passes and keep the fastest of ``--repeats`` (the machine
+may be shared; the minimum is the least disturbed measurement). The reference engine is
+slow (a float64 uniform per bit), so by default it runs on ``--reference-batch`` images and
+its time is scaled linearly to the full batch (its cost is proportional to the bits written).
+
+Targets (issue 3): noisy ≤ 1.05 × clean at p ≤ 1e-3; auto ≥ 50 × faster than reference at
+p = 1e-5.
+
+Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from memsim.inference import NoisyNetwork
+from memsim.noise.channel import BitFlip
+
+
+def load_vgg_a(batch_size: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
+    from workloads import get_workload
+    from workloads.vgg import vgg
+
+    workload = get_workload("vgg_A")
+    try:
+        model, source = workload.load_model(), "shared checkpoint"
+    except (FileNotFoundError, ValueError):
+        torch.manual_seed(0)
+        model, source = vgg("A").eval(), "random init"
+    try:
+        x, _ = workload.dataset("test", limit=batch_size)
+        source += ", CIFAR-10 test images"
+    except (FileNotFoundError, ValueError):
+        x = torch.randn(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        source += ", random inputs"
+    return model, x, source
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ps", default="1e-7,1e-5,1e-3,1e-2")
+    parser.add_argument(
+        "--reference-ps", default="1e-5", help="p values run with the reference engine"
+    )
+    parser.add_argument(
+        "--reference-batch", type=int, default=8, help="images for the reference engine"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ps = [float(p) for p in args.ps.split(",")]
+    ref_ps = [float(p) for p in args.reference_ps.split(",") if p]
+
+    model, x, source = load_vgg_a(args.batch_size)
+    net = NoisyNetwork(model, "float32")
+    channels = {p: BitFlip("float32", p, engine="auto") for p in ps}
+    print(f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} threads ({source})")
+    elements = sum(wp.numel for wp in net.write_points(x)) * len(x)
+    print(
+        f"{len(net.write_points())} writes, {elements:,} elements ({32 * elements:,} bits) per batch"
+    )
+
+    # warm-up: allocator, numba compilation of the engine
+    net.logits(x, None)
+    net.logits(x[:8], channels[ps[-1]], seed=0)
+
+    clean: list[float] = []
+    noisy: dict[float, list[float]] = {p: [] for p in ps}
+    for r in range(args.repeats):
+        clean.append(timed(lambda: net.logits(x, None)))
+        for p in ps:
+            noisy[p].append(timed(lambda p=p, r=r: net.logits(x, channels[p], seed=r)))
+    t_clean = min(clean)
+    print(
+        f"\nclean: {t_clean:.3f} s/batch (min of {args.repeats}; median {statistics.median(clean):.3f})"
+    )
+    print(f"{'p':>8} {'auto s/batch':>13} {'auto/clean':>11} {'median ratio':>13}")
+    for p in ps:
+        med = statistics.median(n / c for n, c in zip(noisy[p], clean))
+        print(f"{p:>8.0e} {min(noisy[p]):>13.3f} {min(noisy[p]) / t_clean:>11.3f} {med:>13.3f}")
+
+    if ref_ps:
+        xr = x[: args.reference_batch]
+        scale = len(x) / len(xr)
+        t_clean_r = min(timed(lambda: net.logits(xr, None)) for _ in range(args.repeats))
+        print(
+            f"\nreference engine on {len(xr)} images, scaled ×{scale:g} to the batch of {len(x)}:"
+        )
+        print(f"{'p':>8} {'ref s/batch':>12} {'ref/clean':>10} {'ref/auto':>9}")
+        for p in ref_ps:
+            ref = BitFlip("float32", p, engine="reference")
+            t_ref = timed(lambda ref=ref: net.logits(xr, ref, seed=0))
+            t_ref_batch = t_clean + (t_ref - t_clean_r) * scale
+            t_auto = min(noisy[p]) if p in noisy else float("nan")
+            print(
+                f"{p:>8.0e} {t_ref_batch:>12.2f} {t_ref_batch / t_clean:>10.1f} {t_ref_batch / t_auto:>9.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

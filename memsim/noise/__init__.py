@@ -1,0 +1,42 @@
+"""Bit-flip noise: how written bits go wrong (DESIGN §3).
+
+Data flow: a policy turns a device error rate into per-bit ``p01``/``p10`` and a
+:class:`~memsim.noise.channel.Channel`; noisy inference calls the channel at every write point,
+which calls :func:`flip_` on the stored tensor.
+
+* :func:`flip` / :func:`flip_` flip every noisy stored bit independently: a 0 becomes 1 with
+  ``p01``, a 1 becomes 0 with ``p10`` (``y = (x | f1) ^ (x & f2)``), on the same-width integer
+  view of the storage, positions counted MSB-first. Engines (``memsim.noise.engines``):
+  ``reference`` (dense float64 Bernoulli masks, the oracle), ``numba`` (CPU, cost ∝ flips,
+  geometric skipping with thinning by the stored bit), ``torch`` (sparse, exact, CUDA or CPU),
+  ``auto`` (numba on CPU, torch elsewhere). Every call without a seed draws fresh flips;
+  nothing caches a pattern.
+
+Coupled sweeps (common random numbers)
+--------------------------------------
+``ladder=[P_1, P_2, ...]`` is a non-decreasing list of settings (a scalar p, or a ``(p01,
+p10)`` pair of scalars or per-position vectors). A call whose ``(p01, p10)`` is entry ``k`` is
+sampled as the union of independent layers ``j = 1..k``: layer ``j`` flips each bit (judged by
+its *original* stored value) with ``r_j = (P_j - P_{j-1}) / (1 - P_{j-1})`` (``P_0 = 0``,
+computed per position and separately for the 0→1 and 1→0 directions) and draws from seed
+``child_seed(seed, "layer", j)``. Since ``1 - prod_j (1 - r_j) = P_k``, each bit is exactly
+Bernoulli(``P_k``); since layer ``j`` does not depend on ``k``, the flips at a smaller entry are
+a subset of those at a larger one for the same seed. The work stays proportional to the flips
+at ``P_k``. :func:`flip_coupled` returns the whole nested family in one call.
+"""
+
+from memsim.noise.api import flip, flip_, flip_coupled
+from memsim.noise.channel import BitFlip, Channel, Noiseless
+from memsim.noise.engines import ENGINES, Engine, get_engine
+
+__all__ = [
+    "ENGINES",
+    "BitFlip",
+    "Channel",
+    "Engine",
+    "Noiseless",
+    "flip",
+    "flip_",
+    "flip_coupled",
+    "get_engine",
+]

@@ -1,0 +1,211 @@
+"""Numba kernels of the sparse CPU bit-flip engine.
+
+Kernels take 1-D NumPy arrays of unsigned integer words (the stored bit patterns) and an
+explicit PRNG state, never NumPy's or Numba's global random state, so a result depends only on
+the seed, not on thread count or on what ran before. The PRNG is xoshiro256** seeded through
+splitmix64 (Blackman & Vigna), the same generator family NumPy uses for its seeding.
+
+The glue that turns tensors into word arrays and picks kernels lives in
+:mod:`memsim.noise.numba_engine`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsim.jit import jit
+
+_MASK64 = (1 << 64) - 1
+_INV_2_53 = 1.0 / 9007199254740992.0
+
+
+def seed_state(seed: int) -> np.ndarray:
+    """A xoshiro256** state (4 uint64 words) from a non-negative integer seed via splitmix64."""
+    s = int(seed) & _MASK64
+    out = []
+    for _ in range(4):
+        s = (s + 0x9E3779B97F4A7C15) & _MASK64
+        z = s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        out.append(z ^ (z >> 31))
+    if not any(out):  # the all-zero state is the one xoshiro must avoid
+        out[0] = 1
+    return np.array(out, dtype=np.uint64)
+
+
+@jit(inline="always")
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@jit(inline="always")
+def _next(s0, s1, s2, s3):
+    """One xoshiro256** step: (random uint64, new state words)."""
+    result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return result, s0, s1, s2, s3
+
+
+@jit(inline="always")
+def _setup(npos, p01, p10):
+    """Candidate rate constants: 1/log(1 - pmax), acceptance per stored value, index shift."""
+    pmax = max(p01, p10)
+    # pmax = 1: log1p(-1) = -inf, so every gap is 0 and every bit is a candidate.
+    inv_logq = 1.0 / np.log1p(-pmax)
+    # PERF: a power-of-two group (e.g. every position of the word) avoids an integer division.
+    pshift = -1
+    if npos & (npos - 1) == 0:
+        pshift = 0
+        while (1 << pshift) < npos:
+            pshift += 1
+    return inv_logq, p01 / pmax, p10 / pmax, pshift
+
+
+@jit(inline="always")
+def _skip(fi, inv_logq, s0, s1, s2, s3):
+    """Advance the candidate index by 1 + Geometric gap: floor(log(u) / log(1 - pmax))."""
+    r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+    u = ((r >> np.uint64(11)) + np.uint64(1)) * _INV_2_53  # 53-bit uniform in (0, 1]
+    # PERF: the index is a float64 (exact below 2**53): a huge gap needs no overflow check.
+    return fi + np.floor(np.log(u) * inv_logq) + 1.0, s0, s1, s2, s3
+
+
+@jit(inline="always")
+def _locate(i, npos, pshift):
+    """(word index, position index in the group) of candidate ``i`` (element-major)."""
+    if pshift >= 0:
+        w = i >> pshift
+        return w, i - (w << pshift)
+    w = i // npos
+    return w, i - w * npos
+
+
+@jit(inline="always")
+def _thin(word, s, a01, a10, s0, s1, s2, s3):
+    """Accept a candidate with a01 if its stored bit is 0, a10 if it is 1."""
+    bit = (np.uint64(word) >> s) & np.uint64(1)
+    r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+    u = (r >> np.uint64(11)) * _INV_2_53  # in [0, 1): u < 1 always accepts
+    return u < (a10 if bit else a01), s0, s1, s2, s3
+
+
+@jit
+def flip_group(words, shifts, p01, p10, state):
+    """Flip one group's eligible bits in place; cost proportional to the flips.
+
+    The index space is ``words.size * shifts.size`` (element-major). Candidates arrive at rate
+    ``pmax = max(p01, p10)`` (geometric gaps from 53-bit uniforms: exactly Geometric(pmax) up
+    to the resolution of the uniform). A candidate is accepted with ``p01 / pmax`` if the stored
+    bit is 0 and ``p10 / pmax`` if it is 1, so each bit flips with exactly its own direction's
+    probability. Each bit is visited at most once, so XOR in place is exact. ``state`` (a
+    xoshiro256** state) is advanced.
+    """
+    npos = shifts.size
+    total = float(words.size * npos)
+    if total == 0 or max(p01, p10) <= 0.0:
+        return
+    inv_logq, a01, a10, pshift = _setup(npos, p01, p10)
+    thin = a01 < 1.0 or a10 < 1.0
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    fi = -1.0
+    while True:
+        fi, s0, s1, s2, s3 = _skip(fi, inv_logq, s0, s1, s2, s3)
+        if fi >= total:
+            break
+        w, j = _locate(np.int64(fi), npos, pshift)
+        s = np.uint64(shifts[j])
+        if thin:
+            ok, s0, s1, s2, s3 = _thin(words[w], s, a01, a10, s0, s1, s2, s3)
+            if not ok:
+                continue
+        words[w] ^= np.uint64(1) << s
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
+@jit
+def collect_group(words, shifts, p01, p10, state, out, n_out):
+    """As :func:`flip_group`, but only read ``words`` and record accepted bits.
+
+    Events are appended to ``out`` as ``word_index * 64 + shift`` from position ``n_out`` on
+    (the buffer grows as needed); returns the buffer and the new count. Used for ladders, where
+    every layer must be judged against the original bits.
+    """
+    npos = shifts.size
+    total = float(words.size * npos)
+    if total == 0 or max(p01, p10) <= 0.0:
+        return out, n_out
+    inv_logq, a01, a10, pshift = _setup(npos, p01, p10)
+    thin = a01 < 1.0 or a10 < 1.0
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    fi = -1.0
+    while True:
+        fi, s0, s1, s2, s3 = _skip(fi, inv_logq, s0, s1, s2, s3)
+        if fi >= total:
+            break
+        w, j = _locate(np.int64(fi), npos, pshift)
+        s = np.uint64(shifts[j])
+        if thin:  # the same draws as flip_group, so a layer's events do not depend on the path
+            ok, s0, s1, s2, s3 = _thin(words[w], s, a01, a10, s0, s1, s2, s3)
+            if not ok:
+                continue
+        if n_out == out.size:
+            grown = np.empty(max(2 * out.size, 64), dtype=np.int64)
+            grown[:n_out] = out[:n_out]
+            out = grown
+        out[n_out] = w * 64 + np.int64(s)
+        n_out += 1
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return out, n_out
+
+
+@jit
+def xor_events(words, events):
+    """Flip each distinct bit named in ``events`` (``word_index * 64 + shift``) once."""
+    events.sort()
+    one = np.uint64(1)
+    prev = -1
+    for e in events:
+        if e == prev:  # the same bit drawn by two layers is one flip (a union, not XOR)
+            continue
+        prev = e
+        words[e >> 6] ^= one << np.uint64(e & 63)
+
+
+@jit
+def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
+    """Flip every lane of every word with its own probability, 64 lanes at a time.
+
+    Bit-sliced comparison ``u < p`` (Knuth's "bits of a uniform" method): level ``i`` draws one
+    random bit per lane and compares it with bit ``i`` (after the binary point) of the lane's
+    threshold, ``t01[i]`` for lanes storing 0 and ``t10[i]`` for lanes storing 1; a lane is
+    decided at the first level where the bits differ (random 0 under threshold 1: flip). With
+    64-bit fixed-point thresholds this is exactly Bernoulli(p_fixed / 2**64), and a word is
+    done once all its lanes are decided (about 8 levels for 64 lanes, whatever p).
+
+    ``e01``/``e10`` mark lanes with 0 < p < 1 per direction, ``f01``/``f10`` lanes with p = 1.
+    ``words`` may be any unsigned width; the masks must not set bits beyond it.
+    """
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    nlev = t01.size
+    for k in range(words.size):
+        x = np.uint64(words[k])
+        nx = ~x
+        undecided = (nx & e01) | (x & e10)
+        flips = (nx & f01) | (x & f10)
+        i = 0
+        while undecided != 0 and i < nlev:
+            r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+            t = (nx & t01[i]) | (x & t10[i])
+            flips |= undecided & t & ~r
+            undecided &= ~(t ^ r)
+            i += 1
+        if flips != 0:
+            words[k] ^= flips
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3

@@ -1,0 +1,230 @@
+"""Summary tables: pure functions from result frames to the tables of the report.
+
+Sits after the results store: inputs are the points table (``points.csv``), the memory-model
+table (``memory.csv``) and the programming conditions (``conditions.csv``); outputs are the
+per-curve fits and ``summary.csv``. Nothing here simulates; fits are analysis of stored points.
+Column meanings are documented in ``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from memsim.fit import FitResult, fit_points
+
+CURVE_COLUMNS = ("workload", "format", "policy", "mask")
+
+#: Columns of ``summary.csv`` in order (the contract).
+SUMMARY_COLUMNS = (
+    "workload",
+    "format",
+    "policy",
+    "mask",
+    "condition",
+    "num_classes",
+    "a_max",
+    "a_min",
+    "mu",
+    "mu_ci_low",
+    "mu_ci_high",
+    "mu_note",
+    "fit_status",
+    "fit_scale",
+    "sigma",
+    "p99",
+    "fit_r2",
+    "fit_rmse",
+    "n_points",
+    "n_repeats",
+    "operating_p01",
+    "operating_p10",
+    "accuracy_at_operating_point",
+    "accuracy_at_operating_point_std",
+    "energy_pj_per_inference",
+    "latency_ns_per_inference",
+    "energy_overhead",
+    "latency_overhead",
+    "mu_gain",
+)
+
+
+def fit_curves(
+    points: pd.DataFrame,
+    *,
+    scale: str = "log10p",
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[tuple, tuple[FitResult, int]]:
+    """Fit every curve of a points table.
+
+    Returns
+    -------
+    dict
+        ``(workload, format, policy, mask) -> (FitResult, num_classes)``. ``a_max`` is the
+        curve's clean (noise-free) accuracy; curves without a clean point are skipped.
+    """
+    fits: dict[tuple, tuple[FitResult, int]] = {}
+    if points.empty:
+        return fits
+    for key, group in points.groupby(list(CURVE_COLUMNS), sort=True):
+        clean = group[group["kind"] == "clean"]
+        sweep = group[group["kind"] == "sweep"]
+        if clean.empty:
+            continue
+        num_classes = int(clean["num_classes"].iloc[0])
+        a_max = float(clean["accuracy"].mean())
+        fit = fit_points(
+            sweep["p"].to_numpy(),
+            sweep["accuracy"].to_numpy(),
+            sweep["repeat"].to_numpy(),
+            a_max=a_max,
+            num_classes=num_classes,
+            scale=scale,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+        )
+        fits[tuple(key)] = (fit, num_classes)
+    return fits
+
+
+def summary_table(
+    points: pd.DataFrame,
+    memory: pd.DataFrame | None = None,
+    conditions: pd.DataFrame | None = None,
+    *,
+    baseline: str = "baseline",
+    fits: Mapping[tuple, tuple[FitResult, int]] | None = None,
+    **fit_options,
+) -> pd.DataFrame:
+    """One row per workload × format × policy × mask × programming condition.
+
+    Parameters
+    ----------
+    points : DataFrame
+        The points table.
+    memory : DataFrame, optional
+        ``memory.csv``: energy and latency per inference by workload, format, policy, condition.
+    conditions : DataFrame, optional
+        ``conditions.csv``: one row per condition with ``operating_p01``/``operating_p10``.
+    baseline : str
+        Policy label the overheads are measured against.
+    fits : mapping, optional
+        Precomputed :func:`fit_curves` output; computed with ``fit_options`` otherwise.
+    """
+    fits = fit_curves(points, **fit_options) if fits is None else fits
+    conds = _conditions(conditions)
+    rows = []
+    for key, (fit, num_classes) in fits.items():
+        curve = dict(zip(CURVE_COLUMNS, key))
+        group = _select(points, curve)
+        n_repeats = int(group.loc[group["kind"] == "sweep", "repeat"].nunique())
+        for cond in conds:
+            op = group[
+                (group["kind"] == "operating")
+                & np.isclose(group["p"], cond["operating_p01"], rtol=1e-12, atol=0)
+                & np.isclose(group["p10"], cond["operating_p10"], rtol=1e-12, atol=0)
+            ]["accuracy"]
+            cost = _cost(memory, curve, cond["condition"])
+            rows.append(
+                {
+                    **curve,
+                    "condition": cond["condition"],
+                    "num_classes": num_classes,
+                    "a_max": fit.a_max,
+                    "a_min": fit.a_min,
+                    "mu": fit.mu,
+                    "mu_ci_low": fit.mu_ci_low,
+                    "mu_ci_high": fit.mu_ci_high,
+                    "mu_note": fit.note,
+                    "fit_status": fit.status,
+                    "fit_scale": fit.scale,
+                    "sigma": fit.sigma,
+                    "p99": fit.p99,
+                    "fit_r2": fit.r2,
+                    "fit_rmse": fit.rmse,
+                    "n_points": fit.n_points,
+                    "n_repeats": n_repeats,
+                    "operating_p01": cond["operating_p01"],
+                    "operating_p10": cond["operating_p10"],
+                    "accuracy_at_operating_point": float(op.mean()) if len(op) else math.nan,
+                    "accuracy_at_operating_point_std": float(op.std(ddof=1)) if len(op) > 1 else math.nan,
+                    **cost,
+                }
+            )
+    summary = pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS if c not in ("energy_overhead", "latency_overhead", "mu_gain")])
+    return add_overheads(summary, baseline)
+
+
+def add_overheads(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Ratios to the baseline policy of the same workload, format, mask and condition."""
+    summary = summary.copy()
+    keys = ["workload", "format", "mask", "condition"]
+    base = summary[summary["policy"] == baseline].set_index(keys)
+    for col, ref in (
+        ("energy_overhead", "energy_pj_per_inference"),
+        ("latency_overhead", "latency_ns_per_inference"),
+        ("mu_gain", "mu"),
+    ):
+        values = []
+        for _, row in summary.iterrows():
+            k = tuple(row[c] for c in keys)
+            b = base[ref].get(k, math.nan) if k in base.index else math.nan
+            values.append(row[ref] / b if b and not math.isnan(b) else math.nan)
+        summary[col] = values
+    return summary[list(SUMMARY_COLUMNS)]
+
+
+def curve_means(points: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation of accuracy per curve and p (sweep points), for plots."""
+    sweep = points[points["kind"] == "sweep"]
+    if sweep.empty:
+        return pd.DataFrame(columns=[*CURVE_COLUMNS, "p", "mean", "std", "n"])
+    grouped = sweep.groupby([*CURVE_COLUMNS, "p"])["accuracy"]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def _select(frame: pd.DataFrame, values: Mapping[str, object]) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for col, value in values.items():
+        mask &= (frame[col] == value).to_numpy()
+    return frame[mask]
+
+
+def _conditions(conditions: pd.DataFrame | None) -> list[dict]:
+    if conditions is None or conditions.empty:
+        return [{"condition": "", "operating_p01": math.nan, "operating_p10": math.nan}]
+    return conditions[["condition", "operating_p01", "operating_p10"]].to_dict("records")
+
+
+def _cost(memory: pd.DataFrame | None, curve: Mapping[str, object], condition: str) -> dict:
+    empty = {"energy_pj_per_inference": math.nan, "latency_ns_per_inference": math.nan}
+    if memory is None or memory.empty:
+        return empty
+    sel = _select(memory, {"workload": curve["workload"], "format": curve["format"], "policy": curve["policy"], "condition": condition})
+    if sel.empty:
+        return empty
+    return {k: float(sel[k].iloc[0]) for k in empty}
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> str:
+    """A frame as a GitHub Markdown table, numbers to ``digits`` significant digits."""
+    frame = frame if columns is None else frame[columns]
+
+    def cell(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if math.isnan(v) else f"{v:.{digits}g}"
+        return str(v).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Controller arithmetic: a write plan becomes bursts of write units mapped over banks.
+
+Where it sits: between a :class:`~memsim.timing.plan.WritePlan` (what one tensor costs per
+unit) and the SimPy model (:mod:`memsim.timing.model`, which only moves bursts through
+queues and banks). Everything here is vectorised NumPy over the units of one tensor: pulse
+rounds are sampled per unit in one call, units are assigned to banks round-robin, and
+consecutive units bound for the same bank are merged into bursts whose service time is the
+sum of theirs. The SimPy model then spends one event per burst, never one per bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.timing.params import MemoryParams
+from memsim.timing.plan import WritePlan
+
+
+@dataclass(frozen=True)
+class Bursts:
+    """Bursts of one tensor, in the order the controller issues them.
+
+    Attributes
+    ----------
+    bank : ndarray of int64
+        Bank serving each burst.
+    units : ndarray of int64
+        Write units in each burst (each holds one write-queue entry while it waits).
+    rounds : ndarray of float64
+        Pulse rounds summed over the burst's units (0 for SRAM).
+    service_ns : ndarray of float64
+        Time the bank is busy with the burst.
+    """
+
+    bank: np.ndarray
+    units: np.ndarray
+    rounds: np.ndarray
+    service_ns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    @classmethod
+    def empty(cls) -> Bursts:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z.astype(float), z.astype(float))
+
+
+def sample_rounds(
+    rounds_pmf: tuple[float, ...] | np.ndarray,
+    n_units: int,
+    rng: np.random.Generator | None,
+    *,
+    deterministic: bool = False,
+) -> np.ndarray:
+    """Pulse rounds of ``n_units`` write units, drawn in one vectorised call.
+
+    Parameters
+    ----------
+    rounds_pmf : sequence of float
+        ``rounds_pmf[r]`` is the probability that a unit needs ``r + 1`` rounds.
+    n_units : int
+        Units to draw for.
+    rng : numpy Generator
+        Source of randomness (unused when ``deterministic``).
+    deterministic : bool
+        Give every unit the expected number of rounds instead of a draw (closed-form checks).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_units,)
+    """
+    pmf = np.clip(np.asarray(rounds_pmf, dtype=float), 0.0, None)
+    pmf = pmf / pmf.sum()
+    rounds = np.arange(1, len(pmf) + 1, dtype=float)
+    if deterministic or len(pmf) == 1:
+        return np.full(n_units, float(np.dot(rounds, pmf)))
+    if rng is None:
+        raise ValueError("sample_rounds needs an rng unless deterministic=True.")
+    # Inverse CDF: one uniform per unit, no per-bit draws (memory_models.md §8.3 item 4).
+    cdf = np.cumsum(pmf)
+    idx = np.searchsorted(cdf, rng.random(n_units), side="right")
+    return rounds[np.minimum(idx, len(pmf) - 1)]
+
+
+def split_units(
+    n_units: int,
+    *,
+    n_banks: int,
+    interleave_units: int,
+    burst_units: int,
+    first_unit: int,
+    unit_ns: float,
+    round_ns: float = 0.0,
+    rounds: np.ndarray | None = None,
+) -> Bursts:
+    """Map ``n_units`` consecutive write units over banks and merge them into bursts.
+
+    Unit ``j`` of the tensor is the memory system's unit ``first_unit + j`` and goes to bank
+    ``((first_unit + j) // interleave_units) % n_banks``. Each bank's units, in order, are cut
+    into bursts of at most ``burst_units``; bursts are issued in the order of their first unit.
+    A burst's service time is ``units × unit_ns + (sum of its rounds) × round_ns``.
+    """
+    if n_units == 0:
+        return Bursts.empty()
+    j = np.arange(n_units, dtype=np.int64)
+    bank = ((first_unit + j) // interleave_units) % n_banks
+    order = np.argsort(bank, kind="stable")  # units grouped by bank, each group in unit order
+    bank_sorted = bank[order]
+    counts = np.bincount(bank, minlength=n_banks)
+    group_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(n_units, dtype=np.int64) - group_start[bank_sorted]
+    new_burst = np.ones(n_units, dtype=bool)
+    new_burst[1:] = (bank_sorted[1:] != bank_sorted[:-1]) | (rank[1:] % burst_units == 0)
+    starts = np.flatnonzero(new_burst)
+    units = np.diff(np.append(starts, n_units))
+    if rounds is None:
+        burst_rounds = np.zeros(len(starts))
+    else:
+        burst_rounds = np.add.reduceat(np.asarray(rounds, dtype=float)[order], starts)
+    issue = np.argsort(order[starts], kind="stable")
+    units = units[issue]
+    burst_rounds = burst_rounds[issue]
+    return Bursts(
+        bank=bank_sorted[starts][issue],
+        units=units,
+        rounds=burst_rounds,
+        service_ns=units * unit_ns + burst_rounds * round_ns,
+    )
+
+
+def passes(plan: WritePlan, params: MemoryParams) -> int:
+    """Sequential programming passes a unit of ``plan`` needs on banks of ``params``.
+
+    A unit programs ``unit_bits × devices_per_bit`` cells (a 2T2R bit is two devices) with
+    ``write_width_bits`` drivers, so it takes ``ceil(cells / write_width_bits)`` passes.
+    """
+    cells = plan.unit_bits * plan.devices_per_bit
+    return -(-cells // params.write_width_bits)
+
+
+def rram_unit_ns(plan: WritePlan, params: MemoryParams) -> float:
+    """Per-unit time that does not depend on rounds: ECC encode plus access overhead."""
+    return plan.t_ecc_ns + params.t_access_ns
+
+
+def rram_round_ns(plan: WritePlan, params: MemoryParams) -> float:
+    """Time of one pulse round of one unit: every pass pulses, then verifies when enabled."""
+    return passes(plan, params) * (plan.t_pulse_ns + plan.t_verify_ns)
+
+
+def rram_bursts(
+    plan: WritePlan,
+    params: MemoryParams,
+    first_unit: int,
+    rng: np.random.Generator | None,
+    *,
+    deterministic: bool = False,
+) -> Bursts:
+    """The RRAM bursts of one tensor, rounds sampled per unit (vectorised)."""
+    n = plan.n_units
+    return split_units(
+        n,
+        n_banks=params.n_banks,
+        interleave_units=params.interleave_units,
+        burst_units=params.effective_burst_units,
+        first_unit=first_unit,
+        unit_ns=rram_unit_ns(plan, params),
+        round_ns=rram_round_ns(plan, params),
+        rounds=sample_rounds(plan.rounds_pmf, n, rng, deterministic=deterministic),
+    )
+
+
+def sram_bursts(plan: WritePlan, params: MemoryParams, first_unit: int) -> Bursts:
+    """The SRAM bursts of one tensor (fixed access time, no rounds)."""
+    return split_units(
+        plan.n_sram_units,
+        n_banks=params.sram_banks,
+        interleave_units=1,
+        burst_units=params.effective_burst_units,
+        first_unit=first_unit,
+        unit_ns=plan.t_sram_ns,
+    )

@@ -1,0 +1,226 @@
+"""Simulate the writes of one traced inference: plans + trace + machine → :class:`MemoryResult`.
+
+Where it sits: the last step of the cost side (DESIGN §6). Inputs are the trace (execution
+order and operation counts), one :class:`~memsim.timing.plan.WritePlan` per written record
+(from a policy) and :class:`~memsim.timing.params.MemoryParams`. Pulse rounds are drawn per
+write unit, vectorised per tensor, from a generator derived from ``seed`` and the record
+index, so a result depends only on its inputs and seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from memsim import rng as rng_mod
+from memsim.timing.mapping import Bursts, rram_bursts, sram_bursts
+from memsim.timing.model import LayerWork, MemorySystem, bank, processor
+from memsim.timing.params import MemoryParams
+from memsim.timing.plan import ENERGY_CATEGORIES, WritePlan
+from memsim.timing.result import MemoryResult
+from memsim.trace import Trace
+
+
+def _index_plans(plans: Iterable[WritePlan], trace: Trace) -> dict[int, WritePlan]:
+    by_index: dict[int, WritePlan] = {}
+    for plan in plans:
+        if not isinstance(plan, WritePlan):
+            raise TypeError(f"plans must be WritePlan objects. Got {type(plan).__name__}.")
+        if not 0 <= plan.record_index < len(trace):
+            raise ValueError(
+                f"WritePlan '{plan.name}' has record_index {plan.record_index}, but the trace "
+                f"has {len(trace)} records."
+            )
+        if plan.record_index in by_index:
+            raise ValueError(
+                f"Two write plans for trace record {plan.record_index} ('{plan.name}')."
+            )
+        by_index[plan.record_index] = plan
+    return by_index
+
+
+def _layer_work(
+    trace: Trace,
+    plans: dict[int, WritePlan],
+    params: MemoryParams,
+    seed: int | None,
+    deterministic: bool,
+) -> list[LayerWork]:
+    works = []
+    rram_next = sram_next = 0  # interleaving continues across tensors
+    for i, record in enumerate(trace.records):
+        plan = plans.get(i)
+        if plan is None:
+            rram = sram = Bursts.empty()
+        else:
+            gen = None if deterministic else rng_mod.generator(seed, "timing", "rounds", i)
+            rram = rram_bursts(plan, params, rram_next, gen, deterministic=deterministic)
+            sram = sram_bursts(plan, params, sram_next)
+            rram_next += plan.n_units
+            sram_next += plan.n_sram_units
+        works.append(
+            LayerWork(i, record.name, record.ops / params.throughput_ops_per_ns, rram, sram)
+        )
+    return works
+
+
+def simulate(
+    plans: Iterable[WritePlan],
+    trace: Trace,
+    params: MemoryParams | None = None,
+    *,
+    seed: int | None,
+    deterministic: bool = False,
+) -> MemoryResult:
+    """Simulate one trace's compute and writes on a memory system.
+
+    Parameters
+    ----------
+    plans : iterable of WritePlan
+        At most one plan per trace record, matched by ``record_index``; records without a
+        plan only compute (their tensor is not written to the simulated memory).
+    trace : Trace
+        The records in execution order; ``record.ops`` gives compute time.
+    params : MemoryParams, optional
+        The machine (default: ``MemoryParams()``, the ``default`` preset's values).
+    seed : int or None
+        Run seed; each record's rounds come from ``memsim.rng.generator(seed, "timing",
+        "rounds", index)``. Required keyword so that results are reproducible by default.
+    deterministic : bool
+        Give every unit its expected number of rounds instead of a sampled one (closed forms).
+
+    Returns
+    -------
+    MemoryResult
+
+    Notes
+    -----
+    With one bank, ``overlap = false``, no SRAM bits and deterministic rounds, the latency is
+    exactly ``sum_i ops_i / throughput + sum_i n_i × (t_ecc + t_access + passes × E[R] ×
+    (t_pulse + t_verify))`` for the ``n_i`` units of record ``i``. With ``B`` banks and unit
+    interleaving the write term of record ``i`` becomes ``ceil(n_i / B) × (...)``: ``n_i / B``
+    plus a tail of at most one unit time.
+    """
+    params = MemoryParams() if params is None else params
+    if not isinstance(params, MemoryParams):
+        raise TypeError(f"params must be a MemoryParams. Got {type(params).__name__}.")
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be a memsim.trace.Trace. Got {type(trace).__name__}.")
+    by_index = _index_plans(plans, trace)
+    works = _layer_work(trace, by_index, params, seed, deterministic)
+
+    env = simpy.Environment()
+    system = MemorySystem(env, params, len(works))
+    for b in range(params.n_banks):
+        env.process(bank(env, system, "rram", b))
+    for b in range(params.sram_banks):
+        env.process(bank(env, system, "sram", b))
+    env.process(processor(env, system, works))
+    env.run()
+    # SimPy numbers every scheduled event from one counter: its next value is the count.
+    events = next(env._eid)
+    return _result(env.now, works, by_index, system, params, seed, deterministic, events)
+
+
+def _result(latency_ns, works, plans, system, params, seed, deterministic, events) -> MemoryResult:
+    mon = system.monitors
+    columns = ["start_ns", "compute_ns", "stall_queue_ns", "stall_dependency_ns", "issued_ns"]
+    layers = pd.DataFrame(mon.layer_rows, columns=columns, dtype=float)
+    layers.insert(0, "index", [w.index for w in works])
+    layers.insert(1, "name", [w.name for w in works])
+    rram_units = np.array([int(w.rram.units.sum()) for w in works], dtype=np.int64)
+    sram_units = np.array([int(w.sram.units.sum()) for w in works], dtype=np.int64)
+    done = np.array(mon.done_ns)
+    # A record without writes is "written" when the processor has issued it.
+    layers["writes_done_ns"] = np.where(rram_units + sram_units > 0, done, layers["issued_ns"])
+    layers["rram_units"] = rram_units
+    layers["sram_units"] = sram_units
+    layers["bursts"] = [len(w.rram) + len(w.sram) for w in works]
+    rounds = np.array([float(w.rram.rounds.sum()) for w in works])
+    layers["rounds_mean"] = rounds / np.maximum(rram_units, 1)
+    for cat in ENERGY_CATEGORIES:
+        layers[f"energy_{cat}_pj"] = [
+            float(plans[w.index].energy_pj.get(cat, 0.0)) if w.index in plans else 0.0
+            for w in works
+        ]
+    energy_cols = [f"energy_{cat}_pj" for cat in ENERGY_CATEGORIES]
+    by_cat = layers[energy_cols].sum().to_numpy()
+    total_pj = float(by_cat.sum())
+    energy = pd.DataFrame(
+        {
+            "category": list(ENERGY_CATEGORIES),
+            "energy_pj": by_cat,
+            "share": by_cat / total_pj if total_pj > 0 else np.zeros(len(by_cat)),
+        }
+    )
+    keys = list(mon.busy_ns)
+    busy = np.array([mon.busy_ns[k] for k in keys])
+    banks = pd.DataFrame(
+        {
+            "memory": [k[0] for k in keys],
+            "bank": [k[1] for k in keys],
+            "busy_ns": busy,
+            "units": [mon.units[k] for k in keys],
+            "bursts": [mon.bursts[k] for k in keys],
+            "utilisation": busy / latency_ns if latency_ns > 0 else np.zeros(len(keys)),
+        }
+    )
+    t = np.append(np.asarray(mon.queue_t_ns), latency_ns)
+    level = np.asarray(mon.queue_level, dtype=float)
+    queue_mean = float(np.dot(np.diff(t), level) / latency_ns) if latency_ns > 0 else 0.0
+    stall_q = float(layers["stall_queue_ns"].sum())
+    stall_d = float(layers["stall_dependency_ns"].sum())
+    return MemoryResult(
+        latency_ns=float(latency_ns),
+        compute_ns=float(layers["compute_ns"].sum()),
+        stall_ns=stall_q + stall_d,
+        stall_queue_ns=stall_q,
+        stall_dependency_ns=stall_d,
+        queue_mean_units=queue_mean,
+        queue_max_units=int(level.max()),
+        events=int(events),
+        energy_pj=total_pj,
+        layers=layers,
+        banks=banks,
+        energy=energy,
+        params=params,
+        seed=seed,
+        deterministic=deterministic,
+    )
+
+
+#: Trace roles written per inference (weights are programmed once, not per inference).
+WRITTEN_ROLES = ("activation", "input")
+
+
+def plan_trace(
+    policy, trace: Trace, device, *, roles: Iterable[str] = WRITTEN_ROLES
+) -> list[WritePlan]:
+    """Ask ``policy`` for the write plan of every record of ``trace`` whose role is in ``roles``.
+
+    Parameters
+    ----------
+    policy : policies.base.Policy
+        Anything with ``plan(record, device) -> WritePlan``.
+    trace : Trace
+        The records to plan.
+    device : object
+        The device parameters the policy reads (``memsim.device.DeviceParams``).
+    roles : iterable of str
+        Record roles to plan; by default activations and the input.
+    """
+    roles = tuple(roles)
+    plans = []
+    for record in trace.records:
+        if record.role in roles:
+            plan = policy.plan(record, device)
+            if not isinstance(plan, WritePlan):
+                raise TypeError(
+                    f"{type(policy).__name__}.plan returned {type(plan).__name__} for record "
+                    f"'{record.name}'; expected a WritePlan."
+                )
+            plans.append(plan)
+    return plans

@@ -1,0 +1,171 @@
+"""End to end: the default experiment on a reduced grid, kill -9 and resume, worker independence."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from memsim.experiment import RunOptions, load_experiment, run_experiment
+from memsim.report import write_report
+from memsim.results import POINTS_LOG, ResultsError
+
+POINT_CONTRACT = ["workload", "format", "policy", "p", "repeat", "seed", "accuracy", "nonfinite_fraction", "n_images"]
+SUMMARY_CONTRACT = [
+    "workload", "format", "policy", "a_max", "mu", "mu_ci_low", "mu_ci_high", "sigma", "p99",
+    "accuracy_at_operating_point", "energy_pj_per_inference", "latency_ns_per_inference",
+]  # fmt: skip
+
+# The default experiment with a reduced grid, fewer repeats and a subset of the test images.
+REDUCED = ["grid.p_min=1e-6", "grid.points_per_decade=2", "sweep.repeats=3", "sweep.images=96", "fit.bootstrap=100"]
+
+# A small sweep for the resume and worker tests: one curve, many cheap points.
+SMALL = [
+    'formats=["float32"]',
+    'policies=["baseline"]',
+    "grid.p_min=1e-5",
+    "grid.points_per_decade=4",
+    "sweep.repeats=4",
+    "sweep.images=48",
+    "memory.enabled=false",
+]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    config, _ = load_experiment(overrides=REDUCED)
+    out = tmp_path_factory.mktemp("default")
+    run_experiment(config, RunOptions(out=out, progress=False))
+    return config, out
+
+
+def test_default_run_writes_the_documented_files(default_run):
+    _, out = default_run
+    for name in ("points.csv", "summary.csv", "memory.csv", "report.md", "config.toml", "config.json", "metadata.json"):
+        assert (out / name).is_file(), name
+    for stem in ("accuracy_vs_p", "energy_vs_accuracy", "energy_by_category"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 0
+        assert (out / "figures" / f"{stem}.svg").stat().st_size > 0
+    points = pd.read_csv(out / "points.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(POINT_CONTRACT) <= set(points.columns)
+    assert set(SUMMARY_CONTRACT) <= set(summary.columns)
+    report = (out / "report.md").read_text()
+    assert "figures/accuracy_vs_p.png" in report and "mu" in report
+
+
+def test_default_run_fits_a_midpoint_inside_the_grid_with_its_ci(default_run):
+    config, out = default_run
+    summary = pd.read_csv(out / "summary.csv")
+    base = summary[(summary["policy"] == "baseline") & (summary["format"] == "float32")].iloc[0]
+    ps = config.grid.ps()
+    assert base["fit_status"] == "ok"
+    assert ps[0] < base["mu"] < ps[-1]
+    assert base["mu_ci_low"] <= base["mu"] <= base["mu_ci_high"]
+    assert base["a_max"] > 0.9 and base["energy_pj_per_inference"] > 0
+    # Curves that never drop are reported as censored, never with a made-up midpoint.
+    censored = summary[summary["fit_status"] == "above_range"]
+    assert censored["mu"].isna().all()
+    assert censored["mu_note"].str.startswith("mu > ").all()
+    # Overheads are relative to the baseline of the same format.
+    assert (summary.loc[summary["policy"] == "baseline", "energy_overhead"] == 1).all()
+
+
+def test_report_is_recreated_from_the_folder_alone(default_run):
+    _, out = default_run
+    before = (out / "summary.csv").read_text()
+    (out / "summary.csv").unlink()
+    (out / "report.md").unlink()
+    write_report(out)
+    assert (out / "summary.csv").read_text() == before
+    assert (out / "report.md").is_file()
+
+
+def test_folder_of_another_experiment_is_refused(default_run):
+    config, out = default_run
+    other = dataclasses.replace(config, seed=config.seed + 1)
+    with pytest.raises(ResultsError, match="different experiment"):
+        run_experiment(other, RunOptions(out=out, progress=False))
+
+
+def read_only_folder(tmp_path) -> Path:
+    """A folder this process cannot write to (root ignores mode bits: use sysfs then)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("cannot make a read-only folder here")
+
+
+def test_read_only_output_folder_is_a_clear_error(tmp_path):
+    folder = read_only_folder(tmp_path)
+    config, _ = load_experiment(overrides=SMALL)
+    with pytest.raises(ResultsError, match="not writable"):
+        run_experiment(config, RunOptions(out=folder / "out", progress=False))
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory):
+    """The small sweep, uninterrupted, one worker."""
+    config, _ = load_experiment(overrides=SMALL)
+    out = tmp_path_factory.mktemp("reference")
+    run_experiment(config, RunOptions(out=out, progress=False), sweep_only=True)
+    return pd.read_csv(out / "points.csv")
+
+
+def _sweep_cmd(out) -> list[str]:
+    cmd = [sys.executable, "-m", "memsim.cli", "sweep", os.fspath(_config_path()), "--out", os.fspath(out), "--no-progress"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    return cmd
+
+
+def _config_path():
+    from memsim.experiment import DEFAULT_CONFIG
+
+    return DEFAULT_CONFIG
+
+
+def test_sweep_killed_with_sigkill_resumes_to_the_same_table(tmp_path, small_reference):
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_sweep_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / POINTS_LOG
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= 10:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    done_before = log.read_text().count("\n")
+    assert 10 <= done_before < len(small_reference)
+
+    subprocess.run(_sweep_cmd(out), env=env, check=True, capture_output=True)
+    resumed = pd.read_csv(out / "points.csv")
+    pd.testing.assert_frame_equal(resumed, small_reference)
+    # Nothing duplicated in the store either.
+    assert (out / POINTS_LOG).read_text().count("\n") == len(small_reference)
+
+
+def test_two_workers_give_the_results_of_one(tmp_path, small_reference):
+    config, _ = load_experiment(overrides=SMALL)
+    run_experiment(config, RunOptions(out=tmp_path, workers=2, progress=False), sweep_only=True)
+    two = pd.read_csv(tmp_path / "points.csv")
+    pd.testing.assert_frame_equal(two, small_reference)
+    assert not math.isnan(two["accuracy"].mean())

@@ -1,0 +1,117 @@
+"""Experiment configs: validation errors name the key, value and file; identity ignores run options."""
+
+from __future__ import annotations
+
+import pytest
+
+from memsim.cli import main
+from memsim.config import ConfigError
+from memsim.experiment import DEFAULT_CONFIG, load_experiment, to_toml
+from memsim.results import ResultsError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_loads_with_the_standard_grid():
+    config, run = load_experiment()
+    ps = config.grid.ps()
+    assert ps[0] == pytest.approx(1e-8) and ps[-1] == pytest.approx(1e-1)
+    assert len(ps) == 22  # 3 points per decade over 7 decades
+    assert config.sweep.repeats == 5 and config.sweep.coupled
+    assert {"float32", "int8"} <= set(config.formats)
+    assert len(config.policies) >= 3 and run.workers == 1
+
+
+def test_malformed_toml_names_the_line(tmp_path):
+    path = write(tmp_path, 'name = "x"\n\nseed = = 0\n')
+    with pytest.raises(ConfigError, match=r"line 3") as exc:
+        load_experiment(path)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("colour = 1\n", "colour"), ("[sweep]\nrepeat = 3\n", "sweep.repeat"), ("[grid]\np_mx = 0.1\n", "grid.p_mx")],
+)
+def test_unknown_keys_are_named_with_the_file(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as exc:
+        load_experiment(path)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("[grid]\np_max = 2.0\n", "p_max", "2.0"),
+        ("[grid]\np_min = 0.0\n", "p_min", "0.0"),
+        ("[grid]\nvalues = [1e-3, 1.5]\n", "values[1]", "1.5"),
+        ("[grid]\nvalues = [-1e-3]\n", "values[0]", "-0.001"),
+        ("[sweep]\nrepeats = 0\n", "repeats", "0"),
+    ],
+)
+def test_bad_values_name_key_value_and_file(tmp_path, text, key, value):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_experiment(path)
+    msg = str(exc.value)
+    assert key in msg and value in msg and str(path) in msg
+
+
+def test_unknown_policy_and_workload_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"policies\[1\].*write_verfy"):
+        load_experiment(write(tmp_path, 'policies = ["baseline", "write_verfy"]\n'))
+    with pytest.raises(ConfigError, match=r"workloads\[0\]"):
+        load_experiment(write(tmp_path, 'workloads = ["digitz"]\n'))
+
+
+def test_run_options_do_not_change_the_identity(tmp_path):
+    base, _ = load_experiment(write(tmp_path, "seed = 3\n"))
+    more, run = load_experiment(write(tmp_path, "seed = 3\n[run]\nworkers = 4\n"))
+    assert run.workers == 4
+    assert base.digest() == more.digest()
+    other, _ = load_experiment(write(tmp_path, "seed = 4\n"))
+    assert other.digest() != base.digest()
+
+
+def test_resolved_config_loads_back_to_the_same_experiment(tmp_path):
+    config, _ = load_experiment(overrides=["sweep.repeats=2", 'policies=["baseline", {kind="write_verify", max_extra_rounds=1, label="wv1"}]'])
+    assert config.sweep.repeats == 2 and config.policies[1].label == "wv1"
+    again, _ = load_experiment(write(tmp_path, to_toml(config.to_toml_data())))
+    assert again.digest() == config.digest()
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, "[sweep]\nrepeats = 0\n")
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "repeats" in err and "Traceback" not in err
+
+
+def test_results_error_is_a_value_error():
+    # The CLI turns ValueErrors into one clean line; a refused folder must be one.
+    assert issubclass(ResultsError, ValueError)
+    assert DEFAULT_CONFIG.is_file()
+
+
+SHIPPED = sorted(
+    str(p.relative_to(DEFAULT_CONFIG.parent))
+    for p in [*DEFAULT_CONFIG.parent.glob("*.toml"), *DEFAULT_CONFIG.parent.glob("labs/*.toml"), *DEFAULT_CONFIG.parent.glob("cifar/*.toml")]
+)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_experiment_config_validates(name):
+    config, _ = load_experiment(DEFAULT_CONFIG.parent / name)
+    assert config.grid.ps() and config.sweep.repeats >= 1
+
+
+def test_shipped_configs_cover_the_cifar_study():
+    assert {"cifar/vgg_formats.toml", "cifar/noisy_bits.toml", "cifar/noisy_training.toml", "cifar/energy_accuracy.toml"} <= set(SHIPPED)
+    config, _ = load_experiment(DEFAULT_CONFIG.parent / "cifar/vgg_formats.toml")
+    assert [w.name for w in config.workloads] == ["vgg_A", "vgg_B", "vgg_D", "vgg_E"]
+    assert set(config.formats) == {"float16", "bfloat16", "float32", "float64", "int8"}

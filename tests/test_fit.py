@@ -1,0 +1,82 @@
+"""The logistic fit recovers known parameters, and says so when it cannot fit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from memsim.fit import fit_curve, fit_points, logistic, p_keep
+
+GRID = np.logspace(-8, -1, 22)
+
+
+def synthetic(mu_log10: float, sigma: float, *, repeats: int, noise: float, seed: int):
+    """Points drawn from a known logistic in log10 p with Gaussian noise per point."""
+    rng = np.random.default_rng(seed)
+    p = np.repeat(GRID, repeats)
+    rep = np.tile(np.arange(repeats), GRID.size)
+    acc = logistic(np.log10(p), mu_log10, sigma, 0.95, 0.1) + rng.normal(0, noise, p.size)
+    return p, acc, rep
+
+
+def test_fit_recovers_mu_and_sigma_from_known_logistic():
+    p, acc, rep = synthetic(-4.3, 0.25, repeats=5, noise=0.01, seed=1)
+    fit = fit_points(p, acc, rep, a_max=0.95, num_classes=10, n_boot=100, seed=0)
+    assert fit.ok and fit.scale == "log10p"
+    assert math.log10(fit.mu) == pytest.approx(-4.3, abs=0.05)
+    assert fit.sigma == pytest.approx(0.25, rel=0.2)
+    assert fit.r2 > 0.99
+    assert fit.mu_ci_low <= fit.mu <= fit.mu_ci_high
+    assert 10**-4.3 > fit.mu_ci_low and 10**-4.3 < fit.mu_ci_high
+
+
+def test_linear_p_fit_recovers_mu():
+    grid = np.linspace(1e-3, 2e-2, 20)
+    acc = logistic(grid, 8e-3, 1e-3, 0.9, 0.1)
+    fit = fit_curve(grid, acc, a_max=0.9, a_min=0.1, scale="p")
+    assert fit.ok and fit.scale == "p"
+    assert fit.mu == pytest.approx(8e-3, rel=1e-3)
+    assert fit.sigma == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_p99_keeps_99_percent_of_a_max():
+    mu_x, sigma = -3.0, 0.2
+    p99 = p_keep(mu_x, sigma, 0.9, 0.1, "log10p")
+    assert logistic(math.log10(p99), mu_x, sigma, 0.9, 0.1) == pytest.approx(0.99 * 0.9)
+    assert p99 < 10**mu_x
+
+
+def test_no_drop_in_range_is_reported_not_invented():
+    acc = np.full(GRID.size, 0.97)
+    fit = fit_curve(GRID, acc, a_max=0.97, a_min=0.1)
+    assert fit.status == "above_range"
+    assert math.isnan(fit.mu) and math.isnan(fit.sigma)
+    assert fit.note == "mu > 1e-01"
+
+
+def test_dropped_before_range_is_reported():
+    fit = fit_curve(GRID, np.full(GRID.size, 0.1), a_max=0.97, a_min=0.1)
+    assert fit.status == "below_range" and fit.note == "mu < 1e-08"
+
+
+def test_chance_level_model_has_no_signal():
+    fit = fit_curve(GRID, np.full(GRID.size, 0.1), a_max=0.11, a_min=0.1)
+    assert fit.status == "no_signal" and math.isnan(fit.mu)
+
+
+def test_bootstrap_ci_is_reproducible_and_narrows_with_repeats():
+    few = synthetic(-5.0, 0.3, repeats=3, noise=0.05, seed=2)
+    many = synthetic(-5.0, 0.3, repeats=30, noise=0.05, seed=2)
+    a = fit_points(*few, a_max=0.95, num_classes=10, n_boot=100, seed=7)
+    b = fit_points(*few, a_max=0.95, num_classes=10, n_boot=100, seed=7)
+    c = fit_points(*many, a_max=0.95, num_classes=10, n_boot=100, seed=7)
+    assert (a.mu_ci_low, a.mu_ci_high) == (b.mu_ci_low, b.mu_ci_high)
+    width = math.log10(a.mu_ci_high / a.mu_ci_low)
+    assert math.log10(c.mu_ci_high / c.mu_ci_low) < width
+
+
+def test_bad_scale_is_an_error():
+    with pytest.raises(ValueError, match="scale"):
+        fit_curve(GRID, np.ones(GRID.size), a_max=1, a_min=0.1, scale="ln")

@@ -1,0 +1,179 @@
+"""Contract tests run on every registered policy (a new one is tested the moment it registers).
+
+Invariants from STYLE.md / issue 5: with zero device error the channel changes no bit; a larger
+verify budget never raises the residual error and never lowers the energy; every plan is a valid
+WritePlan whose bits add up; sram_exponent never flips a sign or exponent bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import policies
+from memsim.device import load_device
+from memsim.formats import get_format
+from memsim.trace import WriteRecord
+from policies import POLICIES, Stage, get_policy
+from policies.accuracy import cell_error_probs
+
+#: Parameters for registered kinds that have required fields (a new kind with required
+#: fields must add an example here, or the contract test fails and says so).
+EXAMPLES = {
+    "format": {"to": "float16"},
+    "compose": {"stages": ["sram_exponent", "ecc_secded"]},
+}
+
+FORMATS = ("float32", "float16", "bfloat16", "float64", "int8")
+
+
+def example(kind: str) -> policies.Policy:
+    cls = POLICIES.get(kind)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if required and kind not in EXAMPLES:
+        pytest.fail(f"policy '{kind}' has required fields {required}: add an example to EXAMPLES")
+    return get_policy({"kind": kind, **EXAMPLES.get(kind, {})})
+
+
+def everything() -> list[str]:
+    return sorted(set(POLICIES.names()) | set(policies.config_names()))
+
+
+def as_policy(name: str) -> policies.Policy:
+    return example(name) if name in POLICIES else get_policy(name)
+
+
+def random_tensor(fmt: str, n: int = 3000, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    if fmt == "int8":
+        return torch.randint(-128, 128, (n,), generator=gen, dtype=torch.int8)
+    if fmt == "binary":
+        return torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    return (torch.randn(n, generator=gen) * 3).to(get_format(fmt).torch_dtype)
+
+
+def bits_of(x: torch.Tensor) -> np.ndarray:
+    fmt = get_format(x.dtype)
+    return x.view(fmt.int_view).numpy().copy()
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-for-bit equality (NaN patterns included, unlike ``torch.equal``)."""
+    return np.array_equal(bits_of(a), bits_of(b))
+
+
+@pytest.fixture(scope="module")
+def device():
+    return load_device()
+
+
+def record(fmt: str, ones: float = 0.3, numel: int = 96) -> WriteRecord:
+    width = get_format(fmt).width
+    return WriteRecord(
+        0, "layer", "Conv2d", "activation", (numel,), numel, fmt, width, 1000, (ones,) * width, 0.4
+    )
+
+
+def storable(policy: policies.Policy, fmt: str) -> bool:
+    try:
+        policy.validate(fmt)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", everything())
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_zero_device_error_changes_no_bit(name, fmt):
+    policy = as_policy(name)
+    if not storable(policy, fmt):
+        pytest.skip(f"{name} cannot store {fmt}")
+    if not policy.follows_sweep:
+        pytest.skip(f"{name} uses its own programming condition's error, not the device's")
+    stored = policy.storage_format(fmt)
+    x = random_tensor(stored)
+    before = x.clone()
+    channel = policy.channel(fmt, 0.0, 0.0)
+    out = channel.apply_(x, seed=1)
+    assert out is x
+    assert same_bits(x, before)
+
+
+@pytest.mark.parametrize("name", everything())
+def test_channel_corrupts_at_large_error(name):
+    """The counterpart of the zero-error test: the channel is not noiseless by accident."""
+    policy = as_policy(name)
+    fmt = "float32" if storable(policy, "float32") else "int8"
+    stored = policy.storage_format(fmt)
+    x = random_tensor(stored, n=4000)
+    before = x.clone()
+    policy.channel(fmt, 0.4, 0.4).apply_(x, seed=2)  # survives 8 verify pulses
+    assert not same_bits(x, before)
+
+
+@pytest.mark.parametrize("name", everything())
+def test_plan_is_consistent(name, device):
+    policy = as_policy(name)
+    fmt = "float32" if storable(policy, "float32") else "int8"
+    rec = record(fmt)
+    plan = policy.plan(rec, device)
+    width = get_format(policy.storage_format(fmt)).width
+    assert plan.name == rec.name and plan.record_index == rec.index
+    # every stored bit is somewhere: SRAM or RRAM (plus 8 check cells per 64 under ECC)
+    data_bits = rec.numel * width - plan.sram_bits
+    coded = isinstance(policy, Stage) and policy.spec.coding is not None
+    check_cells = 8 * -(-data_bits // 64) if coded else 0
+    assert plan.rram_bits == data_bits + check_cells
+    assert plan.total_energy_pj > 0
+    assert all(v >= 0 for v in plan.energy_pj.values())
+    assert plan.expected_rounds >= 1
+    assert policy.describe()
+
+
+@pytest.mark.parametrize("name", [n for n in everything() if n != "write_verify"])
+def test_larger_verify_budget_never_raises_error_nor_lowers_energy(name, device):
+    policy = as_policy(name)
+    spec = policy.spec if isinstance(policy, Stage) else None
+    if spec is None or spec.verify is not None:
+        pytest.skip(f"{name} fixes its own verify budget")
+    fmt = "float32" if storable(policy, "float32") else "int8"
+    stored = policy.storage_format(fmt)
+    errors, energies = [], []
+    for k in range(5):
+        combined = get_policy([policy, {"kind": "write_verify", "max_extra_rounds": k}])
+        q01, q10 = cell_error_probs(combined.spec, stored, 1e-2, 3e-2)
+        errors.append(np.concatenate([q01, q10]))
+        energies.append(combined.plan(record(fmt), device).total_energy_pj)
+    for k in range(4):
+        assert np.all(errors[k + 1] <= errors[k])
+        assert energies[k + 1] >= energies[k]
+    assert np.all(errors[4] < errors[0])  # and verifying does help
+
+
+@pytest.mark.parametrize("fmt", ("float32", "float16", "bfloat16", "float64"))
+@pytest.mark.parametrize("spec", ["sram_exponent", "sram_msb", "sram_exponent+ecc_secded"])
+def test_sram_exponent_never_flips_sign_or_exponent(spec, fmt):
+    policy = get_policy(spec)
+    f = get_format(fmt)
+    protected = 1 + len(f.fields["exponent"])
+    x = random_tensor(fmt, n=2000)
+    before = bits_of(x).view(f.np_uint)
+    policy.channel(fmt, 0.3, 0.3).apply_(x, seed=5)
+    diff = bits_of(x).view(f.np_uint) ^ before
+    top = diff >> f.np_uint.type(f.width - protected)
+    assert not top.any()
+    assert diff.any()  # the mantissa did get flipped
+
+
+def test_sram_exponent_on_int8_is_refused():
+    with pytest.raises(ValueError, match=r"sram_exponent.*int8"):
+        get_policy("sram_exponent").validate("int8")
+    with pytest.raises(ValueError, match=r"sram_exponent.*int8.*format\(to=int8\)"):
+        get_policy([{"kind": "format", "to": "int8"}, "sram_exponent"]).validate("float32")

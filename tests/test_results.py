@@ -1,0 +1,102 @@
+"""The results store: append-only, torn-tail safe, one experiment per folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memsim.results import (
+    POINTS_LOG,
+    ResultsError,
+    ResultsStore,
+    check_writable,
+    point_id,
+    read_log,
+)
+
+
+def row(p: float, repeat: int, accuracy: float = 0.5) -> dict:
+    key = {
+        "workload": "w",
+        "format": "float32",
+        "policy": "baseline",
+        "mask": "all",
+        "kind": "sweep",
+        "p": p,
+        "p10": p,
+        "repeat": repeat,
+    }
+    return {**key, "accuracy": accuracy, "point_id": point_id(key)}
+
+
+def test_points_survive_reopen_and_duplicates_are_ignored(tmp_path):
+    with ResultsStore.open(tmp_path, config={"a": 1}, digest="h1") as store:
+        store.append(row(1e-3, 0))
+        store.append(row(1e-3, 0, accuracy=0.9))  # same point again: ignored
+        store.append(row(1e-2, 0))
+    with ResultsStore.open(tmp_path, config={"a": 1}, digest="h1") as store:
+        frame = store.points_frame()
+    assert len(frame) == 2
+    assert frame.loc[frame["p"] == 1e-3, "accuracy"].item() == 0.5
+
+
+def test_torn_last_line_is_cut_and_appends_continue(tmp_path):
+    with ResultsStore.open(tmp_path, config={}, digest="h") as store:
+        store.append(row(1e-3, 0))
+    with open(tmp_path / POINTS_LOG, "a") as fh:
+        fh.write('{"point_id": "abc", "accur')  # killed mid-write
+    with ResultsStore.open(tmp_path, config={}, digest="h") as store:
+        assert len(store.finished()) == 1
+        store.append(row(1e-2, 1))
+    rows = read_log(tmp_path / POINTS_LOG)
+    assert [r["repeat"] for r in rows] == [0, 1]
+    assert all(json.loads(line) for line in (tmp_path / POINTS_LOG).read_text().splitlines())
+
+
+def test_nan_accuracy_round_trips(tmp_path):
+    with ResultsStore.open(tmp_path, config={}, digest="h") as store:
+        store.append(row(1e-3, 0, accuracy=float("nan")))
+    (back,) = read_log(tmp_path / POINTS_LOG)
+    assert back["accuracy"] != back["accuracy"]
+
+
+def test_folder_of_another_experiment_is_refused(tmp_path):
+    ResultsStore.open(tmp_path, config={"seed": 0}, digest="aaaa").close()
+    with pytest.raises(ResultsError, match="different experiment"):
+        ResultsStore.open(tmp_path, config={"seed": 1}, digest="bbbb")
+
+
+def test_non_empty_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ResultsError, match="not a memsim results folder"):
+        ResultsStore.open(tmp_path, config={}, digest="h")
+
+
+def test_second_sweep_on_same_folder_is_refused(tmp_path):
+    with ResultsStore.open(tmp_path, config={}, digest="h"):
+        with pytest.raises(ResultsError, match="in use"):
+            ResultsStore.open(tmp_path, config={}, digest="h")
+
+
+def read_only_folder(tmp_path):
+    """A folder this process cannot write to (root ignores mode bits: use sysfs then)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("cannot make a read-only folder here")
+
+
+def test_read_only_folder_is_a_clear_error(tmp_path):
+    folder = read_only_folder(tmp_path)
+    with pytest.raises(ResultsError, match="not writable"):
+        check_writable(folder)
+    with pytest.raises(ResultsError, match="not writable"):
+        check_writable(folder / "new-subfolder")

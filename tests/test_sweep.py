@@ -1,0 +1,124 @@
+"""Sweeps: planning, seeds, resume and worker independence, on a surrogate evaluator."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memsim.adaptive import run_adaptive
+from memsim.executor import SerialExecutor
+from memsim.experiment import AdaptiveConfig
+from memsim.fit import fit_points
+from memsim.results import ResultsStore
+from memsim.sweep import Curve, SurrogateEvaluator, plan_grid, run_points
+
+CURVES = [Curve("w", "float32", "baseline"), Curve("w", "int8", "baseline")]
+GRID = tuple(np.logspace(-8, -1, 22))
+SURROGATE = SurrogateEvaluator(mu_log10=-4.0, sigma=0.25, n_images=300)
+
+
+def sweep(folder, executor, tasks=None, evaluate=SURROGATE) -> pd.DataFrame:
+    tasks = tasks or plan_grid(CURVES, GRID, repeats=3, seed=11)
+    with ResultsStore.open(folder, config={}, digest="h") as store:
+        run_points(tasks, store, executor, evaluate, progress=False)
+        return store.points_frame()
+
+
+def test_plan_has_every_point_once_with_stable_seeds():
+    a = plan_grid(CURVES, GRID, repeats=3, seed=11, operating=[(1e-6, 1e-6)])
+    b = plan_grid(CURVES, GRID, repeats=3, seed=11, operating=[(1e-6, 1e-6)])
+    assert len(a) == len(CURVES) * (1 + 3 * len(GRID) + 3)
+    assert len({t.id for t in a}) == len(a)
+    assert [t.seed for t in a] == [t.seed for t in b]
+    coupled = [t for t in a if t.kind == "sweep"]
+    # Coupled: one seed per repeat for all p of a curve.
+    assert len({t.seed for t in coupled if t.curve == CURVES[0]}) == 3
+
+
+def test_coupled_curves_are_monotone_in_p():
+    tasks = plan_grid(CURVES[:1], GRID, repeats=2, seed=3)
+    accs = {(t.repeat, t.p): SURROGATE(t)["accuracy"] for t in tasks if t.kind == "sweep"}
+    for r in range(2):
+        curve = [accs[(r, p)] for p in GRID]
+        assert all(b <= a for a, b in zip(curve, curve[1:]))
+
+
+def test_interrupted_sweep_resumes_to_the_same_table(tmp_path):
+    full = sweep(tmp_path / "full", SerialExecutor())
+
+    calls = {"n": 0}
+
+    def dies_after_20(task):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return SURROGATE(task)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(tmp_path / "part", SerialExecutor(), evaluate=dies_after_20)
+    with ResultsStore.open(tmp_path / "part", config={}, digest="h") as store:
+        assert len(store.finished()) == 20
+    counted = {"n": 0}
+
+    def counting(task):
+        counted["n"] += 1
+        return SURROGATE(task)
+
+    resumed = sweep(tmp_path / "part", SerialExecutor(), evaluate=counting)
+    assert counted["n"] == len(full) - 20  # nothing recomputed
+    pd.testing.assert_frame_equal(resumed, full)
+
+
+def test_adaptive_finds_midpoint_with_a_third_of_the_passes(tmp_path):
+    curve = Curve("w", "float32", "baseline")
+    full = sweep(tmp_path / "full", SerialExecutor(), plan_grid([curve], GRID, repeats=5, seed=1))
+    grid_pts = full[full["kind"] == "sweep"]
+    ref = fit_points(grid_pts["p"], grid_pts["accuracy"], grid_pts["repeat"], a_max=0.95, num_classes=10, n_boot=0)
+    with ResultsStore.open(tmp_path / "adaptive", config={}, digest="h") as store:
+        outcomes = run_adaptive(
+            [curve],
+            store,
+            SerialExecutor(),
+            SURROGATE,
+            seed=1,
+            p_min=1e-8,
+            p_max=1e-1,
+            a_max={curve: 0.95},
+            num_classes={curve: 10},
+            options=AdaptiveConfig(enabled=True),
+            progress=False,
+        )
+        pts = store.points_frame()
+    out = outcomes[curve]
+    assert out.passes == len(pts) <= len(grid_pts) / 3
+    fit = fit_points(pts["p"], pts["accuracy"], pts["repeat"], a_max=0.95, num_classes=10, n_boot=0)
+    assert abs(fit.mu / ref.mu - 1) < 0.1
+    assert math.log10(fit.mu) == pytest.approx(-4.0, abs=0.05)
+
+
+def test_adaptive_stops_at_once_without_a_drop(tmp_path):
+    curve = Curve("w", "float32", "robust")
+    flat = SurrogateEvaluator(mu_log10=2.0)  # the drop is far beyond p = 0.1
+    with ResultsStore.open(tmp_path, config={}, digest="h") as store:
+        out = run_adaptive(
+            [curve], store, SerialExecutor(), flat, seed=0, p_min=1e-8, p_max=1e-1,
+            a_max={curve: 0.95}, num_classes={curve: 10}, options=AdaptiveConfig(), progress=False,
+        )[curve]
+    assert out.status == "no_drop" and out.passes == 2
+
+
+def test_adaptive_experiment_writes_a_fitted_summary(tmp_path):
+    from memsim.experiment import RunOptions, load_experiment, run_experiment
+
+    config, _ = load_experiment(
+        overrides=['formats=["float32"]', 'policies=["baseline"]', "adaptive.enabled=true", "memory.enabled=false", "sweep.repeats=2"]
+    )
+    out = run_experiment(config, RunOptions(out=tmp_path, progress=False), evaluator=SURROGATE)
+    summary = pd.read_csv(out / "summary.csv")
+    points = pd.read_csv(out / "points.csv")
+    assert summary["fit_status"].tolist() == ["ok"]
+    assert math.log10(summary["mu"].iloc[0]) == pytest.approx(-4.0, abs=0.1)
+    assert len(points) < 22 * 5 / 3

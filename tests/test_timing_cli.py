@@ -1,0 +1,96 @@
+"""``memsim memory``: prints the costs of a trace under a policy; bad input is one clean line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memsim.cli import main
+from memsim.timing.cli import parse_overrides
+from memsim.trace import Trace, TraceError, WriteRecord, make_trace
+
+
+@pytest.fixture
+def trace_file(tmp_path):
+    records = [
+        WriteRecord(0, "input", "Input", "input", (3, 4, 4), 48, "float32", 32, 0, (0.5,) * 32),
+        WriteRecord(
+            0, "conv", "Conv2d", "activation", (8, 4, 4), 128, "float32", 32, 3456, (0.5,) * 32
+        ),
+        WriteRecord(
+            0, "relu", "ReLU", "activation", (8, 4, 4), 128, "float32", 32, 128, (0.25,) * 32, 0.5
+        ),
+    ]
+    return make_trace("toy", "float32", records).save(tmp_path / "toy.json")
+
+
+def test_wrong_trace_version_is_one_clean_line(tmp_path, capsys):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema": "memsim.trace", "version": 99, "records": []}))
+    with pytest.raises(TraceError, match="version 99"):
+        Trace.load(path)
+    assert main(["memory", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("memsim memory: error:") and "version 99" in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_missing_trace_file_is_a_clean_error(tmp_path, capsys):
+    assert main(["memory", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_memory_preset_lists_known_presets(trace_file, capsys):
+    assert main(["memory", str(trace_file), "--params", "nope"]) == 2
+    assert "Known presets" in capsys.readouterr().err
+
+
+def test_bad_override_names_the_key(trace_file, capsys):
+    assert main(["memory", str(trace_file), "--set", "n_banks=0"]) == 2
+    assert "n_banks" in capsys.readouterr().err
+
+
+def test_memory_verb_prints_latency_stall_utilisation_and_energy(trace_file, capsys, tmp_path):
+    pytest.importorskip("policies.loading")
+    rc = main(
+        [
+            "memory",
+            str(trace_file),
+            "--policy",
+            "baseline",
+            "--params",
+            "serial",
+            "--layers",
+            "--csv",
+            str(tmp_path / "out"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    for word in (
+        "latency_ns",
+        "stall_ns",
+        "rram_utilisation",
+        "queue_units",
+        "rram_set",
+        "sram",
+        "conv",
+    ):
+        assert word in out
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "summary.csv",
+        "layers.csv",
+        "banks.csv",
+        "energy.csv",
+    }
+
+
+def test_parse_overrides_reads_toml_values():
+    assert parse_overrides(["n_banks=8", "overlap = false", "t_access_ns=1.5"]) == {
+        "n_banks": 8,
+        "overlap": False,
+        "t_access_ns": 1.5,
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["n_banks"])

@@ -1,0 +1,99 @@
+"""The workload contract for every registered workload, lookup errors, wrapping any module."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from torchvision.models import ResNet, resnet18
+
+from memsim.registry import UnknownNameError
+from workloads import WORKLOADS, Workload, get_workload
+from workloads.generic import ModuleWorkload, register, wrap
+
+
+@pytest.mark.parametrize("name", WORKLOADS.names())
+def test_every_registered_workload_keeps_the_contract(name):
+    workload = get_workload(name)
+    assert isinstance(workload, Workload)
+    assert workload.name == name
+    model = workload.build_model()
+    assert isinstance(model, nn.Module)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(2, *workload.input_shape))
+    assert logits.shape == (2, workload.num_classes)
+
+
+def test_unknown_workload_lists_the_known_ones():
+    with pytest.raises(UnknownNameError) as err:
+        get_workload("vgg_Q")
+    message = str(err.value)
+    assert "vgg_Q" in message and "digits" in message and "vgg_A" in message
+
+
+def test_unknown_option_lists_the_valid_ones():
+    with pytest.raises(
+        TypeError, match="does not accept option.*'colour'.*Valid options: checkpoint"
+    ):
+        get_workload("digits", colour="red")
+
+
+def test_get_workload_passes_a_workload_through():
+    workload = get_workload("digits")
+    assert get_workload(workload) is workload
+
+
+def test_bad_split_and_limit_are_clear_errors():
+    workload = get_workload("digits")
+    with pytest.raises(ValueError, match="'split' parameter"):
+        workload.dataset("validation")
+    with pytest.raises(ValueError, match="'limit' parameter"):
+        workload.dataset("test", limit=0)
+
+
+def test_resnet18_cifar_is_torchvisions_resnet_untrained_without_checkpoint():
+    workload = get_workload("resnet18_cifar", data_root="/nonexistent")  # no data touched
+    assert isinstance(workload.build_model(), ResNet)
+    assert workload.input_shape == (3, 32, 32) and workload.num_classes == 10
+    with pytest.warns(UserWarning, match="untrained"):
+        model = workload.load_model()
+    assert not model.training
+    with pytest.raises(FileNotFoundError, match="MEMSIM_DATA"):
+        workload.dataset("test", limit=4)
+
+
+def test_wrapping_an_unedited_resnet18_with_tensors_and_datasets():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 3, 32, 32, generator=gen)
+    y = torch.arange(12) % 10
+    net = resnet18(num_classes=10)
+    for data in ({"test": (x, y)}, {"test": TensorDataset(x, y)}):
+        workload = wrap(net, data, name="my_resnet")
+        assert workload.num_classes == 10 and workload.input_shape == (3, 32, 32)
+        xs, ys = workload.dataset("test", limit=5)
+        assert torch.equal(xs, x[:5]) and ys.dtype == torch.int64
+        model = workload.load_model()
+        assert not model.training and model is not net  # the user's module is left alone
+        with torch.no_grad():
+            assert model(xs).shape == (5, 10)
+    with pytest.raises(ValueError, match="no 'train' data"):
+        workload.dataset("train")
+
+
+def test_wrap_rejects_bad_data_and_registers_by_name():
+    with pytest.raises(TypeError, match="mapping"):
+        wrap(nn.Linear(4, 2), [1, 2, 3])
+    with pytest.raises(ValueError, match="empty"):
+        wrap(nn.Linear(4, 2), {"test": (torch.zeros(0, 4), torch.zeros(0))}).dataset("test")
+    register(
+        "tiny_linear_test",
+        lambda: nn.Linear(4, 3),
+        {"test": (torch.zeros(6, 4), torch.arange(6) % 3)},
+    )
+    try:
+        workload = get_workload("tiny_linear_test")
+        assert isinstance(workload, ModuleWorkload) and workload.num_classes == 3
+    finally:  # keep the registry as other tests expect it
+        WORKLOADS._items.pop("tiny_linear_test", None)

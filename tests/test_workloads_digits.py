@@ -1,0 +1,62 @@
+"""The embedded default workload: trains on first use, is cached, accurate and deterministic."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from workloads import DEFAULT_WORKLOAD, digits, get_workload
+from workloads.train import accuracy, train_model
+
+
+@pytest.fixture(scope="module")
+def fresh_cache(tmp_path_factory):
+    """An empty cache folder and no in-process weights, so the first load really trains."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMSIM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(digits, "_TRAINED", {})
+        yield
+
+
+def test_default_workload_is_digits():
+    assert DEFAULT_WORKLOAD == "digits"
+
+
+def test_fixed_split_shapes_and_classes():
+    workload = get_workload("digits")
+    x_train, y_train = workload.dataset("train")
+    x_test, y_test = workload.dataset("test")
+    assert x_train.shape == (1437, 1, 8, 8) and x_test.shape == (360, 1, 8, 8)
+    assert x_test.dtype == torch.float32 and y_test.dtype == torch.int64
+    assert torch.bincount(y_test).min() >= 35  # stratified: about 36 per class
+    assert abs(float(x_train.mean())) < 1e-5 and abs(float(x_train.std()) - 1) < 1e-3
+
+
+def test_trains_on_first_use_then_loads_identical_weights_from_cache(fresh_cache):
+    workload = get_workload("digits")
+    path = workload.cache_path()
+    assert not path.exists()
+    first = workload.load_model()
+    assert path.is_file() and not first.training
+    x, y = workload.dataset("test")
+    assert accuracy(first, x, y) >= 0.95
+    digits._TRAINED.clear()  # a new process: weights come from disk, not from training
+    second = get_workload("digits").load_model()
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.load(path, weights_only=True)["test_acc"] >= 0.95
+
+
+def test_training_is_deterministic():
+    short = dataclasses.replace(digits.RECIPE, epochs=2)
+    workload = get_workload("digits", cache=False)
+    a, _ = train_model(workload, short, progress=False)
+    b, _ = train_model(workload, short, progress=False)
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(ta, tb), name
+
+
+def test_recipe_hash_changes_with_the_recipe():
+    assert digits.recipe_hash() != digits.recipe_hash(dataclasses.replace(digits.RECIPE, epochs=21))

@@ -1,0 +1,101 @@
+"""Training: a short run saves a loadable checkpoint with metadata; noisy training; the CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from memsim.cli import main
+from workloads import get_workload
+from workloads.train import TrainConfig, train, train_model
+
+QUICK = dict(epochs=1, batch_size=32, lr=0.05, limit=256, autocast=False)
+
+
+def test_short_run_saves_a_checkpoint_with_metadata(tmp_path):
+    workload = get_workload("digits")
+    result = train(
+        workload, TrainConfig(**QUICK), out=tmp_path / "d.pt", device="cpu", progress=False
+    )
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["arch"] == "digits_cnn" and payload["workload"] == "digits"
+    assert payload["test_acc"] == result.test_acc and payload["test_samples"] == 360
+    assert "SGD nesterov" in payload["recipe"] and payload["train_config"]["limit"] == 256
+    assert result.test_acc > 0.3  # one epoch on 256 images already learns (chance is 0.1)
+    # the stored (float16) weights give exactly the accuracy the checkpoint claims
+    x, y = workload.dataset("test")
+    model = workload.load_model(result.checkpoint)
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == y).sum())
+    assert correct / len(y) == result.test_acc
+
+
+def test_bf16_autocast_and_cosine_schedule_run():
+    config = TrainConfig(**{**QUICK, "autocast": True}, schedule="cosine")
+    model, skipped = train_model(get_workload("digits"), config, device="cpu", progress=False)
+    assert skipped == 0 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_noisy_training_flips_activations_reproducibly():
+    workload = get_workload("digits")
+    clean, _ = train_model(workload, TrainConfig(**QUICK), progress=False)
+    noisy_cfg = TrainConfig(**QUICK, noise_p=1e-2, noise_bits="mantissa")
+    noisy, skipped = train_model(workload, noisy_cfg, progress=False)
+    again, _ = train_model(workload, noisy_cfg, progress=False)
+    w = "features.0.weight"
+    assert skipped == 0  # mantissa flips never make a value non-finite
+    assert not torch.equal(clean.state_dict()[w], noisy.state_dict()[w])
+    assert torch.equal(noisy.state_dict()[w], again.state_dict()[w])
+
+
+def test_noisy_training_skips_non_finite_batches():
+    config = TrainConfig(**QUICK, noise_p=0.05, noise_bits="exponent")
+    model, skipped = train_model(get_workload("digits"), config, progress=False)
+    assert skipped > 0
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("epochs", 0, "'epochs' parameter"),
+        ("schedule", "step", "'schedule' parameter"),
+        ("noise_p", 2.0, "'noise_p'"),
+    ],
+)
+def test_bad_recipe_values_are_clear_errors(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_cli_train_writes_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    argv = [
+        "train",
+        "digits",
+        "--epochs",
+        "1",
+        "--limit",
+        "128",
+        "--batch-size",
+        "32",
+        "--no-progress",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert torch.load(out, weights_only=True)["train_config"]["epochs"] == 1
+    assert main(["train", "no_such_workload"]) == 2
+    assert "Known workloads" in capsys.readouterr().err
+
+
+@pytest.mark.cifar
+def test_vgg_A_trains_briefly_on_a_cifar_subset(tmp_path, cifar_root):
+    workload = get_workload("vgg_A", data_root=cifar_root.parent)
+    config = TrainConfig(epochs=1, batch_size=32, limit=64)
+    result = train(
+        workload, config, out=tmp_path / "a.pt", device="cpu", progress=False, eval_limit=100
+    )
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["arch"] == "A" and payload["cfg"][0] == 64 and len(payload["mean"]) == 3
+    assert payload["data"].startswith("CIFAR-10 from")
+    assert workload.load_model(result.checkpoint).classifier.weight.dtype == torch.float32

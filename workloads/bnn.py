@@ -1,0 +1,500 @@
+"""Binarized neural networks (weights and activations ±1) and their workloads.
+
+First stage of the binarized-network study (issue 7): the networks whose binary weights are
+programmed once into RRAM (one bit per cell, bit 1 = +1, bit 0 = −1) and whose binary
+activations may be written to RRAM too. :mod:`workloads.bnn_train` trains them (optionally
+error-aware), :mod:`memsim.bnn_faults` draws the persistent weight fault maps and
+:mod:`memsim.bnn_study` turns programming conditions into energy and accuracy.
+
+Layers (Courbariaux et al. 2016, Hirtzlin et al. 2019):
+
+* latent real weights are kept for training; the forward pass uses ``sign(w)`` with
+  ``sign(0) = +1``; the gradient is the straight-through estimator clipped like a hardtanh
+  (it passes where ``|w| <= 1``, the trainer clips the latent weights to [-1, 1]);
+* activations are ``sign(x)`` with the same clipped straight-through gradient;
+* a :class:`BinaryLinear`/:class:`BinaryConv2d` layer's weight signs can be flipped by a
+  persistent fault map (``fault_mask``, set by :mod:`memsim.bnn_faults`) and, during
+  error-aware training, by fresh random flips on every forward call (``train_flips``);
+* binary convolutions pad with −1 (bit 0), so with ±1 inputs everything they compute is an
+  XNOR-popcount: ``out = 2·popcount(xnor(a, w)) − n`` (:func:`xnor_popcount` is that oracle).
+
+Networks: :class:`BinaryMLP` (all weights binary, real input pixels, batch norm before every
+sign, the last layer's batch norm gives the logits) and :class:`BinaryVGG` (a VGG-like
+convolutional BNN whose first convolution and last linear layer are real-valued, as is
+customary; only binary weights live in the RRAM weight memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_split
+from workloads.checkpoints import check_arch, load_checkpoint, load_state, save_checkpoint
+
+#: Bump when a network or a default recipe changes, so cached weights are retrained.
+VERSION = 1
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    """±1 with ``sign(0) = +1`` (bit 1 = +1 = ``x >= 0``)."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x)`` forward; hardtanh-clipped straight-through gradient (1 where ``|x| <= 1``)."""
+    clipped = x.clamp(-1.0, 1.0)
+    return clipped + (sign(x) - clipped).detach()
+
+
+class SignActivation(nn.Module):
+    """Binary activation: the ±1 tensor a binarized layer writes (a write point)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return binarize(x)
+
+
+class _BinaryWeights:
+    """Mixin: binary weights, a persistent fault map and error-aware training flips.
+
+    ``fault_mask`` (bool, weight-shaped, or None) flips the signs of faulty cells on every
+    forward call; ``train_flips`` = ``(p01, p10, generator)`` draws fresh flips on every
+    forward call in training mode (a stored −1 flips with ``p01``, a stored +1 with ``p10``).
+    """
+
+    weight: nn.Parameter
+    fault_mask: torch.Tensor | None
+    train_flips: tuple[float, float, torch.Generator] | None
+
+    def _init_flags(self) -> None:
+        self.fault_mask = None
+        self.train_flips = None
+
+    def stored_bits(self) -> torch.Tensor:
+        """The bits programmed into the weight memory (uint8, 1 = +1), fault-free."""
+        return (self.weight.detach() >= 0).to(torch.uint8)
+
+    def binary_weight(self) -> torch.Tensor:
+        """``sign(w)`` as read from the (possibly faulty) memory, differentiable by STE."""
+        wb = binarize(self.weight)
+        flips = self.fault_mask
+        if self.training and self.train_flips is not None:
+            p01, p10, gen = self.train_flips
+            u = torch.rand(wb.shape, generator=gen, dtype=torch.float64, device=gen.device)
+            p = torch.where(wb.detach() >= 0, p10, p01).to(torch.float64)
+            fresh = (u < p).to(wb.device)
+            flips = fresh if flips is None else flips ^ fresh
+        if flips is None:
+            return wb
+        return wb * (1.0 - 2.0 * flips.to(wb.dtype))
+
+
+class BinaryLinear(nn.Linear, _BinaryWeights):
+    """Linear layer with ±1 weights and no bias (the following batch norm supplies it)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
+        self._init_flags()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.binary_weight())
+
+
+class BinaryConv2d(nn.Conv2d, _BinaryWeights):
+    """3×3-style convolution with ±1 weights, no bias, padded with −1 (bit 0)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=0, bias=False)
+        self.pad = int(padding)
+        self._init_flags()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            # −1 padding keeps a ±1 input binary, so the layer stays an XNOR-popcount.
+            x = F.pad(x, (self.pad,) * 4, value=-1.0)
+        return F.conv2d(x, self.binary_weight())
+
+
+BINARY_LAYERS = (BinaryLinear, BinaryConv2d)
+
+
+def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
+    """Integer oracle of a binary dot product: ``2·popcount(xnor(a, w)) − n``.
+
+    Parameters
+    ----------
+    a_bits : array of {0, 1}, shape (batch, n)
+        Input bits (1 = +1).
+    w_bits : array of {0, 1}, shape (out, n)
+        Weight bits (1 = +1).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (batch, out)
+    """
+    a = np.packbits(np.asarray(a_bits, dtype=np.uint8), axis=1)
+    w = np.packbits(np.asarray(w_bits, dtype=np.uint8), axis=1)
+    n = np.asarray(a_bits).shape[1]
+    # packbits pads the last byte with zeros in both operands; XNOR turns them into 1s.
+    pad = a.shape[1] * 8 - n
+    same = np.bitwise_count(~(a[:, None, :] ^ w[None, :, :])).sum(axis=2, dtype=np.int64) - pad
+    return 2 * same - n
+
+
+class BinaryMLP(nn.Module):
+    """Fully connected BNN: [BinaryLinear → BatchNorm1d → sign] × hidden, BinaryLinear → BatchNorm1d.
+
+    Every weight is binary (all of them sit in the RRAM weight memory); the input pixels stay
+    real-valued and the last batch norm's output are the logits.
+    """
+
+    def __init__(
+        self, in_features: int, hidden: tuple[int, ...] = (256, 256), num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for h in hidden:
+            layers += [BinaryLinear(width, h), nn.BatchNorm1d(h), SignActivation()]
+            width = h
+        layers += [BinaryLinear(width, num_classes), nn.BatchNorm1d(num_classes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+#: Default BinaryVGG layer list for CPU budgets: ints are conv channels, "M" a 2×2 max-pool.
+SMALL_CFG: tuple[int | str, ...] = (32, "M", 64, "M", 128, "M", 256, "M")
+
+
+class BinaryVGG(nn.Module):
+    """VGG-like convolutional BNN for 32×32 images.
+
+    ``features``: a real-valued Conv(3→cfg[0]) + BN + sign, then per entry a binary 3×3
+    convolution (+ 2×2 max-pool where the next entry is ``"M"``) + BN + sign; ``classifier``:
+    binary hidden linear layers (BN + sign) and a real-valued ``Linear`` to the logits.
+    """
+
+    def __init__(
+        self,
+        cfg: tuple[int | str, ...] = SMALL_CFG,
+        fc: tuple[int, ...] = (),
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        cfg = tuple(cfg)
+        if not cfg or not isinstance(cfg[0], int):
+            raise ValueError(
+                f"The 'cfg' parameter of BinaryVGG must start with a channel count. Got {cfg!r}."
+            )
+        layers: list[nn.Module] = [nn.Conv2d(3, cfg[0], 3, padding=1, bias=False)]
+        channels, size = cfg[0], 32
+        entries = list(cfg[1:])
+        if entries and entries[0] == "M":
+            layers.append(nn.MaxPool2d(2))
+            entries.pop(0)
+            size //= 2
+        layers += [nn.BatchNorm2d(channels), SignActivation()]
+        for i, entry in enumerate(entries):
+            if entry == "M":
+                continue
+            # Pool before batch norm and sign (Courbariaux et al.): max of ±1 is binary anyway.
+            block: list[nn.Module] = [BinaryConv2d(channels, int(entry))]
+            if i + 1 < len(entries) and entries[i + 1] == "M":
+                block.append(nn.MaxPool2d(2))
+                size //= 2
+            channels = int(entry)
+            layers += [*block, nn.BatchNorm2d(channels), SignActivation()]
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = [nn.Flatten()]
+        width = channels * size * size
+        for h in fc:
+            head += [BinaryLinear(width, h), nn.BatchNorm1d(h), SignActivation()]
+            width = h
+        head.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def binary_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers whose weights are binary (stored in the RRAM weight memory), in order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BINARY_LAYERS)]
+
+
+def clip_latent_weights_(model: nn.Module) -> None:
+    """Clip latent binary weights to [-1, 1] (outside, the STE gradient is zero anyway)."""
+    with torch.no_grad():
+        for _, layer in binary_layers(model):
+            layer.weight.clamp_(-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+class BNNWorkload(Workload):
+    """Common part of the binarized workloads: checkpoints and recipe-keyed caching.
+
+    Subclasses set ``name``, ``arch``, ``num_classes``, ``input_shape`` and implement
+    ``build_model``, ``dataset`` and ``default_recipe`` (None: no training on first use).
+
+    Parameters
+    ----------
+    checkpoint : path, optional
+        Weights for :meth:`load_model` instead of the default (cached) ones.
+    train_ber : float
+        Training bit error rate of the default weights (0 = plain training; > 0 error-aware).
+    cache : bool
+        Keep default weights trained on first use under the memsim cache folder.
+    """
+
+    arch: str
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        train_ber: float = 0.0,
+        cache: bool = True,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.train_ber = float(train_ber)
+        if not 0.0 <= self.train_ber < 0.5:
+            raise ValueError(
+                f"The 'train_ber' parameter must be a float in [0, 0.5). Got {train_ber!r}."
+            )
+        self.cache = bool(cache)
+
+    def default_recipe(self):  # -> BNNTrainConfig | None
+        return None
+
+    def _cache_path(self, recipe) -> Path:
+        spec = {
+            "version": VERSION,
+            "arch": self.arch,
+            "arch_spec": self.describe(),
+            "recipe": asdict(recipe),
+        }
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
+        return cache_dir() / f"{self.name}-{key}.pt"
+
+    def load_model(self, checkpoint: str | os.PathLike | None = None) -> nn.Module:
+        path = checkpoint if checkpoint is not None else self.checkpoint
+        if path is None:
+            recipe = self.default_recipe()
+            if recipe is None:
+                raise FileNotFoundError(
+                    f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
+                    f"(workloads.bnn_train.train_bnn, or `memsim bnn CONFIG`)."
+                )
+            path = self._cache_path(recipe)
+            if not (self.cache and path.is_file()):
+                from workloads.bnn_train import train_bnn
+
+                model = train_bnn(self, recipe, progress=False)
+                if not self.cache:
+                    return model.eval()
+                save_bnn(path, model, self, recipe)
+        payload = load_checkpoint(path)
+        check_arch(payload, self.arch, path)
+        model = load_state(self.build_model(), payload["state_dict"], source=f"Checkpoint {path}")
+        return model.float().eval()
+
+
+def save_bnn(path: str | os.PathLike, model: nn.Module, workload: Workload, recipe) -> Path:
+    """Save a trained BNN with float32 latent weights (their signs are the stored bits)."""
+    return save_checkpoint(
+        path,
+        model,
+        arch=str(getattr(workload, "arch", workload.name)),
+        weight_dtype=torch.float32,
+        workload=workload.name,
+        arch_spec=workload.describe(),
+        recipe=asdict(recipe),
+        torch_version=str(torch.__version__),
+    )
+
+
+class BNNDigitsWorkload(BNNWorkload):
+    """scikit-learn's 8×8 digits (C1's fixed split) with a :class:`BinaryMLP` 64→256→256→10."""
+
+    name = "bnn_digits"
+    arch = "bnn_mlp"
+    num_classes = 10
+    input_shape = (1, 8, 8)
+    hidden = (256, 256)
+
+    def build_model(self) -> nn.Module:
+        return BinaryMLP(64, self.hidden, self.num_classes)
+
+    def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        from workloads.digits import DigitsWorkload
+
+        return DigitsWorkload(cache=False).dataset(split, limit)
+
+    def default_recipe(self):
+        from workloads.bnn_train import BNNTrainConfig
+
+        return BNNTrainConfig(epochs=40, batch_size=64, lr=0.01, train_ber=self.train_ber, seed=0)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "arch": self.arch,
+            "hidden": list(self.hidden),
+            "data": "sklearn load_digits (8x8)",
+        }
+
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def load_mnist(
+    root: str | os.PathLike, split: str, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-like grey images as uint8 (N, 1, H, W) and int64 labels, never downloading.
+
+    ``root`` holds an ImageFolder tree (``{train,test}/<class>/*.png`` or
+    ``mnist/{train,test}/...``) or torchvision's ``MNIST/raw`` files.
+    """
+    from workloads.data import load_image_folder
+
+    root = Path(root).expanduser()
+    for folder in (root / split, root / "mnist" / split):
+        if folder.is_dir():
+            x, y = load_image_folder(
+                folder, split=split, num_classes=10, limit=limit, disk_cache=False
+            )
+            return x[:, :1].contiguous(), y
+    if (root / "MNIST").is_dir():
+        from torchvision.datasets import MNIST
+
+        ds = MNIST(str(root), train=split == "train", download=False)
+        x, y = ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
+        return (x[:limit], y[:limit]) if limit is not None else (x, y)
+    raise FileNotFoundError(
+        f"MNIST data not found under {root}: expected {root}/{{train,test}}/<class>/*.png, "
+        f"{root}/mnist/{{train,test}}/... or torchvision's {root}/MNIST/raw (nothing is downloaded)."
+    )
+
+
+class BNNMnistWorkload(BNNWorkload):
+    """MNIST-like data (28×28 grey, 10 classes) with a :class:`BinaryMLP` 784→512→512→10.
+
+    Parameters
+    ----------
+    data_root : path, optional
+        See :func:`load_mnist`; default ``$MEMSIM_DATA/mnist``.
+    checkpoint, train_ber, cache
+        See :class:`BNNWorkload`.
+    """
+
+    name = "bnn_mnist"
+    arch = "bnn_mlp"
+    num_classes = 10
+    input_shape = (1, 28, 28)
+    hidden = (512, 512)
+
+    def __init__(self, data_root: str | os.PathLike | None = None, **options) -> None:
+        super().__init__(**options)
+        self.data_root = data_root or (
+            Path(os.environ["MEMSIM_DATA"]) / "mnist" if "MEMSIM_DATA" in os.environ else None
+        )
+        self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def build_model(self) -> nn.Module:
+        return BinaryMLP(28 * 28, self.hidden, self.num_classes)
+
+    def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_split(split)
+        limit = check_limit(limit)
+        if self.data_root is None:
+            raise FileNotFoundError(
+                "MNIST data root not configured: pass data_root= or set MEMSIM_DATA."
+            )
+        if split not in self._data:
+            raw, y = load_mnist(self.data_root, split)
+            self._data[split] = ((raw.to(torch.float32) / 255.0 - MNIST_MEAN) / MNIST_STD, y)
+        x, y = self._data[split]
+        return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+    def default_recipe(self):
+        from workloads.bnn_train import BNNTrainConfig
+
+        return BNNTrainConfig(epochs=10, batch_size=100, lr=0.01, train_ber=self.train_ber, seed=0)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "arch": self.arch,
+            "hidden": list(self.hidden),
+            "data": str(self.data_root),
+        }
+
+
+class BNNCifarWorkload(BNNWorkload):
+    """CIFAR-10 with a :class:`BinaryVGG` (no default weights: train them or pass a checkpoint).
+
+    Parameters
+    ----------
+    cfg : sequence of int or "M"
+        Layer list (default :data:`SMALL_CFG`, sized for CPU training).
+    fc : sequence of int
+        Binary hidden linear layers before the real-valued output layer.
+    data_root, download
+        See :class:`workloads.data.Cifar10Data`.
+    checkpoint, train_ber, cache
+        See :class:`BNNWorkload`.
+    """
+
+    name = "bnn_cifar10"
+    arch = "bnn_vgg"
+    num_classes = 10
+    input_shape = (3, 32, 32)
+
+    def __init__(
+        self,
+        cfg: tuple[int | str, ...] | list[int | str] = SMALL_CFG,
+        fc: tuple[int, ...] | list[int] = (),
+        data_root: str | os.PathLike | None = None,
+        download: bool = False,
+        **options,
+    ) -> None:
+        from workloads.data import Cifar10Data
+
+        super().__init__(**options)
+        self.cfg = tuple(cfg)
+        self.fc = tuple(int(h) for h in fc)
+        BinaryVGG(self.cfg, self.fc)  # validate early
+        self.data = Cifar10Data(data_root=data_root, download=download)
+        self.mean, self.std = self.data.mean, self.data.std
+
+    def build_model(self) -> nn.Module:
+        return BinaryVGG(self.cfg, self.fc, self.num_classes)
+
+    def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.dataset(split, limit)
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.data.augment(x, generator)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "arch": self.arch, "cfg": list(self.cfg), "fc": list(self.fc)}
+
+
+WORKLOADS.register("bnn_digits", BNNDigitsWorkload)
+WORKLOADS.register("bnn_mnist", BNNMnistWorkload)
+WORKLOADS.register("bnn_cifar10", BNNCifarWorkload)

@@ -1,0 +1,169 @@
+"""Checkpoint files: trained weights with the metadata that says what they are.
+
+Sits between training (which writes them) and every workload's ``load_model`` (which reads
+them). The format is the one of the shared reference checkpoints (``../shared/checkpoints``):
+a dict with ``arch``, ``cfg``, ``state_dict`` (floating tensors stored as float16 by default),
+``test_acc``, ``mean``, ``std`` and ``recipe``; memsim adds ``workload`` and ``data``. Files are
+read with ``torch.load(..., weights_only=True)``, so loading never runs pickled code.
+
+Errors are meant for people: a corrupted file names the file, a checkpoint for another
+architecture names the missing/unexpected keys and mismatched shapes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: Keys every memsim checkpoint carries (the shared checkpoints' format).
+REQUIRED_KEYS = ("arch", "state_dict")
+
+#: How many offending keys an error message lists before summarising.
+_SHOWN = 6
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable or does not fit the model it is loaded into."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | Mapping[str, torch.Tensor],
+    *,
+    arch: str,
+    weight_dtype: torch.dtype = torch.float16,
+    **metadata: object,
+) -> Path:
+    """Write ``model``'s weights and ``metadata`` to ``path`` (atomically).
+
+    Parameters
+    ----------
+    path : path
+        Destination file; parent folders are created.
+    model : nn.Module or state dict
+    arch : str
+        Architecture tag checked again at load time (for example ``"A"`` for VGG-A).
+    weight_dtype : torch.dtype
+        Storage dtype of floating tensors (float16 like the shared checkpoints; integer
+        buffers such as ``num_batches_tracked`` are kept as they are).
+    **metadata
+        Plain values (numbers, strings, lists, dicts): ``cfg``, ``test_acc``, ``mean``, ``std``,
+        ``recipe``, ``workload``, ``data``...
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
+    stored = {
+        key: (
+            t.detach().to("cpu", weight_dtype) if t.is_floating_point() else t.detach().cpu()
+        ).clone()
+        for key, t in state.items()
+    }
+    payload = {"arch": arch, **metadata, "state_dict": stored}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # readers never see a half-written file
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint file with ``weights_only=True``.
+
+    A bare state dict (name → tensor) is accepted too and wrapped as ``{"arch": None,
+    "state_dict": ...}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    CheckpointError
+        The file is corrupted or is not a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/foreign files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"Checkpoint file {path} is corrupted or not a PyTorch checkpoint ({first_line})."
+        ) from None
+    if isinstance(payload, Mapping) and "state_dict" not in payload:
+        if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            return {"arch": None, "state_dict": dict(payload)}
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("state_dict"), Mapping):
+        raise CheckpointError(
+            f"Checkpoint file {path} holds no 'state_dict' (found {type(payload).__name__}"
+            + (f" with keys {sorted(payload)[:_SHOWN]}" if isinstance(payload, Mapping) else "")
+            + ")."
+        )
+    return dict(payload)
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_SHOWN])
+    return shown + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
+
+
+def load_state(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    source: str | os.PathLike = "the checkpoint",
+) -> nn.Module:
+    """Copy ``state_dict`` into ``model``, casting floating tensors to the model's dtypes.
+
+    Raises
+    ------
+    CheckpointError
+        Keys or shapes differ; the message lists missing keys, unexpected keys and shape
+        mismatches instead of torch's traceback.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k} (checkpoint {tuple(state_dict[k].shape)}, model {tuple(own[k].shape)})"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_listing(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {_listing(shapes)}")
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__} "
+            f"(a checkpoint for another architecture?); {'; '.join(parts)}."
+        )
+    cast = {
+        k: (v.to(own[k].dtype) if v.is_floating_point() and own[k].is_floating_point() else v)
+        for k, v in state_dict.items()
+    }
+    model.load_state_dict(cast)
+    return model
+
+
+def check_arch(payload: Mapping, expected: str, source: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` when a checkpoint's ``arch`` tag names another architecture.
+
+    Bare state dicts (``arch`` None) pass; their keys and shapes are checked by :func:`load_state`.
+    """
+    arch = payload.get("arch")
+    if arch is not None and str(arch) != str(expected):
+        raise CheckpointError(
+            f"Checkpoint {source} is for architecture '{arch}', not '{expected}'."
+        )

@@ -1,0 +1,106 @@
+"""``memsim train``: the command-line face of :func:`workloads.train.train`.
+
+Example::
+
+    memsim train digits --epochs 5 --out digits.pt
+    memsim train vgg_A --epochs 15 --data-root ~/data --download --out vgg_A.pt
+    memsim train vgg_A --noise-p 1e-4 --noise-bits mantissa --out vgg_A_noisy.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from workloads.base import WORKLOADS, get_workload
+from workloads.train import SCHEDULES, TrainConfig, train
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` verb."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    p = subparsers.add_parser(
+        "train",
+        help="train a workload's network and save a checkpoint",
+        description="Train a workload's network (SGD + one-cycle by default) and save a checkpoint "
+        "with its metadata (architecture, data, test accuracy, recipe).",
+    )
+    p.add_argument("workload", help=f"workload name ({', '.join(WORKLOADS.names())})")
+    p.add_argument("--out", default=None, help="checkpoint file to write (default: <workload>.pt)")
+    p.add_argument("--epochs", type=int, default=defaults["epochs"])
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    p.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
+    p.add_argument("--schedule", choices=SCHEDULES, default=defaults["schedule"])
+    p.add_argument("--no-augment", action="store_true", help="turn off the workload's augmentation")
+    p.add_argument(
+        "--no-autocast", action="store_true", help="train in float32 instead of bf16 autocast"
+    )
+    p.add_argument("--limit", type=int, default=None, help="train on this many samples only")
+    p.add_argument(
+        "--eval-limit", type=int, default=None, help="test samples for the reported accuracy"
+    )
+    p.add_argument("--seed", type=int, default=defaults["seed"])
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1..."
+    )
+    p.add_argument(
+        "--data-root", default=None, help="data folder (else $MEMSIM_DATA, else ../shared/data)"
+    )
+    p.add_argument(
+        "--download", action="store_true", help="download CIFAR-10 with torchvision if missing"
+    )
+    p.add_argument(
+        "--noise-p",
+        type=float,
+        default=0.0,
+        help="bit-flip probability on activations while training",
+    )
+    p.add_argument(
+        "--noise-p10", type=float, default=None, help="1->0 flip probability if asymmetric"
+    )
+    p.add_argument(
+        "--noise-bits", default=None, help="noisy-bit mask: all, mantissa, first_noisy:9, ..."
+    )
+    p.add_argument("--noise-format", default="float32", help="storage format whose bits flip")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``memsim train`` with parsed arguments."""
+    options = {}
+    if args.data_root is not None or args.download:
+        options = {"data_root": args.data_root, "download": args.download}
+    workload = get_workload(args.workload, **options)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        augment=not args.no_augment,
+        autocast=not args.no_autocast,
+        limit=args.limit,
+        seed=args.seed,
+        noise_p=args.noise_p,
+        noise_p10=args.noise_p10,
+        noise_bits=args.noise_bits,
+        noise_format=args.noise_format,
+    )
+    out = args.out or f"{workload.name}.pt"
+    result = train(
+        workload,
+        config,
+        out=out,
+        device=args.device,
+        progress=not args.no_progress,
+        eval_limit=args.eval_limit,
+    )
+    print(
+        f"{workload.name}: test accuracy {result.test_acc:.4f}; checkpoint written to {result.checkpoint}"
+    )
+    if result.skipped_batches:
+        print(f"note: {result.skipped_batches} batches had a non-finite loss and were skipped")
+    return 0

@@ -1,0 +1,385 @@
+"""Training a workload's network: the usual CIFAR recipe, optionally with bit-flip noise.
+
+Produces the checkpoints that :meth:`Workload.load_model` reads (format in
+:mod:`workloads.checkpoints`). The recipe: SGD with Nesterov momentum 0.9 and weight decay
+5e-4, a one-cycle (or cosine) learning-rate schedule stepped per batch, the workload's
+augmentation (random crop + flip for CIFAR), bf16 autocast, CUDA when present.
+
+*Noisy training* (a countermeasure tried by the study memsim follows) flips bits of every
+activation written in the forward pass, with fresh flips per batch and a selectable noisy-bit
+mask: the write points come from :class:`memsim.taps.Taps` and the flips from
+:class:`memsim.noise.channel.BitFlip`. Gradients pass the flips straight through.
+
+Every random draw (initialisation, shuffling, augmentation, flips) comes from the config's
+seed, so the same config trains the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from memsim.config import check_choice, check_range
+from memsim.rng import child_seed, torch_generator
+from workloads.base import Workload, check_limit
+from workloads.checkpoints import save_checkpoint
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training recipe (defaults: the shared VGG checkpoints' recipe).
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+    lr : float
+        Peak learning rate (one-cycle) or initial one (cosine, constant).
+    momentum, weight_decay : float
+    nesterov : bool
+    schedule : {"onecycle", "cosine", "constant"}
+    warmup_fraction : float
+        Share of the steps spent warming up (one-cycle only).
+    augment : bool
+        Apply the workload's training augmentation.
+    autocast : bool
+        bf16 autocast for the forward pass (CPU and CUDA).
+    limit : int, optional
+        Train on the first ``limit`` training samples only (quick runs).
+    seed : int
+    noise_p : float
+        Bit-flip probability on every activation write during training (0 = clean training).
+    noise_p10 : float, optional
+        1→0 probability when asymmetric (default ``noise_p``).
+    noise_bits : str, optional
+        Noisy-bit mask, as :func:`memsim.formats.resolve_bits` reads it (``"mantissa"``,
+        ``"first_noisy:9"``...); default all bits.
+    noise_format : str
+        Storage format whose bits are flipped.
+    """
+
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    warmup_fraction: float = 0.25
+    augment: bool = True
+    autocast: bool = True
+    limit: int | None = None
+    seed: int = 0
+    noise_p: float = 0.0
+    noise_p10: float | None = None
+    noise_bits: str | None = None
+    noise_format: str = "float32"
+
+    def __post_init__(self) -> None:
+        own = "TrainConfig"
+        check_range(own, "epochs", self.epochs, kind=int, low=1)
+        check_range(own, "batch_size", self.batch_size, kind=int, low=1)
+        check_range(own, "lr", self.lr, low=0.0, low_open=True)
+        check_range(own, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_range(own, "weight_decay", self.weight_decay, low=0.0)
+        check_range(own, "warmup_fraction", self.warmup_fraction, low=0.0, high=1.0)
+        check_range(own, "noise_p", self.noise_p, low=0.0, high=1.0)
+        if self.noise_p10 is not None:
+            check_range(own, "noise_p10", self.noise_p10, low=0.0, high=1.0)
+        check_range(own, "seed", self.seed, kind=int, low=0)
+        check_choice(own, "schedule", self.schedule, SCHEDULES)
+        check_limit(self.limit)
+
+    @property
+    def noisy(self) -> bool:
+        return self.noise_p > 0 or bool(self.noise_p10)
+
+    def describe(self) -> str:
+        """One line in the shared checkpoints' ``recipe`` style."""
+        sched = {
+            "onecycle": f"OneCycle max lr {self.lr:g} ({self.warmup_fraction:.0%} warm-up)",
+            "cosine": f"cosine lr {self.lr:g}",
+            "constant": f"constant lr {self.lr:g}",
+        }[self.schedule]
+        parts = [
+            f"SGD{' nesterov' if self.nesterov else ''} momentum {self.momentum:g}, wd {self.weight_decay:g}",
+            f"batch {self.batch_size}, {sched}, {self.epochs} epochs",
+            "workload augmentation" if self.augment else "no augmentation",
+            "bf16 autocast" if self.autocast else "float32",
+            f"seed {self.seed}",
+        ]
+        if self.limit is not None:
+            parts.append(f"first {self.limit} training samples")
+        if self.noisy:
+            parts.append(
+                f"noisy training: {self.noise_format} bit flips p01={self.noise_p:g} "
+                f"p10={self.noise_p if self.noise_p10 is None else self.noise_p10:g} "
+                f"on bits {self.noise_bits or 'all'}"
+            )
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced."""
+
+    model: nn.Module
+    test_acc: float
+    checkpoint: Path | None
+    skipped_batches: int
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when present, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The 'device' parameter must name a torch device. Got {device!r}: {exc}"
+        ) from None
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Plain (noise-free) top-1 accuracy of ``model`` on ``(x, y)``."""
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        logits = model(x[i : i + batch_size].to(device))
+        correct += int((logits.argmax(1).cpu() == y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return correct / max(len(y), 1)
+
+
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
+    """Deterministic kernels where torch has them; previous settings restored afterwards."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    if config.schedule == "onecycle" and total_steps >= 3:
+        # OneCycleLR needs at least one step in each phase (else it divides by zero).
+        pct = min(max(config.warmup_fraction, 1.5 / total_steps), 1 - 1.5 / total_steps)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+@contextlib.contextmanager
+def _noisy_writes(
+    model: nn.Module, example: torch.Tensor, config: TrainConfig, step: list[int]
+) -> Iterator[None]:
+    """Flip bits of every activation write while training (fresh flips per batch and write)."""
+    if not config.noisy:
+        yield
+        return
+    from memsim.formats import get_format
+    from memsim.noise.channel import BitFlip
+    from memsim.taps import Taps
+
+    fmt = get_format(config.noise_format)
+    if fmt.torch_dtype is None or not fmt.is_float:
+        raise ValueError(
+            f"Noisy training flips float storage formats; got noise_format={config.noise_format!r}."
+        )
+    channel = BitFlip(fmt.name, config.noise_p, config.noise_p10, bits=config.noise_bits)
+    model.eval()  # discovery must not update batch-norm running statistics
+    taps = Taps(model, example, fmt=fmt.name)
+    model.train()
+
+    def on_write(point, out: torch.Tensor) -> torch.Tensor:
+        stored = out.detach().to(fmt.torch_dtype, copy=True)
+        channel.apply_(stored, child_seed(config.seed, "noisy-train", step[0], point.index))
+        # Straight-through: the forward sees the flipped value, the gradient the clean one.
+        return out + (stored.to(out.dtype) - out.detach())
+
+    with taps.hooked(on_write):
+        yield
+
+
+def _grads_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+
+
+def train_model(
+    workload: Workload,
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> tuple[nn.Module, int]:
+    """Train ``workload.build_model()`` with ``config``.
+
+    Returns
+    -------
+    model : nn.Module
+        The trained network, float32, in eval mode, on the CPU.
+    skipped_batches : int
+        Batches whose loss (or, with noisy training, any gradient) was not finite, possible
+        with noisy training on exponent bits; their update, including batch-norm statistics,
+        is skipped rather than poisoning the weights.
+    """
+    from tqdm.auto import tqdm
+
+    device = resolve_device(device)
+    x, y = workload.dataset("train", limit=config.limit)
+    if len(y) == 0:
+        raise ValueError(f"Workload {workload.name} has an empty training set.")
+    with torch.random.fork_rng(devices=[]):  # initialisation draws from the seed, not global state
+        torch.manual_seed(child_seed(config.seed, "init"))
+        model = workload.build_model()
+    model.to(device).train()
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(y) / config.batch_size)
+    scheduler = _scheduler(config, optimizer, config.epochs * steps_per_epoch)
+    augment_gen = torch_generator(config.seed, "augment")
+    loss_fn = nn.CrossEntropyLoss()
+    step = [0]
+    skipped = 0
+    with _deterministic(), _noisy_writes(model, x[:2].to(device), config, step):
+        for epoch in range(config.epochs):
+            order = torch.randperm(len(y), generator=torch_generator(config.seed, "shuffle", epoch))
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"{workload.name} epoch {epoch + 1}/{config.epochs}",
+                disable=not progress,
+                file=sys.stderr,
+                leave=False,
+            )
+            for b in bar:
+                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+                xb = x[idx]
+                if config.augment:
+                    xb = workload.augment(xb, augment_gen)
+                xb, yb = xb.to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+                # A noisy forward can push inf/NaN into batch-norm running statistics: keep a
+                # copy so a batch that goes non-finite leaves no trace.
+                saved = [t.clone() for t in model.buffers()] if config.noisy else None
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast):
+                    loss = loss_fn(model(xb).float(), yb)
+                optimizer.zero_grad(set_to_none=True)
+                finite = bool(torch.isfinite(loss))
+                if finite:
+                    loss.backward()
+                    finite = saved is None or _grads_finite(model)
+                if finite:
+                    optimizer.step()
+                    scheduler.step()
+                else:
+                    skipped += 1
+                    if saved is not None:
+                        with torch.no_grad():
+                            for t, old in zip(model.buffers(), saved):
+                                t.copy_(old)
+                    with warnings.catch_warnings():  # the schedule follows batches, stepped or not
+                        warnings.simplefilter("ignore", UserWarning)
+                        scheduler.step()
+                step[0] += 1
+                if b % 10 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+    return model.float().cpu().eval(), skipped
+
+
+def train(
+    workload: Workload,
+    config: TrainConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    weight_dtype: torch.dtype = torch.float16,
+    eval_limit: int | None = None,
+) -> TrainResult:
+    """Train, measure test accuracy with the stored weights, and save a checkpoint.
+
+    Parameters
+    ----------
+    workload : Workload
+    config : TrainConfig, optional
+        Defaults to ``TrainConfig()``.
+    out : path, optional
+        Checkpoint file to write (nothing is written when omitted).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    progress : bool
+        Show tqdm progress bars (on stderr).
+    weight_dtype : torch.dtype
+        Storage dtype of the checkpoint's floating weights; the reported accuracy is measured
+        after casting to it, so the checkpoint's ``test_acc`` is what a loader gets.
+    eval_limit : int, optional
+        Test samples used for ``test_acc`` (default all).
+
+    Returns
+    -------
+    TrainResult
+    """
+    config = config or TrainConfig()
+    model, skipped = train_model(workload, config, device=device, progress=progress)
+    stored = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in [*stored.parameters(), *stored.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.to(weight_dtype).to(t.dtype))
+    x_test, y_test = workload.dataset("test", limit=eval_limit)
+    test_acc = accuracy(stored, x_test, y_test, device=device)
+    path = None
+    if out is not None:
+        info = workload.describe()
+        path = save_checkpoint(
+            out,
+            model,
+            arch=str(getattr(workload, "arch", workload.name)),
+            weight_dtype=weight_dtype,
+            cfg=info.get("cfg"),
+            workload=workload.name,
+            data=info.get("data", workload.name),
+            test_acc=test_acc,
+            test_samples=len(y_test),
+            mean=list(getattr(workload, "mean", ())) or None,
+            std=list(getattr(workload, "std", ())) or None,
+            recipe=config.describe(),
+            train_config=asdict(config),
+            skipped_batches=skipped,
+            torch_version=str(torch.__version__),
+        )
+    return TrainResult(model=stored, test_acc=test_acc, checkpoint=path, skipped_batches=skipped)
