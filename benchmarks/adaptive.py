@@ -27,12 +27,27 @@ from memsim.executor import SerialExecutor
 from memsim.experiment import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
 from memsim.fit import fit_points
 from memsim.results import ResultsStore
-from memsim.sweep import Curve, NetworkEvaluator, SurrogateEvaluator, clean_task, plan_grid, run_points
+from memsim.sweep import (
+    Curve,
+    NetworkEvaluator,
+    SurrogateEvaluator,
+    clean_task,
+    plan_grid,
+    run_points,
+)
 
 
 def fit_frame(frame, a_max, num_classes):
     pts = frame[frame["kind"] == "sweep"]
-    return fit_points(pts["p"], pts["accuracy"], pts["repeat"], a_max=a_max, num_classes=num_classes, n_boot=200, seed=0)
+    return fit_points(
+        pts["p"],
+        pts["accuracy"],
+        pts["repeat"],
+        a_max=a_max,
+        num_classes=num_classes,
+        n_boot=200,
+        seed=0,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=0, help="test images per point (0: all)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--surrogate", action="store_true", help="use a known logistic instead of the network")
+    ap.add_argument(
+        "--surrogate", action="store_true", help="use a known logistic instead of the network"
+    )
     args = ap.parse_args(argv)
 
     curve = Curve(args.workload, args.format, args.policy)
@@ -54,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         what = "surrogate logistic (mu = 1e-4, sigma = 0.25 decades, 360 images)"
     else:
         sweep = SweepConfig(repeats=args.repeats, images=args.images)
-        evaluate = NetworkEvaluator((WorkloadSpec(args.workload),), (PolicySpec(args.policy, args.policy),), sweep)
+        evaluate = NetworkEvaluator(
+            (WorkloadSpec(args.workload),), (PolicySpec(args.policy, args.policy),), sweep
+        )
         couplable = evaluate.couplable
         what = f"{args.workload} · {args.format} · {args.policy} (real network, {args.images or 'all'} images)"
 
@@ -73,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         grid_passes = int((grid_frame["kind"] == "sweep").sum())
 
         with ResultsStore.open(tmp / "adaptive", config={}, digest="adaptive") as store:
-            run_points([clean_task(args.seed, curve)], store, SerialExecutor(), evaluate, progress=False)
+            run_points(
+                [clean_task(args.seed, curve)], store, SerialExecutor(), evaluate, progress=False
+            )
             t0 = time.perf_counter()
             out = run_adaptive(
                 [curve], store, SerialExecutor(), evaluate, seed=args.seed, p_min=grid[0], p_max=grid[-1],
@@ -86,19 +107,25 @@ def main(argv: list[str] | None = None) -> int:
         ad_passes = int((ad_frame["kind"] == "sweep").sum())
 
     print(f"curve: {what}; a_max = {a_max:.4f}")
-    print(f"{'mode':<10}{'passes':>8}{'time_s':>9}{'mu':>12}{'mu_ci_low':>12}{'mu_ci_high':>12}{'sigma':>8}  status")
+    print(
+        f"{'mode':<10}{'passes':>8}{'time_s':>9}{'mu':>12}{'mu_ci_low':>12}{'mu_ci_high':>12}{'sigma':>8}  status"
+    )
     for name, fit, passes, secs, status in (
         ("grid", ref, grid_passes, t_grid, ref.status),
         ("adaptive", ad, ad_passes, t_adaptive, f"{ad.status} / search {out.status}"),
     ):
-        print(f"{name:<10}{passes:>8}{secs:>9.2f}{fit.mu:>12.4g}{fit.mu_ci_low:>12.4g}{fit.mu_ci_high:>12.4g}{fit.sigma:>8.3f}  {status}")
+        print(
+            f"{name:<10}{passes:>8}{secs:>9.2f}{fit.mu:>12.4g}{fit.mu_ci_low:>12.4g}{fit.mu_ci_high:>12.4g}{fit.sigma:>8.3f}  {status}"
+        )
     if not (ref.ok and ad.ok):
         print("no midpoint inside the range: nothing to compare")
         return 1
     rel = abs(ad.mu / ref.mu - 1)
     ratio = ad_passes / grid_passes
     ok = rel <= 0.10 and ratio <= 1 / 3
-    print(f"midpoint difference {rel:.1%} (target <= 10%), passes ratio {ratio:.2f} (target <= 0.33): {'PASS' if ok else 'FAIL'}")
+    print(
+        f"midpoint difference {rel:.1%} (target <= 10%), passes ratio {ratio:.2f} (target <= 0.33): {'PASS' if ok else 'FAIL'}"
+    )
     print(f"log10 mu: grid {math.log10(ref.mu):.3f}, adaptive {math.log10(ad.mu):.3f}")
     return 0 if ok else 1
 

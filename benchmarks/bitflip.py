@@ -5,7 +5,10 @@ For float32 tensors of 1M and 16M elements and p in {1e-8, ..., 1e-1} (symmetric
 and prints elements/s and the ratio to the reference measured in the same run, with the
 issue's targets for the numba engine (>= 1000x at p <= 1e-4, >= 100x at 1e-2, >= 20x at 1e-1).
 
-Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch]
+Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch] [--crossover]
+
+Timings are best-of-repeats wall times; on a shared machine they are noisy (the long reference
+runs suffer most from contention), so compare figures from one quiet run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,25 @@ def best_time_s(
     return min(times)
 
 
+def crossover(n: int, min_total_s: float) -> None:
+    """Times of the numba engine's sparse and dense kernels forced, around ``DENSE_FROM``."""
+    from memsim.noise import numba_engine
+
+    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    saved = numba_engine.DENSE_FROM, numba_engine.DENSE_MIN_BYTES
+    print(f"\nnumba kernels forced, {n} float32 elements (DENSE_FROM = {saved[0]})")
+    try:
+        numba_engine.DENSE_MIN_BYTES = 0
+        for p in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.3):
+            times = {}
+            for kernel, threshold in (("sparse", 2.0), ("dense", 0.0)):
+                numba_engine.DENSE_FROM = threshold
+                times[kernel] = best_time_s(x, p, "numba", min_total_s, 50) * 1e3
+            print(f"  p={p:<6g} sparse {times['sparse']:8.3f} ms   dense {times['dense']:8.3f} ms")
+    finally:
+        numba_engine.DENSE_FROM, numba_engine.DENSE_MIN_BYTES = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M elements only")
@@ -44,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "--engines", default="numba,torch", help="engines to compare (comma-separated)"
     )
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds of repeats per cell")
+    parser.add_argument(
+        "--crossover", action="store_true", help="also time numba's sparse vs dense kernel"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -61,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'elements':>9} {'p':>7} {'engine':>9} {'time_ms':>10} {'Melem/s':>9} {'x ref':>9}  target"
     )
+    numba_ms: dict[tuple[int, float], float] = {}
     for n in sizes:
         x = torch.randn(n, generator=torch.Generator().manual_seed(0))
         for p in PS:
@@ -70,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             for engine in engines:
                 t = best_time_s(x, p, engine, args.min_time, 200)
+                if engine == "numba":
+                    numba_ms[n, p] = t * 1e3
                 ratio = ref_s / t
                 target = TARGETS.get(p) if engine == "numba" else None
                 verdict = (
@@ -80,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{n:>9} {p:>7.0e} {engine:>9} {t * 1e3:>10.3f} {n / t / 1e6:>9.1f} {ratio:>9.1f}  {verdict}"
                 )
+    if len(sizes) > 1 and numba_ms:
+        small, large = sizes
+        print(
+            f"\nnumba: time for {large} vs {small} elements (16x the data; ~1x = call overhead dominates)"
+        )
+        for p in PS:
+            a, b = numba_ms[small, p], numba_ms[large, p]
+            print(f"  p={p:.0e}: {a:.3f} ms -> {b:.3f} ms ({b / a:.1f}x)")
+    if args.crossover:
+        crossover(sizes[0], args.min_time)
     return 0
 
 

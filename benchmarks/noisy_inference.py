@@ -5,8 +5,9 @@ CIFAR-10 test images (random inputs if the data set is absent), CPU. Prints the 
 batch clean and noisy at p in {1e-7, 1e-5, 1e-3, 1e-2} with the fast engine (``auto``) and
 with the dense ``reference`` engine, and their ratios, all measured in this run.
 
-Timings interleave clean and noisy passes and keep the fastest of ``--repeats`` (the machine
-may be shared; the minimum is the least disturbed measurement). The reference engine is
+Timings are CPU seconds of this process (all threads; wall time is too disturbed on a shared
+machine), interleave clean and noisy passes and keep the fastest of ``--repeats`` (the least
+disturbed measurement); the median of the per-repeat ratios is printed beside it. The reference engine is
 slow (a float64 uniform per bit), so by default it runs on ``--reference-batch`` images and
 its time is scaled linearly to the full batch (its cost is proportional to the bits written).
 
@@ -48,9 +49,13 @@ def load_vgg_a(batch_size: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process (all its threads) spent in ``fn``.
+
+    On a shared machine, CPU time is far less disturbed by other processes than wall time.
+    """
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     net = NoisyNetwork(model, "float32")
     channels = {p: BitFlip("float32", p, engine="auto") for p in ps}
     print(f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} threads ({source})")
+    print("times: CPU seconds of this process per batch (all threads)")
     elements = sum(wp.numel for wp in net.write_points(x)) * len(x)
     print(
         f"{len(net.write_points())} writes, {elements:,} elements ({32 * elements:,} bits) per batch"
@@ -94,9 +100,9 @@ def main(argv: list[str] | None = None) -> None:
             noisy[p].append(timed(lambda p=p, r=r: net.logits(x, channels[p], seed=r)))
     t_clean = min(clean)
     print(
-        f"\nclean: {t_clean:.3f} s/batch (min of {args.repeats}; median {statistics.median(clean):.3f})"
+        f"\nclean: {t_clean:.3f} CPU s/batch (min of {args.repeats}; median {statistics.median(clean):.3f})"
     )
-    print(f"{'p':>8} {'auto s/batch':>13} {'auto/clean':>11} {'median ratio':>13}")
+    print(f"{'p':>8} {'auto CPU s':>13} {'auto/clean':>11} {'median ratio':>13}")
     for p in ps:
         med = statistics.median(n / c for n, c in zip(noisy[p], clean))
         print(f"{p:>8.0e} {min(noisy[p]):>13.3f} {min(noisy[p]) / t_clean:>11.3f} {med:>13.3f}")
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nreference engine on {len(xr)} images, scaled ×{scale:g} to the batch of {len(x)}:"
         )
-        print(f"{'p':>8} {'ref s/batch':>12} {'ref/clean':>10} {'ref/auto':>9}")
+        print(f"{'p':>8} {'ref CPU s':>12} {'ref/clean':>10} {'ref/auto':>9}")
         for p in ref_ps:
             ref = BitFlip("float32", p, engine="reference")
             t_ref = timed(lambda ref=ref: net.logits(xr, ref, seed=0))

@@ -101,7 +101,9 @@ def search(
         else:
             hi = mid
     center = (lo + hi) / 2
-    xs = center + np.linspace(-options.refine_decades, options.refine_decades, options.refine_points)
+    xs = center + np.linspace(
+        -options.refine_decades, options.refine_decades, options.refine_points
+    )
     xs = np.clip(xs, math.log10(p_min), math.log10(p_max))
     local = sorted(dict.fromkeys(_snap(float(x)) for x in xs))
     width = math.nan
@@ -113,7 +115,16 @@ def search(
         p_arr = np.array([k[0] for k in points])
         rep = np.array([k[1] for k in points])
         acc = np.array(list(points.values()))
-        fit = fit_points(p_arr, acc, rep, a_max=a_max, num_classes=num_classes, scale=fit_scale, n_boot=n_boot, seed=seed)
+        fit = fit_points(
+            p_arr,
+            acc,
+            rep,
+            a_max=a_max,
+            num_classes=num_classes,
+            scale=fit_scale,
+            n_boot=n_boot,
+            seed=seed,
+        )
         mu = fit.mu
         width = math.log10(fit.mu_ci_high / fit.mu_ci_low) if fit.mu_ci_low > 0 else math.nan
         if width <= options.ci_decades:
@@ -142,16 +153,25 @@ def run_adaptive(
     Points already in ``store`` are read back instead of evaluated. ``couplable(curve, ps)``
     says whether a batch may be coupled (exactness check); None couples every refine batch.
     """
-    from memsim.sweep import _progress
+    from tqdm.auto import tqdm
 
     searches = {
-        c: search(p_min, p_max, a_max=a_max[c], num_classes=num_classes[c], options=options, fit_scale=fit_scale, seed=seed)
+        c: search(
+            p_min,
+            p_max,
+            a_max=a_max[c],
+            num_classes=num_classes[c],
+            options=options,
+            fit_scale=fit_scale,
+            seed=seed,
+        )
         for c in curves
     }
     outcomes: dict[Curve, SearchOutcome] = {}
     waiting: dict[Curve, list] = {}  # curve -> [tasks, results-by-index]
     by_ticket: dict[int, tuple[Curve, int]] = {}
-    bar = _progress(0, "adaptive", progress)
+    # The total grows as searches propose batches; the bar shows points done so far.
+    bar = tqdm(total=0, desc="adaptive", unit="pt", disable=not progress, dynamic_ncols=True)
 
     def advance(curve: Curve, results: list[float] | None) -> None:
         gen = searches[curve]
@@ -172,6 +192,7 @@ def run_adaptive(
             else:
                 by_ticket[executor.submit(evaluate, task)] = (curve, i)
                 bar.total += 1
+                bar.refresh()
         maybe_done(curve)
 
     def maybe_done(curve: Curve) -> None:

@@ -20,10 +20,18 @@ def add_parser(subparsers) -> None:
         help="binarized networks in RRAM: BER tolerance, error-aware training, programming energy",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("config", help="study config: a TOML path or a name under configs/bnn/ (digits, cifar10...)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default results/bnn/<config name>)")
-    p.add_argument("--repeats", type=int, default=None, help="fault-map draws per point (overrides the config)")
-    p.add_argument("--eval-limit", type=int, default=None, help="test samples (overrides the config)")
+    p.add_argument(
+        "config", help="study config: a TOML path or a name under configs/bnn/ (digits, cifar10...)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default results/bnn/<config name>)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=None, help="fault-map draws per point (overrides the config)"
+    )
+    p.add_argument(
+        "--eval-limit", type=int, default=None, help="test samples (overrides the config)"
+    )
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -32,7 +40,9 @@ def add_parser(subparsers) -> None:
 
 def describe(config) -> str:
     """One paragraph saying what the study ran."""
-    eval_text = f"first {config.eval_limit} test samples" if config.eval_limit else "the whole test set"
+    eval_text = (
+        f"first {config.eval_limit} test samples" if config.eval_limit else "the whole test set"
+    )
     return (
         f"Workload `{config.workload}`{' ' + str(config.workload_options) if config.workload_options else ''}; "
         f"training: {config.train.describe()}; error-aware network: same recipe with weight-sign flips "

@@ -112,7 +112,9 @@ def draw_fault_map(
         bits = layer.stored_bits().reshape(-1).numpy()
         u = uniforms[name]
         if u.shape != bits.shape:
-            raise ValueError(f"uniforms['{name}'] has {u.size} values; layer {name} has {bits.size} weights.")
+            raise ValueError(
+                f"uniforms['{name}'] has {u.size} values; layer {name} has {bits.size} weights."
+            )
         flip = u < np.where(bits == 1, p10, p01)
         faults[name] = torch.from_numpy(flip).reshape(layer.weight.shape)
     return faults

@@ -39,8 +39,23 @@ import pandas as pd
 from torch import nn
 
 import workloads.bnn  # noqa: F401  (registers the binarized workloads)
-from memsim.bnn_faults import CELLS, accuracy, cell_rates, draw_fault_map, fault_uniforms, weight_bits
-from memsim.config import CONFIG_DIR, ConfigError, build, check_choice, check_range, load_toml, to_dict
+from memsim.bnn_faults import (
+    CELLS,
+    accuracy,
+    cell_rates,
+    draw_fault_map,
+    fault_uniforms,
+    weight_bits,
+)
+from memsim.config import (
+    CONFIG_DIR,
+    ConfigError,
+    build,
+    check_choice,
+    check_range,
+    load_toml,
+    to_dict,
+)
 from memsim.rng import child_seed
 from workloads.base import Workload, get_workload
 from workloads.bnn import save_bnn
@@ -50,7 +65,17 @@ from workloads.checkpoints import load_checkpoint
 NETWORKS = ("plain", "error_aware")
 #: Bump when the points' meaning or columns change.
 SCHEMA_VERSION = 1
-POINT_COLUMNS = ["network", "sweep", "condition", "p01", "p10", "repeat", "accuracy", "n_images", "energy_pj"]
+POINT_COLUMNS = [
+    "network",
+    "sweep",
+    "condition",
+    "p01",
+    "p10",
+    "repeat",
+    "accuracy",
+    "n_images",
+    "energy_pj",
+]
 
 
 def default_ber_grid() -> tuple[float, ...]:
@@ -120,7 +145,9 @@ class BNNStudyConfig:
                 "The 'train.train_ber' parameter of BNNStudyConfig must be 0 (the plain recipe); "
                 f"set the top-level 'train_ber' for the error-aware network. Got {self.train.train_ber!r}."
             )
-        check_range(own, "train_ber", self.train_ber, low=0.0, high=0.5, low_open=True, high_open=True)
+        check_range(
+            own, "train_ber", self.train_ber, low=0.0, high=0.5, low_open=True, high_open=True
+        )
         if not self.ber_grid:
             raise ValueError(f"The 'ber_grid' parameter of {own} must list at least one rate.")
         for p in self.ber_grid:
@@ -138,7 +165,11 @@ class BNNStudyConfig:
 
     def recipe(self, network: str) -> BNNTrainConfig:
         """The training recipe of ``network`` (``plain`` or ``error_aware``)."""
-        return self.train if network == "plain" else dataclasses.replace(self.train, train_ber=self.train_ber)
+        return (
+            self.train
+            if network == "plain"
+            else dataclasses.replace(self.train, train_ber=self.train_ber)
+        )
 
 
 def load_study_config(name_or_path: str | os.PathLike) -> BNNStudyConfig:
@@ -148,7 +179,9 @@ def load_study_config(name_or_path: str | os.PathLike) -> BNNStudyConfig:
         named = CONFIG_DIR / "bnn" / f"{name_or_path}.toml"
         if not named.is_file():
             known = sorted(p.stem for p in (CONFIG_DIR / "bnn").glob("*.toml"))
-            raise FileNotFoundError(f"BNN study config {name_or_path} not found (shipped: {', '.join(known)}).")
+            raise FileNotFoundError(
+                f"BNN study config {name_or_path} not found (shipped: {', '.join(known)})."
+            )
         path = named
     return build(BNNStudyConfig, load_toml(path), source=path)
 
@@ -167,14 +200,18 @@ def study_conditions(config: BNNStudyConfig) -> list:
     """The programming conditions of the study, from the most to the least energy per pulse."""
     from memsim.device import load_condition, load_conditions, scale_compliance
 
-    conditions = [load_condition(c) for c in config.conditions] if config.conditions else load_conditions()
+    conditions = (
+        [load_condition(c) for c in config.conditions] if config.conditions else load_conditions()
+    )
     if config.compliance_ratios:
         nominal = load_condition("nominal")
         for ratio in config.compliance_ratios:
             try:
                 conditions.append(scale_compliance(nominal, ratio))
             except ValueError as exc:
-                raise ConfigError(f"compliance_ratios: {ratio:g} is not a valid scaling: {exc}") from None
+                raise ConfigError(
+                    f"compliance_ratios: {ratio:g} is not a valid scaling: {exc}"
+                ) from None
     return sorted(conditions, key=lambda c: (-(c.e_set_pj + c.e_reset_pj), c.p_bf))
 
 
@@ -186,10 +223,16 @@ def networks(
     models = {}
     for name in NETWORKS:
         recipe = config.recipe(name)
-        path = Path(given[name]) if given[name] else (out / f"{name}.pt" if out is not None else None)
+        path = (
+            Path(given[name]) if given[name] else (out / f"{name}.pt" if out is not None else None)
+        )
         if path is not None and path.is_file():
-            if not given[name] and load_checkpoint(path).get("recipe") != dataclasses.asdict(recipe):
-                raise ValueError(f"{path} was trained with another recipe; delete it or use another output folder.")
+            if not given[name] and load_checkpoint(path).get("recipe") != dataclasses.asdict(
+                recipe
+            ):
+                raise ValueError(
+                    f"{path} was trained with another recipe; delete it or use another output folder."
+                )
             models[name] = workload.load_model(path)
             continue
         if given[name]:
@@ -209,10 +252,19 @@ def _append(path: Path | None, rows: list[dict]) -> None:
 
 
 def _key(row) -> tuple:
-    return (row["network"], row["sweep"], str(row["condition"]), float(row["p01"]), float(row["p10"]), int(row["repeat"]))
+    return (
+        row["network"],
+        row["sweep"],
+        str(row["condition"]),
+        float(row["p01"]),
+        float(row["p10"]),
+        int(row["repeat"]),
+    )
 
 
-def run_study(config: BNNStudyConfig, out: str | os.PathLike | None = None, *, progress: bool = True) -> dict[str, pd.DataFrame]:
+def run_study(
+    config: BNNStudyConfig, out: str | os.PathLike | None = None, *, progress: bool = True
+) -> dict[str, pd.DataFrame]:
     """Run the study; returns ``{"points", "conditions", "summary"}`` frames.
 
     With ``out`` the networks, ``config.json``, ``points.csv`` (appended point by point, so an
@@ -228,12 +280,15 @@ def run_study(config: BNNStudyConfig, out: str | os.PathLike | None = None, *, p
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"schema_version": SCHEMA_VERSION, "config": to_dict(config)}
         meta_path = folder / "config.json"
-        if meta_path.is_file() and json.loads(meta_path.read_text()) != json.loads(json.dumps(meta, default=str)):
+        if meta_path.is_file() and json.loads(meta_path.read_text()) != json.loads(
+            json.dumps(meta, default=str)
+        ):
             raise ValueError(f"{folder} holds results of another config; use another --out folder.")
         meta_path.write_text(json.dumps(meta, indent=2, default=str))
         points_path = folder / "points.csv"
         if points_path.is_file():
-            done = {_key(r): r for r in pd.read_csv(points_path, keep_default_na=False).to_dict("records")}
+            stored = pd.read_csv(points_path, dtype={"condition": str}).fillna({"condition": ""})
+            done = {_key(r): r for r in stored.to_dict("records")}
     workload = get_workload(config.workload, **config.workload_options)
     models = networks(config, workload, folder, progress=progress)
     x, y = workload.dataset("test", limit=config.eval_limit)
@@ -241,14 +296,37 @@ def run_study(config: BNNStudyConfig, out: str | os.PathLike | None = None, *, p
     conditions = study_conditions(config)
     rows: list[dict] = list(done.values())
 
-    def measure(name: str, sweep: str, label: str, p01: float, p10: float, repeat: int, energy: float, uniforms) -> None:
-        row = {"network": name, "sweep": sweep, "condition": label, "p01": p01, "p10": p10, "repeat": repeat}
+    def measure(
+        name: str,
+        sweep: str,
+        label: str,
+        p01: float,
+        p10: float,
+        repeat: int,
+        energy: float,
+        uniforms,
+    ) -> None:
+        row = {
+            "network": name,
+            "sweep": sweep,
+            "condition": label,
+            "p01": p01,
+            "p10": p10,
+            "repeat": repeat,
+        }
         if _key(row) in done:
             return
         model = models[name]
         faults = draw_fault_map(model, p01, p10, seed=0, uniforms=uniforms) if p01 or p10 else None
         act = BinaryChannel(p01, p10) if config.activation_noise else None
-        acc = accuracy(model, x, y, faults=faults, act_channel=act, seed=child_seed(config.seed, "act", sweep, label, p01, repeat))
+        acc = accuracy(
+            model,
+            x,
+            y,
+            faults=faults,
+            act_channel=act,
+            seed=child_seed(config.seed, "act", sweep, label, p01, repeat),
+        )
         row.update(accuracy=acc, n_images=len(y), energy_pj=energy)
         rows.append(row)
         _append(points_path, [row])
@@ -264,10 +342,16 @@ def run_study(config: BNNStudyConfig, out: str | os.PathLike | None = None, *, p
                     if sweep == "clean" and repeat > 0:
                         continue  # deterministic
                 else:
-                    sweep, label, energy = "condition", c.name, programming_energy_pj(bits[name], c, config.cell)
+                    sweep, label, energy = (
+                        "condition",
+                        c.name,
+                        programming_energy_pj(bits[name], c, config.cell),
+                    )
                 measure(name, sweep, label, p01, p10, repeat, energy, uniforms)
         if progress:
-            print(f"bnn study: repeat {repeat + 1}/{config.repeats} done", file=sys.stderr, flush=True)
+            print(
+                f"bnn study: repeat {repeat + 1}/{config.repeats} done", file=sys.stderr, flush=True
+            )
     points = pd.DataFrame(rows, columns=POINT_COLUMNS)
     cond_frame = condition_table(conditions, bits, config)
     summary = summarize(points, config.tolerance_points)
@@ -277,7 +361,9 @@ def run_study(config: BNNStudyConfig, out: str | os.PathLike | None = None, *, p
     return {"points": points, "conditions": cond_frame, "summary": summary}
 
 
-def condition_table(conditions: list, bits: dict[str, dict[str, int]], config: BNNStudyConfig) -> pd.DataFrame:
+def condition_table(
+    conditions: list, bits: dict[str, dict[str, int]], config: BNNStudyConfig
+) -> pd.DataFrame:
     """One row per (network, condition): rates and the weight memory's programming energy."""
     rows = []
     for name, b in bits.items():
@@ -346,7 +432,9 @@ def summarize(points: pd.DataFrame, tolerance_points: float = 1.0) -> pd.DataFra
             base = clean[name] if ref == "own" else clean.get("plain", math.nan)
             floor = base - tol
             ber = means[(means["network"] == name) & (means["sweep"].isin(["clean", "ber"]))]
-            grid, interp, censored = tolerated_ber(ber, floor) if len(ber) else (math.nan, math.nan, False)
+            grid, interp, censored = (
+                tolerated_ber(ber, floor) if len(ber) else (math.nan, math.nan, False)
+            )
             cond = means[(means["network"] == name) & (means["sweep"] == "condition")]
             ok = cond[cond["accuracy"] >= floor]
             best = ok.loc[ok["energy_pj"].idxmin()] if len(ok) else None
@@ -374,4 +462,3 @@ def point_means(points: pd.DataFrame) -> pd.DataFrame:
         accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), energy_pj=("energy_pj", "mean"),
         repeats=("repeat", "nunique"),
     )  # fmt: skip
-

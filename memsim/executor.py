@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +83,9 @@ class SerialExecutor(Executor):
 
 
 def _init_worker() -> None:
+    # Ctrl-C goes to the whole process group: let the parent alone handle it (it keeps what
+    # finished and shuts the pool down) instead of every worker printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Several workers on a few cores: one intra-op thread each, or they fight over cores.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -103,7 +107,9 @@ class LocalPool(Executor):
 
     def __init__(self, workers: int) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"The 'workers' parameter of LocalPool must be an int in [1, inf]. Got {workers!r}.")
+            raise ValueError(
+                f"The 'workers' parameter of LocalPool must be an int in [1, inf]. Got {workers!r}."
+            )
         self.workers = workers
         self._pool = ProcessPoolExecutor(
             max_workers=workers,

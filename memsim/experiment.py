@@ -71,7 +71,9 @@ class GridConfig:
             return tuple(sorted(self.values))
         decades = math.log10(self.p_max) - math.log10(self.p_min)
         n = max(2, round(decades * self.points_per_decade) + 1)
-        return tuple(float(v) for v in np.logspace(math.log10(self.p_min), math.log10(self.p_max), n))
+        return tuple(
+            float(v) for v in np.logspace(math.log10(self.p_min), math.log10(self.p_max), n)
+        )
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,9 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         check_range("fit", "bootstrap", self.bootstrap, kind=int, low=0)
-        check_range("fit", "confidence", self.confidence, low=0, high=1, low_open=True, high_open=True)
+        check_range(
+            "fit", "confidence", self.confidence, low=0, high=1, low_open=True, high_open=True
+        )
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ class ExperimentConfig:
     device bundle's own condition. ``masks`` are noisy-bit masks: ``"all"``, field names joined
     by ``+`` (``"exponent+mantissa"``) or ``"first_noisy:k"`` (positions 0…k-1 protected).
     ``incompatible = "skip"`` leaves out policy × format pairs a policy cannot store (e.g.
-    ``sram_exponent`` × ``int8``, which has no exponent); ``"error"`` refuses them.
+    ``sram_exponent`` × ``int8``, which has no exponent) and masks a policy's channel cannot
+    take (SECDED codewords); ``"error"`` refuses them.
     """
 
     name: str = "experiment"
@@ -210,9 +215,13 @@ class ExperimentConfig:
                 raise ValueError(f"'{key}' lists {dupes[0]!r} twice; give entries distinct labels.")
         if isinstance(self.operating_p, str):
             if self.operating_p != "device":
-                raise ValueError(f"'operating_p' must be \"device\" or a probability. Got {self.operating_p!r}.")
+                raise ValueError(
+                    f"'operating_p' must be \"device\" or a probability. Got {self.operating_p!r}."
+                )
         else:
-            check_range("the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True)
+            check_range(
+                "the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what ``config.json`` holds and the hash is taken of)."""
@@ -225,12 +234,16 @@ class ExperimentConfig:
         """Plain data in the config-file layout (``config.toml``: loads back to this config)."""
         data = self.to_dict()
         data["workloads"] = [
-            w.name if (w.label == w.name and w.checkpoint is None and not w.options) else _compact_workload(w)
+            w.name
+            if (w.label == w.name and w.checkpoint is None and not w.options)
+            else _compact_workload(w)
             for w in self.workloads
         ]
         data["policies"] = [
-            p.spec if isinstance(p.spec, str) and p.spec == p.label
-            else {"kind": p.spec, "label": p.label} if isinstance(p.spec, str)
+            p.spec
+            if isinstance(p.spec, str) and p.spec == p.label
+            else {"kind": p.spec, "label": p.label}
+            if isinstance(p.spec, str)
             else {**p.spec, "label": p.label}
             for p in self.policies
         ]
@@ -295,20 +308,28 @@ def load_experiment(
     return parse_experiment(data, source=source)
 
 
-def parse_experiment(data: Mapping[str, Any], *, source: Any = None) -> tuple[ExperimentConfig, RunOptions]:
+def parse_experiment(
+    data: Mapping[str, Any], *, source: Any = None
+) -> tuple[ExperimentConfig, RunOptions]:
     """Validate parsed TOML into an :class:`ExperimentConfig` and :class:`RunOptions`."""
     data = dict(data)
     run = build(RunOptions, data.pop("run", {}), where="run", source=source)
     if "workloads" in data:
-        data["workloads"] = tuple(_workload_spec(w, i, source) for i, w in enumerate(_listed(data, "workloads", source)))
+        data["workloads"] = tuple(
+            _workload_spec(w, i, source) for i, w in enumerate(_listed(data, "workloads", source))
+        )
     if "policies" in data:
-        data["policies"] = tuple(_policy_spec(p, i, source) for i, p in enumerate(_listed(data, "policies", source)))
+        data["policies"] = tuple(
+            _policy_spec(p, i, source) for i, p in enumerate(_listed(data, "policies", source))
+        )
     config = build(ExperimentConfig, data, source=source)
     check_plugins(config, source)
     return config, run
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str], source: Any = None) -> dict[str, Any]:
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], source: Any = None
+) -> dict[str, Any]:
     """``data`` with ``key.sub=value`` assignments applied (values parsed as TOML)."""
     data = json.loads(json.dumps(data, default=str)) if overrides else data
     for item in overrides:
@@ -343,7 +364,9 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
             try:
                 resolve_bits(fmt, mask_bits(mask))
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{where_text(f'masks[{j}]', source)} for format {fmt}: {exc}") from None
+                raise ConfigError(
+                    f"{where_text(f'masks[{j}]', source)} for format {fmt}: {exc}"
+                ) from None
     for i, spec in enumerate(config.workloads):
         _check_lookup(f"workloads[{i}]", source, lambda s=spec: _workload_registry().get(s.name))
     for i, spec in enumerate(config.policies):
@@ -356,11 +379,35 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 errors.append(exc)
         if errors and (config.incompatible == "error" or len(errors) == len(config.formats)):
             raise ConfigError(f"{where_text(f'policies[{i}]', source)}: {errors[0]}")
+    if any(m != "all" for m in config.masks):
+        _check_masks(config, source)
     _check_lookup("device", source, lambda: _load_device(config.device, None))
     for i, cond in enumerate(config.conditions):
         _check_lookup(f"conditions[{i}]", source, lambda c=cond: _load_device(config.device, c))
     if config.memory.enabled:
         _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
+
+
+def _check_masks(config: ExperimentConfig, source: Any) -> None:
+    """Masks restrict plain bit flips; a policy with another channel (ECC) cannot take one."""
+    for j, mask in enumerate(config.masks):
+        errors = []
+        pairs = pairs_of(config)
+        for spec, fmt in pairs:
+            try:
+                mask_channel_check(make_policy(spec), fmt, mask)
+            except (ValueError, TypeError) as exc:
+                errors.append(exc)
+        if errors and (config.incompatible == "error" or len(errors) == len(pairs)):
+            raise ConfigError(f"{where_text(f'masks[{j}]', source)}: {errors[0]}")
+
+
+def mask_channel_check(policy: Any, fmt: str, mask: str) -> None:
+    """Raise ``ValueError`` if ``mask`` cannot restrict ``policy``'s channel for ``fmt``."""
+    from memsim.sweep import make_channel
+
+    if mask != "all":
+        make_channel(policy, policy.storage_format(fmt), mask, 1e-3, 1e-3)
 
 
 def mask_bits(mask: str) -> Any:
@@ -427,21 +474,32 @@ def _policy_spec(item: Any, i: int, source: Any) -> PolicySpec:
     if isinstance(item, str):
         return PolicySpec(item, item)
     if not isinstance(item, Mapping):
-        raise ConfigError(f"{where_text(where, source)} must be a policy name or a table with 'kind'. Got {item!r}.")
+        raise ConfigError(
+            f"{where_text(where, source)} must be a policy name or a table with 'kind'. Got {item!r}."
+        )
     table = dict(item)
     label = table.pop("label", None)
     if "kind" not in table:
-        raise ConfigError(f"Missing key {where_text(where + '.kind', source)}: a policy table names its policy with 'kind'.")
+        raise ConfigError(
+            f"Missing key {where_text(where + '.kind', source)}: a policy table names its policy with 'kind'."
+        )
     if label is None:
         extra = ",".join(f"{k}={v}" for k, v in sorted(table.items()) if k != "kind")
         label = f"{table['kind']}({extra})" if extra else table["kind"]
     if not isinstance(label, str) or not label:
-        raise ConfigError(f"{where_text(where + '.label', source)} must be a non-empty string. Got {label!r}.")
+        raise ConfigError(
+            f"{where_text(where + '.label', source)} must be a non-empty string. Got {label!r}."
+        )
     return PolicySpec(label, table if len(table) > 1 else table["kind"])
 
 
 def _compact_workload(w: WorkloadSpec) -> dict[str, Any]:
-    return {"name": w.name, "label": w.label, "checkpoint": w.checkpoint, "options": dict(w.options)}
+    return {
+        "name": w.name,
+        "label": w.label,
+        "checkpoint": w.checkpoint,
+        "options": dict(w.options),
+    }
 
 
 def replace_config(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
@@ -466,18 +524,45 @@ def pairs_of(config: ExperimentConfig) -> list[tuple[PolicySpec, str]]:
     return pairs
 
 
+def skipped_combinations(config: ExperimentConfig) -> list[str]:
+    """Human-readable policy × format (× mask) combinations left out, with the reason."""
+    skipped = []
+    for spec in config.policies:
+        policy = make_policy(spec)
+        for fmt in config.formats:
+            try:
+                policy.validate(fmt)
+            except (ValueError, TypeError) as exc:
+                skipped.append(f"{spec.label} × {fmt}: {exc}")
+                continue
+            for mask in config.masks:
+                try:
+                    mask_channel_check(policy, fmt, mask)
+                except (ValueError, TypeError) as exc:
+                    skipped.append(f"{spec.label} × {fmt} × mask {mask}: {exc}")
+    return skipped
+
+
 def curves_of(config: ExperimentConfig) -> list:
     """Every workload × format × policy × mask curve of the experiment, in config order."""
     from memsim.sweep import Curve
 
-    pairs = {(s.label, f) for s, f in pairs_of(config)}
+    pairs = {(s.label, f): s for s, f in pairs_of(config)}
+    masks_ok = {}
+    for (label, fmt), spec in pairs.items():
+        for mask in config.masks:
+            try:
+                mask_channel_check(make_policy(spec), fmt, mask)
+                masks_ok[label, fmt, mask] = True
+            except (ValueError, TypeError):
+                continue  # left out by incompatible = "skip" (load refused it otherwise)
     return [
         Curve(w.label, fmt, p.label, mask)
         for w in config.workloads
         for fmt in config.formats
         for p in config.policies
         for mask in config.masks
-        if (p.label, fmt) in pairs
+        if masks_ok.get((p.label, fmt, mask))
     ]
 
 
@@ -486,7 +571,11 @@ def operating_points(config: ExperimentConfig) -> list[dict[str, Any]]:
     rows = []
     for cond in config.conditions or (None,):
         device = _load_device(config.device, cond)
-        p01, p10 = (device.p01, device.p10) if config.operating_p == "device" else (config.operating_p,) * 2
+        p01, p10 = (
+            (device.p01, device.p10)
+            if config.operating_p == "device"
+            else (config.operating_p,) * 2
+        )
         rows.append(
             {
                 "condition": cond or device.condition.name,
@@ -547,15 +636,27 @@ def run_experiment(
     digest = config.digest()
     with ResultsStore.open(out, config=config.to_dict(), digest=digest) as store:
         write_text_atomic(out / "config.toml", to_toml(config.to_toml_data()))
-        write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
-        meta = metadata(seed=config.seed, digest=digest, extra={"torch_device": run.device, "workers": run.workers})
+        write_text_atomic(
+            out / "config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True)
+        )
+        meta = metadata(
+            seed=config.seed,
+            digest=digest,
+            extra={
+                "torch_device": run.device,
+                "workers": run.workers,
+                "skipped": skipped_combinations(config),
+            },
+        )
         write_text_atomic(out / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
         conditions = operating_points(config)
         import pandas as pd
 
         write_csv_atomic(out / "conditions.csv", pd.DataFrame(conditions))
         if evaluator is None:
-            evaluator = NetworkEvaluator(config.workloads, config.policies, config.sweep, run.device)
+            evaluator = NetworkEvaluator(
+                config.workloads, config.policies, config.sweep, run.device
+            )
             for spec in config.workloads:  # train/cache models once, before any worker starts
                 load_workload(spec)
         curves = curves_of(config)
@@ -570,7 +671,14 @@ def run_experiment(
             if config.adaptive.enabled:
                 _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
             else:
-                tasks = plan_grid(curves, grid, repeats=config.sweep.repeats, seed=config.seed, coupled=coupled, operating=ops)
+                tasks = plan_grid(
+                    curves,
+                    grid,
+                    repeats=config.sweep.repeats,
+                    seed=config.seed,
+                    coupled=coupled,
+                    operating=ops,
+                )
                 run_points(tasks, store, executor, evaluator, progress=run.progress)
         write_csv_atomic(out / "points.csv", store.points_frame())
     if sweep_only:
@@ -587,7 +695,14 @@ def _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
     from memsim.adaptive import run_adaptive
     from memsim.sweep import PointTask, clean_task, point_seed, run_points
 
-    run_points([clean_task(config.seed, c) for c in curves], store, executor, evaluator, progress=run.progress, desc="clean")
+    run_points(
+        [clean_task(config.seed, c) for c in curves],
+        store,
+        executor,
+        evaluator,
+        progress=run.progress,
+        desc="clean",
+    )
     rows = store.finished()
     clean = {c: rows[clean_task(config.seed, c).id] for c in curves}
     couplable = getattr(evaluator, "couplable", None)
@@ -629,7 +744,10 @@ def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any
     from memsim.tracing import trace_model
 
     params = load_memory_params(config.memory.preset)
-    devices = {c["condition"]: _load_device(config.device, cond) for c, cond in zip(conditions, config.conditions or (None,))}
+    devices = {
+        c["condition"]: _load_device(config.device, cond)
+        for c, cond in zip(conditions, config.conditions or (None,))
+    }
     rows = []
     traces: dict = {}
     for wspec in config.workloads:
@@ -641,7 +759,9 @@ def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any
             if (wspec.label, stored) not in traces:
                 calibration = None
                 if stored == "int8":
-                    calibration = workload.dataset("train", limit=config.sweep.calibration_images)[0]
+                    calibration = workload.dataset("train", limit=config.sweep.calibration_images)[
+                        0
+                    ]
                 traces[wspec.label, stored] = trace_model(
                     model,
                     x,
@@ -705,11 +825,19 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        return (
+            repr(v)
+            if math.isfinite(v)
+            else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        )
     if isinstance(v, str | Path):
         return json.dumps(str(v))
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
+        return (
+            "{"
+            + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None)
+            + "}"
+        )
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"Cannot write {v!r} as TOML.")

@@ -17,9 +17,16 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
     if config_required:
         p.add_argument("config", type=Path, help="experiment config (TOML)")
     else:
-        p.add_argument("config", type=Path, nargs="?", help="experiment config (TOML); default: the embedded default")
+        p.add_argument(
+            "config",
+            type=Path,
+            nargs="?",
+            help="experiment config (TOML); default: the embedded default",
+        )
     p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-<config hash>)")
-    p.add_argument("--workers", type=int, help="parallel worker processes (results do not depend on it)")
+    p.add_argument(
+        "--workers", type=int, help="parallel worker processes (results do not depend on it)"
+    )
     p.add_argument("--device", help="torch device, e.g. cpu or cuda")
     p.add_argument(
         "--set",
@@ -80,7 +87,9 @@ def add_parser(subparsers) -> None:
     _add_run_options(p, config_required=True)
     p.set_defaults(func=lambda a: cmd_run(a, sweep_only=True))
 
-    p = subparsers.add_parser("report", help="re-create the report of a results folder (no simulation)")
+    p = subparsers.add_parser(
+        "report", help="re-create the report of a results folder (no simulation)"
+    )
     p.add_argument("folder", type=Path, help="a results folder written by memsim run/sweep")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_report)

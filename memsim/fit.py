@@ -131,7 +131,9 @@ def fit_curve(
     p = np.asarray(p, dtype=float)
     acc = np.asarray(accuracy, dtype=float)
     if p.shape != acc.shape or p.ndim != 1:
-        raise ValueError(f"p and accuracy must be 1-D arrays of one length. Got {p.shape} and {acc.shape}.")
+        raise ValueError(
+            f"p and accuracy must be 1-D arrays of one length. Got {p.shape} and {acc.shape}."
+        )
     if p.size and ((p <= 0) | (p > 1)).any():
         raise ValueError("p values for a fit must lie in (0, 1]; the noise-free point is a_max.")
     order = np.argsort(p)
@@ -250,7 +252,9 @@ def fit_points(
         keep = c > 0
         r = fit_curve(ps[keep], m[keep], a_max=a_max, a_min=a_min, scale=scale, counts=c[keep])
         # A resample whose midpoint leaves the range is censored: it sits beyond that end.
-        mus[b] = r.mu if r.ok else {"above_range": np.inf, "below_range": -np.inf}.get(r.status, np.nan)
+        mus[b] = (
+            r.mu if r.ok else {"above_range": np.inf, "below_range": -np.inf}.get(r.status, np.nan)
+        )
     mus = mus[~np.isnan(mus)]
     if mus.size == 0:
         return replace(result, n_boot=n_boot)
@@ -276,7 +280,9 @@ def _means(acc: np.ndarray, inverse: np.ndarray, n: int) -> tuple[np.ndarray, np
         return sums / counts, counts
 
 
-def _censoring(p: np.ndarray, acc: np.ndarray, a_max: float, a_min: float) -> tuple[str, str] | None:
+def _censoring(
+    p: np.ndarray, acc: np.ndarray, a_max: float, a_min: float
+) -> tuple[str, str] | None:
     """Why no midpoint can be fitted, or None when the data cross the midpoint level."""
     if p.size < 3:
         return "failed", f"need at least 3 distinct p values to fit; got {p.size}"
@@ -303,4 +309,6 @@ def _crossing(x: np.ndarray, acc: np.ndarray, level: float) -> float:
 
 def _check_scale(scale: str) -> None:
     if scale not in SCALES:
-        raise ValueError(f"The 'scale' parameter of the fit must be one of {list(SCALES)}. Got {scale!r}.")
+        raise ValueError(
+            f"The 'scale' parameter of the fit must be one of {list(SCALES)}. Got {scale!r}."
+        )

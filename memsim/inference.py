@@ -25,6 +25,7 @@ in float32 on fake-quantized values; stored activations are real int8 codes (:mo
 from __future__ import annotations
 
 import copy
+import difflib
 import secrets
 import warnings
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memsim.formats import get_format
+from memsim.formats import FORMATS, StorageFormat
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
 from memsim.taps import Taps, WritePoint, parameter_points
@@ -128,7 +129,8 @@ def resolve_channels(channel: ChannelSpec, points: tuple[WritePoint, ...]) -> li
                 f"The channel for write '{wp.name}' must be a Channel or None. Got {type(ch).__name__}."
             )
         ch_fmt = getattr(ch, "fmt", None)
-        if isinstance(ch_fmt, str) and wp.format and get_format(ch_fmt).name != wp.format:
+        ch_fmt = ch_fmt.name if isinstance(ch_fmt, StorageFormat) else ch_fmt
+        if isinstance(ch_fmt, str) and ch_fmt in FORMATS and wp.format and ch_fmt != wp.format:
             raise ValueError(
                 f"The channel for write '{wp.name}' is built for {ch_fmt}, but the write is stored as {wp.format}."
             )
@@ -142,6 +144,21 @@ def _as_float_dtype(value: object, name: str) -> torch.dtype:
     elif isinstance(value, str) and value in _FLOAT_DTYPES:
         return _FLOAT_DTYPES[value]
     raise ValueError(f"{name} must be one of {', '.join(_FLOAT_DTYPES)}. Got {value!r}.")
+
+
+def _check_format(fmt: str) -> str:
+    if fmt in INFERENCE_FORMATS:
+        return fmt
+    if fmt in FORMATS:
+        raise ValueError(
+            f"Noisy inference does not support storage format '{fmt}'. "
+            f"Supported: {', '.join(INFERENCE_FORMATS)}."
+        )
+    close = difflib.get_close_matches(fmt, INFERENCE_FORMATS, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ValueError(
+        f"Unknown storage format '{fmt}'.{hint} Known formats: {', '.join(INFERENCE_FORMATS)}."
+    )
 
 
 class NoisyNetwork:
@@ -188,11 +205,7 @@ class NoisyNetwork:
             raise TypeError(f"model must be a torch.nn.Module. Got {type(model).__name__}.")
         if not isinstance(fmt, str):
             raise TypeError(f"fmt must be a storage format name. Got {fmt!r}.")
-        name = get_format(fmt).name  # unknown names: ValueError listing the known ones
-        if name not in INFERENCE_FORMATS:
-            raise ValueError(
-                f"Noisy inference does not support storage format '{name}'. Supported: {', '.join(INFERENCE_FORMATS)}."
-            )
+        name = _check_format(fmt)
         self.fmt = name
         self.fused = bool(fused)
         self.noisy_input = bool(noisy_input)
@@ -201,7 +214,7 @@ class NoisyNetwork:
             default if compute_dtype is None else _as_float_dtype(compute_dtype, "compute_dtype")
         )
         self.compute_fallback = False
-        self._model = copy.deepcopy(model).eval()
+        self._model = copy.deepcopy(model).eval().cpu()  # evaluate(device=...) moves it
         self._model.requires_grad_(False)
         self._device = torch.device("cpu")
         self._taps: Taps | None = None

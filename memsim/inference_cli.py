@@ -33,6 +33,12 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="int8: calibration images from the training split",
     )
+    p.add_argument(
+        "--calibration-method",
+        choices=("minmax", "percentile"),
+        default="minmax",
+        help="int8: activation range estimate",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -77,7 +83,12 @@ def _network(args: argparse.Namespace):
     if args.fmt == "int8":
         calibration = workload.dataset("train", limit=args.calibration)[0]
     net = NoisyNetwork(
-        model, args.fmt, fused=args.fused, noisy_input=args.noisy_input, calibration=calibration
+        model,
+        args.fmt,
+        fused=args.fused,
+        noisy_input=args.noisy_input,
+        calibration=calibration,
+        calibration_method=args.calibration_method,
     )
     return workload, net
 

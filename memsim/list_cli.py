@@ -70,9 +70,15 @@ CATEGORIES: dict[str, tuple[str, Callable[[], list[str]]]] = {
     "policy-configs": ("named policy configs in configs/policies/", _policy_configs),
     "formats": ("activation storage formats (configs: formats = [...])", _formats),
     "devices": ("device bundles in configs/device/ (configs: device = ...)", _devices),
-    "conditions": ("programming conditions in configs/device/conditions/ (configs: conditions = [...])", _conditions),
+    "conditions": (
+        "programming conditions in configs/device/conditions/ (configs: conditions = [...])",
+        _conditions,
+    ),
     "memory": ("memory-system presets in configs/memory/ ([memory] preset = ...)", _memory),
-    "experiments": (f"experiment configs under {CONFIG_DIR} (memsim run configs/NAME.toml)", _experiments),
+    "experiments": (
+        f"experiment configs under {CONFIG_DIR} (memsim run configs/NAME.toml)",
+        _experiments,
+    ),
 }
 
 
@@ -83,7 +89,9 @@ def listing(categories: list[str] | None = None) -> str:
         description, lister = CATEGORIES[name]
         try:
             items = lister()
-        except ImportError as exc:  # a part of memsim missing from this build must not hide the rest
+        except (
+            ImportError
+        ) as exc:  # a part of memsim missing from this build must not hide the rest
             items = [f"(unavailable: {exc})"]
         lines.append(f"{name}: {description}")
         lines += [f"  {item}" for item in items] or ["  (none)"]
@@ -98,5 +106,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     """Add the ``list`` verb."""
     p = subparsers.add_parser("list", help="list workloads, policies, formats and presets")
-    p.add_argument("category", nargs="?", choices=list(CATEGORIES), help="one category (default: all)")
+    p.add_argument(
+        "category", nargs="?", choices=list(CATEGORIES), help="one category (default: all)"
+    )
     p.set_defaults(func=cmd_list)

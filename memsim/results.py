@@ -110,8 +110,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write a table as CSV atomically (full float precision, no index)."""
-    return write_text_atomic(path, frame.to_csv(index=False, float_format="%.17g"))
+    """Write a table as CSV atomically (floats as shortest round-trip text, no index)."""
+    return write_text_atomic(path, frame.to_csv(index=False))
 
 
 def check_writable(folder: Path) -> None:
@@ -122,7 +122,9 @@ def check_writable(folder: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except NotADirectoryError:
-        raise ResultsError(f"Output folder {folder} is not a folder (a file is in the way).") from None
+        raise ResultsError(
+            f"Output folder {folder} is not a folder (a file is in the way)."
+        ) from None
     except OSError as exc:
         raise ResultsError(
             f"Output folder {folder} is not writable ({exc.strerror or exc}). "
@@ -145,7 +147,9 @@ class ResultsStore:
         self._rows = rows
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, *, config: Mapping[str, Any], digest: str) -> ResultsStore:
+    def open(
+        cls, folder: str | os.PathLike, *, config: Mapping[str, Any], digest: str
+    ) -> ResultsStore:
         """Open (or create) ``folder`` for the experiment with hash ``digest``.
 
         Raises
@@ -162,7 +166,9 @@ class ResultsStore:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
-            raise ResultsError(f"Output folder {folder} is in use by another running sweep.") from None
+            raise ResultsError(
+                f"Output folder {folder} is in use by another running sweep."
+            ) from None
         log = folder / POINTS_LOG
         _repair_torn_tail(log)
         rows = {row["point_id"]: row for row in read_log(log)}
@@ -216,7 +222,9 @@ def claim_folder(folder: Path, *, config: Mapping[str, Any], digest: str) -> Non
         try:
             found = json.loads(marker.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ResultsError(f"{marker} is corrupt; remove the folder or choose another --out.") from None
+            raise ResultsError(
+                f"{marker} is corrupt; remove the folder or choose another --out."
+            ) from None
         if found.get("config_hash") != digest:
             raise ResultsError(
                 f"Output folder {folder} holds results of a different experiment "
@@ -238,7 +246,9 @@ def read_experiment(folder: str | os.PathLike) -> dict:
     """The ``experiment.json`` of a results folder (schema-checked)."""
     marker = Path(folder) / EXPERIMENT_FILE
     if not marker.is_file():
-        raise ResultsError(f"{folder} is not a memsim results folder ({EXPERIMENT_FILE} is missing).")
+        raise ResultsError(
+            f"{folder} is not a memsim results folder ({EXPERIMENT_FILE} is missing)."
+        )
     payload = json.loads(marker.read_text())
     if payload.get("schema") != SCHEMA or payload.get("version") != SCHEMA_VERSION:
         raise ResultsError(

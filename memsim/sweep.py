@@ -81,12 +81,28 @@ class PointTask:
         return point_id(self.key())
 
 
-def point_seed(seed: int, curve: Curve, kind: str, repeat: int, p: float | None = None, p10: float | None = None) -> int:
+def point_seed(
+    seed: int,
+    curve: Curve,
+    kind: str,
+    repeat: int,
+    p: float | None = None,
+    p10: float | None = None,
+) -> int:
     """The seed of a point: a pure function of the run seed and the point's names.
 
     Coupled points pass ``p=None``: every p of one repeat then shares the seed.
     """
-    parts: list[object] = ["sweep", kind, curve.workload, curve.format, curve.policy, curve.mask, "repeat", repeat]
+    parts: list[object] = [
+        "sweep",
+        kind,
+        curve.workload,
+        curve.format,
+        curve.policy,
+        curve.mask,
+        "repeat",
+        repeat,
+    ]
     if p is not None:
         parts += ["p", float(p).hex(), float(p if p10 is None else p10).hex()]
     return child_seed(seed, *parts)
@@ -97,7 +113,9 @@ def clean_task(seed: int, curve: Curve) -> PointTask:
     return PointTask(curve, "clean", 0.0, 0.0, 0, point_seed(seed, curve, "clean", 0))
 
 
-def sweep_task(seed: int, curve: Curve, p: float, repeat: int, ladder: Sequence[float] = ()) -> PointTask:
+def sweep_task(
+    seed: int, curve: Curve, p: float, repeat: int, ladder: Sequence[float] = ()
+) -> PointTask:
     """A symmetric (p01 = p10 = p) sweep point, coupled with the other p of ``ladder`` if given.
 
     All points of one repeat coupled along one ladder share a seed.
@@ -194,7 +212,9 @@ def run_points(
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="pt", disable=not enabled or total == 0, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, unit="pt", disable=not enabled or total == 0, dynamic_ncols=True
+    )
 
 
 # --------------------------------------------------------------------------- real networks
@@ -230,11 +250,17 @@ class NetworkEvaluator:
         elif task.coupled:
             channels = self._ladder(task.curve, task.ladder)
             if channels is None:
-                raise ValueError(f"Coupled sampling is not exact for {task.curve}; plan it uncoupled.")
+                raise ValueError(
+                    f"Coupled sampling is not exact for {task.curve}; plan it uncoupled."
+                )
             channel = channels[task.ladder.index(task.p)]
         else:
-            channel = make_channel(policy, fmt, task.curve.mask, task.p, task.p10, self.sweep.engine)
-        res = net.evaluate(x, y, channel, seed=task.seed, batch_size=self.sweep.batch_size, device=self.device)
+            channel = make_channel(
+                policy, fmt, task.curve.mask, task.p, task.p10, self.sweep.engine
+            )
+        res = net.evaluate(
+            x, y, channel, seed=task.seed, batch_size=self.sweep.batch_size, device=self.device
+        )
         return {
             "accuracy": res.accuracy,
             "nonfinite_fraction": res.nonfinite_fraction,
@@ -250,7 +276,10 @@ class NetworkEvaluator:
         from memsim.experiment import make_policy
 
         spec = next(s for s in self.policies if s.label == label)
-        return _cached(("policy", label, json.dumps(spec.spec, sort_keys=True, default=str)), lambda: make_policy(spec))
+        return _cached(
+            ("policy", label, json.dumps(spec.spec, sort_keys=True, default=str)),
+            lambda: make_policy(spec),
+        )
 
     def _ladder(self, curve: Curve, grid: tuple[float, ...]):
         def build():
@@ -281,7 +310,9 @@ class NetworkEvaluator:
         calibration = None
         if fmt == "int8":
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
-        net = NoisyNetwork(model, fmt, fused=s.fused, noisy_input=s.noisy_input, calibration=calibration)
+        net = NoisyNetwork(
+            model, fmt, fused=s.fused, noisy_input=s.noisy_input, calibration=calibration
+        )
         return net, x, y, int(workload.num_classes)
 
 
@@ -294,7 +325,9 @@ def load_workload(spec) -> tuple[Any, Any]:
         workload = get_workload(spec.name, **dict(spec.options))
         return workload, workload.load_model(spec.checkpoint)
 
-    return _cached(("workload", json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)), build)
+    return _cached(
+        ("workload", json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)), build
+    )
 
 
 def make_channel(policy, fmt: str, mask: str, p01: float, p10: float, engine: str = "auto"):
@@ -335,7 +368,10 @@ def coupled_channels(channels: Sequence[Any]) -> list | None:
             return None
     ladder = tuple((tuple(r01.tolist()), tuple(r10.tolist())) for r01, r10 in rates)
     # The rates already include the mask; bits=None keeps the ladder entries comparable.
-    return [dataclasses.replace(c, p01=list(r01), p10=list(r10), bits=None, ladder=ladder) for c, (r01, r10) in zip(channels, ladder)]
+    return [
+        dataclasses.replace(c, p01=list(r01), p10=list(r10), bits=None, ladder=ladder)
+        for c, (r01, r10) in zip(channels, ladder)
+    ]
 
 
 def _is_bitflip(channel: Any) -> bool:

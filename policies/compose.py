@@ -39,7 +39,11 @@ class Compose(Stage):
                     f"Stage {i} of compose must be a composable policy (a policies.stage.Stage). "
                     f"Got {stage!r}: policies that compute their own channel and plan do not compose."
                 )
-        self.configure(StorageSpec())  # report conflicts at construction, naming both policies
+        # Report conflicts at construction, naming both policies; a fixed stored format is
+        # checked against the other stages right away (e.g. sram_exponent after int8).
+        spec = self.configure(StorageSpec())
+        if spec.format is not None:
+            spec.validate(spec.format.to)
 
     def configure(self, spec: StorageSpec) -> StorageSpec:
         for stage in self.stages:

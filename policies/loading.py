@@ -54,7 +54,10 @@ def policy_names() -> list[str]:
 def _unknown(name: str) -> UnknownNameError:
     known = POLICIES.names()
     configs = config_names()
-    close = difflib.get_close_matches(name, known + configs, n=1)
+    close = (
+        difflib.get_close_matches(name, known + configs, n=1)
+        or [n for n in known + configs if n.startswith(name) or name in n][:1]
+    )
     hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = (
         f" Named policy configs ({POLICY_CONFIG_DIR}): {', '.join(configs)}." if configs else ""

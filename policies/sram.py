@@ -24,7 +24,7 @@ def _sign_and_exponent(policy: Stage, fmt: str) -> int:
     if not f.is_float or "exponent" not in f.fields:
         raise ValueError(
             f"Policy '{policy.describe()}' cannot store {fmt}: it keeps the sign and exponent in SRAM "
-            f"and {fmt} has no exponent. Use sram_msb with n bits for integer formats."
+            f"and {fmt} has no exponent (sram_msb(n=...) keeps the first n bits of any format)."
         )
     return 1 + len(f.fields["exponent"])
 

@@ -135,7 +135,8 @@ class StorageSpec:
             if self.format is None:
                 raise
             raise ValueError(
-                f"{exc} (the format {stored} is set by '{self.format.describe()}')"
+                f"Policies '{self.format.describe()}' and '{self.placement.describe()}' cannot be "
+                f"combined: {exc}"
             ) from None
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+# Tests never write into a user's ~/.cache/memsim: unless the caller chose a cache (CI does),
+# each session gets its own (the digits model then trains once per session, in seconds).
+os.environ.setdefault("MEMSIM_CACHE", tempfile.mkdtemp(prefix="memsim-test-cache-"))
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MEMSIM_SHARED", REPO.parent / "shared"))

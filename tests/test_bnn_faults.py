@@ -77,7 +77,9 @@ def test_zero_errors_equal_the_clean_network_bit_for_bit():
     model = BinaryVGG((8, "M", 16, "M"), fc=(32,)).eval()
     x = torch.randn(16, 3, 32, 32)
     clean = model(x)
-    noisy = predict(model, x, faults=draw_fault_map(model, 0.0, seed=1), act_channel=BinaryChannel(0.0), seed=3)
+    noisy = predict(
+        model, x, faults=draw_fault_map(model, 0.0, seed=1), act_channel=BinaryChannel(0.0), seed=3
+    )
     assert torch.equal(clean, noisy)
     with faults_applied(model, draw_fault_map(model, 0.2, seed=1)):
         assert not torch.equal(model(x), clean)
@@ -95,7 +97,9 @@ def test_fault_map_flips_exactly_the_faulty_weight_signs():
             [(n, m) for n, m in model.named_modules() if isinstance(m, BinaryLinear)],
             [(n, m) for n, m in reference.named_modules() if isinstance(m, BinaryLinear)],
         ):
-            ref.weight.copy_(torch.where(faults[name], -torch.sign(layer.weight + 1e-12), layer.weight))
+            ref.weight.copy_(
+                torch.where(faults[name], -torch.sign(layer.weight + 1e-12), layer.weight)
+            )
     assert torch.equal(predict(model, x, faults=faults), reference(x))
 
 
@@ -107,7 +111,10 @@ def test_activation_noise_is_fresh_on_every_write():
         first, second = model(x), model(x)
     assert writes[0] == 4  # two sign layers, two forward passes
     assert not torch.equal(first, second)
-    assert torch.equal(predict(model, x, act_channel=channel, seed=9), predict(model, x, act_channel=channel, seed=9))
+    assert torch.equal(
+        predict(model, x, act_channel=channel, seed=9),
+        predict(model, x, act_channel=channel, seed=9),
+    )
 
 
 def test_weight_bits_and_cell_rates():

@@ -111,3 +111,14 @@ def test_bnn_mnist_reads_an_image_folder(tmp_path):
     assert x.shape == (20, 1, 28, 28) and sorted(set(y.tolist())) == list(range(10))
     with pytest.raises(FileNotFoundError, match="MNIST"):
         get_workload("bnn_mnist", data_root=tmp_path / "nowhere").dataset("test")
+
+
+@pytest.mark.cifar
+def test_bnn_cifar10_runs_on_the_offline_copy(cifar_root):
+    w = get_workload("bnn_cifar10", data_root=cifar_root.parent)
+    x, y = w.dataset("test", limit=16)
+    model = w.build_model().eval()
+    assert x.shape == (16, 3, 32, 32) and model(x).shape == (16, 10)
+    assert sum(m.weight.numel() for _, m in binary_layers(model)) == 387_072
+    with pytest.raises(FileNotFoundError, match="No trained weights"):
+        w.load_model()

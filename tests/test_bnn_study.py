@@ -48,7 +48,17 @@ def test_tolerated_ber_finds_first_crossing_and_interpolates():
 
 
 def _points(rows):
-    cols = ["network", "sweep", "condition", "p01", "p10", "repeat", "accuracy", "n_images", "energy_pj"]
+    cols = [
+        "network",
+        "sweep",
+        "condition",
+        "p01",
+        "p10",
+        "repeat",
+        "accuracy",
+        "n_images",
+        "energy_pj",
+    ]
     return pd.DataFrame([dict(zip(cols, r)) for r in rows])
 
 
@@ -89,7 +99,9 @@ def test_run_study_writes_points_resumes_and_reports(tmp_path):
     again = run_study(TINY, out, progress=False)
     assert len(pd.read_csv(out / "points.csv")) == len(points)
     pd.testing.assert_frame_equal(
-        again["summary"].reset_index(drop=True), result["summary"].reset_index(drop=True), check_dtype=False
+        again["summary"].reset_index(drop=True),
+        result["summary"].reset_index(drop=True),
+        check_dtype=False,
     )
     with pytest.raises(ValueError, match="another config"):
         run_study(BNNStudyConfig(**{**TINY.__dict__, "repeats": 1}), out, progress=False)

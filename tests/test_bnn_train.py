@@ -19,7 +19,10 @@ def trained():
 
 
 def _noisy_accuracy(model, x, y, p: float, draws: int = 3) -> float:
-    return sum(accuracy(model, x, y, faults=draw_fault_map(model, p, seed=s)) for s in range(draws)) / draws
+    return (
+        sum(accuracy(model, x, y, faults=draw_fault_map(model, p, seed=s)) for s in range(draws))
+        / draws
+    )
 
 
 def test_error_aware_training_improves_accuracy_at_high_ber(trained):

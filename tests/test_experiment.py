@@ -18,14 +18,30 @@ from memsim.experiment import RunOptions, load_experiment, run_experiment
 from memsim.report import write_report
 from memsim.results import POINTS_LOG, ResultsError
 
-POINT_CONTRACT = ["workload", "format", "policy", "p", "repeat", "seed", "accuracy", "nonfinite_fraction", "n_images"]
+POINT_CONTRACT = [
+    "workload",
+    "format",
+    "policy",
+    "p",
+    "repeat",
+    "seed",
+    "accuracy",
+    "nonfinite_fraction",
+    "n_images",
+]
 SUMMARY_CONTRACT = [
     "workload", "format", "policy", "a_max", "mu", "mu_ci_low", "mu_ci_high", "sigma", "p99",
     "accuracy_at_operating_point", "energy_pj_per_inference", "latency_ns_per_inference",
 ]  # fmt: skip
 
 # The default experiment with a reduced grid, fewer repeats and a subset of the test images.
-REDUCED = ["grid.p_min=1e-6", "grid.points_per_decade=2", "sweep.repeats=3", "sweep.images=96", "fit.bootstrap=100"]
+REDUCED = [
+    "grid.p_min=1e-6",
+    "grid.points_per_decade=2",
+    "sweep.repeats=3",
+    "sweep.images=96",
+    "fit.bootstrap=100",
+]
 
 # A small sweep for the resume and worker tests: one curve, many cheap points.
 SMALL = [
@@ -49,7 +65,15 @@ def default_run(tmp_path_factory):
 
 def test_default_run_writes_the_documented_files(default_run):
     _, out = default_run
-    for name in ("points.csv", "summary.csv", "memory.csv", "report.md", "config.toml", "config.json", "metadata.json"):
+    for name in (
+        "points.csv",
+        "summary.csv",
+        "memory.csv",
+        "report.md",
+        "config.toml",
+        "config.json",
+        "metadata.json",
+    ):
         assert (out / name).is_file(), name
     for stem in ("accuracy_vs_p", "energy_vs_accuracy", "energy_by_category"):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 0
@@ -127,7 +151,18 @@ def small_reference(tmp_path_factory):
 
 
 def _sweep_cmd(out) -> list[str]:
-    cmd = [sys.executable, "-m", "memsim.cli", "sweep", os.fspath(_config_path()), "--out", os.fspath(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "memsim.cli",
+        "sweep",
+        os.fspath(_config_path()),
+        "--out",
+        os.fspath(out),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     for item in SMALL:
         cmd += ["--set", item]
     return cmd
@@ -142,14 +177,18 @@ def _config_path():
 def test_sweep_killed_with_sigkill_resumes_to_the_same_table(tmp_path, small_reference):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_sweep_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _sweep_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     log = out / POINTS_LOG
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if log.exists() and log.read_text().count("\n") >= 10:
             break
         time.sleep(0.005)
-    assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    assert proc.poll() is None, (
+        f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()

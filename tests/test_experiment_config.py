@@ -35,7 +35,11 @@ def test_malformed_toml_names_the_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [("colour = 1\n", "colour"), ("[sweep]\nrepeat = 3\n", "sweep.repeat"), ("[grid]\np_mx = 0.1\n", "grid.p_mx")],
+    [
+        ("colour = 1\n", "colour"),
+        ("[sweep]\nrepeat = 3\n", "sweep.repeat"),
+        ("[grid]\np_mx = 0.1\n", "grid.p_mx"),
+    ],
 )
 def test_unknown_keys_are_named_with_the_file(tmp_path, text, key):
     path = write(tmp_path, text)
@@ -79,7 +83,12 @@ def test_run_options_do_not_change_the_identity(tmp_path):
 
 
 def test_resolved_config_loads_back_to_the_same_experiment(tmp_path):
-    config, _ = load_experiment(overrides=["sweep.repeats=2", 'policies=["baseline", {kind="write_verify", max_extra_rounds=1, label="wv1"}]'])
+    config, _ = load_experiment(
+        overrides=[
+            "sweep.repeats=2",
+            'policies=["baseline", {kind="write_verify", max_extra_rounds=1, label="wv1"}]',
+        ]
+    )
     assert config.sweep.repeats == 2 and config.policies[1].label == "wv1"
     again, _ = load_experiment(write(tmp_path, to_toml(config.to_toml_data())))
     assert again.digest() == config.digest()
@@ -100,7 +109,11 @@ def test_results_error_is_a_value_error():
 
 SHIPPED = sorted(
     str(p.relative_to(DEFAULT_CONFIG.parent))
-    for p in [*DEFAULT_CONFIG.parent.glob("*.toml"), *DEFAULT_CONFIG.parent.glob("labs/*.toml"), *DEFAULT_CONFIG.parent.glob("cifar/*.toml")]
+    for p in [
+        *DEFAULT_CONFIG.parent.glob("*.toml"),
+        *DEFAULT_CONFIG.parent.glob("labs/*.toml"),
+        *DEFAULT_CONFIG.parent.glob("cifar/*.toml"),
+    ]
 )
 
 
@@ -111,7 +124,12 @@ def test_every_shipped_experiment_config_validates(name):
 
 
 def test_shipped_configs_cover_the_cifar_study():
-    assert {"cifar/vgg_formats.toml", "cifar/noisy_bits.toml", "cifar/noisy_training.toml", "cifar/energy_accuracy.toml"} <= set(SHIPPED)
+    assert {
+        "cifar/vgg_formats.toml",
+        "cifar/noisy_bits.toml",
+        "cifar/noisy_training.toml",
+        "cifar/energy_accuracy.toml",
+    } <= set(SHIPPED)
     config, _ = load_experiment(DEFAULT_CONFIG.parent / "cifar/vgg_formats.toml")
     assert [w.name for w in config.workloads] == ["vgg_A", "vgg_B", "vgg_D", "vgg_E"]
     assert set(config.formats) == {"float16", "bfloat16", "float32", "float64", "int8"}

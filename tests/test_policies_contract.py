@@ -8,6 +8,7 @@ WritePlan whose bits add up; sram_exponent never flips a sign or exponent bit.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -175,5 +176,27 @@ def test_sram_exponent_never_flips_sign_or_exponent(spec, fmt):
 def test_sram_exponent_on_int8_is_refused():
     with pytest.raises(ValueError, match=r"sram_exponent.*int8"):
         get_policy("sram_exponent").validate("int8")
-    with pytest.raises(ValueError, match=r"sram_exponent.*int8.*format\(to=int8\)"):
-        get_policy([{"kind": "format", "to": "int8"}, "sram_exponent"]).validate("float32")
+    with pytest.raises(ValueError, match=r"'format\(to=int8\)' and 'sram_exponent'.*int8"):
+        get_policy([{"kind": "format", "to": "int8"}, "sram_exponent"])
+
+
+def _kinds_without_parameters() -> list[str]:
+    return [k for k, p in policies.default_policies().items() if k in POLICIES and k != "compose"]
+
+
+@pytest.mark.parametrize("pair", list(itertools.combinations(_kinds_without_parameters(), 2)))
+def test_every_pair_composes_or_names_the_conflict(pair, device):
+    try:
+        policy = get_policy(list(pair))
+    except ValueError as exc:
+        assert "cannot be combined" in str(exc) and all(p in str(exc) for p in pair)
+        return
+    fmt = "float32" if storable(policy, "float32") else "int8"
+    stored = policy.storage_format(fmt)
+    if policy.follows_sweep:
+        x = random_tensor(stored)
+        before = x.clone()
+        policy.channel(fmt, 0.0).apply_(x, seed=0)
+        assert same_bits(x, before)
+    plan = policy.plan(record(fmt), device)
+    assert plan.total_energy_pj > 0

@@ -8,6 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from memsim.device import count_transitions, load_condition, load_device
@@ -15,6 +17,7 @@ from memsim.formats import get_format
 from memsim.noise.channel import BitFlip
 from memsim.trace import WriteRecord
 from policies import BinaryChannel, exact_energy_pj, get_policy, secded
+from policies.costs import check_bit_counts
 
 # A deterministic bit pattern per float32 word (MSB first): every element stores exactly this.
 PATTERN32 = np.array([int(c) for c in "10110010011100001111010100101101"], dtype=float)
@@ -260,3 +263,21 @@ def test_ladder_is_mapped_like_p_and_stays_nested():
     small, large = out
     assert torch.any(small != 0)
     assert torch.all((small & ~large) == 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pattern=st.lists(st.integers(0, 1), min_size=1, max_size=64),
+    numel=st.integers(0, 300),
+)
+def test_periodic_check_bit_count_equals_dense_encoding(pattern, numel):
+    """The plan's shortcut (one period of words) against encoding every word."""
+    f = np.array(pattern, dtype=float)
+    ones, transitions = check_bit_counts(f, numel)
+    stream = np.tile(f.astype(np.uint8), numel)
+    n_words = -(-stream.size // 64)
+    padded = np.zeros(n_words * 64, dtype=np.uint8)
+    padded[: stream.size] = stream
+    expected = int(secded.check_bits(padded.reshape(n_words, 64)).sum()) if n_words else 0
+    assert ones == expected
+    assert transitions == 0

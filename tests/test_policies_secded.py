@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import binomtest, chi2_contingency, chisquare
 
-from policies import SECDEDChannel, get_policy, secded
+from policies import BinaryChannel, SECDEDChannel, get_policy, secded
 from policies.channels import _StoredBits
 
 
@@ -207,3 +207,16 @@ def test_every_way_of_reading_hit_words_agrees(fmt, bits):
     assert np.array_equal(view.stream_words(positions, few), secded.stream_words(stream, few))
     every = np.arange(n_words)  # dense path
     assert np.array_equal(view.stream_words(positions, every), secded.stream_words(stream, every))
+
+
+def test_channels_work_in_place_on_non_contiguous_tensors():
+    x = torch.randn(64, 48).t()  # a transposed view: not contiguous
+    y = x.clone()
+    assert not y.is_contiguous()
+    SECDEDChannel("float32", 0.05).apply_(y, seed=1)
+    assert (y.view(torch.int32) != x.view(torch.int32)).any()
+    signs = torch.where(torch.randn(300) < 0, -1.0, 1.0).to(torch.bfloat16)[::2]
+    flipped = signs.clone()
+    BinaryChannel(0.5, 0.5).apply_(flipped, seed=2)
+    assert flipped.dtype == torch.bfloat16 and set(flipped.unique().tolist()) <= {-1.0, 1.0}
+    assert (flipped != signs).any()

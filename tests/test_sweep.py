@@ -76,7 +76,14 @@ def test_adaptive_finds_midpoint_with_a_third_of_the_passes(tmp_path):
     curve = Curve("w", "float32", "baseline")
     full = sweep(tmp_path / "full", SerialExecutor(), plan_grid([curve], GRID, repeats=5, seed=1))
     grid_pts = full[full["kind"] == "sweep"]
-    ref = fit_points(grid_pts["p"], grid_pts["accuracy"], grid_pts["repeat"], a_max=0.95, num_classes=10, n_boot=0)
+    ref = fit_points(
+        grid_pts["p"],
+        grid_pts["accuracy"],
+        grid_pts["repeat"],
+        a_max=0.95,
+        num_classes=10,
+        n_boot=0,
+    )
     with ResultsStore.open(tmp_path / "adaptive", config={}, digest="h") as store:
         outcomes = run_adaptive(
             [curve],
@@ -104,8 +111,17 @@ def test_adaptive_stops_at_once_without_a_drop(tmp_path):
     flat = SurrogateEvaluator(mu_log10=2.0)  # the drop is far beyond p = 0.1
     with ResultsStore.open(tmp_path, config={}, digest="h") as store:
         out = run_adaptive(
-            [curve], store, SerialExecutor(), flat, seed=0, p_min=1e-8, p_max=1e-1,
-            a_max={curve: 0.95}, num_classes={curve: 10}, options=AdaptiveConfig(), progress=False,
+            [curve],
+            store,
+            SerialExecutor(),
+            flat,
+            seed=0,
+            p_min=1e-8,
+            p_max=1e-1,
+            a_max={curve: 0.95},
+            num_classes={curve: 10},
+            options=AdaptiveConfig(),
+            progress=False,
         )[curve]
     assert out.status == "no_drop" and out.passes == 2
 
@@ -114,7 +130,13 @@ def test_adaptive_experiment_writes_a_fitted_summary(tmp_path):
     from memsim.experiment import RunOptions, load_experiment, run_experiment
 
     config, _ = load_experiment(
-        overrides=['formats=["float32"]', 'policies=["baseline"]', "adaptive.enabled=true", "memory.enabled=false", "sweep.repeats=2"]
+        overrides=[
+            'formats=["float32"]',
+            'policies=["baseline"]',
+            "adaptive.enabled=true",
+            "memory.enabled=false",
+            "sweep.repeats=2",
+        ]
     )
     out = run_experiment(config, RunOptions(out=tmp_path, progress=False), evaluator=SURROGATE)
     summary = pd.read_csv(out / "summary.csv")

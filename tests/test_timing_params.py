@@ -87,6 +87,13 @@ def test_bursts_are_capped_so_every_bank_can_have_one_queued(burst, depth, banks
 def test_non_positive_plan_times_are_rejected():
     with pytest.raises(ValueError, match="t_pulse_ns"):
         WritePlan("x", 0, rram_bits=64, t_pulse_ns=-1.0)
+    trace = trace_of(1)
+    with pytest.raises(ValueError, match="'x': t_pulse_ns must be positive"):
+        simulate([WritePlan("x", 0, rram_bits=64, t_pulse_ns=0.0)], trace, seed=0)
+    with pytest.raises(ValueError, match="'x': t_sram_ns must be positive"):
+        simulate([WritePlan("x", 0, rram_bits=0, sram_bits=8, t_sram_ns=0.0)], trace, seed=0)
+    # zero times are fine where nothing is written with them
+    simulate([WritePlan("x", 0, rram_bits=0, t_pulse_ns=0.0, t_sram_ns=0.0)], trace, seed=0)
 
 
 def trace_of(n=2):

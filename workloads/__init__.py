@@ -3,13 +3,25 @@
 ``get_workload(name, **options)`` builds a registered workload; ``WORKLOADS.names()`` lists
 them. Built in: ``digits`` (the embedded default: scikit-learn's 8×8 digits, a small CNN
 trained on first use and cached), ``vgg_A``/``vgg_B``/``vgg_D``/``vgg_E`` (VGG with batch norm
-on CIFAR-10) and ``resnet18_cifar`` (torchvision's ResNet-18, to show that any module wraps).
-Wrap your own network with :func:`workloads.generic.wrap` or register it with
-:func:`workloads.generic.register` or the ``memsim.workloads`` entry-point group.
+on CIFAR-10), ``resnet18_cifar`` (torchvision's ResNet-18, to show that any module wraps) and
+the binarized networks of :mod:`workloads.bnn`. Wrap your own network with
+:func:`workloads.generic.wrap`, register it with :func:`workloads.generic.register`, or declare
+it in the ``memsim.workloads`` entry-point group.
 """
 
-from workloads import digits, generic, vgg  # noqa: F401  (registration side effects)
+import importlib
+
 from workloads.base import WORKLOADS, Workload, get_workload
+
+#: Modules whose import registers workloads (families that may be absent in a build are skipped).
+FAMILIES = ("workloads.digits", "workloads.vgg", "workloads.generic", "workloads.bnn")
+
+for _module in FAMILIES:
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:  # a real missing dependency, not an absent family
+            raise
 
 #: The workload memsim uses when none is named (runs offline in seconds).
 DEFAULT_WORKLOAD = "digits"

@@ -94,7 +94,7 @@ class _BinaryWeights:
             flips = fresh if flips is None else flips ^ fresh
         if flips is None:
             return wb
-        return wb * (1.0 - 2.0 * flips.to(wb.dtype))
+        return wb * (1.0 - 2.0 * flips.to(wb.device, wb.dtype))
 
 
 class BinaryLinear(nn.Linear, _BinaryWeights):

@@ -69,15 +69,12 @@ def flip(
         Probabilities outside [0, 1] or NaN, per-position vectors of the wrong length, bad
         ``bits``, an unknown engine or one that cannot run on ``x``'s device, a bad ladder.
     """
+    _format_of(x)  # a TypeError before any copy for what cannot be flipped
     if isinstance(x, torch.Tensor):
-        _format_of(x)
-        with torch.no_grad():
+        with torch.no_grad():  # a same-dtype copy moves bytes: NaN payloads survive
             y = x.detach().clone(memory_format=torch.contiguous_format)
-    elif isinstance(x, np.ndarray):
-        _format_of(x)
-        y = np.array(x, copy=True, order="C")
     else:
-        _format_of(x)  # raises the TypeError
+        y = np.array(x, copy=True, order="C")
     return flip_(y, p01, p10, bits=bits, engine=engine, seed=seed, ladder=ladder)
 
 

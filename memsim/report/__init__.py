@@ -41,12 +41,18 @@ def load_points(folder: str | os.PathLike) -> pd.DataFrame:
         return points_frame(read_log(folder / POINTS_LOG))
     if (folder / POINTS_CSV).exists():
         return pd.read_csv(folder / POINTS_CSV, keep_default_na=False, na_values=["NaN", "nan"])
-    raise ResultsError(f"{folder} holds no points ({POINTS_LOG} or {POINTS_CSV}); run a sweep first.")
+    raise ResultsError(
+        f"{folder} holds no points ({POINTS_LOG} or {POINTS_CSV}); run a sweep first."
+    )
 
 
 def _optional_csv(path: Path) -> pd.DataFrame | None:
     # keep_default_na=False: an empty condition name must stay "", not become NaN.
-    return pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan"]) if path.exists() else None
+    return (
+        pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan"])
+        if path.exists()
+        else None
+    )
 
 
 def write_report(folder: str | os.PathLike) -> Path:
@@ -71,7 +77,11 @@ def write_report(folder: str | os.PathLike) -> Path:
     points = load_points(folder)
     memory = _optional_csv(folder / MEMORY_CSV)
     conditions = _optional_csv(folder / CONDITIONS_CSV)
-    metadata = json.loads((folder / METADATA_FILE).read_text()) if (folder / METADATA_FILE).exists() else {}
+    metadata = (
+        json.loads((folder / METADATA_FILE).read_text())
+        if (folder / METADATA_FILE).exists()
+        else {}
+    )
     fit = config.get("fit", {})
     fits = fit_curves(
         points,
@@ -90,13 +100,26 @@ def write_report(folder: str | os.PathLike) -> Path:
     if fits:
         plots.save(plots.accuracy_vs_p(points, fits), fig_dir, "accuracy_vs_p")
         figures["Accuracy vs. bit-flip probability"] = f"{FIGURES_DIR}/accuracy_vs_p.png"
-    if summary[["energy_pj_per_inference", "accuracy_at_operating_point"]].notna().all(axis=1).any():
+    if (
+        summary[["energy_pj_per_inference", "accuracy_at_operating_point"]]
+        .notna()
+        .all(axis=1)
+        .any()
+    ):
         plots.save(plots.energy_vs_accuracy(summary), fig_dir, "energy_vs_accuracy")
-        figures["Energy per inference vs. accuracy at the operating point"] = f"{FIGURES_DIR}/energy_vs_accuracy.png"
+        figures["Energy per inference vs. accuracy at the operating point"] = (
+            f"{FIGURES_DIR}/energy_vs_accuracy.png"
+        )
+    masks = list(config.get("masks", []))
+    if len(masks) > 1 and summary["mu"].notna().any():
+        plots.save(plots.mu_by_mask(summary, masks), fig_dir, "mu_by_mask")
+        figures["Midpoint noise level vs. noisy-bit mask"] = f"{FIGURES_DIR}/mu_by_mask.png"
     if memory is not None and not memory.empty:
         plots.save(plots.energy_by_category(memory), fig_dir, "energy_by_category")
         figures["Energy per inference by category"] = f"{FIGURES_DIR}/energy_by_category.png"
-    text = render(config=config, summary=summary, metadata=metadata, figures=figures, n_points=len(points))
+    text = render(
+        config=config, summary=summary, metadata=metadata, figures=figures, n_points=len(points)
+    )
     return write_text_atomic(folder / REPORT_MD, text)
 
 

@@ -44,11 +44,15 @@ def accuracy_vs_ber(points: pd.DataFrame, tolerance_points: float = 1.0) -> plt.
         )  # fmt: skip
         clean = means[(means["network"] == name) & (means["sweep"] == "clean")]["accuracy"]
         if len(clean):
-            ax.axhline(100 * float(clean.iloc[0]) - tolerance_points, color=COLOURS[name], ls=":", lw=1)
+            ax.axhline(
+                100 * float(clean.iloc[0]) - tolerance_points, color=COLOURS[name], ls=":", lw=1
+            )
     ax.set_xscale("log")
     ax.set_xlabel("weight bit error rate p (p01 = p10)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"BNN accuracy vs. weight bit errors (dotted: −{tolerance_points:g} point)", fontsize=10)
+    ax.set_title(
+        f"BNN accuracy vs. weight bit errors (dotted: −{tolerance_points:g} point)", fontsize=10
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -60,7 +64,9 @@ def accuracy_vs_energy(points: pd.DataFrame) -> plt.Figure:
     means = point_means(points)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for name in _networks(means):
-        cond = means[(means["network"] == name) & (means["sweep"] == "condition")].sort_values("energy_pj")
+        cond = means[(means["network"] == name) & (means["sweep"] == "condition")].sort_values(
+            "energy_pj"
+        )
         ax.errorbar(
             cond["energy_pj"] / 1e3, 100 * cond["accuracy"], yerr=100 * cond["accuracy_std"].fillna(0.0),
             marker="s", ms=4, capsize=2, color=COLOURS[name], label=LABELS[name],
@@ -126,7 +132,11 @@ def markdown_section(
             f"{r['min_energy_condition'] or '–'} | {_fmt(float(r['energy_ratio']))} |"
         )
     if len(conditions):
-        lines += ["", "| condition | cell | p01 | p10 | E_SET pJ | E_RESET pJ | weight bits | energy (nJ), plain |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| condition | cell | p01 | p10 | E_SET pJ | E_RESET pJ | weight bits | energy (nJ), plain |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         plain = conditions[conditions["network"] == conditions["network"].iloc[0]]
         for _, c in plain.iterrows():
             lines.append(

@@ -81,7 +81,7 @@ def render(
         "## Summary",
         "",
         "Midpoint noise level μ from the logistic fit "
-        f"F(x) = 2·δa/(1 + exp((x − μ)/σ)) + a_min with a_min = 1/K, fitted in "
+        "F(x) = 2·δa/(1 + exp((x − μ)/σ)) + a_min with a_min = 1/K, fitted in "
         + ("x = log10 p (σ in decades)" if scale == "log10p" else "x = p (σ in units of p)")
         + f"; {int(fit.get('confidence', 0.95) * 100)} % bootstrap CI over repeats. "
         "p99 is the largest p keeping 99 % of a_max. Energy and latency are per inference from the "
@@ -94,8 +94,13 @@ def render(
     if len(notes):
         lines += ["Curves without a fitted midpoint:", ""]
         for row in notes.drop_duplicates(["workload", "format", "policy", "mask"]).itertuples():
-            lines.append(f"- {row.workload} · {row.format} · {row.policy} · {row.mask}: {row.mu_note} ({row.fit_status})")
+            lines.append(
+                f"- {row.workload} · {row.format} · {row.policy} · {row.mask}: {row.mu_note} ({row.fit_status})"
+            )
         lines.append("")
+    if metadata.get("skipped"):
+        lines += ["Combinations left out (`incompatible = \"skip\"`):", ""]
+        lines += [f"- {item}" for item in metadata["skipped"]] + [""]
     lines += ["## Figures", ""]
     for caption, path in figures.items():
         svg = path.rsplit(".", 1)[0] + ".svg"

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from memsim.fit import FitResult, from_x, logistic, to_x  # noqa: E402
-from memsim.report.tables import CURVE_COLUMNS, curve_means  # noqa: E402
+from memsim.report.tables import curve_means  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 
@@ -40,12 +40,33 @@ def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, in
             if key not in fits:
                 continue
             fit, _ = fits[key]
-            sel = means[(means["workload"] == workload) & (means["format"] == fmt) & (means["policy"] == policy) & (means["mask"] == mask)]
+            sel = means[
+                (means["workload"] == workload)
+                & (means["format"] == fmt)
+                & (means["policy"] == policy)
+                & (means["mask"] == mask)
+            ]
             label = policy if fit.ok else f"{policy} ({fit.note})"
-            ax.errorbar(sel["p"], sel["mean"], yerr=sel["std"].fillna(0), fmt=MARKERS[i % len(MARKERS)], ms=4, color=colours[policy], label=label, alpha=0.8, capsize=2)
+            ax.errorbar(
+                sel["p"],
+                sel["mean"],
+                yerr=sel["std"].fillna(0),
+                fmt=MARKERS[i % len(MARKERS)],
+                ms=4,
+                color=colours[policy],
+                label=label,
+                alpha=0.8,
+                capsize=2,
+            )
             if fit.ok and len(sel):
                 xs = np.linspace(*to_x(np.array([sel["p"].min(), sel["p"].max()]), fit.scale), 300)
-                ax.plot(from_x(xs, fit.scale), logistic(xs, _mu_x(fit), fit.sigma, fit.a_max, fit.a_min), "-", color=colours[policy], lw=1.2)
+                ax.plot(
+                    from_x(xs, fit.scale),
+                    logistic(xs, _mu_x(fit), fit.sigma, fit.a_max, fit.a_min),
+                    "-",
+                    color=colours[policy],
+                    lw=1.2,
+                )
                 ax.axvline(fit.mu, color=colours[policy], ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("bit-flip probability p (single pulse)")
@@ -75,7 +96,9 @@ def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
         xy = (row["energy_pj_per_inference"] / 1e3, row["accuracy_at_operating_point"])
         ax.scatter(*xy, color=colour, marker=marker, s=40, alpha=0.85)
         if several_conditions:
-            ax.annotate(str(row["condition"]), xy, fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                str(row["condition"]), xy, fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
     for i, p in enumerate(policies):
         ax.scatter([], [], color=f"C{i % 10}", marker="o", label=p)
     for f in formats:
@@ -91,22 +114,62 @@ def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
+    """Midpoint μ (with its CI) for each noisy-bit mask in config order: one line per
+    workload × format × policy. Censored midpoints are left out (their note is in the table)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    rows = summary.drop_duplicates(["workload", "format", "policy", "mask"])
+    for i, (key, group) in enumerate(rows.groupby(["workload", "format", "policy"], sort=True)):
+        group = group.set_index("mask").reindex(masks)
+        x = np.arange(len(masks))
+        mu = group["mu"].to_numpy(dtype=float)
+        low = mu - group["mu_ci_low"].to_numpy(dtype=float)
+        high = group["mu_ci_high"].to_numpy(dtype=float) - mu
+        yerr = np.nan_to_num(np.vstack([low, high]), nan=0.0)
+        ax.errorbar(x, mu, yerr=yerr, fmt=MARKERS[i % len(MARKERS)] + "-", ms=4, capsize=2, label=" · ".join(key))
+    ax.set_xticks(np.arange(len(masks)), masks, rotation=30, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("noisy-bit mask")
+    ax.set_ylabel("midpoint noise level μ")
+    ax.set_title("Midpoint vs. noisy-bit mask", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def energy_by_category(memory: pd.DataFrame) -> plt.Figure:
     """Stacked bars of energy per inference by category for each policy (panels: workload ×
     format × condition)."""
-    cats = [c for c in memory.columns if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj_per_inference"]
-    panels = sorted({(r.workload, r.format, r.condition) for r in memory.itertuples()}) or [("", "", "")]
+    cats = [
+        c
+        for c in memory.columns
+        if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj_per_inference"
+    ]
+    panels = sorted({(r.workload, r.format, r.condition) for r in memory.itertuples()}) or [
+        ("", "", "")
+    ]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False)
     for ax, (workload, fmt, cond) in zip(axes.flat, panels):
-        sel = memory[(memory["workload"] == workload) & (memory["format"] == fmt) & (memory["condition"] == cond)]
+        sel = memory[
+            (memory["workload"] == workload)
+            & (memory["format"] == fmt)
+            & (memory["condition"] == cond)
+        ]
         bottom = np.zeros(len(sel))
         for i, cat in enumerate(cats):
             values = sel[cat].to_numpy(dtype=float) / 1e3
             if not values.any():
                 continue
-            ax.bar(sel["policy"], values, bottom=bottom, color=f"C{i % 10}", label=cat[len("energy_") : -len("_pj")])
+            ax.bar(
+                sel["policy"],
+                values,
+                bottom=bottom,
+                color=f"C{i % 10}",
+                label=cat[len("energy_") : -len("_pj")],
+            )
             bottom += values
         ax.set_ylabel("energy per inference (nJ)")
         ax.set_title(f"{workload} · {fmt} · {cond}", fontsize=10)
@@ -135,4 +198,4 @@ def _mu_x(fit: FitResult) -> float:
     return float(to_x(fit.mu, fit.scale))
 
 
-__all__ = ["CURVE_COLUMNS", "accuracy_vs_p", "energy_by_category", "energy_vs_accuracy", "save"]
+__all__ = ["accuracy_vs_p", "energy_by_category", "energy_vs_accuracy", "mu_by_mask", "save"]

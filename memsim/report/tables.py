@@ -153,11 +153,20 @@ def summary_table(
                     "operating_p01": cond["operating_p01"],
                     "operating_p10": cond["operating_p10"],
                     "accuracy_at_operating_point": float(op.mean()) if len(op) else math.nan,
-                    "accuracy_at_operating_point_std": float(op.std(ddof=1)) if len(op) > 1 else math.nan,
+                    "accuracy_at_operating_point_std": float(op.std(ddof=1))
+                    if len(op) > 1
+                    else math.nan,
                     **cost,
                 }
             )
-    summary = pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS if c not in ("energy_overhead", "latency_overhead", "mu_gain")])
+    summary = pd.DataFrame(
+        rows,
+        columns=[
+            c
+            for c in SUMMARY_COLUMNS
+            if c not in ("energy_overhead", "latency_overhead", "mu_gain")
+        ],
+    )
     return add_overheads(summary, baseline)
 
 
@@ -206,7 +215,15 @@ def _cost(memory: pd.DataFrame | None, curve: Mapping[str, object], condition: s
     empty = {"energy_pj_per_inference": math.nan, "latency_ns_per_inference": math.nan}
     if memory is None or memory.empty:
         return empty
-    sel = _select(memory, {"workload": curve["workload"], "format": curve["format"], "policy": curve["policy"], "condition": condition})
+    sel = _select(
+        memory,
+        {
+            "workload": curve["workload"],
+            "format": curve["format"],
+            "policy": curve["policy"],
+            "condition": condition,
+        },
+    )
     if sel.empty:
         return empty
     return {k: float(sel[k].iloc[0]) for k in empty}

@@ -34,6 +34,17 @@ def _index_plans(plans: Iterable[WritePlan], trace: Trace) -> dict[int, WritePla
                 f"WritePlan '{plan.name}' has record_index {plan.record_index}, but the trace "
                 f"has {len(trace)} records."
             )
+        # WritePlan allows zero times (no verify, no ECC); a write itself must take time.
+        if plan.n_units and plan.t_pulse_ns <= 0:
+            raise ValueError(
+                f"WritePlan '{plan.name}': t_pulse_ns must be positive for RRAM writes. "
+                f"Got {plan.t_pulse_ns}."
+            )
+        if plan.n_sram_units and plan.t_sram_ns <= 0:
+            raise ValueError(
+                f"WritePlan '{plan.name}': t_sram_ns must be positive for SRAM writes. "
+                f"Got {plan.t_sram_ns}."
+            )
         if plan.record_index in by_index:
             raise ValueError(
                 f"Two write plans for trace record {plan.record_index} ('{plan.name}')."
@@ -121,7 +132,7 @@ def simulate(
     env.process(processor(env, system, works))
     env.run()
     # SimPy numbers every scheduled event from one counter: its next value is the count.
-    events = next(env._eid)
+    events = next(env._eid) if hasattr(env, "_eid") else -1
     return _result(env.now, works, by_index, system, params, seed, deterministic, events)
 
 
