@@ -262,6 +262,42 @@ def _key(row) -> tuple:
     )
 
 
+def _resume(folder: Path, config: BNNStudyConfig) -> dict[tuple, dict]:
+    """Check ``folder`` belongs to ``config`` (write its config.json) and read finished points."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = json.loads(
+        json.dumps({"schema_version": SCHEMA_VERSION, "config": to_dict(config)}, default=str)
+    )
+    meta_path = folder / "config.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
+        raise ValueError(f"{folder} holds results of another config; use another --out folder.")
+    meta_path.write_text(json.dumps(meta, indent=2))
+    points_path = folder / "points.csv"
+    if not points_path.is_file():
+        return {}
+    stored = pd.read_csv(points_path, dtype={"condition": str}).fillna({"condition": ""})
+    return {_key(r): r for r in stored.to_dict("records")}
+
+
+def _plan(config: BNNStudyConfig, conditions: list, bits: dict, repeat: int):
+    """The points of one repeat: (network, sweep, condition, p01, p10, energy_pj)."""
+    rates = [(c, *cell_rates(c, config.cell, config.sigma_sa_ln)) for c in conditions]
+    for name in NETWORKS:
+        if repeat == 0:  # the error-free network is deterministic: measured once
+            yield name, "clean", "", 0.0, 0.0, math.nan
+        for p in config.ber_grid:
+            yield name, "ber", "", p, p, math.nan
+        for c, p01, p10 in rates:
+            yield (
+                name,
+                "condition",
+                c.name,
+                p01,
+                p10,
+                programming_energy_pj(bits[name], c, config.cell),
+            )
+
+
 def run_study(
     config: BNNStudyConfig, out: str | os.PathLike | None = None, *, progress: bool = True
 ) -> dict[str, pd.DataFrame]:
@@ -274,84 +310,33 @@ def run_study(
     from policies.channels import BinaryChannel
 
     folder = Path(out) if out is not None else None
-    points_path = None
-    done: dict[tuple, dict] = {}
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"schema_version": SCHEMA_VERSION, "config": to_dict(config)}
-        meta_path = folder / "config.json"
-        if meta_path.is_file() and json.loads(meta_path.read_text()) != json.loads(
-            json.dumps(meta, default=str)
-        ):
-            raise ValueError(f"{folder} holds results of another config; use another --out folder.")
-        meta_path.write_text(json.dumps(meta, indent=2, default=str))
-        points_path = folder / "points.csv"
-        if points_path.is_file():
-            stored = pd.read_csv(points_path, dtype={"condition": str}).fillna({"condition": ""})
-            done = {_key(r): r for r in stored.to_dict("records")}
+    done = _resume(folder, config) if folder is not None else {}
+    points_path = folder / "points.csv" if folder is not None else None
     workload = get_workload(config.workload, **config.workload_options)
     models = networks(config, workload, folder, progress=progress)
     x, y = workload.dataset("test", limit=config.eval_limit)
     bits = {name: weight_bits(m) for name, m in models.items()}
     conditions = study_conditions(config)
     rows: list[dict] = list(done.values())
-
-    def measure(
-        name: str,
-        sweep: str,
-        label: str,
-        p01: float,
-        p10: float,
-        repeat: int,
-        energy: float,
-        uniforms,
-    ) -> None:
-        row = {
-            "network": name,
-            "sweep": sweep,
-            "condition": label,
-            "p01": p01,
-            "p10": p10,
-            "repeat": repeat,
-        }
-        if _key(row) in done:
-            return
-        model = models[name]
-        faults = draw_fault_map(model, p01, p10, seed=0, uniforms=uniforms) if p01 or p10 else None
-        act = BinaryChannel(p01, p10) if config.activation_noise else None
-        acc = accuracy(
-            model,
-            x,
-            y,
-            faults=faults,
-            act_channel=act,
-            seed=child_seed(config.seed, "act", sweep, label, p01, repeat),
-        )
-        row.update(accuracy=acc, n_images=len(y), energy_pj=energy)
-        rows.append(row)
-        _append(points_path, [row])
-
-    todo = [(None, 0.0, 0.0)] + [(None, p, p) for p in config.ber_grid]
-    todo += [(c, *cell_rates(c, config.cell, config.sigma_sa_ln)) for c in conditions]
     for repeat in range(config.repeats):
+        # One draw per repeat, shared by every rate and both networks (common random numbers).
         uniforms = fault_uniforms(models["plain"], child_seed(config.seed, "faults", repeat))
-        for name in NETWORKS:
-            for c, p01, p10 in todo:
-                if c is None:
-                    sweep, label, energy = ("clean" if p01 == 0 else "ber"), "", math.nan
-                    if sweep == "clean" and repeat > 0:
-                        continue  # deterministic
-                else:
-                    sweep, label, energy = (
-                        "condition",
-                        c.name,
-                        programming_energy_pj(bits[name], c, config.cell),
-                    )
-                measure(name, sweep, label, p01, p10, repeat, energy, uniforms)
-        if progress:
-            print(
-                f"bnn study: repeat {repeat + 1}/{config.repeats} done", file=sys.stderr, flush=True
+        for name, sweep, label, p01, p10, energy in _plan(config, conditions, bits, repeat):
+            row = dict(network=name, sweep=sweep, condition=label, p01=p01, p10=p10, repeat=repeat)
+            if _key(row) in done:
+                continue
+            model = models[name]
+            faults = (
+                draw_fault_map(model, p01, p10, seed=0, uniforms=uniforms) if p01 or p10 else None
             )
+            act = BinaryChannel(p01, p10) if config.activation_noise else None
+            act_seed = child_seed(config.seed, "act", sweep, label, p01, repeat)
+            acc = accuracy(model, x, y, faults=faults, act_channel=act, seed=act_seed)
+            row.update(accuracy=acc, n_images=len(y), energy_pj=energy)
+            rows.append(row)
+            _append(points_path, [row])
+        if progress:
+            print(f"bnn study: repeat {repeat + 1}/{config.repeats}", file=sys.stderr, flush=True)
     points = pd.DataFrame(rows, columns=POINT_COLUMNS)
     cond_frame = condition_table(conditions, bits, config)
     summary = summarize(points, config.tolerance_points)

@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from memsim.report import write_report
 
-    path = write_report(args.folder)
+    fit = {"scale": args.scale, "bootstrap": args.bootstrap}
+    path = write_report(args.folder, fit_options={k: v for k, v in fit.items() if v is not None})
     print(f"Report: {path}")
     return 0
 
@@ -91,5 +92,7 @@ def add_parser(subparsers) -> None:
         "report", help="re-create the report of a results folder (no simulation)"
     )
     p.add_argument("folder", type=Path, help="a results folder written by memsim run/sweep")
+    p.add_argument("--scale", choices=["log10p", "p"], help="refit in log10 p or in p (default: the config's)")
+    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the CI of mu (default: the config's)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_report)

@@ -18,8 +18,14 @@ write is cast to the storage format, flipped there and cast back, so rounding to
 format happens at every write even without noise. If torch on this machine cannot run some
 layer in the storage format, the network falls back to float32 compute with that rounding
 (weights keep their storage-format values; a ``RuntimeWarning`` says so, and
-:attr:`NoisyNetwork.compute_dtype` / ``compute_fallback`` show it). int8 computes
-in float32 on fake-quantized values; stored activations are real int8 codes (:mod:`memsim.quant`).
+:attr:`NoisyNetwork.compute_dtype` / ``compute_fallback`` show it). Speed note: torch's CPU
+float16 convolutions run about 25× slower than float32 (bfloat16 is fast); for long float16
+sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float16) is the
+quick alternative. int8 computes in float32 on fake-quantized values; stored activations are
+real int8 codes (:mod:`memsim.quant`).
+
+Functional operations outside modules (a residual add) are computed in the compute dtype and
+are not writes (see :mod:`memsim.taps`).
 """
 
 from __future__ import annotations

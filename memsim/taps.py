@@ -318,11 +318,6 @@ class Taps:
         return tuple(points), by_call
 
     # ----------------------------------------------------------------- hooks
-    @property
-    def activation_points(self) -> tuple[WritePoint, ...]:
-        """Write points of activations and the input (not parameters)."""
-        return self.points
-
     @contextmanager
     def hooked(
         self, on_write: Callable[[WritePoint, torch.Tensor], torch.Tensor]

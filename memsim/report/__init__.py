@@ -55,8 +55,16 @@ def _optional_csv(path: Path) -> pd.DataFrame | None:
     )
 
 
-def write_report(folder: str | os.PathLike) -> Path:
+def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) -> Path:
     """(Re-)create ``summary.csv``, the figures and ``report.md`` in a results folder.
+
+    Parameters
+    ----------
+    folder : path
+        A results folder.
+    fit_options : dict, optional
+        Replace the config's ``[fit]`` options for this report (``scale``, ``bootstrap``,
+        ``confidence``): refitting needs no new simulation.
 
     Returns the path of ``report.md``.
 
@@ -82,7 +90,8 @@ def write_report(folder: str | os.PathLike) -> Path:
         if (folder / METADATA_FILE).exists()
         else {}
     )
-    fit = config.get("fit", {})
+    config = {**config, "fit": {**config.get("fit", {}), **(fit_options or {})}}
+    fit = config["fit"]
     fits = fit_curves(
         points,
         scale=fit.get("scale", "log10p"),
