@@ -127,8 +127,9 @@ class AdaptiveConfig:
     bracket_decades: float = 0.25
     refine_points: int = 5
     refine_decades: float = 0.6
-    min_repeats: int = 2
-    max_repeats: int = 6
+    # At least 3 repeats: a bootstrap over 2 repeats has only 3 distinct resamples.
+    min_repeats: int = 3
+    max_repeats: int = 5
     ci_decades: float = 0.08
 
     def __post_init__(self) -> None:

@@ -133,3 +133,12 @@ def test_shipped_configs_cover_the_cifar_study():
     config, _ = load_experiment(DEFAULT_CONFIG.parent / "cifar/vgg_formats.toml")
     assert [w.name for w in config.workloads] == ["vgg_A", "vgg_B", "vgg_D", "vgg_E"]
     assert set(config.formats) == {"float16", "bfloat16", "float32", "float64", "int8"}
+
+
+def test_list_shows_plugins_and_presets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("workloads:", "  digits", "  baseline", "  float32", "  nominal", "memory:", "  default", "  labs/lab1_noise_curve", "  cifar/vgg_formats"):
+        assert expected in out, expected
+    assert main(["list", "formats"]) == 0
+    assert "policies:" not in capsys.readouterr().out

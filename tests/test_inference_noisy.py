@@ -36,11 +36,10 @@ Y = torch.randint(0, 10, (12,), generator=torch.Generator().manual_seed(2))
 
 
 class Recording(Channel):
-    """Records (write name, dtype, seed) of every call; flips nothing."""
+    """Records (dtype, seed) of every call; flips nothing (but is not noiseless)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, torch.dtype, int]] = []
-        self.current = ""
+        self.calls: list[tuple[torch.dtype, int]] = []
 
     def apply_(self, x, seed):
         self.calls.append((x.dtype, seed))
@@ -52,7 +51,8 @@ def test_p0_logits_equal_clean_logits_bit_for_bit(fmt):
     model = cnn()
     net = NoisyNetwork(model, fmt)
     clean = net.logits(X, None)
-    for channel in (Noiseless(), BitFlip(fmt, 0.0)):
+    # Recording is not noiseless, so the whole write path runs (store, channel, load)
+    for channel in (Noiseless(), BitFlip(fmt, 0.0), Recording()):
         assert torch.equal(net.logits(X, channel, seed=3), clean)
     # computing in the storage format is exactly the plain model cast to it
     dtype = net.compute_dtype
@@ -63,7 +63,7 @@ def test_p0_logits_equal_clean_logits_bit_for_bit(fmt):
 def test_p0_int8_equals_its_own_clean_path():
     net = NoisyNetwork(cnn(), "int8", calibration=X)
     clean = net.logits(X, None)
-    for channel in (Noiseless(), BitFlip("int8", 0.0)):
+    for channel in (Noiseless(), BitFlip("int8", 0.0), Recording()):
         assert torch.equal(net.logits(X, channel, seed=3), clean)
 
 

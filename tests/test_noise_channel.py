@@ -39,9 +39,11 @@ def test_bitflip_applies_in_place_with_fresh_draws_per_seed():
     assert not (changed & np.uint16(0xFF80)).any()
 
 
-def test_bitflip_rejects_bad_probabilities():
+def test_bitflip_rejects_bad_arguments_at_construction():
     with pytest.raises(ValueError, match="p10"):
         BitFlip("float32", 0.1, 1.5)
+    with pytest.raises(ValueError, match="engine.*Did you mean 'numba'"):
+        BitFlip("float32", 0.1, engine="numbaa")
 
 
 def test_field_table_counts_match_the_flips():

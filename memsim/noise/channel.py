@@ -89,6 +89,9 @@ class BitFlip(Channel):
     ladder: tuple[object, ...] | None = None
 
     def __post_init__(self) -> None:
+        from memsim.noise.engines import engine_by_name
+
+        engine_by_name(self.engine)  # an unknown engine is an error now, not at the first write
         p10 = self.p01 if self.p10 is None else self.p10
         mask = resolve_bits(self.fmt, self.bits)
         object.__setattr__(self, "_mask", mask)

@@ -64,8 +64,27 @@ class AutoEngine(Engine):
 ENGINES.register("auto", AutoEngine())
 
 
+def engine_by_name(name: str) -> Engine:
+    """The engine registered as ``name`` (built-ins and entry points).
+
+    Raises
+    ------
+    TypeError
+        When ``name`` is not a string.
+    ValueError
+        For an unknown name (the known names are listed).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"engine must be a name such as 'auto'. Got {name!r}.")
+    _load_builtin()
+    try:
+        return ENGINES.get(name)
+    except ValueError as exc:
+        raise ValueError(f"engine: {exc}") from None
+
+
 def get_engine(name: str, device: torch.device) -> Engine:
-    """The engine called ``name``, checked to run on ``device``.
+    """The engine called ``name``, checked to run on ``device`` (``auto`` resolved).
 
     Raises
     ------
@@ -74,13 +93,7 @@ def get_engine(name: str, device: torch.device) -> Engine:
     ValueError
         For an unknown name (known names are listed) or an engine that cannot run on ``device``.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"engine must be a name such as 'auto'. Got {name!r}.")
-    _load_builtin()
-    try:
-        engine = ENGINES.get(name)
-    except ValueError as exc:
-        raise ValueError(f"engine: {exc}") from None
+    engine = engine_by_name(name)
     engine.check_device(device)
     if isinstance(engine, AutoEngine):
         return engine.select(device)
