@@ -251,10 +251,16 @@ class ExperimentConfig:
         return data
 
     def digest(self) -> str:
-        """The experiment's identity: a hash of :meth:`to_dict`."""
+        """The experiment's identity: a hash of :meth:`to_dict`.
+
+        Adaptive options are left out while adaptive mode is off: they change nothing then.
+        """
         from memsim.results import config_hash
 
-        return config_hash(self.to_dict())
+        data = self.to_dict()
+        if not self.adaptive.enabled:
+            data["adaptive"] = {"enabled": False}
+        return config_hash(data)
 
     @property
     def baseline_label(self) -> str:
@@ -290,7 +296,8 @@ def load_experiment(
     Parameters
     ----------
     path : path, optional
-        A TOML file; ``None`` reads the embedded default (``configs/default.toml``).
+        A TOML file, or the name of a shipped one (``default``, ``labs/lab1_noise_curve``,
+        see ``memsim list experiments``); ``None`` reads the embedded default.
     overrides : sequence of str
         ``"dotted.key=value"`` assignments applied before validation; values are TOML
         (``sweep.repeats=2``, ``grid.values=[1e-4, 1e-3]``, ``formats=["int8"]``).
@@ -303,10 +310,24 @@ def load_experiment(
         Malformed TOML (with the line), unknown keys, bad values, unknown workloads,
         policies, formats or presets; the message names the key, the value and the file.
     """
-    source = Path(path) if path is not None else DEFAULT_CONFIG
+    source = resolve_config(path)
     data = loads_toml(text, str(source)) if text is not None else load_toml(source)
     data = apply_overrides(data, overrides, source)
-    return parse_experiment(data, source=source)
+    # A bad value may come from an override rather than the file: say so in messages.
+    where = f"{source} (with --set {', '.join(overrides)})" if overrides else source
+    return parse_experiment(data, source=where)
+
+
+def resolve_config(path: str | os.PathLike | None) -> Path:
+    """A config file from a path, or a shipped config's name (``labs/lab1_noise_curve``)."""
+    if path is None:
+        return DEFAULT_CONFIG
+    path = Path(path)
+    if not path.exists():
+        shipped = CONFIG_DIR / (path.as_posix() + ("" if path.suffix == ".toml" else ".toml"))
+        if shipped.is_file():
+            return shipped
+    return path
 
 
 def parse_experiment(
@@ -355,12 +376,18 @@ def apply_overrides(
 def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
     """Check that every named workload, format, policy and preset exists and fits together."""
     from memsim.formats import get_format, resolve_bits
+    from memsim.inference import INFERENCE_FORMATS
 
     for i, fmt in enumerate(config.formats):
         try:
             get_format(fmt)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where_text(f'formats[{i}]', source)}: {exc}") from None
+        if fmt not in INFERENCE_FORMATS:
+            raise ConfigError(
+                f"{where_text(f'formats[{i}]', source)}: noisy inference supports "
+                f"{', '.join(INFERENCE_FORMATS)}. Got {fmt!r}."
+            )
         for j, mask in enumerate(config.masks):
             try:
                 resolve_bits(fmt, mask_bits(mask))
@@ -685,7 +712,9 @@ def run_experiment(
     if sweep_only:
         return out
     if config.memory.enabled:
-        write_csv_atomic(out / "memory.csv", memory_table(config, conditions))
+        write_csv_atomic(
+            out / "memory.csv", memory_table(config, conditions, progress=run.progress)
+        )
     from memsim.report import write_report
 
     write_report(out)
@@ -731,13 +760,16 @@ def _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
     run_points(op_tasks, store, executor, evaluator, progress=run.progress, desc="operating")
 
 
-def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any]]):
+def memory_table(
+    config: ExperimentConfig, conditions: Sequence[Mapping[str, Any]], *, progress: bool = False
+):
     """Energy and latency per inference for each workload × format × policy × condition.
 
     Traces each workload once per stored format on ``memory.trace_images`` real inputs, plans
     every record with each policy on each programming condition's device, and simulates.
     """
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from memsim.rng import child_seed
     from memsim.sweep import load_workload
@@ -751,10 +783,17 @@ def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any
     }
     rows = []
     traces: dict = {}
+    pairs = pairs_of(config)
+    bar = tqdm(
+        total=len(config.workloads) * len(pairs) * len(devices),
+        desc="memory",
+        unit="sim",
+        disable=not progress,
+    )
     for wspec in config.workloads:
         workload, model = load_workload(wspec)
         x, _ = workload.dataset(config.sweep.split, limit=config.memory.trace_images)
-        for pspec, fmt in pairs_of(config):
+        for pspec, fmt in pairs:
             policy = make_policy(pspec)
             stored = policy.storage_format(fmt)
             if (wspec.label, stored) not in traces:
@@ -777,6 +816,7 @@ def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any
                 plans = [policy.plan(r, device) for r in trace.records]
                 seed = child_seed(config.seed, "memory", wspec.label, fmt, pspec.label, cond)
                 res = simulate(plans, trace, params, seed=seed)
+                bar.update(1)
                 energy = dict(zip(res.energy["category"], res.energy["energy_pj"]))
                 rram = res.banks[res.banks["memory"] == "rram"]
                 rows.append(
@@ -795,6 +835,7 @@ def memory_table(config: ExperimentConfig, conditions: Sequence[Mapping[str, Any
                         **{f"energy_{c}_pj": float(energy.get(c, 0.0)) for c in ENERGY_CATEGORIES},
                     }
                 )
+    bar.close()
     return pd.DataFrame(rows)
 
 

@@ -92,7 +92,11 @@ def add_parser(subparsers) -> None:
         "report", help="re-create the report of a results folder (no simulation)"
     )
     p.add_argument("folder", type=Path, help="a results folder written by memsim run/sweep")
-    p.add_argument("--scale", choices=["log10p", "p"], help="refit in log10 p or in p (default: the config's)")
-    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the CI of mu (default: the config's)")
+    p.add_argument(
+        "--scale", choices=["log10p", "p"], help="refit in log10 p or in p (default: the config's)"
+    )
+    p.add_argument(
+        "--bootstrap", type=int, help="bootstrap resamples for the CI of mu (default: the config's)"
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_report)

@@ -76,7 +76,7 @@ CATEGORIES: dict[str, tuple[str, Callable[[], list[str]]]] = {
     ),
     "memory": ("memory-system presets in configs/memory/ ([memory] preset = ...)", _memory),
     "experiments": (
-        f"experiment configs under {CONFIG_DIR} (memsim run configs/NAME.toml)",
+        f"experiment configs under {CONFIG_DIR} (memsim run NAME)",
         _experiments,
     ),
 }

@@ -125,7 +125,15 @@ def test_config_errors_name_the_key(tmp_path):
         build(BNNStudyConfig, {"train": {"train_ber": 0.1}}, source="x.toml")
     with pytest.raises(FileNotFoundError, match="digits"):
         load_study_config("no_such_study")
-    for name in ("digits", "digits_compliance", "digits_2t2r", "cifar10", "mnist"):
+    for name in (
+        "digits",
+        "digits_compliance",
+        "digits_2t2r",
+        "cifar10",
+        "cifar10_compliance",
+        "cifar10_full_data",
+        "mnist",
+    ):
         assert load_study_config(name).tolerance_points == 1.0
 
 

@@ -208,3 +208,36 @@ def test_two_workers_give_the_results_of_one(tmp_path, small_reference):
     two = pd.read_csv(tmp_path / "points.csv")
     pd.testing.assert_frame_equal(two, small_reference)
     assert not math.isnan(two["accuracy"].mean())
+
+
+@pytest.mark.slow
+@pytest.mark.cifar
+def test_cifar_vgg_study_config_runs_on_a_small_subset(tmp_path):
+    from workloads import get_workload
+
+    try:
+        workload = get_workload("vgg_A")
+        workload.dataset("test", limit=8)
+        workload.load_model()
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        pytest.skip(f"CIFAR-10 copy or VGG-A checkpoint not available: {exc}")
+    config, _ = load_experiment(
+        _config_path().parent / "cifar" / "vgg_formats.toml",
+        overrides=[
+            'workloads=["vgg_A"]',
+            'formats=["float32", "int8"]',
+            "grid.p_min=1e-6",
+            "grid.points_per_decade=1",
+            "sweep.repeats=2",
+            "sweep.images=64",
+            "sweep.batch_size=64",
+            "sweep.calibration_images=64",
+        ],
+    )
+    out = run_experiment(config, RunOptions(out=tmp_path, progress=False))
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["format"]) == {"float32", "int8"}
+    assert (summary["a_max"] > 0.5).all()
+    # int8 codes have no exponent to blow up: they tolerate far more flips than float32.
+    f32, i8 = (summary.set_index("format").loc[f, "mu"] for f in ("float32", "int8"))
+    assert i8 > 10 * f32

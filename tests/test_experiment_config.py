@@ -138,7 +138,22 @@ def test_shipped_configs_cover_the_cifar_study():
 def test_list_shows_plugins_and_presets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for expected in ("workloads:", "  digits", "  baseline", "  float32", "  nominal", "memory:", "  default", "  labs/lab1_noise_curve", "  cifar/vgg_formats"):
+    for expected in (
+        "workloads:",
+        "  digits",
+        "  baseline",
+        "  float32",
+        "  nominal",
+        "memory:",
+        "  default",
+        "  labs/lab1_noise_curve",
+        "  cifar/vgg_formats",
+    ):
         assert expected in out, expected
     assert main(["list", "formats"]) == 0
     assert "policies:" not in capsys.readouterr().out
+
+
+def test_shipped_configs_can_be_named_without_a_path():
+    config, _ = load_experiment("labs/lab1_noise_curve")
+    assert config.name == "lab1-noise-curve"

@@ -186,3 +186,41 @@ def test_numba_dense_kernel_on_tail_words_and_mixed_lanes(use):
         is_value = before == value
         flips = (changed * is_value).sum(axis=0)
         assert_binomial_per_position(flips, is_value.sum(axis=0) * calls, p)
+
+
+@pytest.mark.parametrize("variant", ["reference", "torch_dense", "torch_sparse"])
+def test_chunked_paths_cover_every_word(use, monkeypatch, variant):
+    """Engines work chunk by chunk; chunk borders must neither skip nor repeat words."""
+    from memsim.noise import reference, torch_engine
+
+    monkeypatch.setattr(reference, "CHUNK_BITS", 1000)  # not a multiple of the width
+    monkeypatch.setattr(torch_engine, "CHUNK_BITS", 1000)
+    monkeypatch.setattr(torch_engine, "SPARSE_BLOCK_BITS", 1000)
+    engine = use(variant)
+    x = random_words("float16", 5001, seed=2)
+    assert (bit_matrix(flip(x, 1.0, 1.0, engine=engine, seed=0)) != bit_matrix(x)).all()
+    before = bit_matrix(x)
+    changed = before != bit_matrix(flip(x, 0.3, 0.1, engine=engine, seed=1))
+    for value, p in ((0, 0.3), (1, 0.1)):
+        is_value = before == value
+        flips = (changed & is_value).sum(axis=0)
+        assert_binomial_per_position(flips, is_value.sum(axis=0), np.full(16, p))
+
+
+@pytest.mark.parametrize("m,k", [(6, 2), (6, 4), (6, 0), (6, 6)])
+def test_sample_distinct_is_uniform_over_subsets(m, k):
+    """The torch engine's positions: k distinct values, every k-subset equally likely."""
+    from itertools import combinations
+
+    from memsim.noise.torch_engine import sample_distinct
+
+    gen = torch.Generator().manual_seed(0)
+    subsets = {c: 0 for c in combinations(range(m), k)}
+    draws = 3000
+    for _ in range(draws):
+        picked = tuple(sample_distinct(m, k, gen, torch.device("cpu")).tolist())
+        assert picked in subsets  # sorted, distinct, in range
+        subsets[picked] += 1
+    if len(subsets) > 1:
+        expected = np.full(len(subsets), draws / len(subsets))
+        assert stats.chisquare(list(subsets.values()), expected).pvalue > ALPHA

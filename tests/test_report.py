@@ -23,13 +23,38 @@ def curve_points(policy: str, mu_log10: float, *, repeats: int = 3, seed: int = 
     rows = []
 
     def add(kind, p, repeat, acc):
-        key = {"workload": "w", "format": "float32", "policy": policy, "mask": "all", "kind": kind, "p": p, "p10": p, "repeat": repeat}
-        rows.append({**key, "seed": 1, "coupled": True, "accuracy": acc, "nonfinite_fraction": 0.0, "n_images": 100, "num_classes": 10, "point_id": point_id(key)})
+        key = {
+            "workload": "w",
+            "format": "float32",
+            "policy": policy,
+            "mask": "all",
+            "kind": kind,
+            "p": p,
+            "p10": p,
+            "repeat": repeat,
+        }
+        rows.append(
+            {
+                **key,
+                "seed": 1,
+                "coupled": True,
+                "accuracy": acc,
+                "nonfinite_fraction": 0.0,
+                "n_images": 100,
+                "num_classes": 10,
+                "point_id": point_id(key),
+            }
+        )
 
     add("clean", 0.0, 0, 0.95)
     for r in range(repeats):
         for p in GRID:
-            add("sweep", float(p), r, float(logistic(np.log10(p), mu_log10, 0.2, 0.95, 0.1) + rng.normal(0, 0.01)))
+            add(
+                "sweep",
+                float(p),
+                r,
+                float(logistic(np.log10(p), mu_log10, 0.2, 0.95, 0.1) + rng.normal(0, 0.01)),
+            )
         add("operating", 1e-6, r, 0.94 + 0.01 * r)
     return rows
 
@@ -52,9 +77,13 @@ def test_summary_has_contract_columns_overheads_and_operating_accuracy():
     assert math.log10(base["mu"]) == pytest.approx(-4.0, abs=0.05)
     assert base["mu_ci_low"] <= base["mu"] <= base["mu_ci_high"]
     assert base["accuracy_at_operating_point"] == pytest.approx(0.95)
-    assert wv["energy_overhead"] == pytest.approx(1.5) and wv["latency_overhead"] == pytest.approx(3.0)
+    assert wv["energy_overhead"] == pytest.approx(1.5) and wv["latency_overhead"] == pytest.approx(
+        3.0
+    )
     # No drop inside the grid: censored, with a note instead of a number.
-    assert wv["fit_status"] == "above_range" and math.isnan(wv["mu"]) and wv["mu_note"] == "mu > 1e-01"
+    assert (
+        wv["fit_status"] == "above_range" and math.isnan(wv["mu"]) and wv["mu_note"] == "mu > 1e-01"
+    )
     assert math.isnan(wv["mu_gain"])
 
 
@@ -70,13 +99,20 @@ def test_markdown_table_formats_numbers_and_blanks_nan():
 
 
 def test_report_is_written_from_stored_results_only(tmp_path):
-    config = {"name": "synthetic", "seed": 0, "policies": [{"label": "baseline"}, {"label": "write_verify"}], "fit": {"bootstrap": 20}}
+    config = {
+        "name": "synthetic",
+        "seed": 0,
+        "policies": [{"label": "baseline"}, {"label": "write_verify"}],
+        "fit": {"bootstrap": 20},
+    }
     with ResultsStore.open(tmp_path, config=config, digest="abc") as store:
         for row in POINTS.to_dict("records"):
             store.append(row)
     MEMORY.to_csv(tmp_path / "memory.csv", index=False)
     CONDITIONS.to_csv(tmp_path / "conditions.csv", index=False)
-    (tmp_path / "metadata.json").write_text(json.dumps({"config_hash": "abc", "skipped": ["x × int8: no exponent"]}))
+    (tmp_path / "metadata.json").write_text(
+        json.dumps({"config_hash": "abc", "skipped": ["x × int8: no exponent"]})
+    )
     path = write_report(tmp_path)
     text = path.read_text()
     assert "figures/accuracy_vs_p.png" in text and "figures/energy_vs_accuracy.png" in text

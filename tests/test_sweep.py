@@ -144,3 +144,45 @@ def test_adaptive_experiment_writes_a_fitted_summary(tmp_path):
     assert summary["fit_status"].tolist() == ["ok"]
     assert math.log10(summary["mu"].iloc[0]) == pytest.approx(-4.0, abs=0.1)
     assert len(points) < 22 * 5 / 3
+
+
+def test_interrupted_adaptive_search_resumes_to_the_same_points(tmp_path):
+    curve = Curve("w", "float32", "baseline")
+
+    def adaptive(folder, evaluate):
+        with ResultsStore.open(folder, config={}, digest="h") as store:
+            run_adaptive(
+                [curve],
+                store,
+                SerialExecutor(),
+                evaluate,
+                seed=4,
+                p_min=1e-8,
+                p_max=1e-1,
+                a_max={curve: 0.95},
+                num_classes={curve: 10},
+                options=AdaptiveConfig(enabled=True),
+                progress=False,
+            )
+            return store.points_frame()
+
+    full = adaptive(tmp_path / "full", SURROGATE)
+    calls = {"n": 0}
+
+    def dies_after_9(task):
+        calls["n"] += 1
+        if calls["n"] > 9:
+            raise KeyboardInterrupt
+        return SURROGATE(task)
+
+    with pytest.raises(KeyboardInterrupt):
+        adaptive(tmp_path / "part", dies_after_9)
+    counted = {"n": 0}
+
+    def counting(task):
+        counted["n"] += 1
+        return SURROGATE(task)
+
+    resumed = adaptive(tmp_path / "part", counting)
+    assert counted["n"] == len(full) - 9
+    pd.testing.assert_frame_equal(resumed, full)

@@ -100,6 +100,13 @@ def get_engine(name: str, device: torch.device) -> Engine:
     return engine
 
 
+_builtin_loaded = False
+
+
 def _load_builtin() -> None:
     # Imported lazily: the engines register themselves, and Numba loads only when needed.
-    from memsim.noise import numba_engine, reference, torch_engine  # noqa: F401
+    global _builtin_loaded
+    if not _builtin_loaded:
+        from memsim.noise import numba_engine, reference, torch_engine  # noqa: F401
+
+        _builtin_loaded = True

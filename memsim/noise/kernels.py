@@ -198,12 +198,14 @@ def xor_events(words, events):
 def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
     """Flip every lane of every word with its own probability, 64 lanes at a time.
 
-    Bit-sliced comparison ``u < p`` (Knuth's "bits of a uniform" method): level ``i`` draws one
-    random bit per lane and compares it with bit ``i`` (after the binary point) of the lane's
-    threshold, ``t01[i]`` for lanes storing 0 and ``t10[i]`` for lanes storing 1; a lane is
-    decided at the first level where the bits differ (random 0 under threshold 1: flip). With
-    64-bit fixed-point thresholds this is exactly Bernoulli(p_fixed / 2**64), and a word is
-    done once all its lanes are decided (about 8 levels for 64 lanes, whatever p).
+    Bit-sliced comparison ``u < p`` of a uniform's binary expansion with ``p``'s, one binary
+    digit per level: level ``i`` draws one random bit per lane and compares it with bit ``i``
+    (after the binary point) of the lane's threshold, ``t01[i]`` for lanes storing 0 and
+    ``t10[i]`` for lanes storing 1; a lane is decided at the first level where the bits differ
+    (random 0 under threshold 1: flip). With 64-bit fixed-point thresholds this is exactly
+    Bernoulli(floor(p * 2**64) / 2**64), i.e. exact for every float64 p >= 2**-11 and within
+    2**-64 below. A word is done once all its lanes are decided (about 8 levels for 64 lanes,
+    whatever p).
 
     ``e01``/``e10`` mark lanes with 0 < p < 1 per direction, ``f01``/``f10`` lanes with p = 1.
     ``words`` may be any unsigned width; the masks must not set bits beyond it.

@@ -76,15 +76,19 @@ class Layer:
 
     @cached_property
     def groups(self) -> tuple[Group, ...]:
-        """Positions with a non-zero rate, grouped by equal ``(p01, p10)``."""
-        width = self.width
-        active = (self.p01 > 0) | (self.p10 > 0)
-        pairs: dict[tuple[float, float], list[int]] = {}
-        for pos in np.flatnonzero(active):
-            pairs.setdefault((float(self.p01[pos]), float(self.p10[pos])), []).append(int(pos))
+        """Positions with a non-zero rate, grouped by equal ``(p01, p10)`` (sorted by rates)."""
+        active = np.flatnonzero((self.p01 > 0) | (self.p10 > 0))
+        if active.size == 0:
+            return ()
+        a01, a10 = self.p01[active], self.p10[active]
+        shifts = (self.width - 1 - active).astype(np.int64)
+        # PERF: the common case (one rate for every noisy bit) skips np.unique; it runs per write.
+        if (a01 == a01[0]).all() and (a10 == a10[0]).all():
+            return (Group(shifts, float(a01[0]), float(a10[0])),)
+        pairs, which = np.unique(np.stack([a01, a10], axis=1), axis=0, return_inverse=True)
+        which = which.reshape(-1)
         return tuple(
-            Group(np.array([width - 1 - p for p in pos], dtype=np.int64), p01, p10)
-            for (p01, p10), pos in pairs.items()
+            Group(shifts[which == g], float(r01), float(r10)) for g, (r01, r10) in enumerate(pairs)
         )
 
     @property
@@ -96,7 +100,8 @@ def _entry(
     fmt: StorageFormat, entry: object, mask: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A ladder entry (scalar p, per-position vector, or a (p01, p10) pair) as masked vectors."""
-    if isinstance(entry, tuple | list) and len(entry) == 2:
+    # No format is 2 bits wide, so a length-2 entry is always a (p01, p10) pair.
+    if isinstance(entry, tuple | list | np.ndarray) and len(entry) == 2:
         p01, p10 = entry
     else:
         p01 = p10 = entry

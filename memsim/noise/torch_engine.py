@@ -1,11 +1,12 @@
 """The sparse engine in native torch ops, for CUDA tensors (it runs on CPU too).
 
-Per group of positions with equal rates it draws the number of candidate bits exactly,
-``K ~ Binomial(M, pmax)`` over the group's ``M`` eligible bits (NumPy's float64 binomial on the
-host: one scalar, no data leaves the device), picks ``K`` distinct positions uniformly, and
-thins each candidate by its stored bit's value (accept with ``p01 / pmax`` for a 0 and
-``p10 / pmax`` for a 1). Where ``pmax`` is large a dense float64 draw is cheaper and is used
-instead; both are exactly Bernoulli per bit.
+Per group of positions with equal rates, and per block of ``M`` eligible bits, it draws the
+number of candidate bits exactly, ``K ~ Binomial(M, pmax)`` (NumPy's float64 binomial on the
+host: one scalar per block, no data leaves the device; we do not rely on ``torch.binomial``'s
+precision at p ~ 1e-8), picks ``K`` distinct positions uniformly, and thins each candidate by its
+stored bit's value (accept with ``p01 / pmax`` for a 0 and ``p10 / pmax`` for a 1). Where
+``pmax`` is large a dense float64 draw is cheaper and is used instead; both are exactly
+Bernoulli per bit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from memsim.noise.rates import Group, Layer
 DENSE_ABOVE = 0.25
 #: Bits per dense chunk (bounded memory).
 CHUNK_BITS = 1 << 22
+#: Bits per sparse block: at most a quarter of them are candidates (a few 10 MiB of indices).
+SPARSE_BLOCK_BITS = 1 << 24
 
 
 def sample_distinct(m: int, k: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -30,8 +33,13 @@ def sample_distinct(m: int, k: int, gen: torch.Generator, device: torch.device) 
 
     Draw with replacement, drop duplicates, and draw only the shortfall again until ``k`` are
     distinct. The procedure is symmetric under relabelling of ``range(m)``, so the final set is
-    uniform over all ``k``-subsets. Needs ``k <= m / 2`` or so to finish in a few rounds.
+    uniform over all ``k``-subsets. Above ``k = m / 2`` it picks the ``m - k`` left out instead,
+    so the top-up rounds stay few.
     """
+    if 2 * k > m:
+        keep = torch.ones(m, dtype=torch.bool, device=device)
+        keep[sample_distinct(m, m - k, gen, device)] = False
+        return keep.nonzero().squeeze(1)
     picked = torch.unique(torch.randint(m, (k,), generator=gen, device=device))
     chunks = [picked]
     have = picked.numel()
@@ -100,16 +108,22 @@ class TorchEngine(Engine):
                 w, j = (u < torch.where(bit == 1, g.p10, g.p01)).nonzero(as_tuple=True)
                 found.append((w + start) * 64 + shifts[j])
             return torch.cat(found)
-        k = int(counts.binomial(n * npos, pmax))
-        idx = sample_distinct(n * npos, k, gen, device)
-        w = idx // npos
-        s = shifts[idx % npos]
-        if g.p01 != g.p10:
-            bit = (words[w].to(torch.int64) >> s) & 1
-            accept = torch.where(bit == 1, g.p10 / pmax, g.p01 / pmax)
-            keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
-            w, s = w[keep], s[keep]
-        return w * 64 + s
+        found = []
+        rows = max(1, SPARSE_BLOCK_BITS // npos)
+        # Disjoint blocks with their own Binomial counts: exact, and memory stays bounded.
+        for start in range(0, n, rows):
+            m = min(rows, n - start) * npos
+            k = int(counts.binomial(m, pmax))
+            idx = sample_distinct(m, k, gen, device)
+            w = idx // npos + start
+            s = shifts[idx % npos]
+            if g.p01 != g.p10:
+                bit = (words[w].to(torch.int64) >> s) & 1
+                accept = torch.where(bit == 1, g.p10 / pmax, g.p01 / pmax)
+                keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
+                w, s = w[keep], s[keep]
+            found.append(w * 64 + s)
+        return torch.cat(found)
 
 
 ENGINES.register("torch", TorchEngine())

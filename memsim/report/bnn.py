@@ -60,7 +60,8 @@ def accuracy_vs_ber(points: pd.DataFrame, tolerance_points: float = 1.0) -> plt.
 
 
 def accuracy_vs_energy(points: pd.DataFrame) -> plt.Figure:
-    """Mean accuracy against the weight memory's programming energy, one point per condition."""
+    """Mean accuracy (±1 std) against the weight memory's programming energy, one marker per
+    condition (not joined: conditions from different energy laws may be mixed)."""
     means = point_means(points)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for name in _networks(means):
@@ -69,10 +70,10 @@ def accuracy_vs_energy(points: pd.DataFrame) -> plt.Figure:
         )
         ax.errorbar(
             cond["energy_pj"] / 1e3, 100 * cond["accuracy"], yerr=100 * cond["accuracy_std"].fillna(0.0),
-            marker="s", ms=4, capsize=2, color=COLOURS[name], label=LABELS[name],
+            marker="s", ms=5, ls="none", capsize=2, color=COLOURS[name], label=LABELS[name],
         )  # fmt: skip
-        if name == "plain":
-            for _, row in cond.iterrows():
+        if name == "plain":  # label the shipped presets; scaled ones ("_ic") would crowd it
+            for _, row in cond[~cond["condition"].str.contains("_ic")].iterrows():
                 ax.annotate(str(row["condition"]), (row["energy_pj"] / 1e3, 100 * row["accuracy"]),
                             fontsize=7, xytext=(3, -10), textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")

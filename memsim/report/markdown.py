@@ -99,7 +99,7 @@ def render(
             )
         lines.append("")
     if metadata.get("skipped"):
-        lines += ["Combinations left out (`incompatible = \"skip\"`):", ""]
+        lines += ['Combinations left out (`incompatible = "skip"`):', ""]
         lines += [f"- {item}" for item in metadata["skipped"]] + [""]
     lines += ["## Figures", ""]
     for caption, path in figures.items():

@@ -82,33 +82,31 @@ def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, in
 
 
 def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
-    """Energy per inference against accuracy at the operating point, one point per
-    policy × format × condition (colour: policy; marker: format; label: condition)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    """Energy per inference against accuracy at the operating point: one panel per format,
+    one point per policy × condition (colour: policy; label: condition when several)."""
     data = summary.dropna(subset=["energy_pj_per_inference", "accuracy_at_operating_point"])
     data = data[data["mask"] == "all"] if (data["mask"] == "all").any() else data
     policies = sorted(data["policy"].unique())
-    formats = sorted(data["format"].unique())
+    formats = sorted(data["format"].unique()) or [""]
     several_conditions = data["condition"].nunique() > 1
-    for _, row in data.iterrows():
-        colour = f"C{policies.index(row['policy']) % 10}"
-        marker = MARKERS[formats.index(row["format"]) % len(MARKERS)]
-        xy = (row["energy_pj_per_inference"] / 1e3, row["accuracy_at_operating_point"])
-        ax.scatter(*xy, color=colour, marker=marker, s=40, alpha=0.85)
-        if several_conditions:
-            ax.annotate(
-                str(row["condition"]), xy, fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
-    for i, p in enumerate(policies):
-        ax.scatter([], [], color=f"C{i % 10}", marker="o", label=p)
-    for f in formats:
-        ax.scatter([], [], color="grey", marker=MARKERS[formats.index(f) % len(MARKERS)], label=f)
-    ax.set_xscale("log")
-    ax.set_xlabel("write energy per inference (nJ)")
-    ax.set_ylabel("accuracy at the operating point")
-    ax.set_title("Energy vs. accuracy", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    if policies:
+    fig, axes = plt.subplots(1, len(formats), figsize=(5.2 * len(formats), 4.4), squeeze=False)
+    for ax, fmt in zip(axes.flat, formats):
+        sel = data[data["format"] == fmt]
+        for _, row in sel.iterrows():
+            i = policies.index(row["policy"])
+            xy = (row["energy_pj_per_inference"] / 1e3, row["accuracy_at_operating_point"])
+            ax.scatter(*xy, color=f"C{i % 10}", marker=MARKERS[i % len(MARKERS)], s=40, alpha=0.85)
+            if several_conditions:
+                ax.annotate(
+                    str(row["condition"]), xy, fontsize=6, xytext=(3, 3), textcoords="offset points"
+                )
+        for i, p in enumerate(policies):
+            ax.scatter([], [], color=f"C{i % 10}", marker=MARKERS[i % len(MARKERS)], label=p)
+        ax.set_xscale("log")
+        ax.set_xlabel("write energy per inference (nJ)")
+        ax.set_ylabel("accuracy at the operating point")
+        ax.set_title(f"Energy vs. accuracy · {fmt}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
@@ -126,7 +124,15 @@ def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
         low = mu - group["mu_ci_low"].to_numpy(dtype=float)
         high = group["mu_ci_high"].to_numpy(dtype=float) - mu
         yerr = np.nan_to_num(np.vstack([low, high]), nan=0.0)
-        ax.errorbar(x, mu, yerr=yerr, fmt=MARKERS[i % len(MARKERS)] + "-", ms=4, capsize=2, label=" · ".join(key))
+        ax.errorbar(
+            x,
+            mu,
+            yerr=yerr,
+            fmt=MARKERS[i % len(MARKERS)] + "-",
+            ms=4,
+            capsize=2,
+            label=" · ".join(key),
+        )
     ax.set_xticks(np.arange(len(masks)), masks, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("noisy-bit mask")
