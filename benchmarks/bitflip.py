@@ -5,7 +5,11 @@ For float32 tensors of 1M and 16M elements and p in {1e-8, ..., 1e-1} (symmetric
 and prints elements/s and the ratio to the reference measured in the same run, with the
 issue's targets for the numba engine (>= 1000x at p <= 1e-4, >= 100x at 1e-2, >= 20x at 1e-1).
 
-Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch] [--crossover]
+``--kernels`` times the numba engine's sparse kernels forced one at a time, in ns per flip:
+geometric skipping (the engine's only sparse kernel before block sampling) against blocks.
+``--crossover`` times all three numba kernels around the switch-over rates.
+
+Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch] [--kernels] [--crossover]
 
 Timings are best-of-repeats wall times; on a shared machine they are noisy (the long reference
 runs suffer most from contention), so compare figures from one quiet run.
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import torch
@@ -26,7 +32,12 @@ TARGETS = {1e-8: 1000, 1e-6: 1000, 1e-4: 1000, 1e-2: 100, 1e-1: 20}
 
 
 def best_time_s(
-    x: torch.Tensor, p: float, engine: str, min_total_s: float, max_repeats: int
+    x: torch.Tensor,
+    p: float,
+    engine: str,
+    min_total_s: float,
+    max_repeats: int,
+    p10: float | None = None,
 ) -> float:
     """Best wall time of ``flip_`` over repeats (at least one, until ``min_total_s`` has passed)."""
     times = []
@@ -34,29 +45,65 @@ def best_time_s(
     seed = 0
     while not times or (time.perf_counter() - start < min_total_s and len(times) < max_repeats):
         t0 = time.perf_counter()
-        flip_(x, p, engine=engine, seed=seed)
+        flip_(x, p, p10, engine=engine, seed=seed)
         times.append(time.perf_counter() - t0)
         seed += 1
     return min(times)
 
 
+@contextmanager
+def forced(kernel: str) -> Iterator[None]:
+    """Force one numba kernel ("geometric", "blocks", "dense") for every rate and size."""
+    from memsim.noise import numba_engine as ne
+
+    names = ("DENSE_FROM", "DENSE_MIN_BYTES", "BLOCK_FROM", "BLOCK_TO", "BLOCK_MIN_CANDIDATES")
+    saved = {k: getattr(ne, k) for k in names}
+    ne.DENSE_MIN_BYTES, ne.BLOCK_TO, ne.BLOCK_MIN_CANDIDATES = 0, 1.0, 0
+    ne.DENSE_FROM = 0.0 if kernel == "dense" else 2.0
+    ne.BLOCK_FROM = 0.0 if kernel == "blocks" else 2.0
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(ne, k, v)
+
+
+def kernels(sizes: list[int], min_total_s: float) -> None:
+    """ns per expected flip of the geometric and block kernels, symmetric and p10 = p01 / 2."""
+    print("\nnumba sparse kernels forced: ns per flip (expected flips), float32, 1 thread")
+    print(
+        f"{'elements':>9} {'p':>7} {'p10/p01':>7} {'geometric':>10} {'blocks':>8} {'speed-up':>8}"
+    )
+    for n in sizes:
+        x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+        for p in (1e-5, 1e-4, 1e-3, 1e-2, 3e-2):
+            for ratio in (1.0, 0.5):
+                ns = {}
+                for kernel in ("geometric", "blocks"):
+                    with forced(kernel):
+                        t = best_time_s(x, p, "numba", min_total_s, 50, p10=p * ratio)
+                    ns[kernel] = t / (n * 32 * p * (1 + ratio) / 2) * 1e9
+                print(
+                    f"{n:>9} {p:>7.0e} {ratio:>7g} {ns['geometric']:>10.2f} {ns['blocks']:>8.2f}"
+                    f" {ns['geometric'] / ns['blocks']:>7.1f}x"
+                )
+
+
 def crossover(n: int, min_total_s: float) -> None:
-    """Times of the numba engine's sparse and dense kernels forced, around ``DENSE_FROM``."""
+    """Times of the numba engine's three kernels forced, around ``DENSE_FROM``."""
     from memsim.noise import numba_engine
 
     x = torch.randn(n, generator=torch.Generator().manual_seed(0))
-    saved = numba_engine.DENSE_FROM, numba_engine.DENSE_MIN_BYTES
-    print(f"\nnumba kernels forced, {n} float32 elements (DENSE_FROM = {saved[0]})")
-    try:
-        numba_engine.DENSE_MIN_BYTES = 0
-        for p in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.3):
-            times = {}
-            for kernel, threshold in (("sparse", 2.0), ("dense", 0.0)):
-                numba_engine.DENSE_FROM = threshold
+    print(f"\nnumba kernels forced, {n} float32 elements (DENSE_FROM = {numba_engine.DENSE_FROM})")
+    for p in (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.3):
+        times = {}
+        for kernel in ("geometric", "blocks", "dense"):
+            with forced(kernel):
                 times[kernel] = best_time_s(x, p, "numba", min_total_s, 50) * 1e3
-            print(f"  p={p:<6g} sparse {times['sparse']:8.3f} ms   dense {times['dense']:8.3f} ms")
-    finally:
-        numba_engine.DENSE_FROM, numba_engine.DENSE_MIN_BYTES = saved
+        print(
+            f"  p={p:<6g} geometric {times['geometric']:8.3f} ms   blocks {times['blocks']:8.3f} ms"
+            f"   dense {times['dense']:8.3f} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds of repeats per cell")
     parser.add_argument(
-        "--crossover", action="store_true", help="also time numba's sparse vs dense kernel"
+        "--kernels", action="store_true", help="also time numba's geometric vs block kernel"
     )
+    parser.add_argument(
+        "--crossover", action="store_true", help="also time numba's three kernels forced"
+    )
+    parser.add_argument("--no-table", action="store_true", help="skip the engine table")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -76,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in args.engines.split(",") if e and e != "reference"]
     sizes = [1 << 20] if args.quick else [1 << 20, 1 << 24]
 
-    # Warm-up: compile (or load) every kernel a cell may use, sparse and dense, outside the timings.
+    # Warm-up: compile (or load) every kernel a cell may use, outside the timings.
     for engine in ["reference", *engines]:
-        for p in (1e-3, 0.2):
+        for p in (1e-5, 1e-3, 0.2):
             flip_(torch.zeros(1 << 15), p, 2 * p, engine=engine, seed=0)
             flip_(torch.zeros(1 << 15), p, engine=engine, seed=0)
 
@@ -89,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'elements':>9} {'p':>7} {'engine':>9} {'time_ms':>10} {'Melem/s':>9} {'x ref':>9}  target"
     )
     numba_ms: dict[tuple[int, float], float] = {}
-    for n in sizes:
+    for n in [] if args.no_table else sizes:
         x = torch.randn(n, generator=torch.Generator().manual_seed(0))
         for p in PS:
             ref_s = best_time_s(x, p, "reference", args.min_time, 3)
@@ -118,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in PS:
             a, b = numba_ms[small, p], numba_ms[large, p]
             print(f"  p={p:.0e}: {a:.3f} ms -> {b:.3f} ms ({b / a:.1f}x)")
+    if args.kernels:
+        kernels(sizes, args.min_time)
     if args.crossover:
         crossover(sizes[0], args.min_time)
     return 0

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "memsim.device.cli",  # device
     "memsim.inference_cli",  # trace, eval
     "memsim.timing.cli",  # memory
+    "memsim.bnn_cli",  # bnn
     "memsim.list_cli",  # list
     "memsim.noise.cli",  # flip-demo
 )

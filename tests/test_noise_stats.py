@@ -3,7 +3,8 @@
 Counts are compared with their exact Binomial laws at fixed seeds, so the tests are
 deterministic: per bit position (two-sided binomial bounds), across positions (chi-square),
 per word (flip count histogram: catches correlated lanes), each direction on its own (all-zeros
-and all-ones inputs, p01 != p10), every format, and both numba kernels (sparse and dense).
+and all-ones inputs, p01 != p10), every format, and all three numba kernels (geometric
+skipping, blocks, dense) forced one at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from memsim.noise import flip
 
 ENGINES = ["reference", "numba", "torch"]
 # Engine variants with their internal sparse/dense switch forced, so every kernel is tested.
-VARIANTS = ["reference", "numba_sparse", "numba_dense", "torch_sparse", "torch_dense"]
+VARIANTS = [
+    "reference",
+    "numba_geometric",
+    "numba_blocks",
+    "numba_dense",
+    "torch_sparse",
+    "torch_dense",
+]
 ALPHA = 1e-6  # per check; with fixed seeds a pass is a pass every time
 TORCH_FORMATS = [
     "float64",
@@ -62,6 +70,9 @@ def use(monkeypatch):
         if engine == "numba":
             monkeypatch.setattr(numba_engine, "DENSE_MIN_BYTES", 0)
             monkeypatch.setattr(numba_engine, "DENSE_FROM", 0.0 if path == "dense" else 2.0)
+            monkeypatch.setattr(numba_engine, "BLOCK_FROM", 0.0 if path == "blocks" else 2.0)
+            monkeypatch.setattr(numba_engine, "BLOCK_TO", 1.0)
+            monkeypatch.setattr(numba_engine, "BLOCK_MIN_CANDIDATES", 0)
         if engine == "torch":
             monkeypatch.setattr(torch_engine, "DENSE_ABOVE", 0.0 if path == "dense" else 2.0)
         return engine

@@ -9,19 +9,8 @@ the binarized networks of :mod:`workloads.bnn`. Wrap your own network with
 it in the ``memsim.workloads`` entry-point group.
 """
 
-import importlib
-
+from workloads import bnn, digits, generic, vgg  # noqa: F401  (importing registers them)
 from workloads.base import WORKLOADS, Workload, get_workload
-
-#: Modules whose import registers workloads (families that may be absent in a build are skipped).
-FAMILIES = ("workloads.digits", "workloads.vgg", "workloads.generic", "workloads.bnn")
-
-for _module in FAMILIES:
-    try:
-        importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:  # a real missing dependency, not an absent family
-            raise
 
 #: The workload memsim uses when none is named (runs offline in seconds).
 DEFAULT_WORKLOAD = "digits"

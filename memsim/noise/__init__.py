@@ -7,9 +7,10 @@ which calls :func:`flip_` on the stored tensor.
 * :func:`flip` / :func:`flip_` flip every noisy stored bit independently: a 0 becomes 1 with
   ``p01``, a 1 becomes 0 with ``p10`` (``y = (x | f1) ^ (x & f2)``), on the same-width integer
   view of the storage, positions counted MSB-first. Engines (``memsim.noise.engines``):
-  ``reference`` (dense float64 Bernoulli masks, the oracle), ``numba`` (CPU, cost ∝ flips,
-  geometric skipping with thinning by the stored bit), ``torch`` (sparse, exact, CUDA or CPU),
-  ``auto`` (numba on CPU, torch elsewhere). Every call without a seed draws fresh flips;
+  ``reference`` (dense float64 Bernoulli masks, the oracle), ``numba`` (CPU, cost ∝ flips:
+  exact Binomial counts per cache-sized block and distinct positions inside it, geometric
+  skipping at very low p, bit-sliced dense sampling at high p; thinning by the stored bit),
+  ``torch`` (sparse, exact, CUDA or CPU), ``auto`` (numba on CPU, torch elsewhere). Every call without a seed draws fresh flips;
   nothing caches a pattern.
 
 Coupled sweeps (common random numbers)

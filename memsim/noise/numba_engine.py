@@ -1,12 +1,19 @@
 """The CPU engine: glue between torch word tensors and the Numba kernels.
 
-Two exact kernels, picked per call by the density of candidate flips:
+Three exact kernels, picked by the density of candidate flips (all thresholds measured with
+``benchmarks/bitflip.py``):
 
-* sparse (:func:`~memsim.noise.kernels.flip_group`): geometric skipping with thinning by the
-  stored bit; cost proportional to the number of flips plus a few microseconds per call;
+* geometric skipping (:func:`~memsim.noise.kernels.flip_group`): one ``log`` per candidate
+  (~15-20 ns per flip); used below ``BLOCK_FROM`` where there are few flips and the per-call
+  cost is what matters;
+* blocks (:func:`~memsim.noise.blocks.block_flips`): exact Binomial counts per block of slots,
+  uniform distinct positions inside each block, prefetched words (~3-6 ns per flip);
 * dense (:func:`~memsim.noise.kernels.dense_flip`): bit-sliced Bernoulli comparisons, 64 bits
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
-  (``DENSE_FROM``, measured with ``benchmarks/bitflip.py``).
+  (``DENSE_FROM``).
+
+All three thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
+layer's own rates and the tensor size, so ladder layers are sampled the same way at every entry.
 
 Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
 allocated.
@@ -22,14 +29,23 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
+from memsim.noise.blocks import block_flips, block_trials, choose_block_log2
 from memsim.noise.engines import ENGINES, Engine
 from memsim.noise.kernels import collect_group, dense_flip, flip_group, seed_state, xor_events
-from memsim.noise.rates import Layer
+from memsim.noise.rates import Group, Layer
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
-#: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; sparse 4.7 ms at 0.02,
-#: 7.0 ms at 0.03, 12 ms at 0.05. On tensors larger than the caches sparse slows down more.
-DENSE_FROM = 0.03
+#: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; blocks 3.0 ms at 0.02,
+#: 4.0 ms at 0.03, 7.8 ms at 0.05 (symmetric; thinning for p01 != p10 costs ~1.7x), 24 ms at 0.1.
+DENSE_FROM = 0.05
+#: Candidate rates of a group sampled in blocks; outside, geometric skipping. Below ~5e-5 a
+#: block would need a bitmap beyond L2 and the flips are too few to matter; above 0.25 drawing
+#: distinct positions turns into a coupon collector (only reached with the dense path off).
+BLOCK_FROM = 5e-5
+BLOCK_TO = 0.25
+#: Fewer expected candidates than this in a group: geometric skipping, whose set-up is ~14 us
+#: cheaper (no count generator, no Binomial draws) and is worth ~1000 flips at ~14 ns saved each.
+BLOCK_MIN_CANDIDATES = 1000
 #: Below this many bytes the sparse kernel always wins (dense set-up costs tens of microseconds).
 DENSE_MIN_BYTES = 1 << 15
 # Dense lanes pack several narrow words into one uint64: that needs little-endian storage.
@@ -37,7 +53,7 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class NumbaEngine(Engine):
-    """Sparse geometric skipping or dense bit-sliced sampling; CPU only."""
+    """Geometric skipping, block sampling or dense bit-sliced sampling; CPU only."""
 
     name = "numba"
     devices = ("cpu",)
@@ -49,19 +65,51 @@ class NumbaEngine(Engine):
             if _use_dense(layer, arr.nbytes):
                 _dense(arr, layer)
                 return
-            state = seed_state(layer.seed)
+            sampler = _Sparse(layer.seed)
             for g in layer.groups:
-                flip_group(arr, g.shifts, g.p01, g.p10, state)
+                sampler.group(arr, g, record=False)
             return
-        # Ladder layers are judged against the original bits (record, then flip once) and always
-        # sampled sparsely, so a layer's events are the same at every ladder entry.
-        events = np.empty(64, dtype=np.int64)
-        n = 0
+        # Ladder layers are judged against the original bits (record, then flip once), so a
+        # layer's events are the same at every ladder entry.
+        events = []
         for layer in layers:
-            state = seed_state(layer.seed)
-            for g in layer.groups:
-                events, n = collect_group(arr, g.shifts, g.p01, g.p10, state, events, n)
-        xor_events(arr, events[:n])
+            sampler = _Sparse(layer.seed)
+            events.extend(sampler.group(arr, g, record=True) for g in layer.groups)
+        if events:
+            xor_events(arr, np.concatenate(events))
+
+
+#: Seeds the Binomial block counts apart from the xoshiro stream of the same seed.
+_COUNTS_STREAM = 0x636F756E7473
+
+
+class _Sparse:
+    """One layer's sparse sampler: a xoshiro256** state and, if needed, a count generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.state = seed_state(seed)
+        self._counts: np.random.Generator | None = None
+
+    def group(self, arr: np.ndarray, g: Group, record: bool) -> np.ndarray | None:
+        """Flip one group's bits (``record=False``) or return them as ``word * 64 + shift``."""
+        pmax = max(g.p01, g.p10)
+        npos = g.shifts.size
+        if BLOCK_FROM <= pmax <= BLOCK_TO and arr.size * npos * pmax >= BLOCK_MIN_CANDIDATES:
+            if self._counts is None:  # PERF: created only when a group needs it (~10 us)
+                self._counts = np.random.default_rng([self.seed, _COUNTS_STREAM])
+            m = choose_block_log2(arr.size, npos, pmax)
+            counts = self._counts.binomial(block_trials(arr.size, npos, m), pmax)
+            out = np.empty(int(counts.sum()) if record else 0, dtype=np.int64)
+            n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+            return out[:n] if record else None
+        if record:
+            events, n = collect_group(
+                arr, g.shifts, g.p01, g.p10, self.state, np.empty(64, dtype=np.int64), 0
+            )
+            return events[:n]
+        flip_group(arr, g.shifts, g.p01, g.p10, self.state)
+        return None
 
 
 def _use_dense(layer: Layer, nbytes: int) -> bool:

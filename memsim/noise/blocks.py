@@ -1,0 +1,206 @@
+"""Numba kernels of the CPU engine's block sampler: a few nanoseconds per flip, cache friendly.
+
+The sparse problem (DESIGN §3): in a group's index space of ``words.size * npos`` eligible bits
+(element-major: bit ``j`` of the group in word ``w``), every bit is a *candidate* independently
+with probability ``pmax = max(p01, p10)``; a candidate storing 0 flips with ``p01 / pmax`` and
+one storing 1 with ``p10 / pmax`` (thinning), so each bit flips with exactly its direction's
+probability. Geometric skipping (:func:`memsim.noise.kernels.flip_group`) walks from candidate
+to candidate with one ``log`` per step; this module samples the same law block by block:
+
+1. The index space is cut into blocks of ``2**block_log2`` *slots*: a block holds
+   ``2**(block_log2 - jbits)`` whole words, ``2**jbits`` slots per word (``jbits`` =
+   ``ceil(log2(npos))``), slot ``(w << jbits) | j``; slots with ``j >= npos``, and in the last
+   block words past the end, are not bits.
+2. The candidate count of block ``b`` is ``counts[b] ~ Binomial(bits in block b, pmax)``, drawn by
+   the caller (NumPy's float64 binomial, one vectorised call) independently per block.
+3. Given its count ``k``, the candidates of a block are a uniform ``k``-subset of its bits:
+   draw slots uniformly (``block_log2`` random bits each, several per 64-bit draw), reject the
+   slots that are not bits and the ones already taken (a bitmap of the block), until ``k``
+   distinct remain. Rejection and de-duplication are symmetric under relabelling of the bits,
+   so every ``k``-subset is equally likely.
+
+Independent Binomial counts per block plus uniform subsets are exactly independent
+Bernoulli(``pmax``) candidates, bit by bit, and thinning is then as in the geometric kernel.
+Draws come from the caller's xoshiro256** state (:mod:`memsim.noise.kernels`), so a result
+depends only on the seed, never on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from memsim.jit import jit, prefetch_write
+from memsim.noise.kernels import _INV_2_53, _next  # inlined: Numba's cache only sees this file
+
+
+#: Expected candidates per block. ``benchmarks/bitflip.py`` / tuning on float32, one core: 128
+#: (p = 1e-3: 16 KiB of words, the tensor in cache or not) beats 32, 64 and 256; with far fewer
+#: the per-block Binomial draw (~70 ns) dominates, with far more the prefetched words spill
+#: out of L1 before they are modified.
+PER_BLOCK = 128
+#: Largest block: 2**20 slots (a 128 KiB bitmap, in L2); lower rates use geometric skipping.
+MAX_BLOCK_LOG2 = 20
+#: Blocks ahead whose pages are touched early (one prefetch per 4 KiB page), see block_flips.
+PAGES_AHEAD = 3
+
+
+def choose_block_log2(nwords: int, npos: int, pmax: float) -> int:
+    """Slots per block (log2) for ``PER_BLOCK`` expected candidates, within the tensor's size."""
+    jbits = slot_bits(npos)
+    per_slot = pmax * npos / (1 << jbits)
+    m = math.ceil(math.log2(PER_BLOCK / per_slot)) if per_slot > 0 else MAX_BLOCK_LOG2
+    # Never more slots than the whole tensor needs: a tiny tensor gets a tiny bitmap and few
+    # rejected slots. At least 64 slots, so that shifts by 64 - block_log2 stay defined.
+    whole = jbits + max(0, nwords - 1).bit_length()
+    return max(min(m, MAX_BLOCK_LOG2, whole), jbits, 6)
+
+
+def slot_bits(npos: int) -> int:
+    """``jbits``: slots per word are ``2**jbits``, the smallest power of two >= ``npos``."""
+    return max(0, int(npos - 1).bit_length())
+
+
+def block_trials(nwords: int, npos: int, block_log2: int) -> np.ndarray:
+    """Number of eligible bits in each block (all blocks full but the last), as int64."""
+    per_block = 1 << (block_log2 - slot_bits(npos))  # words per block
+    nblocks = -(-nwords // per_block)
+    trials = np.full(nblocks, per_block * npos, dtype=np.int64)
+    if nblocks:
+        trials[-1] = (nwords - (nblocks - 1) * per_block) * npos
+    return trials
+
+
+@jit(inline="always")
+def _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, off, words, st):
+    """Put ``k`` distinct bit slots of a block into ``picks[off:off + k]`` (uniform subset).
+
+    Afterwards the bitmap is clean again and the words of the picks are prefetched.
+    """
+    s0, s1, s2, s3 = st
+    one = np.uint64(1)
+    jmask = (np.int64(1) << jbits) - 1
+    drop = np.uint64(64 - block_log2)
+    step = np.uint64(block_log2)
+    per_draw = 64 // block_log2
+    n = 0
+    while n < k:
+        r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        # PERF: one 64-bit draw yields several independent slots (its top bits, then the next).
+        for _ in range(per_draw):
+            slot = np.int64(r >> drop)
+            r <<= step
+            if (slot >> jbits) >= nwords_block or (slot & jmask) >= npos:
+                continue  # not a bit: rejected, so the kept slots stay uniform over the bits
+            at = slot >> 6
+            bit = one << np.uint64(slot & 63)
+            seen = bitmap[at]
+            if seen & bit:
+                continue  # drawn before: a subset has distinct members
+            bitmap[at] = seen | bit
+            picks[off + n] = slot
+            n += 1
+            if n == k:
+                break
+    for q in range(off, off + k):
+        slot = picks[q]
+        bitmap[slot >> 6] = 0  # only picked slots were set: clearing their words cleans it all
+        # PERF: ask for the word now, modify it one block later: the misses of a whole block
+        # overlap with the work on the previous one instead of stalling it.
+        prefetch_write(words, base + (slot >> jbits))
+    return s0, s1, s2, s3
+
+
+@jit(inline="always")
+def _next_block(counts, b):
+    """The first block at or after ``b`` with candidates (``counts.size`` if none)."""
+    while b < counts.size and counts[b] == 0:
+        b += 1
+    return b
+
+
+@jit
+def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record):
+    """Sample one group's flips block by block; flip ``words`` in place or record events.
+
+    ``counts[b]`` is the candidate count of block ``b`` (see :func:`block_trials`), with
+    ``block_log2 >= slot_bits(shifts.size)`` and at most 32. Without ``record`` the accepted
+    bits are flipped in place (each bit is visited at most once, so XOR is exact) and ``out`` is
+    unused; with it, ``out`` (size >= ``counts.sum()``) receives ``word_index * 64 + shift`` per
+    accepted bit, the words are only read, and the number of events is returned. ``state``
+    (xoshiro256**) is advanced.
+    """
+    npos = shifts.size
+    jbits = 0
+    while (1 << jbits) < npos:
+        jbits += 1
+    jmask = (np.int64(1) << jbits) - 1
+    wbits = block_log2 - jbits
+    nwords = words.size
+    pmax = max(p01, p10)
+    a01 = p01 / pmax
+    a10 = p10 / pmax
+    thin = a01 < 1.0 or a10 < 1.0
+    one = np.uint64(1)
+    kcap = 1
+    for b in range(counts.size):
+        kcap = max(kcap, counts[b])
+    # Two halves: the picks of the block being modified and those of the next (prefetched).
+    picks = np.empty(2 * kcap, dtype=np.int64)
+    bitmap = np.zeros(max(1, (1 << block_log2) >> 6), dtype=np.uint64)
+    st = (state[0], state[1], state[2], state[3])
+    n_out = 0
+    b = _next_block(counts, 0)
+    if b < counts.size:
+        base = np.int64(b) << wbits
+        st = _draw_block(
+            counts[b], base, min(np.int64(1) << wbits, nwords - base), npos, jbits, block_log2,
+            bitmap, picks, 0, words, st,
+        )  # fmt: skip
+    half = 0
+    page_words = max(1, 4096 // words.itemsize)
+    while b < counts.size:
+        # PERF: torch's large tensors sit on 4 KiB pages; a prefetch that misses the TLB is slow
+        # to start, so each page of a block a few blocks ahead is touched once first (~1.5 % of
+        # the lines): 8.6 -> 5.5 ns per flip at p = 1e-3 on a 64 MiB tensor.
+        ahead = (np.int64(b) + PAGES_AHEAD) << wbits
+        for w in range(ahead, min(ahead + (np.int64(1) << wbits), nwords), page_words):
+            prefetch_write(words, w)
+        nb = _next_block(counts, b + 1)
+        if nb < counts.size:
+            nbase = np.int64(nb) << wbits
+            st = _draw_block(
+                counts[nb], nbase, min(np.int64(1) << wbits, nwords - nbase), npos, jbits,
+                block_log2, bitmap, picks, (1 - half) * kcap, words, st,
+            )  # fmt: skip
+        base = np.int64(b) << wbits
+        lo = half * kcap
+        hi = lo + counts[b]
+        # PERF: one loop per case, each small and branch-free inside: an accept/reject branch on
+        # random data would be mispredicted a quarter of the time (~4 ns each).
+        if not thin and not record:
+            for q in range(lo, hi):
+                slot = picks[q]
+                words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
+        else:
+            s0, s1, s2, s3 = st
+            for q in range(lo, hi):
+                slot = picks[q]
+                w = base + (slot >> jbits)
+                s = np.uint64(shifts[slot & jmask])
+                word = np.uint64(words[w])
+                r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+                u = (r >> np.uint64(11)) * _INV_2_53  # in [0, 1): u < 1 always accepts
+                # Accept with a01 for a stored 0, a10 for a stored 1.
+                accept = np.uint64(u < (a10 if (word >> s) & one else a01))
+                if record:
+                    out[n_out] = w * 64 + np.int64(s)
+                    n_out += np.int64(accept)  # a rejected event is overwritten by the next
+                else:
+                    words[w] = word ^ (accept << s)
+            st = (s0, s1, s2, s3)
+        b = nb
+        half = 1 - half
+    state[0], state[1], state[2], state[3] = st
+    return n_out
