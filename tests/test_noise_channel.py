@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from memsim.noise import BitFlip, Noiseless
+from memsim.noise import BitFlip, Noiseless, flip
 from memsim.noise.cli import add_parser, demo_tensor, field_table
 
 
@@ -44,6 +44,27 @@ def test_bitflip_rejects_bad_arguments_at_construction():
         BitFlip("float32", 0.1, 1.5)
     with pytest.raises(ValueError, match="engine.*Did you mean 'numba'"):
         BitFlip("float32", 0.1, engine="numbaa")
+
+
+@pytest.mark.parametrize("engine", ["auto", "numba", "torch", "reference"])
+def test_bitflip_writes_exactly_what_flip_would(engine):
+    """The channel's per-write shortcut (checks done once) gives flip_'s flips for the seed."""
+    ch = BitFlip("float32", 1e-3, 4e-3, bits="mantissa", engine=engine)
+    x = torch.randn(40, 1000)[:, ::2]  # non-contiguous too
+    a = ch.apply_(x.clone(), 7)
+    b = flip(x, ch.p01_vector, ch.p10_vector, bits="mantissa", engine=engine, seed=7)
+    assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+    assert not torch.equal(a.view(torch.int32), x.view(torch.int32))
+
+
+def test_bitflip_checks_every_write_it_cannot_shortcut():
+    ch = BitFlip("float16", 0.1)
+    with pytest.raises(ValueError, match="length 32"):
+        ch.apply_(torch.zeros(10), 1)  # a float32 tensor for a float16 channel
+    with pytest.raises(ValueError, match="seed"):
+        ch.apply_(torch.zeros(10, dtype=torch.float16), -1)
+    y = np.zeros(100, np.float16)
+    assert ch.apply_(y, 2) is y and y.any()  # NumPy input takes the general path
 
 
 def test_field_table_counts_match_the_flips():

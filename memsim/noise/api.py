@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat, get_format, resolve_bits
-from memsim.noise.engines import get_engine
+from memsim.noise.engines import Engine, get_engine
 from memsim.noise.rates import Layer, ladder_layers, rate_vector
 
 Array = torch.Tensor | np.ndarray
@@ -97,6 +97,16 @@ def flip_(
     device = x.device if isinstance(x, torch.Tensor) else _CPU
     eng = get_engine(engine, device)
     layers = _layers(fmt, p01, p10, bits, seed, ladder)
+    return apply_layers_(x, fmt, eng, layers)
+
+
+def apply_layers_(x: Array, fmt: StorageFormat, eng: Engine, layers: Sequence[Layer]) -> Array:
+    """Let ``eng`` flip ``x`` (of format ``fmt``) in place with validated ``layers``; return ``x``.
+
+    The step of :func:`flip_` after argument checking, for callers that validated once and write
+    many times (:class:`memsim.noise.channel.BitFlip`): ``eng`` must run on ``x``'s device and
+    the layers' rate vectors have ``fmt.width`` entries.
+    """
     empty = x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0
     if empty or all(layer.is_noiseless for layer in layers):
         return x
@@ -139,7 +149,7 @@ def flip_coupled(
     ]
     order = sorted(range(len(ps)), key=totals.__getitem__)
     ladder = [(ps[i], p10s[i]) for i in order]
-    base = _check_seed(seed) if seed is not None else secrets.randbits(63)  # one draw couples all
+    base = check_seed(seed) if seed is not None else secrets.randbits(63)  # one draw couples all
     return [
         flip(x, a, b, bits=bits, engine=engine, seed=base, ladder=ladder) for a, b in zip(ps, p10s)
     ]
@@ -151,7 +161,8 @@ def _format_of(x: object) -> StorageFormat:
     raise TypeError(f"x must be a torch.Tensor or numpy.ndarray. Got {type(x).__name__}.")
 
 
-def _check_seed(seed: object) -> int:
+def check_seed(seed: object) -> int:
+    """``seed`` as a non-negative int; ``TypeError``/``ValueError`` naming ``seed`` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an int or None. Got {seed!r}.")
     if seed < 0:
@@ -163,7 +174,7 @@ def _layers(fmt: StorageFormat, p01, p10, bits, seed, ladder) -> list[Layer]:
     mask = resolve_bits(fmt, bits)
     r01 = rate_vector(fmt, p01, "p01") * mask
     r10 = r01 if p10 is None else rate_vector(fmt, p10, "p10") * mask
-    base = secrets.randbits(63) if seed is None else _check_seed(seed)
+    base = secrets.randbits(63) if seed is None else check_seed(seed)
     if ladder is None:
         return [Layer(r01, r10, base)]
     return ladder_layers(fmt, r01, r10, mask, ladder, base)
@@ -190,11 +201,11 @@ def _words(x: Array, fmt: StorageFormat) -> Iterator[torch.Tensor]:
         yield torch.from_numpy(work.reshape(-1))
         ints[...] = work
         return
-    with torch.no_grad():
-        ints = x.detach().view(fmt.int_view)
-        if ints.is_contiguous():
-            yield ints.view(-1)
-            return
-        work = ints.contiguous()
-        yield work.view(-1)
-        ints.copy_(work)
+    # A detached view shares the storage and is never tracked by autograd (no no_grad needed).
+    ints = x.detach().view(fmt.int_view)
+    if ints.is_contiguous():
+        yield ints.view(-1)
+        return
+    work = ints.contiguous()
+    yield work.view(-1)
+    ints.copy_(work)

@@ -34,7 +34,6 @@ import numpy as np
 from memsim.jit import jit, prefetch_write
 from memsim.noise.kernels import _INV_2_53, _next  # inlined: Numba's cache only sees this file
 
-
 #: Expected candidates per block. ``benchmarks/bitflip.py`` / tuning on float32, one core: 128
 #: (p = 1e-3: 16 KiB of words, the tensor in cache or not) beats 32, 64 and 256; with far fewer
 #: the per-block Binomial draw (~70 ns) dominates, with far more the prefetched words spill
@@ -125,7 +124,7 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     """Sample one group's flips block by block; flip ``words`` in place or record events.
 
     ``counts[b]`` is the candidate count of block ``b`` (see :func:`block_trials`), with
-    ``block_log2 >= slot_bits(shifts.size)`` and at most 32. Without ``record`` the accepted
+    ``slot_bits(shifts.size) <= block_log2 <= 32`` (see :func:`choose_block_log2`). Without ``record`` the accepted
     bits are flipped in place (each bit is visited at most once, so XOR is exact) and ``out`` is
     unused; with it, ``out`` (size >= ``counts.sum()``) receives ``word_index * 64 + shift`` per
     accepted bit, the words are only read, and the number of events is returned. ``state``
@@ -177,8 +176,9 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
         base = np.int64(b) << wbits
         lo = half * kcap
         hi = lo + counts[b]
-        # PERF: one loop per case, each small and branch-free inside: an accept/reject branch on
-        # random data would be mispredicted a quarter of the time (~4 ns each).
+        # PERF: the common case (symmetric rates, in place) gets a loop of its own with nothing
+        # but the XOR; the other one decides without a branch on random data (accept/reject
+        # branches were mispredicted a quarter of the time, ~4 ns each).
         if not thin and not record:
             for q in range(lo, hi):
                 slot = picks[q]

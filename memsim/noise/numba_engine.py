@@ -7,7 +7,8 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
   (~15-20 ns per flip); used below ``BLOCK_FROM`` where there are few flips and the per-call
   cost is what matters;
 * blocks (:func:`~memsim.noise.blocks.block_flips`): exact Binomial counts per block of slots,
-  uniform distinct positions inside each block, prefetched words (~3-6 ns per flip);
+  uniform distinct positions inside each block, prefetched words (~4-6 ns per flip, ~7-10 with
+  thinning); used from ``BLOCK_FROM`` and ``BLOCK_MIN_CANDIDATES`` up;
 * dense (:func:`~memsim.noise.kernels.dense_flip`): bit-sliced Bernoulli comparisons, 64 bits
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
   (``DENSE_FROM``).
@@ -115,7 +116,10 @@ class _Sparse:
 def _use_dense(layer: Layer, nbytes: int) -> bool:
     if not _LITTLE_ENDIAN or nbytes < DENSE_MIN_BYTES:
         return False
-    return float(np.maximum(layer.p01, layer.p10).mean()) >= DENSE_FROM
+    # PERF: from the (usually one) groups in plain floats: NumPy calls on tiny arrays cost ~20 us
+    # each right after a large layer has evicted the interpreter's working set.
+    rate_sum = sum(max(g.p01, g.p10) * g.shifts.size for g in layer.groups)
+    return rate_sum / layer.width >= DENSE_FROM
 
 
 def _fixed(p: float) -> int:
