@@ -30,19 +30,10 @@ import torch
 from torch import nn
 
 from memsim.rng import child_seed
-from memsim.taps import Taps, WritePoint, parameter_points
+from memsim.taps import WEIGHTED_LAYERS, Taps, WritePoint, parameter_points
 
 QMIN, QMAX = -128, 127
 CALIBRATION_METHODS = ("minmax", "percentile")
-_QUANT_LAYERS = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Linear,
-)
 
 
 @dataclass(frozen=True)
@@ -161,7 +152,7 @@ def calibrate(
     handles = [
         m.register_forward_pre_hook(layer_input(n))
         for n, m in model.named_modules()
-        if isinstance(m, _QUANT_LAYERS)
+        if isinstance(m, WEIGHTED_LAYERS)
     ]
     try:
         with torch.no_grad(), taps.hooked(on_write):
@@ -203,7 +194,7 @@ def quantize_parameters_(
         for wp, param in parameter_points(model, "int8"):
             owner_name = wp.name.rpartition(".")[0]
             owner = modules.get(owner_name)
-            if not isinstance(owner, _QUANT_LAYERS) or wp.name.rpartition(".")[2] not in (
+            if not isinstance(owner, WEIGHTED_LAYERS) or wp.name.rpartition(".")[2] not in (
                 "weight",
                 "bias",
             ):

@@ -56,7 +56,8 @@ VIEW_TYPES: tuple[type[nn.Module], ...] = (
     nn.FeatureAlphaDropout,
 )
 
-_HEAD_TYPES = (
+#: Layers with weights that start a conv/linear → norm → activation block (and get int8 weights).
+WEIGHTED_LAYERS = (
     nn.Conv1d,
     nn.Conv2d,
     nn.Conv3d,
@@ -199,7 +200,7 @@ def _fuse(calls: list[_Call]) -> list[list[_Call]]:
     i = 0
     while i < len(calls):
         group = [calls[i]]
-        if isinstance(calls[i].module, _HEAD_TYPES):
+        if isinstance(calls[i].module, WEIGHTED_LAYERS):
             for kinds in (_NORM_TYPES, _ACT_TYPES):
                 j = i + len(group)
                 if (
