@@ -24,7 +24,7 @@ import numpy as np
 
 from memsim.adaptive import run_adaptive
 from memsim.executor import SerialExecutor
-from memsim.experiment import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
+from memsim.experiment_config import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
 from memsim.fit import fit_points
 from memsim.results import ResultsStore
 from memsim.sweep import (

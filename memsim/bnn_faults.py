@@ -28,7 +28,7 @@ from torch import nn
 
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed, generator
-from workloads.bnn import SignActivation, binary_layers
+from workloads.bnn_layers import SignActivation, binary_layers
 
 #: Cell types of the weight memory.
 CELLS = ("1t1r", "2t2r")

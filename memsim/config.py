@@ -9,6 +9,7 @@ configured from TOML. This module is the one place that turns parsed TOML into t
   missing required keys are errors naming the dotted path and listing the valid keys; values are
   coerced to the annotated type (int, float, str, bool, tuples, nested dataclasses, ``X | None``).
 * ``check_range`` / ``check_choice`` give range errors in one house style.
+* ``to_toml(data)`` is the way back: plain data as TOML text that loads to the same data.
 
 Configs never go through ``eval``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import tomllib
@@ -259,3 +261,49 @@ def _np_number():
     import numpy as np
 
     return np.number
+
+
+# --------------------------------------------------------------------------- TOML out
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Plain data as TOML text (scalars and arrays first, then one ``[table]`` per mapping)."""
+    lines: list[str] = []
+    _toml_table(data, [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping) and v is not None}
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    if path:
+        lines += ["", f"[{'.'.join(path)}]"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
+    for k, v in tables.items():
+        _toml_table(v, [*path, _toml_key(k)], lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return (
+            repr(v)
+            if math.isfinite(v)
+            else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        )
+    if isinstance(v, str | Path):
+        return json.dumps(str(v))
+    if isinstance(v, Mapping):
+        return (
+            "{"
+            + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None)
+            + "}"
+        )
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"Cannot write {v!r} as TOML.")

@@ -1,6 +1,6 @@
 """Accuracy sweeps: noisy inference over a p grid, one point at a time into the results store.
 
-Sits between the experiment config (:mod:`memsim.experiment`) and the fits/report. A *curve*
+Sits between the experiment config (:mod:`memsim.experiment_config`) and the fits/report. A *curve*
 is one workload × format × policy × noisy-bit mask; a *point* is one evaluation of a curve at
 one ``(p01, p10)`` and one repeat. Points are planned as picklable :class:`PointTask` objects,
 evaluated by an evaluator (:class:`NetworkEvaluator` for real networks, a surrogate for tests
@@ -273,7 +273,7 @@ class NetworkEvaluator:
         return self._ladder(curve, tuple(float(p) for p in grid)) is not None
 
     def _policy(self, label: str):
-        from memsim.experiment import make_policy
+        from memsim.experiment_plugins import make_policy
 
         spec = next(s for s in self.policies if s.label == label)
         return _cached(
@@ -332,7 +332,7 @@ def load_workload(spec) -> tuple[Any, Any]:
 
 def make_channel(policy, fmt: str, mask: str, p01: float, p10: float, engine: str = "auto"):
     """The policy's channel for one noise level, restricted to a noisy-bit mask."""
-    from memsim.experiment import mask_bits
+    from memsim.experiment_plugins import mask_bits
     from memsim.formats import resolve_bits
 
     channel = policy.channel(fmt, p01, p10)

@@ -28,7 +28,7 @@ from torch import nn
 from memsim.config import check_range
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
-from workloads.bnn import binary_layers, clip_latent_weights_
+from workloads.bnn_layers import binary_layers, clip_latent_weights_
 
 
 @dataclass(frozen=True)

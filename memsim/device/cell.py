@@ -56,20 +56,20 @@ class LognormalState:
         """Mean of ``ln R``."""
         return math.log(self.median_ohm)
 
-    def cdf(self, r_ohm: float | np.ndarray) -> float | np.ndarray:
-        """P(R <= r_ohm); 0 for non-positive ``r_ohm``."""
+    def _z(self, r_ohm: float | np.ndarray) -> np.ndarray:
+        """Standard score of ``ln r_ohm``; −inf for non-positive ``r_ohm``."""
         r = np.asarray(r_ohm, dtype=float)
         with np.errstate(divide="ignore"):
-            z = (np.log(np.where(r > 0, r, 0.0)) - self.mu_ln) / self.sigma_ln
-        out = norm.cdf(z)
+            return (np.log(np.where(r > 0, r, 0.0)) - self.mu_ln) / self.sigma_ln
+
+    def cdf(self, r_ohm: float | np.ndarray) -> float | np.ndarray:
+        """P(R <= r_ohm); 0 for non-positive ``r_ohm``."""
+        out = norm.cdf(self._z(r_ohm))
         return float(out) if out.ndim == 0 else out
 
     def sf(self, r_ohm: float | np.ndarray) -> float | np.ndarray:
         """P(R > r_ohm), computed without cancellation in the far tail."""
-        r = np.asarray(r_ohm, dtype=float)
-        with np.errstate(divide="ignore"):
-            z = (np.log(np.where(r > 0, r, 0.0)) - self.mu_ln) / self.sigma_ln
-        out = norm.sf(z)
+        out = norm.sf(self._z(r_ohm))
         return float(out) if out.ndim == 0 else out
 
     def pdf(self, r_ohm: float | np.ndarray) -> float | np.ndarray:
