@@ -38,3 +38,18 @@ def checkpoint_dir() -> Path:
     if not CHECKPOINTS.is_dir():
         pytest.skip(f"reference checkpoints not found at {CHECKPOINTS}")
     return CHECKPOINTS
+
+
+@pytest.fixture
+def read_only_folder(tmp_path) -> Path:
+    """A folder this process cannot write to (root ignores mode bits: use sysfs then)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("x")
+    except OSError:
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("cannot make a read-only folder here")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from memsim.bnn_study import (
+    POINT_COLUMNS,
     BNNStudyConfig,
     load_study_config,
     programming_energy_pj,
@@ -48,18 +49,7 @@ def test_tolerated_ber_finds_first_crossing_and_interpolates():
 
 
 def _points(rows):
-    cols = [
-        "network",
-        "sweep",
-        "condition",
-        "p01",
-        "p10",
-        "repeat",
-        "accuracy",
-        "n_images",
-        "energy_pj",
-    ]
-    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+    return pd.DataFrame([dict(zip(POINT_COLUMNS, r)) for r in rows])
 
 
 def test_summary_energy_ratio_and_references():

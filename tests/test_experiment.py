@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -120,22 +119,8 @@ def test_folder_of_another_experiment_is_refused(default_run):
         run_experiment(other, RunOptions(out=out, progress=False))
 
 
-def read_only_folder(tmp_path) -> Path:
-    """A folder this process cannot write to (root ignores mode bits: use sysfs then)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        (folder / "probe").write_text("x")
-    except OSError:
-        return folder
-    if Path("/sys/kernel").is_dir():
-        return Path("/sys/kernel")
-    pytest.skip("cannot make a read-only folder here")
-
-
-def test_read_only_output_folder_is_a_clear_error(tmp_path):
-    folder = read_only_folder(tmp_path)
+def test_read_only_output_folder_is_a_clear_error(read_only_folder):
+    folder = read_only_folder
     config, _ = load_experiment(overrides=SMALL)
     with pytest.raises(ResultsError, match="not writable"):
         run_experiment(config, RunOptions(out=folder / "out", progress=False))

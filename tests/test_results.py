@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -80,22 +79,8 @@ def test_second_sweep_on_same_folder_is_refused(tmp_path):
             ResultsStore.open(tmp_path, config={}, digest="h")
 
 
-def read_only_folder(tmp_path):
-    """A folder this process cannot write to (root ignores mode bits: use sysfs then)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        (folder / "probe").write_text("x")
-    except OSError:
-        return folder
-    if Path("/sys/kernel").is_dir():
-        return Path("/sys/kernel")
-    pytest.skip("cannot make a read-only folder here")
-
-
-def test_read_only_folder_is_a_clear_error(tmp_path):
-    folder = read_only_folder(tmp_path)
+def test_read_only_folder_is_a_clear_error(read_only_folder):
+    folder = read_only_folder
     with pytest.raises(ResultsError, match="not writable"):
         check_writable(folder)
     with pytest.raises(ResultsError, match="not writable"):
