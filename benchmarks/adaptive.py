@@ -22,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from memsim.adaptive import run_adaptive
-from memsim.executor import SerialExecutor
-from memsim.experiment_config import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
-from memsim.fit import fit_points
-from memsim.results import ResultsStore
-from memsim.sweep import (
+from memsim.experiment.adaptive import run_adaptive
+from memsim.experiment.config import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
+from memsim.experiment.executor import SerialExecutor
+from memsim.experiment.points import (
     Curve,
     NetworkEvaluator,
     SurrogateEvaluator,
@@ -35,6 +33,8 @@ from memsim.sweep import (
     plan_grid,
     run_points,
 )
+from memsim.experiment.store import ResultsStore
+from memsim.fit import fit_points
 
 
 def fit_frame(frame, a_max, num_classes):

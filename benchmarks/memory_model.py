@@ -6,7 +6,7 @@ long (``Trace.repeated(2)``; the model's cost must grow linearly, ratio ≈ 2).
 
 Targets (issue 5): at least 100k SimPy events/s, all default policies in under 10 s in total.
 
-The trace comes from ``memsim.tracing.trace_model`` on ``workloads.get_workload("vgg_D")``
+The trace comes from ``memsim.trace.capture.trace_model`` on ``workloads.get_workload("vgg_D")``
 (untrained weights, random CIFAR-sized inputs: sizes and operation counts are what the memory
 model needs). If that stack is unavailable, the records are synthesised from the VGG cfg
 arithmetic. If no policies are registered, a hand-made single-pulse baseline plan is used.
@@ -20,7 +20,7 @@ import argparse
 import time
 
 from memsim.timing import MemoryParams, WritePlan, load_memory_params, simulate
-from memsim.trace import Trace, WriteRecord, make_trace
+from memsim.trace.records import Trace, WriteRecord, make_trace
 
 VGG_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -58,12 +58,14 @@ def vgg_trace() -> tuple[Trace, str]:
     try:
         import torch
 
-        from memsim.tracing import trace_model
+        from memsim.trace.capture import trace_model
         from workloads import get_workload
 
         model = get_workload("vgg_D").build_model().eval()
         x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-        return trace_model(model, x, "float32", workload_name="vgg_D"), "traced (memsim.tracing)"
+        return trace_model(
+            model, x, "float32", workload_name="vgg_D"
+        ), "traced (memsim.trace.capture)"
     except Exception as exc:  # noqa: BLE001 - a benchmark falls back rather than fails
         return (
             synthetic_vgg_trace(),

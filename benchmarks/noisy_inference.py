@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from memsim.inference import NoisyNetwork  # noqa: E402
+from memsim.inference.network import NoisyNetwork  # noqa: E402
 from memsim.noise.channel import BitFlip  # noqa: E402
 
 

@@ -20,14 +20,19 @@ built-in policy is a composable stage (:mod:`policies.stage`) registered in ``PO
 Outside packages register more through the ``memsim.policies`` entry-point group.
 """
 
-from .base import POLICIES, Policy
-from .baseline import Baseline
-from .binary import Binary
-from .channels import BinaryChannel, SECDEDChannel
-from .compose import Compose
-from .dcw import DataComparisonWrite, exact_energy_pj
-from .ecc import EccSecded
-from .loading import (
+from policies.base import POLICIES, Policy
+from policies.channels import BinaryChannel, SECDEDChannel
+from policies.impl.baseline import Baseline
+from policies.impl.binary import Binary
+from policies.impl.compose import Compose
+from policies.impl.dcw import DataComparisonWrite, exact_energy_pj
+from policies.impl.ecc import EccSecded
+from policies.impl.low_energy import LowEnergy
+from policies.impl.sram import SramExponent, SramMsb
+from policies.impl.storage_format import FormatChange
+from policies.impl.two_t_two_r import TwoTTwoR
+from policies.impl.write_verify import WriteVerify
+from policies.loading import (
     POLICY_CONFIG_DIR,
     config_names,
     default_policies,
@@ -35,12 +40,7 @@ from .loading import (
     load_policy_file,
     policy_names,
 )
-from .low_energy import LowEnergy
-from .sram import SramExponent, SramMsb
-from .stage import Stage, StorageSpec, register
-from .storage_format import FormatChange
-from .two_t_two_r import TwoTTwoR
-from .write_verify import WriteVerify
+from policies.stage import Stage, StorageSpec, register
 
 __all__ = [
     "POLICIES",

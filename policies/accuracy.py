@@ -6,9 +6,9 @@ and returns the :class:`memsim.noise.channel.Channel` that noisy inference appli
 write. The per-cell error probability goes through the slots in write order:
 
 1. ``condition`` (low energy): the condition's own ``p01``/``p10`` replace the swept ones,
-   or scale them (see :class:`policies.low_energy.LowEnergy`);
+   or scale them (see :class:`policies.impl.low_energy.LowEnergy`);
 2. ``cell`` (2T2R): the single-ended error is mapped to the differential read's error
-   (see :class:`policies.two_t_two_r.TwoTTwoR`);
+   (see :class:`policies.impl.two_t_two_r.TwoTTwoR`);
 3. ``verify``: the residual error after ``max_extra_rounds`` re-pulses
    (:meth:`memsim.device.verify.WriteVerify.residual_error`, per direction);
 4. ``placement``: positions kept in SRAM are noiseless;
@@ -30,11 +30,10 @@ import numpy as np
 
 from memsim.formats import get_format
 from memsim.noise.channel import BitFlip, Channel, per_position
-
-from .channels import BinaryChannel, SECDEDChannel
+from policies.channels import BinaryChannel, SECDEDChannel
 
 if TYPE_CHECKING:
-    from .stage import StorageSpec
+    from policies.stage import StorageSpec
 
 
 def cell_error_probs(

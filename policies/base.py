@@ -23,7 +23,7 @@ from memsim.registry import Registry
 if TYPE_CHECKING:
     from memsim.noise.channel import Channel
     from memsim.timing.plan import WritePlan
-    from memsim.trace import WriteRecord
+    from memsim.trace.records import WriteRecord
 
 POLICIES: Registry[type[Policy]] = Registry("policy", entry_point_group="memsim.policies")
 

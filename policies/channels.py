@@ -22,8 +22,7 @@ import torch
 from memsim.formats import get_format, resolve_bits
 from memsim.noise.channel import Channel
 from memsim.rng import generator
-
-from . import secded
+from policies import secded
 
 
 def _probability(owner: str, name: str, value: float) -> float:

@@ -1,6 +1,6 @@
 """Cost side of a storage spec: the write plan of one traced tensor.
 
-Reads a :class:`policies.stage.StorageSpec`, a :class:`memsim.trace.WriteRecord` and a
+Reads a :class:`policies.stage.StorageSpec`, a :class:`memsim.trace.records.WriteRecord` and a
 device bundle (:class:`memsim.device.params.DeviceParams`) and returns the
 :class:`memsim.timing.plan.WritePlan` the SimPy memory model costs. Pure arithmetic on
 expected values; no SimPy, no randomness.
@@ -14,7 +14,7 @@ so that the expected counts are exact):
   float32), otherwise every bit is 1 with probability ``(1 − zero_fraction)/2``.
 * **Plain write** (every cell pulsed, reference notes §6): a cell holding 1 gets a SET, a cell
   holding 0 a RESET, ``E = (#ones)·E_SET + (#zeros)·E_RESET``.
-* **Data-comparison write**: see :mod:`policies.dcw` (old content independent with the same
+* **Data-comparison write**: see :mod:`policies.impl.dcw` (old content independent with the same
   statistics: ``n01 = n10 = Σ_i numel·f_i·(1 − f_i)``; pre-read of every cell).
 * **SECDED**: ``ceil(data bits / 64)`` words, 8 check cells each, written like data cells.
   When every RRAM bit position is deterministic (``f`` in {0, 1}) the check bits are computed
@@ -42,13 +42,11 @@ import numpy as np
 
 from memsim.formats import get_format
 from memsim.timing.plan import WritePlan
-
-from . import secded
+from policies import secded
 
 if TYPE_CHECKING:
-    from memsim.trace import WriteRecord
-
-    from .stage import StorageSpec
+    from memsim.trace.records import WriteRecord
+    from policies.stage import StorageSpec
 
 #: RRAM bits programmed together when the device bundle does not say (notes §1 row 19).
 DEFAULT_UNIT_BITS = 64

@@ -30,8 +30,7 @@ from typing import Any
 
 from memsim.config import CONFIG_DIR, ConfigError, build, load_toml, where_text
 from memsim.registry import UnknownNameError
-
-from .base import POLICIES, Policy
+from policies.base import POLICIES, Policy
 
 #: Folder of named policy configs.
 POLICY_CONFIG_DIR = CONFIG_DIR / "policies"
@@ -152,7 +151,7 @@ def _from_table(data: Mapping[str, Any], where: str, source: Any) -> Policy:
 
 
 def _compose(items: Sequence[Any], where: str, source: Any) -> Policy:
-    from .compose import Compose
+    from policies.impl.compose import Compose
 
     stages = tuple(
         get_policy(item, where=f"{where}[{i}]", source=source) for i, item in enumerate(items)

@@ -16,7 +16,7 @@ slot            decision                                    policies
 ``condition``   programming condition of the pulses         ``low_energy``
 ==============  ==========================================  ==============================
 
-A single policy fills one slot; ``compose`` (:class:`policies.compose.Compose`) folds a list
+A single policy fills one slot; ``compose`` (:class:`policies.impl.compose.Compose`) folds a list
 of stages into one spec, so ``[format(to=int8), write_verify(2)]`` and
 ``[sram_exponent, ecc_secded]`` are just two filled slots. Two stages claiming the same slot
 is an error naming both; ``baseline`` fills nothing (single pulse, every bit in RRAM, the
@@ -46,13 +46,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from memsim.formats import get_format
-
-from .base import POLICIES, Policy
+from policies.base import POLICIES, Policy
 
 if TYPE_CHECKING:
     from memsim.noise.channel import Channel
     from memsim.timing.plan import WritePlan
-    from memsim.trace import WriteRecord
+    from memsim.trace.records import WriteRecord
 
 SLOTS = ("format", "placement", "coding", "cell", "verify", "comparison", "condition")
 
@@ -182,11 +181,11 @@ class Stage(Policy):
         return self.spec.stored_format(fmt)
 
     def channel(self, fmt: str, p01: Any, p10: Any = None, **options: Any) -> Channel:
-        from .accuracy import build_channel
+        from policies.accuracy import build_channel
 
         return build_channel(self.spec, fmt, p01, p10, **options)
 
     def plan(self, record: WriteRecord, device: Any) -> WritePlan:
-        from .costs import build_plan
+        from policies.costs import build_plan
 
         return build_plan(self.spec, record, device)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from memsim.bnn_faults import (
+from memsim.device import load_condition
+from memsim.inference.faults import (
     activation_noise,
     cell_rates,
     draw_fault_map,
@@ -15,7 +16,6 @@ from memsim.bnn_faults import (
     predict,
     weight_bits,
 )
-from memsim.device import load_condition
 from policies.channels import BinaryChannel
 from workloads.bnn import BinaryLinear, BinaryMLP, BinaryVGG
 

@@ -8,7 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from memsim.bnn_study import (
+from memsim.config import ConfigError, build
+from memsim.device import load_condition
+from memsim.studies.bnn import (
     POINT_COLUMNS,
     BNNStudyConfig,
     load_study_config,
@@ -18,8 +20,6 @@ from memsim.bnn_study import (
     summarize,
     tolerated_ber,
 )
-from memsim.config import ConfigError, build
-from memsim.device import load_condition
 from workloads.bnn_train import BNNTrainConfig
 
 TINY = BNNStudyConfig(
@@ -136,7 +136,7 @@ def test_conditions_run_from_nominal_to_low_energy():
 
 
 def test_cli_runs_a_config_file(tmp_path, capsys):
-    from memsim import bnn_cli
+    from memsim.cli import bnn as bnn_cli
 
     config = tmp_path / "tiny.toml"
     config.write_text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memsim.bnn_faults import accuracy, draw_fault_map
+from memsim.inference.faults import accuracy, draw_fault_map
 from workloads.bnn import BNNDigitsWorkload
 from workloads.bnn_train import BNNTrainConfig, error_aware, train_bnn
 

@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from memsim.cli import main  # noqa: E402
+from memsim.cli.main import main  # noqa: E402
 from memsim.device import condition_names  # noqa: E402
 
 

@@ -13,9 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from memsim.experiment import RunOptions, load_experiment, run_experiment
+from memsim.experiment.run import RunOptions, load_experiment, run_experiment
+from memsim.experiment.store import POINTS_LOG, ResultsError
 from memsim.report import write_report
-from memsim.results import POINTS_LOG, ResultsError
 
 POINT_CONTRACT = [
     "workload",
@@ -139,7 +139,7 @@ def _sweep_cmd(out) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
-        "memsim.cli",
+        "memsim",
         "sweep",
         os.fspath(_config_path()),
         "--out",
@@ -154,7 +154,7 @@ def _sweep_cmd(out) -> list[str]:
 
 
 def _config_path():
-    from memsim.experiment import DEFAULT_CONFIG
+    from memsim.experiment.run import DEFAULT_CONFIG
 
     return DEFAULT_CONFIG
 

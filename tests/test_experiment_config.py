@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from memsim.cli import main
+from memsim.cli.main import main
 from memsim.config import ConfigError
-from memsim.experiment import DEFAULT_CONFIG, load_experiment, to_toml
-from memsim.results import ResultsError
+from memsim.experiment.run import DEFAULT_CONFIG, load_experiment, to_toml
+from memsim.experiment.store import ResultsError
 
 
 def write(tmp_path, text: str):

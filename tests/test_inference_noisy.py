@@ -1,4 +1,4 @@
-"""Noisy inference (memsim.inference): exact clean paths, seeding, fresh flips, bad input."""
+"""Noisy inference (memsim.inference.network): exact clean paths, seeding, fresh flips, bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from memsim.inference import EvalResult, NoisyNetwork
+from memsim.inference.network import EvalResult, NoisyNetwork
 from memsim.noise.channel import BitFlip, Channel, Noiseless
 from memsim.rng import child_seed
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from memsim.cli.flip_demo import add_parser, demo_tensor, field_table
 from memsim.noise import BitFlip, Noiseless, flip
-from memsim.noise.cli import add_parser, demo_tensor, field_table
 
 
 def test_noiseless_channel_leaves_bits_alone():

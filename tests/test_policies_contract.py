@@ -17,7 +17,7 @@ import torch
 import policies
 from memsim.device import load_device
 from memsim.formats import get_format
-from memsim.trace import WriteRecord
+from memsim.trace.records import WriteRecord
 from policies import POLICIES, Stage, get_policy
 from policies.accuracy import cell_error_probs
 

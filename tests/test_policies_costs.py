@@ -15,7 +15,7 @@ from scipy.stats import binomtest
 from memsim.device import count_transitions, load_condition, load_device
 from memsim.formats import get_format
 from memsim.noise.channel import BitFlip
-from memsim.trace import WriteRecord
+from memsim.trace.records import WriteRecord
 from policies import BinaryChannel, exact_energy_pj, get_policy, secded
 from policies.costs import check_bit_counts
 

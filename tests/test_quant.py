@@ -1,4 +1,4 @@
-"""int8 static post-training quantization (memsim.quant)."""
+"""int8 static post-training quantization (memsim.inference.int8)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from memsim.inference import NoisyNetwork
-from memsim.quant import QMAX, QMIN, affine_qparams, calibrate, dequantize_into_, quantize
-from memsim.taps import Taps
+from memsim.inference.int8 import QMAX, QMIN, affine_qparams, calibrate, dequantize_into_, quantize
+from memsim.inference.network import NoisyNetwork
+from memsim.inference.taps import Taps
 
 
 def test_affine_qparams_cover_the_range_and_represent_zero_exactly():

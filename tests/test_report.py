@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from memsim.experiment.store import ResultsError, ResultsStore, point_id
 from memsim.fit import logistic
 from memsim.report import write_report
 from memsim.report.tables import SUMMARY_COLUMNS, markdown_table, summary_table
-from memsim.results import ResultsError, ResultsStore, point_id
 
 GRID = np.logspace(-8, -1, 15)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from memsim.results import (
+from memsim.experiment.store import (
     POINTS_LOG,
     ResultsError,
     ResultsStore,

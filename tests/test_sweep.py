@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memsim.adaptive import run_adaptive
-from memsim.executor import SerialExecutor
-from memsim.experiment import AdaptiveConfig
+from memsim.experiment.adaptive import run_adaptive
+from memsim.experiment.executor import SerialExecutor
+from memsim.experiment.points import Curve, SurrogateEvaluator, plan_grid, run_points
+from memsim.experiment.run import AdaptiveConfig
+from memsim.experiment.store import ResultsStore
 from memsim.fit import fit_points
-from memsim.results import ResultsStore
-from memsim.sweep import Curve, SurrogateEvaluator, plan_grid, run_points
 
 CURVES = [Curve("w", "float32", "baseline"), Curve("w", "int8", "baseline")]
 GRID = tuple(np.logspace(-8, -1, 22))
@@ -127,7 +127,7 @@ def test_adaptive_stops_at_once_without_a_drop(tmp_path):
 
 
 def test_adaptive_experiment_writes_a_fitted_summary(tmp_path):
-    from memsim.experiment import RunOptions, load_experiment, run_experiment
+    from memsim.experiment.run import RunOptions, load_experiment, run_experiment
 
     config, _ = load_experiment(
         overrides=[

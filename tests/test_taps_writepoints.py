@@ -1,4 +1,4 @@
-"""Write-point discovery (memsim.taps): which tensors count as written, in which order."""
+"""Write-point discovery (memsim.inference.taps): which tensors count as written, in which order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from memsim.taps import Taps
+from memsim.inference.taps import Taps
 
 
 def small_cnn(inplace: bool = False) -> nn.Module:

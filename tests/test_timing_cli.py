@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from memsim.cli import main
-from memsim.timing.cli import parse_overrides
-from memsim.trace import Trace, TraceError, WriteRecord, make_trace
+from memsim.cli.main import main
+from memsim.cli.memory import parse_overrides
+from memsim.trace.records import Trace, TraceError, WriteRecord, make_trace
 
 
 @pytest.fixture

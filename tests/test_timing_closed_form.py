@@ -11,7 +11,7 @@ import math
 import pytest
 
 from memsim.timing import ENERGY_CATEGORIES, MemoryParams, WritePlan, simulate
-from memsim.trace import WriteRecord, make_trace
+from memsim.trace.records import WriteRecord, make_trace
 
 T_PULSE, T_VERIFY, T_ECC, T_ACCESS = 8.0, 4.0, 2.0, 0.5
 

@@ -9,7 +9,7 @@ import pytest
 from memsim.config import ConfigError
 from memsim.timing import MemoryParams, WritePlan, load_memory_params, preset_names, simulate
 from memsim.timing.params import PRESET_DIR
-from memsim.trace import WriteRecord, make_trace
+from memsim.trace.records import WriteRecord, make_trace
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from memsim.timing import MemoryParams, plan_trace, simulate
-from memsim.trace import WriteRecord, make_trace
+from memsim.trace.records import WriteRecord, make_trace
 
 policies = pytest.importorskip("policies")
 device_mod = pytest.importorskip("memsim.device")

@@ -9,7 +9,7 @@ from scipy import stats
 from memsim.rng import generator
 from memsim.timing import MemoryParams, WritePlan, simulate
 from memsim.timing.mapping import sample_rounds, split_units
-from memsim.trace import WriteRecord, make_trace
+from memsim.trace.records import WriteRecord, make_trace
 
 PMF = (0.55, 0.3, 0.1, 0.05)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memsim.timing import MemoryParams, WritePlan, simulate
-from memsim.trace import WriteRecord, make_trace
+from memsim.trace.records import WriteRecord, make_trace
 
 UNIT_NS = 10.0  # one 64-bit unit, single 10 ns pulse, no overhead
 

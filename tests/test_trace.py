@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from memsim.trace import TRACE_VERSION, Trace, TraceError, WriteRecord, make_trace
+from memsim.trace.records import TRACE_VERSION, Trace, TraceError, WriteRecord, make_trace
 
 
 def _records():

@@ -1,4 +1,4 @@
-"""Write traces (memsim.tracing) and the `memsim trace` / `memsim eval` verbs."""
+"""Write traces (memsim.trace.capture) and the `memsim trace` / `memsim eval` verbs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from memsim import inference_cli
-from memsim.quant import quantize
-from memsim.trace import Trace
-from memsim.tracing import bit_statistics, trace_model
+from memsim.cli import inference as inference_cli
+from memsim.inference.int8 import quantize
+from memsim.trace.capture import bit_statistics, trace_model
+from memsim.trace.records import Trace
 
 
 def cnn() -> nn.Module:
@@ -93,7 +93,7 @@ def test_int8_trace_measures_the_codes():
     assert all(r.bits == 8 and r.format == "int8" for r in acts)
     assert {r.format for r in trace if r.role == "bias"} == {"int32"}
     # the ReLU write's codes follow from the BN write's codes: relu(dequantized) re-quantized
-    from memsim.inference import NoisyNetwork
+    from memsim.inference.network import NoisyNetwork
 
     net = NoisyNetwork(cnn(), "int8", calibration=X)
     seen = {}

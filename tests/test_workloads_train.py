@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memsim.cli import main
+from memsim.cli.main import main
 from workloads import get_workload
 from workloads.train import TrainConfig, train, train_model
 

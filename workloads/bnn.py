@@ -3,8 +3,8 @@
 First stage of the binarized-network study (issue 7): the networks whose binary weights are
 programmed once into RRAM (one bit per cell, bit 1 = +1, bit 0 = −1) and whose binary
 activations may be written to RRAM too. :mod:`workloads.bnn_train` trains them (optionally
-error-aware), :mod:`memsim.bnn_faults` draws the persistent weight fault maps and
-:mod:`memsim.bnn_study` turns programming conditions into energy and accuracy.
+error-aware), :mod:`memsim.inference.faults` draws the persistent weight fault maps and
+:mod:`memsim.studies.bnn` turns programming conditions into energy and accuracy.
 
 Layers (:mod:`workloads.bnn_layers`, re-exported here): sign/straight-through binarization,
 :class:`BinaryLinear`/:class:`BinaryConv2d` with fault maps and the :func:`xnor_popcount` oracle.

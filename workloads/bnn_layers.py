@@ -1,7 +1,7 @@
 """Binary layers: sign with a straight-through gradient, ±1-weight linear and conv layers.
 
 The building blocks of the binarized networks in :mod:`workloads.bnn` (issue 7); one bit per
-RRAM cell, bit 1 = +1, bit 0 = −1. :mod:`memsim.bnn_faults` sets their fault maps and
+RRAM cell, bit 1 = +1, bit 0 = −1. :mod:`memsim.inference.faults` sets their fault maps and
 :mod:`workloads.bnn_train` clips their latent weights.
 
 Layers (Courbariaux et al. 2016, Hirtzlin et al. 2019):
@@ -11,7 +11,7 @@ Layers (Courbariaux et al. 2016, Hirtzlin et al. 2019):
   (it passes where ``|w| <= 1``, the trainer clips the latent weights to [-1, 1]);
 * activations are ``sign(x)`` with the same clipped straight-through gradient;
 * a :class:`BinaryLinear`/:class:`BinaryConv2d` layer's weight signs can be flipped by a
-  persistent fault map (``fault_mask``, set by :mod:`memsim.bnn_faults`) and, during
+  persistent fault map (``fault_mask``, set by :mod:`memsim.inference.faults`) and, during
   error-aware training, by fresh random flips on every forward call (``train_flips``);
 * binary convolutions pad with −1 (bit 0), so with ±1 inputs everything they compute is an
   XNOR-popcount: ``out = 2·popcount(xnor(a, w)) − n`` (:func:`xnor_popcount` is that oracle).

@@ -1,7 +1,7 @@
 """Training binarized networks, plain or error-aware (weight-sign flips during training).
 
 Produces the plain and error-aware networks the binarized-network study compares
-(:mod:`memsim.bnn_study`). The recipe is the usual BNN one (Courbariaux et al. 2016): Adam
+(:mod:`memsim.studies.bnn`). The recipe is the usual BNN one (Courbariaux et al. 2016): Adam
 on the latent real weights, a cosine learning-rate schedule stepped per batch, latent binary
 weights clipped to [-1, 1] after every step.
 
@@ -9,7 +9,7 @@ weights clipped to [-1, 1] after every step.
 binary weight's sign is flipped independently, a stored −1 with ``train_ber`` (``p01``) and a
 stored +1 with ``train_p10`` (default ``train_ber``), with fresh flips on every batch; the
 gradient flows through the flipped weights (what the network computed). Evaluation then
-uses a persistent fault map instead (:mod:`memsim.bnn_faults`).
+uses a persistent fault map instead (:mod:`memsim.inference.faults`).
 
 Every random draw (initialisation, shuffling, augmentation, flips) comes from the seed.
 """

@@ -7,7 +7,7 @@ augmentation (random crop + flip for CIFAR), bf16 autocast, CUDA when present.
 
 *Noisy training* (a countermeasure tried by the study memsim follows) flips bits of every
 activation written in the forward pass, with fresh flips per batch and a selectable noisy-bit
-mask: the write points come from :class:`memsim.taps.Taps` and the flips from
+mask: the write points come from :class:`memsim.inference.taps.Taps` and the flips from
 :class:`memsim.noise.channel.BitFlip`. Gradients pass the flips straight through.
 
 Every random draw (initialisation, shuffling, augmentation, flips) comes from the config's
@@ -208,8 +208,8 @@ def _noisy_writes(
         yield
         return
     from memsim.formats import get_format
+    from memsim.inference.taps import Taps
     from memsim.noise.channel import BitFlip
-    from memsim.taps import Taps
 
     fmt = get_format(config.noise_format)
     if fmt.torch_dtype is None or not fmt.is_float:

@@ -7,25 +7,31 @@ LRS/HRS distributions of a cell (``cell``) and its pulse costs (``conditions``);
 memory-system model. Logic 1 = LRS, 0 = HRS; 0→1 is a SET, 1→0 a RESET.
 """
 
-from .cell import LognormalState, RRAMCell, cell_for_pbf, ratio_for_pbf, sigma_sum_for_pbf
-from .conditions import (
+from memsim.device.cell import (
+    LognormalState,
+    RRAMCell,
+    cell_for_pbf,
+    ratio_for_pbf,
+    sigma_sum_for_pbf,
+)
+from memsim.device.conditions import (
     ProgrammingCondition,
     condition_names,
     load_condition,
     load_conditions,
     scale_compliance,
 )
-from .params import DEFAULT_DEVICE, DeviceParams, ReadParams, device_names, load_device
-from .presets import CONDITION_DIR, DEVICE_DIR
-from .sram_ecc import SECDEDParams, SRAMParams
-from .transitions import (
+from memsim.device.params import DEFAULT_DEVICE, DeviceParams, ReadParams, device_names, load_device
+from memsim.device.presets import CONDITION_DIR, DEVICE_DIR
+from memsim.device.sram_ecc import SECDEDParams, SRAMParams
+from memsim.device.transitions import (
     SCHEMES,
     TransitionCounts,
     count_transitions,
     write_energy_breakdown,
     write_energy_pj,
 )
-from .verify import AttemptProbs, WriteVerify
+from memsim.device.verify import AttemptProbs, WriteVerify
 
 __all__ = [
     "CONDITION_DIR",

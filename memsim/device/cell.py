@@ -24,8 +24,7 @@ import numpy as np
 from scipy.stats import norm
 
 from memsim.config import check_range
-
-from .checks import check_non_negative, check_positive
+from memsim.device.checks import check_non_negative, check_positive
 
 
 def _check_probability(owner: str, name: str, p: float, *, open_low: bool, high: float) -> None:

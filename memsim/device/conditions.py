@@ -14,9 +14,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from .cell import LognormalState, RRAMCell
-from .checks import check_positive
-from .presets import CONDITION_DIR, build_checked, preset_names, read_named, resolve
+from memsim.device.cell import LognormalState, RRAMCell
+from memsim.device.checks import check_positive
+from memsim.device.presets import CONDITION_DIR, build_checked, preset_names, read_named, resolve
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memsim.config import ConfigError, load_toml
-
-from .checks import check_non_negative, check_probability
-from .conditions import ProgrammingCondition, condition_names, load_condition
-from .presets import (
+from memsim.device.checks import check_non_negative, check_probability
+from memsim.device.conditions import ProgrammingCondition, condition_names, load_condition
+from memsim.device.presets import (
     CONDITION_DIR,
     DEVICE_DIR,
     build_checked,
@@ -28,8 +27,8 @@ from .presets import (
     read_named,
     resolve,
 )
-from .sram_ecc import SECDEDParams, SRAMParams
-from .verify import WriteVerify
+from memsim.device.sram_ecc import SECDEDParams, SRAMParams
+from memsim.device.verify import WriteVerify
 
 #: The bundle used when only a condition is named.
 DEFAULT_DEVICE = "default"

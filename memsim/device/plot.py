@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from .cell import RRAMCell
+from memsim.device.cell import RRAMCell
 
 
 def plot_cell(cell: RRAMCell, title: str = "", ax_pair=None):

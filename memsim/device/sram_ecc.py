@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.config import check_range
-
-from .checks import check_non_negative, check_positive
+from memsim.device.checks import check_non_negative, check_positive
 
 
 @dataclass(frozen=True)

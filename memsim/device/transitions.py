@@ -23,8 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from memsim.config import check_choice
-
-from .conditions import ProgrammingCondition
+from memsim.device.conditions import ProgrammingCondition
 
 SCHEMES = ("plain", "dcw", "2t2r", "2t2r_plain")
 

@@ -33,9 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from memsim.config import check_range
-
-from .cell import RRAMCell
-from .checks import check_non_negative, check_probability
+from memsim.device.cell import RRAMCell
+from memsim.device.checks import check_non_negative, check_probability
 
 Direction = Literal["set", "reset"]
 #: An RRAMCell, or an object carrying one as ``.cell`` (a ProgrammingCondition).

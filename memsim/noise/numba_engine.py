@@ -31,7 +31,7 @@ import torch
 
 from memsim.formats import StorageFormat
 from memsim.noise.blocks import block_flips, block_trials, choose_block_log2
-from memsim.noise.engines import ENGINES, Engine
+from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import collect_group, dense_flip, flip_group, seed_state, xor_events
 from memsim.noise.rates import Group, Layer
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.engines import ENGINES, Engine
+from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.rates import Layer
 
 #: Bits per chunk: 2**22 float64 uniforms are 32 MiB, plus a few same-sized temporaries.

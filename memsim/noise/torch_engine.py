@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.engines import ENGINES, Engine
+from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.rates import Group, Layer
 
 #: Above this candidate rate, drawing one uniform per bit beats sampling distinct positions.

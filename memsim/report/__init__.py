@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from memsim.results import (
+from memsim.experiment.store import (
     MEMORY_CSV,
     METADATA_FILE,
     POINTS_CSV,

@@ -1,6 +1,6 @@
 """Report section of the binarized-network study: figures and Markdown from its result frames.
 
-Reads what :mod:`memsim.bnn_study` wrote (``points``, ``conditions``, ``summary`` frames);
+Reads what :mod:`memsim.studies.bnn` wrote (``points``, ``conditions``, ``summary`` frames);
 never runs a simulation. :func:`accuracy_vs_ber` and :func:`accuracy_vs_energy` return
 matplotlib figures, :func:`markdown_section` a Markdown string, :func:`write_section` saves
 all three into a folder.
@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from memsim.bnn_study import point_means  # noqa: E402
 from memsim.report.plots import save  # noqa: E402
+from memsim.studies.bnn import point_means  # noqa: E402
 
 LABELS = {"plain": "plain training", "error_aware": "error-aware training"}
 COLOURS = {"plain": "C0", "error_aware": "C3"}
@@ -106,7 +106,7 @@ def markdown_section(
     Parameters
     ----------
     summary, conditions : DataFrame
-        :func:`memsim.bnn_study.summarize` and :func:`memsim.bnn_study.condition_table` frames.
+        :func:`memsim.studies.bnn.summarize` and :func:`memsim.studies.bnn.condition_table` frames.
     title, description : str
         Heading and a paragraph saying what was run (workload, training schedule...).
     figures : dict, optional

@@ -1,6 +1,6 @@
 """Write plans: what the memory model costs for one traced tensor.
 
-A policy turns each :class:`memsim.trace.WriteRecord` into a :class:`WritePlan` (pure
+A policy turns each :class:`memsim.trace.records.WriteRecord` into a :class:`WritePlan` (pure
 arithmetic from the device model, no SimPy); the SimPy memory system (``memsim.timing``) turns
 the plans of one inference into time, contention and utilisation. Energy is already decided
 here, by category, as expected values per tensor; time depends on how many pulse rounds each

@@ -21,7 +21,7 @@ from memsim.timing.model import LayerWork, MemorySystem, bank, processor
 from memsim.timing.params import MemoryParams
 from memsim.timing.plan import ENERGY_CATEGORIES, WritePlan
 from memsim.timing.result import MemoryResult
-from memsim.trace import Trace
+from memsim.trace.records import Trace
 
 
 def _index_plans(plans: Iterable[WritePlan], trace: Trace) -> dict[int, WritePlan]:
@@ -119,7 +119,7 @@ def simulate(
     if not isinstance(params, MemoryParams):
         raise TypeError(f"params must be a MemoryParams. Got {type(params).__name__}.")
     if not isinstance(trace, Trace):
-        raise TypeError(f"trace must be a memsim.trace.Trace. Got {type(trace).__name__}.")
+        raise TypeError(f"trace must be a memsim.trace.records.Trace. Got {type(trace).__name__}.")
     by_index = _index_plans(plans, trace)
     works = _layer_work(trace, by_index, params, seed, deterministic)
 

@@ -1,0 +1,102 @@
+"""CLI verbs ``run``, ``sweep`` and ``report``: thin wrappers over :mod:`memsim.experiment.run`.
+
+``memsim run [CONFIG]`` runs (or resumes) a whole experiment and prints where the report is;
+``memsim sweep CONFIG`` stops after the accuracy sweep; ``memsim report DIR`` re-creates the
+tables, figures and report of an existing results folder without simulating anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
+    if config_required:
+        p.add_argument("config", type=Path, help="experiment config (TOML)")
+    else:
+        p.add_argument(
+            "config",
+            type=Path,
+            nargs="?",
+            help="experiment config (TOML); default: the embedded default",
+        )
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-<config hash>)")
+    p.add_argument(
+        "--workers", type=int, help="parallel worker processes (results do not depend on it)"
+    )
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set sweep.repeats=2 --set grid.points_per_decade=1",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def _options(args: argparse.Namespace):
+    from memsim.experiment.run import load_experiment
+
+    config, run = load_experiment(args.config, overrides=args.overrides)
+    changes = {}
+    if args.out is not None:
+        changes["out"] = args.out
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.no_progress:
+        changes["progress"] = False
+    return config, dataclasses.replace(run, **changes)
+
+
+def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
+    from memsim.experiment.run import run_experiment
+
+    config, run = _options(args)
+    print(f"memsim: experiment '{config.name}' (config hash {config.digest()})", file=sys.stderr)
+    out = run_experiment(config, run, sweep_only=sweep_only)
+    if sweep_only:
+        print(f"Sweep points: {out / 'points.csv'}")
+    else:
+        print(f"Report: {out / 'report.md'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from memsim.report import write_report
+
+    fit = {"scale": args.scale, "bootstrap": args.bootstrap}
+    path = write_report(args.folder, fit_options={k: v for k, v in fit.items() if v is not None})
+    print(f"Report: {path}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``run``, ``sweep`` and ``report`` verbs."""
+    p = subparsers.add_parser("run", help="run an experiment: sweeps, memory model, fits, report")
+    _add_run_options(p, config_required=False)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("sweep", help="run only the accuracy sweep of an experiment")
+    _add_run_options(p, config_required=True)
+    p.set_defaults(func=lambda a: cmd_run(a, sweep_only=True))
+
+    p = subparsers.add_parser(
+        "report", help="re-create the report of a results folder (no simulation)"
+    )
+    p.add_argument("folder", type=Path, help="a results folder written by memsim run/sweep")
+    p.add_argument(
+        "--scale", choices=["log10p", "p"], help="refit in log10 p or in p (default: the config's)"
+    )
+    p.add_argument(
+        "--bootstrap", type=int, help="bootstrap resamples for the CI of mu (default: the config's)"
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.set_defaults(func=cmd_report)

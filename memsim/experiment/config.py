@@ -1,0 +1,398 @@
+"""Experiment configs: a TOML file into a frozen :class:`ExperimentConfig` and :class:`RunOptions`.
+
+The first stage of an experiment (DESIGN §2, §7). :func:`load_experiment` validates a config
+file, with ``--set`` overrides, into a frozen :class:`ExperimentConfig` (what is modelled; its
+hash, :meth:`ExperimentConfig.digest`, is the experiment's identity) and :class:`RunOptions`
+(workers, output folder, torch device: how it runs, not part of the identity). Plug-in names
+are checked by :mod:`memsim.experiment.plugins`; :mod:`memsim.experiment.run` runs the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from memsim.config import (
+    CONFIG_DIR,
+    ConfigError,
+    build,
+    check_range,
+    loads_toml,
+    to_dict,
+    where_text,
+)
+
+#: The embedded default experiment (``memsim run`` with no config).
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+
+
+# --------------------------------------------------------------------------- config objects
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The p grid: log-spaced from ``p_min`` to ``p_max``, or explicit ``values``."""
+
+    p_min: float = 1e-8
+    p_max: float = 1e-1
+    points_per_decade: int = 3
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("p_min", "p_max"):
+            check_range("grid", name, getattr(self, name), low=0, high=1, low_open=True)
+        if not self.p_min < self.p_max:
+            raise ValueError(f"'p_min' ({self.p_min}) must be below 'p_max' ({self.p_max}).")
+        check_range("grid", "points_per_decade", self.points_per_decade, kind=int, low=1, high=1000)
+        for i, v in enumerate(self.values):
+            check_range("grid", f"values[{i}]", v, low=0, high=1, low_open=True)
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("'values' must not repeat a p value.")
+
+    def ps(self) -> tuple[float, ...]:
+        """The grid, ascending."""
+        if self.values:
+            return tuple(sorted(self.values))
+        decades = math.log10(self.p_max) - math.log10(self.p_min)
+        n = max(2, round(decades * self.points_per_decade) + 1)
+        return tuple(
+            float(v) for v in np.logspace(math.log10(self.p_min), math.log10(self.p_max), n)
+        )
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A workload by registered name, with an optional checkpoint and options."""
+
+    name: str
+    label: str = ""
+    checkpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy by name, or a table with ``kind`` and the policy's own parameters."""
+
+    label: str
+    spec: str | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How accuracy points are evaluated (all of it changes results, so all is modelled)."""
+
+    repeats: int = 5
+    images: int = 0  # 0: the whole split
+    split: str = "test"
+    coupled: bool = True
+    batch_size: int = 256
+    engine: str = "auto"
+    fused: bool = False
+    noisy_input: bool = False
+    calibration_images: int = 256
+
+    def __post_init__(self) -> None:
+        check_range("sweep", "repeats", self.repeats, kind=int, low=1)
+        check_range("sweep", "images", self.images, kind=int, low=0)
+        check_range("sweep", "batch_size", self.batch_size, kind=int, low=1)
+        check_range("sweep", "calibration_images", self.calibration_images, kind=int, low=1)
+
+
+@dataclass(frozen=True)
+class AdaptiveConfig:
+    """Adaptive sweeps: bisect for the drop, then refine around it until the CI is narrow."""
+
+    enabled: bool = False
+    bracket_decades: float = 0.25
+    refine_points: int = 5
+    refine_decades: float = 0.6
+    # At least 3 repeats: a bootstrap over 2 repeats has only 3 distinct resamples.
+    min_repeats: int = 3
+    max_repeats: int = 5
+    ci_decades: float = 0.08
+
+    def __post_init__(self) -> None:
+        check_range("adaptive", "bracket_decades", self.bracket_decades, low=0, low_open=True)
+        check_range("adaptive", "refine_points", self.refine_points, kind=int, low=3)
+        check_range("adaptive", "refine_decades", self.refine_decades, low=0, low_open=True)
+        check_range("adaptive", "min_repeats", self.min_repeats, kind=int, low=2)
+        check_range("adaptive", "max_repeats", self.max_repeats, kind=int, low=self.min_repeats)
+        check_range("adaptive", "ci_decades", self.ci_decades, low=0, low_open=True)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Logistic fit options (DESIGN §7)."""
+
+    scale: Literal["log10p", "p"] = "log10p"
+    bootstrap: int = 200
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        check_range("fit", "bootstrap", self.bootstrap, kind=int, low=0)
+        check_range(
+            "fit", "confidence", self.confidence, low=0, high=1, low_open=True, high_open=True
+        )
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Cost side: the memory-system preset and how the write trace is measured."""
+
+    enabled: bool = True
+    preset: str = "default"
+    trace_images: int = 16
+
+    def __post_init__(self) -> None:
+        check_range("memory", "trace_images", self.trace_images, kind=int, low=1)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything an experiment models; its hash (:meth:`digest`) names the experiment.
+
+    ``operating_p`` is ``"device"`` (each programming condition's own p01/p10) or a number.
+    ``conditions`` are programming conditions (``configs/device/conditions``); empty means the
+    device bundle's own condition. ``masks`` are noisy-bit masks: ``"all"``, field names joined
+    by ``+`` (``"exponent+mantissa"``) or ``"first_noisy:k"`` (positions 0…k-1 protected).
+    ``incompatible = "skip"`` leaves out policy × format pairs a policy cannot store (e.g.
+    ``sram_exponent`` × ``int8``, which has no exponent) and masks a policy's channel cannot
+    take (SECDED codewords); ``"error"`` refuses them.
+    """
+
+    name: str = "experiment"
+    description: str = ""
+    seed: int = 0
+    workloads: tuple[WorkloadSpec, ...] = (WorkloadSpec("digits"),)
+    formats: tuple[str, ...] = ("float32",)
+    policies: tuple[PolicySpec, ...] = (PolicySpec("baseline", "baseline"),)
+    masks: tuple[str, ...] = ("all",)
+    baseline: str = "baseline"
+    device: str = "default"
+    conditions: tuple[str, ...] = ()
+    operating_p: float | str = "device"
+    incompatible: Literal["skip", "error"] = "skip"
+    grid: GridConfig = field(default_factory=GridConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+    def __post_init__(self) -> None:
+        check_range("the experiment", "seed", self.seed, kind=int, low=0)
+        for key in ("workloads", "formats", "policies", "masks"):
+            if not getattr(self, key):
+                raise ValueError(f"'{key}' must list at least one entry.")
+        for key, labels in (
+            ("workloads", [w.label for w in self.workloads]),
+            ("policies", [p.label for p in self.policies]),
+            ("formats", list(self.formats)),
+            ("masks", list(self.masks)),
+            ("conditions", list(self.conditions)),
+        ):
+            dupes = sorted({x for x in labels if labels.count(x) > 1})
+            if dupes:
+                raise ValueError(f"'{key}' lists {dupes[0]!r} twice; give entries distinct labels.")
+        if isinstance(self.operating_p, str):
+            if self.operating_p != "device":
+                raise ValueError(
+                    f"'operating_p' must be \"device\" or a probability. Got {self.operating_p!r}."
+                )
+        else:
+            check_range(
+                "the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what ``config.json`` holds and the hash is taken of)."""
+        data = to_dict(self)
+        data["workloads"] = [_compact_workload(w) for w in self.workloads]
+        data["policies"] = [{"label": p.label, "spec": p.spec} for p in self.policies]
+        return data
+
+    def to_toml_data(self) -> dict[str, Any]:
+        """Plain data in the config-file layout (``config.toml``: loads back to this config)."""
+        data = self.to_dict()
+        data["workloads"] = [
+            w.name
+            if (w.label == w.name and w.checkpoint is None and not w.options)
+            else _compact_workload(w)
+            for w in self.workloads
+        ]
+        data["policies"] = [
+            p.spec
+            if isinstance(p.spec, str) and p.spec == p.label
+            else {"kind": p.spec, "label": p.label}
+            if isinstance(p.spec, str)
+            else {**p.spec, "label": p.label}
+            for p in self.policies
+        ]
+        return data
+
+    def digest(self) -> str:
+        """The experiment's identity: a hash of :meth:`to_dict`.
+
+        Adaptive options are left out while adaptive mode is off: they change nothing then.
+        """
+        from memsim.experiment.store import config_hash
+
+        data = self.to_dict()
+        if not self.adaptive.enabled:
+            data["adaptive"] = {"enabled": False}
+        return config_hash(data)
+
+    @property
+    def baseline_label(self) -> str:
+        """The policy that overheads are measured against (first policy if absent)."""
+        labels = [p.label for p in self.policies]
+        return self.baseline if self.baseline in labels else labels[0]
+
+
+@dataclass(frozen=True, order=True)
+class Curve:
+    """One accuracy-vs-p curve: labels from the experiment config."""
+
+    workload: str
+    format: str
+    policy: str
+    mask: str = "all"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How an experiment runs; never part of its identity."""
+
+    workers: int = 1
+    out: Path | None = None
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("run", "workers", self.workers, kind=int, low=1, high=1024)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_config(path: str | os.PathLike | None) -> Path:
+    """A config file from a path, or a shipped config's name (``labs/lab1_noise_curve``)."""
+    if path is None:
+        return DEFAULT_CONFIG
+    path = Path(path)
+    if not path.exists():
+        shipped = CONFIG_DIR / (path.as_posix() + ("" if path.suffix == ".toml" else ".toml"))
+        if shipped.is_file():
+            return shipped
+    return path
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: Any = None
+) -> tuple[ExperimentConfig, RunOptions]:
+    """Validate parsed TOML into an :class:`ExperimentConfig` and :class:`RunOptions`.
+
+    Checks keys, types and ranges only; :func:`memsim.experiment.load.parse_experiment` also
+    resolves the plug-in names (workloads, policies, presets).
+    """
+    data = dict(data)
+    run = build(RunOptions, data.pop("run", {}), where="run", source=source)
+    if "workloads" in data:
+        data["workloads"] = tuple(
+            _workload_spec(w, i, source) for i, w in enumerate(_listed(data, "workloads", source))
+        )
+    if "policies" in data:
+        data["policies"] = tuple(
+            _policy_spec(p, i, source) for i, p in enumerate(_listed(data, "policies", source))
+        )
+    config = build(ExperimentConfig, data, source=source)
+    return config, run
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Sequence[str], source: Any = None
+) -> dict[str, Any]:
+    """``data`` with ``key.sub=value`` assignments applied (values parsed as TOML)."""
+    data = json.loads(json.dumps(data, default=str)) if overrides else data
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"Override {item!r} must look like key=value (e.g. sweep.repeats=2).")
+        try:
+            parsed = loads_toml(f"v = {value.strip()}", f"override {item!r}")["v"]
+        except ConfigError:
+            parsed = value.strip()  # a bare word: treat as a string
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"Override {item!r}: {where_text(part, source)} is not a table.")
+        node[parts[-1]] = parsed
+    return data
+
+
+def _listed(data: Mapping[str, Any], key: str, source: Any) -> list:
+    value = data[key]
+    if isinstance(value, str | Mapping):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where_text(key, source)} must be a list. Got {value!r}.")
+    return list(value)
+
+
+def _workload_spec(item: Any, i: int, source: Any) -> WorkloadSpec:
+    if isinstance(item, str):
+        return WorkloadSpec(item)
+    return build(WorkloadSpec, item, where=f"workloads[{i}]", source=source)
+
+
+def _policy_spec(item: Any, i: int, source: Any) -> PolicySpec:
+    where = f"policies[{i}]"
+    if isinstance(item, str):
+        return PolicySpec(item, item)
+    if not isinstance(item, Mapping):
+        raise ConfigError(
+            f"{where_text(where, source)} must be a policy name or a table with 'kind'. Got {item!r}."
+        )
+    table = dict(item)
+    label = table.pop("label", None)
+    if "kind" not in table:
+        raise ConfigError(
+            f"Missing key {where_text(where + '.kind', source)}: a policy table names its policy with 'kind'."
+        )
+    if label is None:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(table.items()) if k != "kind")
+        label = f"{table['kind']}({extra})" if extra else table["kind"]
+    if not isinstance(label, str) or not label:
+        raise ConfigError(
+            f"{where_text(where + '.label', source)} must be a non-empty string. Got {label!r}."
+        )
+    return PolicySpec(label, table if len(table) > 1 else table["kind"])
+
+
+def _compact_workload(w: WorkloadSpec) -> dict[str, Any]:
+    return {
+        "name": w.name,
+        "label": w.label,
+        "checkpoint": w.checkpoint,
+        "options": dict(w.options),
+    }
+
+
+def replace_config(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+    """A copy of ``config`` with top-level fields replaced (validated again)."""
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,178 @@
+"""Executors: where sweep points are evaluated (this process, or a pool of local processes).
+
+Sits under the sweep driver (:mod:`memsim.experiment.points`), which only ever calls the three methods of
+:class:`Executor`; a distributed engine (Ray, Dask) can take the local pool's place by
+implementing them, without touching the sweep logic. Results never depend on the executor:
+every task carries its own seed, so one worker and many give identical numbers.
+
+Call order: ``submit(fn, task)`` any number of times (``fn`` and ``task`` must pickle for a
+process pool), ``next_done()`` to receive one finished ``(ticket, result)`` at a time while
+``pending`` is non-zero, then ``close()`` (or use the executor as a context manager).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+
+class Executor(ABC):
+    """Runs ``fn(task)`` calls and hands back their results as they finish."""
+
+    workers: int = 1
+
+    @abstractmethod
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> int:
+        """Queue ``fn(task)``; returns a ticket that :meth:`next_done` reports with the result."""
+
+    @abstractmethod
+    def next_done(self) -> tuple[int, Any]:
+        """Block until one queued call finishes; return ``(ticket, result)``.
+
+        An exception raised by the call is raised here.
+        """
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Calls queued or running that :meth:`next_done` has not returned yet."""
+
+    def close(self) -> None:
+        """Release workers; queued calls that did not run are dropped."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs each call in this process, lazily, when :meth:`next_done` asks for it."""
+
+    workers = 1
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[int, Callable, Any]] = deque()
+        self._next = 0
+
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> int:
+        ticket = self._next
+        self._next += 1
+        self._queue.append((ticket, fn, task))
+        return ticket
+
+    def next_done(self) -> tuple[int, Any]:
+        if not self._queue:
+            raise RuntimeError("next_done() called with nothing pending.")
+        ticket, fn, task = self._queue.popleft()
+        return ticket, fn(task)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+def _init_worker() -> None:
+    # Ctrl-C goes to the whole process group: let the parent alone handle it (it keeps what
+    # finished and shuts the pool down) instead of every worker printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Several workers on a few cores: one intra-op thread each, or they fight over cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+class LocalPool(Executor):
+    """A pool of local worker processes (``spawn``ed: safe with torch and OpenMP).
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes (at least 1).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(
+                f"The 'workers' parameter of LocalPool must be an int in [1, inf]. Got {workers!r}."
+            )
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+        )
+        self._futures: dict[Future, int] = {}
+        self._done: deque[tuple[int, Future]] = deque()
+        self._next = 0
+
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> int:
+        ticket = self._next
+        self._next += 1
+        self._futures[self._pool.submit(fn, task)] = ticket
+        return ticket
+
+    def next_done(self) -> tuple[int, Any]:
+        if not self._done:
+            if not self._futures:
+                raise RuntimeError("next_done() called with nothing pending.")
+            done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+            # Sorted by ticket so that the hand-back order among simultaneous finishes is stable.
+            for fut in sorted(done, key=self._futures.__getitem__):
+                self._done.append((self._futures.pop(fut), fut))
+        ticket, fut = self._done.popleft()
+        return ticket, fut.result()
+
+    @property
+    def pending(self) -> int:
+        return len(self._futures) + len(self._done)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(workers: int) -> Executor:
+    """A :class:`SerialExecutor` for one worker, a :class:`LocalPool` otherwise."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"The 'workers' option must be an int in [1, inf]. Got {workers!r}.")
+    return SerialExecutor() if workers == 1 else LocalPool(workers)
+
+
+def map_unordered(
+    executor: Executor, fn: Callable[[Any], Any], tasks: Iterable[Any], *, window: int | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(task, fn(task))`` as calls finish, keeping at most ``window`` in flight.
+
+    A bounded window keeps memory flat for long task lists and lets the caller persist each
+    result before the next batch is queued.
+    """
+    window = window or max(2 * executor.workers, 1)
+    it = iter(tasks)
+    by_ticket: dict[int, Any] = {}
+    exhausted = False
+    while True:
+        while not exhausted and executor.pending < window:
+            try:
+                task = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            by_ticket[executor.submit(fn, task)] = task
+        if executor.pending == 0:
+            return
+        ticket, result = executor.next_done()
+        yield by_ticket.pop(ticket), result

@@ -1,0 +1,209 @@
+"""Plug-ins named by an experiment config: lookup, compatibility checks and the curves to run.
+
+Sits between the config (:mod:`memsim.experiment.config`) and the runs. An experiment names
+workloads, formats, policies, masks, a device and programming conditions by registry name;
+:func:`check_plugins` resolves each at load time so a bad name fails before anything runs, and
+:func:`pairs_of` / :func:`curves_of` list the combinations the experiment runs (those left out
+by ``incompatible = "skip"`` are described by :func:`skipped_combinations`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from memsim.config import ConfigError, where_text
+from memsim.experiment.config import Curve
+
+if TYPE_CHECKING:
+    from memsim.experiment.config import ExperimentConfig, PolicySpec
+
+
+def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
+    """Check that every named workload, format, policy and preset exists and fits together."""
+    from memsim.formats import get_format, resolve_bits
+    from memsim.inference.network import INFERENCE_FORMATS
+
+    for i, fmt in enumerate(config.formats):
+        try:
+            get_format(fmt)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where_text(f'formats[{i}]', source)}: {exc}") from None
+        if fmt not in INFERENCE_FORMATS:
+            raise ConfigError(
+                f"{where_text(f'formats[{i}]', source)}: noisy inference supports "
+                f"{', '.join(INFERENCE_FORMATS)}. Got {fmt!r}."
+            )
+        for j, mask in enumerate(config.masks):
+            try:
+                resolve_bits(fmt, mask_bits(mask))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"{where_text(f'masks[{j}]', source)} for format {fmt}: {exc}"
+                ) from None
+    for i, spec in enumerate(config.workloads):
+        _check_lookup(f"workloads[{i}]", source, lambda s=spec: _workload_registry().get(s.name))
+    for i, spec in enumerate(config.policies):
+        policy = _check_lookup(f"policies[{i}]", source, lambda s=spec: make_policy(s))
+        errors = []
+        for fmt in config.formats:
+            try:
+                policy.validate(fmt)
+            except (ValueError, TypeError) as exc:
+                errors.append(exc)
+        if errors and (config.incompatible == "error" or len(errors) == len(config.formats)):
+            raise ConfigError(f"{where_text(f'policies[{i}]', source)}: {errors[0]}")
+    if any(m != "all" for m in config.masks):
+        _check_masks(config, source)
+    _check_lookup("device", source, lambda: load_condition_device(config.device, None))
+    for i, cond in enumerate(config.conditions):
+        _check_lookup(
+            f"conditions[{i}]", source, lambda c=cond: load_condition_device(config.device, c)
+        )
+    if config.memory.enabled:
+        _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
+
+
+def _check_masks(config: ExperimentConfig, source: Any) -> None:
+    """Masks restrict plain bit flips; a policy with another channel (ECC) cannot take one."""
+    for j, mask in enumerate(config.masks):
+        errors = []
+        pairs = pairs_of(config)
+        for spec, fmt in pairs:
+            try:
+                mask_channel_check(make_policy(spec), fmt, mask)
+            except (ValueError, TypeError) as exc:
+                errors.append(exc)
+        if errors and (config.incompatible == "error" or len(errors) == len(pairs)):
+            raise ConfigError(f"{where_text(f'masks[{j}]', source)}: {errors[0]}")
+
+
+def mask_channel_check(policy: Any, fmt: str, mask: str) -> None:
+    """Raise ``ValueError`` if ``mask`` cannot restrict ``policy``'s channel for ``fmt``."""
+    if mask != "all":
+        make_channel(policy, policy.storage_format(fmt), mask, 1e-3, 1e-3)
+
+
+def mask_bits(mask: str) -> Any:
+    """A mask string as the ``bits`` argument of :func:`memsim.formats.resolve_bits`."""
+    if mask == "all":
+        return None
+    if mask.startswith("first_noisy:"):
+        return mask
+    return [part.strip() for part in mask.split("+")]
+
+
+def make_policy(spec: PolicySpec):
+    """The policy object for a spec (registry lookup; tables carry ``kind``)."""
+    from policies import get_policy
+
+    return get_policy(spec.spec)
+
+
+def load_memory_params(preset: str):
+    """Memory-system parameters for a preset name or file."""
+    from memsim.timing import load_memory_params as load
+
+    return load(preset)
+
+
+def load_condition_device(device: str, condition: str | None):
+    """The device bundle ``device`` with programming condition ``condition`` (``None``: its own)."""
+    from memsim.device import load_device
+
+    return load_device(device, condition=condition)
+
+
+def _workload_registry():
+    from workloads import WORKLOADS
+
+    return WORKLOADS
+
+
+def _check_lookup(key: str, source: Any, fn):
+    try:
+        return fn()
+    except ConfigError as exc:
+        raise ConfigError(f"{where_text(key, source)}: {exc}") from None
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+        raise ConfigError(f"{where_text(key, source)}: {exc}") from None
+
+
+def pairs_of(config: ExperimentConfig) -> list[tuple[PolicySpec, str]]:
+    """The (policy, format) pairs the experiment runs: those the policy can store."""
+    pairs = []
+    for spec in config.policies:
+        policy = make_policy(spec)
+        for fmt in config.formats:
+            try:
+                policy.validate(fmt)
+            except (ValueError, TypeError):
+                continue  # left out by incompatible = "skip" (load refused it otherwise)
+            pairs.append((spec, fmt))
+    return pairs
+
+
+def skipped_combinations(config: ExperimentConfig) -> list[str]:
+    """Human-readable policy × format (× mask) combinations left out, with the reason."""
+    skipped = []
+    for spec in config.policies:
+        policy = make_policy(spec)
+        for fmt in config.formats:
+            try:
+                policy.validate(fmt)
+            except (ValueError, TypeError) as exc:
+                skipped.append(f"{spec.label} × {fmt}: {exc}")
+                continue
+            for mask in config.masks:
+                try:
+                    mask_channel_check(policy, fmt, mask)
+                except (ValueError, TypeError) as exc:
+                    skipped.append(f"{spec.label} × {fmt} × mask {mask}: {exc}")
+    return skipped
+
+
+def curves_of(config: ExperimentConfig) -> list:
+    """Every workload × format × policy × mask curve of the experiment, in config order."""
+    pairs = {(s.label, f): s for s, f in pairs_of(config)}
+    masks_ok = {}
+    for (label, fmt), spec in pairs.items():
+        for mask in config.masks:
+            try:
+                mask_channel_check(make_policy(spec), fmt, mask)
+                masks_ok[label, fmt, mask] = True
+            except (ValueError, TypeError):
+                continue  # left out by incompatible = "skip" (load refused it otherwise)
+    return [
+        Curve(w.label, fmt, p.label, mask)
+        for w in config.workloads
+        for fmt in config.formats
+        for p in config.policies
+        for mask in config.masks
+        if masks_ok.get((p.label, fmt, mask))
+    ]
+
+
+def make_channel(policy, fmt: str, mask: str, p01: float, p10: float, engine: str = "auto"):
+    """The policy's channel for one noise level, restricted to a noisy-bit mask."""
+    from memsim.formats import resolve_bits
+
+    channel = policy.channel(fmt, p01, p10)
+    if engine != "auto" and is_bitflip(channel):
+        channel = dataclasses.replace(channel, engine=engine)
+    bits = mask_bits(mask)
+    if bits is None or getattr(channel, "is_noiseless", False):
+        return channel
+    if not is_bitflip(channel):
+        raise ValueError(
+            f"Noisy-bit mask '{mask}' needs a policy whose writes are plain bit flips; "
+            f"{type(channel).__name__} (from policy {type(policy).__name__}) is not."
+        )
+    # Positions the policy already keeps safe (e.g. in SRAM) stay safe; the mask protects more.
+    noisy = resolve_bits(channel.fmt, channel.bits) & resolve_bits(channel.fmt, bits)
+    return dataclasses.replace(channel, bits=noisy)
+
+
+def is_bitflip(channel: Any) -> bool:
+    from memsim.noise.channel import BitFlip
+
+    return isinstance(channel, BitFlip)

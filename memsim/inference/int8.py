@@ -1,0 +1,264 @@
+"""int8 static post-training quantization, simulated so that flips hit real int8 codes.
+
+Where it sits: :class:`memsim.inference.network.NoisyNetwork` uses this module for ``fmt="int8"``
+(DESIGN §3). The network computes in float32 (fake quantization); what is *stored* is int8:
+
+* **Activations**: per-tensor affine int8 (scale, zero point over [-128, 127]) per write
+  point, calibrated on a calibration subset by observing each write point's range on the
+  float32 network: ``minmax`` (default; the range always includes 0 so that 0 is exact) or
+  ``percentile`` (the ``percentile``-th / ``100-percentile``-th value per calibration batch,
+  averaged over batches; clips rare outliers). At every write the output is quantized to its
+  int8 codes, the channel flips the *codes*, and the codes are dequantized
+  (:class:`Int8Storage`).
+* **The network input** is always stored as int8 (its own calibrated affine parameters); it
+  is a noisy write only with ``noisy_input=True``.
+* **Weights** of convolution and linear layers: per-output-channel symmetric int8 (codes in
+  [-127, 127], scale = max|w| / 127). **Biases** of those layers: int32 codes with scale
+  ``input_scale × weight_scale[c]`` (the input scale is calibrated on the layer's input).
+  Weights and biases are replaced by their dequantized values once (fake quantization);
+  programming-time noise flips the codes (int8 for weights, int32 for biases) before that.
+* Other parameters (batch-norm affine, PReLU) stay float32: in a deployed int8 network batch
+  norm folds into the preceding convolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from memsim.inference.taps import WEIGHTED_LAYERS, Taps, WritePoint, parameter_points
+from memsim.rng import child_seed
+
+QMIN, QMAX = -128, 127
+CALIBRATION_METHODS = ("minmax", "percentile")
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Per-tensor affine int8 parameters: ``value = (code - zero_point) * scale``."""
+
+    scale: float
+    zero_point: int
+
+
+def affine_qparams(lo: float, hi: float) -> QParams:
+    """Affine int8 parameters covering ``[lo, hi]`` (extended to include 0)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = (hi - lo) / (QMAX - QMIN)
+    if not scale > 0 or not torch.isfinite(torch.tensor(scale)):
+        return QParams(1.0, 0)
+    zero_point = int(round(QMIN - lo / scale))
+    return QParams(scale, max(QMIN, min(QMAX, zero_point)))
+
+
+def quantize(x: torch.Tensor, q: QParams) -> torch.Tensor:
+    """int8 codes of ``x`` (round half to even, saturating)."""
+    codes = torch.round(x * (1.0 / q.scale))
+    codes.add_(q.zero_point).clamp_(QMIN, QMAX)
+    return codes.to(torch.int8)
+
+
+def dequantize_into_(out: torch.Tensor, codes: torch.Tensor, q: QParams) -> torch.Tensor:
+    """Write the values of ``codes`` into ``out`` (in place) and return ``out``."""
+    out.copy_(codes)
+    out.sub_(q.zero_point).mul_(q.scale)
+    return out
+
+
+class _RangeObserver:
+    def __init__(self, method: str, percentile: float) -> None:
+        self.method, self.percentile = method, percentile
+        self.lo: dict[object, list[float]] = {}
+        self.hi: dict[object, list[float]] = {}
+
+    def observe(self, key: object, x: torch.Tensor) -> None:
+        flat = x.detach().reshape(-1).float()
+        if self.method == "minmax":
+            lo, hi = flat.min().item(), flat.max().item()
+            self.lo[key] = [min(self.lo.get(key, [lo])[0], lo)]
+            self.hi[key] = [max(self.hi.get(key, [hi])[0], hi)]
+            return
+        k_lo = max(1, int(round(flat.numel() * (100.0 - self.percentile) / 100.0)))
+        k_hi = max(1, flat.numel() - k_lo + 1)
+        self.lo.setdefault(key, []).append(flat.kthvalue(k_lo).values.item())
+        self.hi.setdefault(key, []).append(flat.kthvalue(k_hi).values.item())
+
+    def qparams(self, key: object) -> QParams:
+        lo, hi = self.lo[key], self.hi[key]
+        return affine_qparams(sum(lo) / len(lo), sum(hi) / len(hi))
+
+
+@dataclass
+class Calibration:
+    """Calibrated int8 parameters of one network."""
+
+    activations: dict[int, QParams]  # by write-point index
+    network_input: QParams
+    layer_inputs: dict[str, QParams]  # by module name, for bias scales
+
+
+def calibrate(
+    model: nn.Module,
+    taps: Taps,
+    calibration: torch.Tensor,
+    *,
+    method: str = "minmax",
+    percentile: float = 99.99,
+    batch_size: int = 256,
+) -> Calibration:
+    """Observe every write point's range on ``calibration`` inputs (float32 model).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The float32 network that ``taps`` was built on.
+    taps : Taps
+        Its write points.
+    calibration : Tensor
+        Calibration inputs (a training subset, typically a few hundred images).
+    method : {"minmax", "percentile"}
+        Range estimate (see the module docstring).
+    percentile : float
+        Upper percentile for ``method="percentile"``, in (50, 100].
+    batch_size : int
+        Images per calibration forward pass.
+    """
+    if not isinstance(calibration, torch.Tensor) or calibration.dim() == 0 or len(calibration) == 0:
+        raise ValueError("calibration must be a non-empty tensor of calibration inputs.")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(
+            f"Unknown calibration method '{method}'. Known methods: {', '.join(CALIBRATION_METHODS)}."
+        )
+    if not 50.0 < percentile <= 100.0:
+        raise ValueError(
+            f"The 'percentile' parameter must be a float in (50, 100]. Got {percentile}."
+        )
+    obs = _RangeObserver(method, percentile)
+
+    def on_write(wp: WritePoint, x: torch.Tensor) -> torch.Tensor:
+        if wp.role == "activation":
+            obs.observe(wp.index, x)
+        return x
+
+    def layer_input(name: str):
+        def pre(module: nn.Module, args: tuple) -> None:
+            obs.observe(name, args[0])
+
+        return pre
+
+    handles = [
+        m.register_forward_pre_hook(layer_input(n))
+        for n, m in model.named_modules()
+        if isinstance(m, WEIGHTED_LAYERS)
+    ]
+    try:
+        with torch.no_grad(), taps.hooked(on_write):
+            for start in range(0, len(calibration), batch_size):
+                batch = calibration[start : start + batch_size].float()
+                obs.observe("input", batch)
+                model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return Calibration(
+        activations={
+            wp.index: obs.qparams(wp.index) for wp in taps.points if wp.role == "activation"
+        },
+        network_input=obs.qparams("input"),
+        layer_inputs={k: obs.qparams(k) for k in obs.lo if isinstance(k, str) and k != "input"},
+    )
+
+
+ChannelFor = Callable[[WritePoint], object]
+
+
+def quantize_parameters_(
+    model: nn.Module,
+    cal: Calibration,
+    weight_channel: ChannelFor | None = None,
+    weight_seed: int | None = None,
+) -> list[tuple[WritePoint, torch.Tensor]]:
+    """Replace conv/linear weights and biases by their int8/int32 fake-quantized values.
+
+    ``weight_channel(point)`` (a resolved per-parameter channel, or None) corrupts the stored
+    codes once, with seed ``child_seed(weight_seed, "weight", point.index)``. Returns the
+    parameter write points (weights ``int8``, biases ``int32``) with their stored codes.
+    """
+    points: list[tuple[WritePoint, torch.Tensor]] = []
+    modules = dict(model.named_modules())
+    base = child_seed(None) if weight_seed is None else weight_seed
+    with torch.no_grad():
+        for wp, param in parameter_points(model, "int8"):
+            owner_name = wp.name.rpartition(".")[0]
+            owner = modules.get(owner_name)
+            if not isinstance(owner, WEIGHTED_LAYERS) or wp.name.rpartition(".")[2] not in (
+                "weight",
+                "bias",
+            ):
+                continue
+            if wp.role == "weight":
+                w = param.detach().float()
+                # ConvTranspose stores output channels on dim 1; others on dim 0.
+                ch_dim = (
+                    1
+                    if isinstance(
+                        owner, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d
+                    )
+                    else 0
+                )
+                amax = w.abs().amax(dim=[d for d in range(w.dim()) if d != ch_dim], keepdim=True)
+                scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+                codes = torch.round(w / scale).clamp_(-127, 127).to(torch.int8)
+                owner._memsim_weight_scale = scale.reshape(-1)  # for the bias scale below
+                wp = _with_format(wp, "int8", len(points))
+            else:
+                w_scale = getattr(owner, "_memsim_weight_scale", None)
+                in_q = cal.layer_inputs.get(owner_name)
+                if w_scale is None or in_q is None:
+                    continue
+                scale = (w_scale * in_q.scale).double()
+                codes = (
+                    torch.round(param.detach().double() / scale)
+                    .clamp_(-(2**31), 2**31 - 1)
+                    .to(torch.int32)
+                )
+                wp = _with_format(wp, "int32", len(points))
+            points.append((wp, codes))
+            channel = weight_channel(wp) if weight_channel is not None else None
+            if channel is not None and not channel.is_noiseless:
+                channel.apply_(codes, child_seed(base, "weight", wp.index))
+            param.copy_((codes.double() * scale.double()).to(param.dtype))
+        for m in modules.values():
+            if hasattr(m, "_memsim_weight_scale"):
+                del m._memsim_weight_scale
+    return points
+
+
+def _with_format(wp: WritePoint, fmt: str, index: int) -> WritePoint:
+    return WritePoint(index, wp.name, wp.module_type, wp.role, wp.shape, 0, fmt, wp.members)
+
+
+class Int8Storage:
+    """Stores activations as int8 codes: quantize → (channel on codes) → dequantize."""
+
+    fmt = "int8"
+
+    def __init__(self, cal: Calibration) -> None:
+        self.cal = cal
+
+    def qparams(self, wp: WritePoint) -> QParams:
+        return self.cal.network_input if wp.role == "input" else self.cal.activations[wp.index]
+
+    def store(self, wp: WritePoint, x: torch.Tensor) -> torch.Tensor:
+        return quantize(x, self.qparams(wp))
+
+    def load(self, wp: WritePoint, stored: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return dequantize_into_(out, stored, self.qparams(wp))
+
+    @property
+    def always_round_trip(self) -> bool:
+        """Quantization changes values even without noise, so it is never skipped."""
+        return True

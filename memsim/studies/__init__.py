@@ -1,0 +1,1 @@
+"""Studies built on the experiment machinery (binarized networks)."""

@@ -1,0 +1,27 @@
+"""The ``ecc_secded`` policy: (72,64) Hsiao SECDED codewords over the RRAM bits.
+
+Fills the ``coding`` slot of a storage spec (:mod:`policies.stage`). The RRAM bits of a tensor
+(all bits, or the mantissa when composed with ``sram_exponent``), in element order, are cut
+into 64-bit data words (2 float32, 4 float16, 8 int8 or 1 float64 per word) and each is
+stored with 8 check bits.
+
+Accuracy side: :class:`policies.channels.SECDEDChannel` simulates every codeword exactly
+(flips on all 72 cells; single errors corrected, double errors detected and left as stored,
+heavier errors possibly miscorrected). Cost side: +8 check cells per 64 data bits (12.5 %)
+written like data cells, one encode per word (``ecc`` energy, ``t_ecc_ns`` per unit), and a
+write unit of one 72-bit codeword (:mod:`policies.costs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.stage import Stage, register
+
+
+@register("ecc_secded")
+@dataclass(frozen=True)
+class EccSecded(Stage):
+    """SECDED (72,64) protection of every RRAM word."""
+
+    slot = "coding"
