@@ -53,3 +53,28 @@ def read_only_folder(tmp_path) -> Path:
     if Path("/sys/kernel").is_dir():
         return Path("/sys/kernel")
     pytest.skip("cannot make a read-only folder here")
+
+
+# Test tiers (README, "Tests"): every test gets one tier marker, from its module unless it
+# carries one itself, so `-m unit`, `-m statistical`, ... select a tier. `slow` is separate and
+# left out of the README's command.
+TIERS = ("unit", "contract", "statistical", "integration")
+_MODULE_TIERS = {
+    "statistical": (
+        "test_noise_stats",
+        "test_noise_ladder",
+        "test_noise_blocks",
+        "test_noise_channel",
+    ),
+    "contract": ("test_policies_contract", "test_timing_policies", "test_workloads_base"),
+    "integration": ("test_experiment", "test_sweep", "test_bnn_study", "test_golden", "test_cli"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(t) for t in TIERS):
+            continue
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        tier = next((t for t, mods in _MODULE_TIERS.items() if module.startswith(mods)), "unit")
+        item.add_marker(getattr(pytest.mark, tier))

@@ -178,7 +178,8 @@ def test_int8_weight_noise_flips_codes():
 
 
 def test_resnet18_runs_noisily_without_edits():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
+
     model = torchvision.models.resnet18(num_classes=10).eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     net = NoisyNetwork(model, "float32")

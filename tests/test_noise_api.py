@@ -7,22 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import random_words, words_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsim.formats import FORMATS, get_format, resolve_bits
-from memsim.noise import flip, flip_
+from memsim.formats import FORMATS, resolve_bits
+from memsim.noise import engines, flip, flip_
 
-ENGINES = ["reference", "numba", "torch", "auto"]
+# Every registered engine (built-ins and entry points), ``auto`` included.
+ENGINES = sorted(engines.ENGINES.names())
 TORCH_FORMATS = [f for f in FORMATS.values() if f.torch_dtype is not None]
-
-
-def words_of(x) -> np.ndarray:
-    """Stored words as unsigned integers (uint64), whatever the dtype or layout."""
-    if isinstance(x, np.ndarray):
-        return np.ascontiguousarray(x).view(get_format(x.dtype).np_uint).astype(np.uint64).ravel()
-    fmt = get_format(x.dtype)
-    return x.contiguous().view(fmt.int_view).numpy().view(fmt.np_uint).astype(np.uint64).ravel()
 
 
 def mask_word(fmt, bits) -> int:
@@ -31,8 +25,7 @@ def mask_word(fmt, bits) -> int:
 
 
 def random_tensor(fmt, n: int, seed: int) -> torch.Tensor:
-    raw = np.random.default_rng(seed).integers(0, 256, size=n * fmt.width // 8, dtype=np.uint8)
-    return torch.from_numpy(raw.copy()).view(fmt.int_view).view(fmt.torch_dtype)
+    return random_words(fmt.name, n, seed)
 
 
 @pytest.mark.parametrize("fmt", TORCH_FORMATS, ids=lambda f: f.name)

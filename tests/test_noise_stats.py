@@ -15,9 +15,10 @@ import torch
 from scipy import stats
 
 from memsim.formats import get_format
-from memsim.noise import flip
+from memsim.noise import engines, flip
 
-ENGINES = ["reference", "numba", "torch"]
+# Every registered engine but ``auto``, which only dispatches to one of them.
+ENGINES = sorted(n for n in engines.ENGINES.names() if n != "auto")
 # Engine variants with their internal sparse/dense switch forced, so every kernel is tested.
 VARIANTS = [
     "reference",
@@ -235,3 +236,7 @@ def test_sample_distinct_is_uniform_over_subsets(m, k):
     if len(subsets) > 1:
         expected = np.full(len(subsets), draws / len(subsets))
         assert stats.chisquare(list(subsets.values()), expected).pvalue > ALPHA
+
+
+def test_engine_list_is_the_registry():
+    assert {"reference", "numba", "torch"} <= set(ENGINES)

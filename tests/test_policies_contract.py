@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import activation_record, random_values, same_bits, words_of
 
 import policies
 from memsim.device import load_device
@@ -51,23 +52,11 @@ def as_policy(name: str) -> policies.Policy:
     return example(name) if name in POLICIES else get_policy(name)
 
 
-def random_tensor(fmt: str, n: int = 3000, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    if fmt == "int8":
-        return torch.randint(-128, 128, (n,), generator=gen, dtype=torch.int8)
-    if fmt == "binary":
-        return torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-    return (torch.randn(n, generator=gen) * 3).to(get_format(fmt).torch_dtype)
+random_tensor = random_values
 
 
 def bits_of(x: torch.Tensor) -> np.ndarray:
-    fmt = get_format(x.dtype)
-    return x.view(fmt.int_view).numpy().copy()
-
-
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit-for-bit equality (NaN patterns included, unlike ``torch.equal``)."""
-    return np.array_equal(bits_of(a), bits_of(b))
+    return words_of(x).astype(get_format(x.dtype).np_uint)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +65,7 @@ def device():
 
 
 def record(fmt: str, ones: float = 0.3, numel: int = 96) -> WriteRecord:
-    width = get_format(fmt).width
-    return WriteRecord(
-        0, "layer", "Conv2d", "activation", (numel,), numel, fmt, width, 1000, (ones,) * width, 0.4
-    )
+    return activation_record(fmt, numel, ones=ones)
 
 
 def storable(policy: policies.Policy, fmt: str) -> bool:
@@ -156,6 +142,7 @@ def test_larger_verify_budget_never_raises_error_nor_lowers_energy(name, device)
         assert np.all(errors[k + 1] <= errors[k])
         assert energies[k + 1] >= energies[k]
     assert np.all(errors[4] < errors[0])  # and verifying does help
+    assert energies[4] > energies[0]  # and verify reads and re-pulses cost energy
 
 
 @pytest.mark.parametrize("fmt", ("float32", "float16", "bfloat16", "float64"))
@@ -200,3 +187,22 @@ def test_every_pair_composes_or_names_the_conflict(pair, device):
         assert same_bits(x, before)
     plan = policy.plan(record(fmt), device)
     assert plan.total_energy_pj > 0
+
+
+def test_pair_check_both_composes_and_refuses():
+    # The pair test above must not pass by refusing everything: pairs of policies that decide
+    # different things compose, and two policies deciding the same thing are refused.
+    pairs = list(itertools.combinations(_kinds_without_parameters(), 2))
+    outcomes = {}
+    for pair in pairs:
+        try:
+            get_policy(list(pair))
+            outcomes[pair] = "composed"
+        except ValueError:
+            outcomes[pair] = "refused"
+    assert (
+        outcomes.get(("write_verify", "ecc_secded"), outcomes.get(("ecc_secded", "write_verify")))
+        == "composed"
+    )
+    assert sum(v == "composed" for v in outcomes.values()) >= len(pairs) // 4
+    assert "refused" in outcomes.values()

@@ -86,7 +86,8 @@ def test_int8_close_to_float32_on_a_synthetic_task():
 
 
 def test_int8_within_one_point_of_float32_on_the_default_workload():
-    workloads = pytest.importorskip("workloads")
+    import workloads
+
     wl = workloads.get_workload("digits")
     model = wl.load_model()
     x, y = wl.dataset("test")

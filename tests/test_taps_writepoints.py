@@ -162,7 +162,8 @@ def _vgg_expected(cfg: list, fused: bool) -> tuple[int, int]:
 
 @pytest.mark.parametrize("arch", ["A", "B", "D", "E"])
 def test_vgg_write_counts_match_the_cfg(arch):
-    vgg = pytest.importorskip("workloads.vgg")
+    from workloads import vgg
+
     model = vgg.vgg(arch).eval()
     for fused in (False, True):
         taps = Taps(model, torch.randn(1, 3, 32, 32), fused=fused)
@@ -173,7 +174,8 @@ def test_vgg_write_counts_match_the_cfg(arch):
 
 
 def test_torchvision_resnet18_write_points():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
+
     model = torchvision.models.resnet18(num_classes=10).eval()
     x = torch.randn(1, 3, 32, 32)
     points = Taps(model, x).points

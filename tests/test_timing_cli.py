@@ -52,7 +52,6 @@ def test_bad_override_names_the_key(trace_file, capsys):
 
 
 def test_memory_verb_prints_latency_stall_utilisation_and_energy(trace_file, capsys, tmp_path):
-    pytest.importorskip("policies.loading")
     rc = main(
         [
             "memory",

@@ -106,7 +106,8 @@ def test_int8_trace_measures_the_codes():
 
 
 def test_vgg_a_trace_written_activations_per_image():
-    vgg = pytest.importorskip("workloads.vgg")
+    from workloads import vgg
+
     trace = trace_model(
         vgg.vgg("A").eval(), torch.randn(2, 3, 32, 32), "float32", workload_name="vgg_A"
     )
@@ -120,7 +121,8 @@ def test_vgg_a_trace_written_activations_per_image():
 
 
 def test_resnet18_can_be_traced():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
+
     model = torchvision.models.resnet18(num_classes=10).eval()
     trace = trace_model(model, torch.randn(2, 3, 32, 32), "bfloat16", workload_name="resnet18")
     assert len(trace) == 60 and all(r.bits == 16 for r in trace)
@@ -134,7 +136,8 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_trace_and_eval_verbs_on_the_default_workload(tmp_path, capsys):
-    pytest.importorskip("workloads.digits")
+    import workloads.digits  # noqa: F401  (registers the default workload)
+
     out = tmp_path / "digits.json"
     assert _cli(["trace", "digits", "--images", "16", "--out", str(out)]) == 0
     text = capsys.readouterr().out

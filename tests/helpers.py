@@ -1,0 +1,64 @@
+"""Helpers shared by the tests: stored words of a tensor, bit-for-bit equality, random
+tensors of a format, and write records for the memory model.
+
+Imported by test modules as ``from helpers import ...`` (pytest puts ``tests/`` on the path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from memsim.formats import get_format
+from memsim.trace.records import WriteRecord
+
+
+def words_of(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Stored words as unsigned integers (uint64), whatever the dtype or layout."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x).view(get_format(x.dtype).np_uint).astype(np.uint64).ravel()
+    fmt = get_format(x.dtype)
+    return x.contiguous().view(fmt.int_view).numpy().view(fmt.np_uint).astype(np.uint64).ravel()
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-for-bit equality (NaN patterns included, unlike ``torch.equal``)."""
+    return a.dtype == b.dtype and np.array_equal(words_of(a), words_of(b))
+
+
+def random_words(fmt: str, n: int, seed: int) -> torch.Tensor:
+    """``n`` values of ``fmt`` with uniformly random bit patterns (NaN payloads, infinities)."""
+    f = get_format(fmt)
+    raw = np.random.default_rng(seed).integers(0, 256, size=n * f.width // 8, dtype=np.uint8)
+    return torch.from_numpy(raw.copy()).view(f.int_view).view(f.torch_dtype)
+
+
+def random_values(fmt: str, n: int = 3000, seed: int = 0) -> torch.Tensor:
+    """``n`` typical activations stored as ``fmt`` (normal × 3; ±1 for binary; codes for int8)."""
+    gen = torch.Generator().manual_seed(seed)
+    if fmt == "int8":
+        return torch.randint(-128, 128, (n,), generator=gen, dtype=torch.int8)
+    if fmt == "binary":
+        return torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    return (torch.randn(n, generator=gen) * 3).to(get_format(fmt).torch_dtype)
+
+
+def activation_record(
+    fmt: str = "float32",
+    numel: int = 96,
+    *,
+    layer: int = 0,
+    name: str = "layer",
+    kind: str = "Conv2d",
+    ops: int = 1000,
+    ones: float | Sequence[float] = 0.3,
+    changed: float = 0.4,
+) -> WriteRecord:
+    """A write record of one activation tensor with per-position ones fractions ``ones``."""
+    width = get_format(fmt).width
+    ones_per_bit = (ones,) * width if isinstance(ones, int | float) else tuple(ones)
+    return WriteRecord(
+        layer, name, kind, "activation", (numel,), numel, fmt, width, ops, ones_per_bit, changed
+    )
