@@ -18,11 +18,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from memsim.registry import Registry
+
+if TYPE_CHECKING:
+    from workloads.train import TrainConfig, TrainHook
 
 #: Every workload factory, by name. Entries are callables ``factory(**options) -> Workload``.
 WORKLOADS: Registry[Callable[..., Workload]] = Registry(
@@ -75,6 +79,22 @@ class Workload(ABC):
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random training-time augmentation of a preprocessed batch (identity by default)."""
         return x
+
+    def default_recipe(self) -> TrainConfig | None:
+        """The training recipe of this workload's own weights (None: the generic default)."""
+        return None
+
+    def train_hooks(self, config: TrainConfig) -> list[TrainHook]:
+        """Hooks this workload adds to the training loop (:class:`workloads.train.TrainHook`).
+
+        The base workload has none, so it cannot honour error-aware weight noise.
+        """
+        if config.weight_noisy:
+            raise ValueError(
+                f"Workload {self.name} has no training hook for weight_noise_p "
+                f"(error-aware training applies to binarized workloads). Got {config.weight_noise_p!r}."
+            )
+        return []
 
     def describe(self) -> dict[str, object]:
         """Plain metadata for checkpoints and result files."""

@@ -1,9 +1,10 @@
 """Binarized neural networks (weights and activations ±1) and their workloads.
 
-First stage of the binarized-network study (issue 7): the networks whose binary weights are
-programmed once into RRAM (one bit per cell, bit 1 = +1, bit 0 = −1) and whose binary
-activations may be written to RRAM too. :mod:`workloads.bnn_train` trains them (optionally
-error-aware), :mod:`memsim.inference.faults` draws the persistent weight fault maps and
+First stage of the binarized-network study: the networks whose binary weights are programmed
+once into RRAM (one bit per cell, bit 1 = +1, bit 0 = −1) and whose binary activations may be
+written to RRAM too. The one training loop (:mod:`workloads.train`) trains them with this
+family's recipe (:func:`bnn_recipe`) and hooks (latent-weight clipping, error-aware sign
+flips); :mod:`memsim.inference.faults` draws the persistent weight fault maps and
 :mod:`memsim.studies.bnn` turns programming conditions into energy and accuracy.
 
 Layers (:mod:`workloads.bnn_layers`, re-exported here): sign/straight-through binarization,
@@ -17,6 +18,7 @@ customary; only binary weights live in the RRAM weight memory).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,16 +31,20 @@ from torch import nn
 from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_split
 from workloads.bnn_layers import (
     BINARY_LAYERS,
+    ClipLatentWeights,
+    ErrorAwareFlips,
     BinaryConv2d,
     BinaryLinear,
     SignActivation,
     binarize,
     binary_layers,
+    bnn_train_hooks,
     clip_latent_weights_,
     sign,
     xnor_popcount,
 )
 from workloads.checkpoints import check_arch, load_checkpoint, load_state, save_checkpoint
+from workloads.train import TrainConfig, TrainHook, train_model
 
 __all__ = [
     "BINARY_LAYERS",
@@ -52,9 +58,12 @@ __all__ = [
     "BinaryLinear",
     "BinaryMLP",
     "BinaryVGG",
+    "ClipLatentWeights",
+    "ErrorAwareFlips",
     "SignActivation",
     "binarize",
     "binary_layers",
+    "bnn_recipe",
     "clip_latent_weights_",
     "load_mnist",
     "save_bnn",
@@ -63,7 +72,28 @@ __all__ = [
 ]
 
 #: Bump when a network or a default recipe changes, so cached weights are retrained.
-VERSION = 1
+VERSION = 2
+
+
+def bnn_recipe(**changes: object) -> TrainConfig:
+    """The usual BNN recipe (Courbariaux et al. 2016) as a :class:`TrainConfig`.
+
+    Adam on the latent real weights, no weight decay (it would pull latent weights towards
+    sign changes), a cosine learning-rate schedule stepped per batch, float32, no
+    augmentation; latent weights are clipped by the family's hook. ``changes`` override fields.
+    """
+    base = TrainConfig(
+        epochs=40,
+        batch_size=64,
+        lr=0.01,
+        optimizer="adam",
+        weight_decay=0.0,
+        schedule="cosine",
+        augment=False,
+        autocast=False,
+        seed=0,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 class BinaryMLP(nn.Module):
@@ -151,7 +181,8 @@ class BNNWorkload(Workload):
     """Common part of the binarized workloads: checkpoints and recipe-keyed caching.
 
     Subclasses set ``name``, ``arch``, ``num_classes``, ``input_shape`` and implement
-    ``build_model``, ``dataset`` and ``default_recipe`` (None: no training on first use).
+    ``build_model`` and ``dataset``; ``default_recipe`` is :func:`bnn_recipe` unless they
+    change it, and ``train_on_first_use`` says whether :meth:`load_model` may train it.
 
     Parameters
     ----------
@@ -164,6 +195,7 @@ class BNNWorkload(Workload):
     """
 
     arch: str
+    train_on_first_use: bool = True
 
     def __init__(
         self,
@@ -179,8 +211,11 @@ class BNNWorkload(Workload):
             )
         self.cache = bool(cache)
 
-    def default_recipe(self):  # -> BNNTrainConfig | None
-        return None
+    def default_recipe(self) -> TrainConfig:
+        return bnn_recipe(weight_noise_p=self.train_ber)
+
+    def train_hooks(self, config: TrainConfig) -> list[TrainHook]:
+        return bnn_train_hooks(config)
 
     def _cache_path(self, recipe) -> Path:
         spec = {
@@ -198,16 +233,14 @@ class BNNWorkload(Workload):
         path = checkpoint if checkpoint is not None else self.checkpoint
         if path is None:
             recipe = self.default_recipe()
-            if recipe is None:
+            if not self.train_on_first_use:
                 raise FileNotFoundError(
                     f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
-                    f"(workloads.bnn_train.train_bnn, or `memsim bnn CONFIG`)."
+                    f"(workloads.train.train_model, or `memsim run configs/bnn/...`)."
                 )
             path = self._cache_path(recipe)
             if not (self.cache and path.is_file()):
-                from workloads.bnn_train import train_bnn
-
-                model = train_bnn(self, recipe, progress=False)
+                model, _ = train_model(self, recipe, device="cpu", progress=False)
                 if not self.cache:
                     return model.eval()
                 save_bnn(path, model, self, recipe)
@@ -248,10 +281,8 @@ class BNNDigitsWorkload(BNNWorkload):
 
         return DigitsWorkload(cache=False).dataset(split, limit)
 
-    def default_recipe(self):
-        from workloads.bnn_train import BNNTrainConfig
-
-        return BNNTrainConfig(epochs=40, batch_size=64, lr=0.01, train_ber=self.train_ber, seed=0)
+    def default_recipe(self) -> TrainConfig:
+        return bnn_recipe(epochs=40, batch_size=64, lr=0.01, weight_noise_p=self.train_ber)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -334,10 +365,8 @@ class BNNMnistWorkload(BNNWorkload):
         x, y = self._data[split]
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
-    def default_recipe(self):
-        from workloads.bnn_train import BNNTrainConfig
-
-        return BNNTrainConfig(epochs=10, batch_size=100, lr=0.01, train_ber=self.train_ber, seed=0)
+    def default_recipe(self) -> TrainConfig:
+        return bnn_recipe(epochs=10, batch_size=100, lr=0.01, weight_noise_p=self.train_ber)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -365,6 +394,7 @@ class BNNCifarWorkload(BNNWorkload):
 
     name = "bnn_cifar10"
     arch = "bnn_vgg"
+    train_on_first_use = False
     num_classes = 10
     input_shape = (3, 32, 32)
 

@@ -1,14 +1,17 @@
 """Binary layers: sign with a straight-through gradient, ±1-weight linear and conv layers.
 
-The building blocks of the binarized networks in :mod:`workloads.bnn` (issue 7); one bit per
-RRAM cell, bit 1 = +1, bit 0 = −1. :mod:`memsim.inference.faults` sets their fault maps and
-:mod:`workloads.bnn_train` clips their latent weights.
+The building blocks of the binarized networks in :mod:`workloads.bnn`; one bit per RRAM cell,
+bit 1 = +1, bit 0 = −1. The layer classes register with :mod:`memsim.inference.binary`, so the
+engine's fault maps (:mod:`memsim.inference.faults`) find them without importing this module;
+the training hooks at the end (:class:`ClipLatentWeights`, :class:`ErrorAwareFlips`) plug them
+into the one training loop (:mod:`workloads.train`).
 
 Layers (Courbariaux et al. 2016, Hirtzlin et al. 2019):
 
 * latent real weights are kept for training; the forward pass uses ``sign(w)`` with
   ``sign(0) = +1``; the gradient is the straight-through estimator clipped like a hardtanh
-  (it passes where ``|w| <= 1``, the trainer clips the latent weights to [-1, 1]);
+  (it passes where ``|w| <= 1``; :class:`ClipLatentWeights` clips the latent weights to
+  [-1, 1] after every training step);
 * activations are ``sign(x)`` with the same clipped straight-through gradient;
 * a :class:`BinaryLinear`/:class:`BinaryConv2d` layer's weight signs can be flipped by a
   persistent fault map (``fault_mask``, set by :mod:`memsim.inference.faults`) and, during
@@ -19,10 +22,20 @@ Layers (Courbariaux et al. 2016, Hirtzlin et al. 2019):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from memsim.inference.binary import (
+    binary_weight_layers,
+    register_binary_activation,
+    register_binary_weights,
+)
+from memsim.rng import child_seed, torch_generator
 
 
 def sign(x: torch.Tensor) -> torch.Tensor:
@@ -36,6 +49,7 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
     return clipped + (sign(x) - clipped).detach()
 
 
+@register_binary_activation
 class SignActivation(nn.Module):
     """Binary activation: the ±1 tensor a binarized layer writes (a write point)."""
 
@@ -78,6 +92,7 @@ class _BinaryWeights:
         return wb * (1.0 - 2.0 * flips.to(wb.device, wb.dtype))
 
 
+@register_binary_weights
 class BinaryLinear(nn.Linear, _BinaryWeights):
     """Linear layer with ±1 weights and no bias (the following batch norm supplies it)."""
 
@@ -89,6 +104,7 @@ class BinaryLinear(nn.Linear, _BinaryWeights):
         return F.linear(x, self.binary_weight())
 
 
+@register_binary_weights
 class BinaryConv2d(nn.Conv2d, _BinaryWeights):
     """3×3-style convolution with ±1 weights, no bias, padded with −1 (bit 0)."""
 
@@ -134,7 +150,7 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
 
 def binary_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers whose weights are binary (stored in the RRAM weight memory), in order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, BINARY_LAYERS)]
+    return binary_weight_layers(model)  # type: ignore[return-value]
 
 
 def clip_latent_weights_(model: nn.Module) -> None:
@@ -142,3 +158,54 @@ def clip_latent_weights_(model: nn.Module) -> None:
     with torch.no_grad():
         for _, layer in binary_layers(model):
             layer.weight.clamp_(-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- training hooks
+
+
+class ClipLatentWeights:
+    """Training hook: latent binary weights clipped to [-1, 1] after every optimizer step."""
+
+    @contextlib.contextmanager
+    def training(self, model: nn.Module, config) -> Iterator[None]:
+        yield
+
+    def after_step(self, model: nn.Module) -> None:
+        clip_latent_weights_(model)
+
+
+class ErrorAwareFlips:
+    """Training hook: fresh weight-sign flips on every training forward pass (error-aware training).
+
+    A stored −1 flips with ``config.weight_noise_p``, a stored +1 with ``weight_noise_p10``
+    (Hirtzlin et al. 2019); the gradient flows through the flipped weights (what the network
+    computed). Each layer draws from its own generator seeded by ``(seed, "flips")`` and its
+    name, so the flips of one batch are independent of any other batch's and layer's.
+    """
+
+    @contextlib.contextmanager
+    def training(self, model: nn.Module, config) -> Iterator[None]:
+        p01, p10 = config.weight_noise_rates
+        with error_aware(model, p01, p10, child_seed(config.seed, "flips")):
+            yield
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def error_aware(model: nn.Module, p01: float, p10: float, seed: int) -> Iterator[None]:
+    """Fresh weight-sign flips on every training forward pass of every binary layer."""
+    layers = binary_layers(model)
+    for name, layer in layers:
+        layer.train_flips = (float(p01), float(p10), torch_generator(seed, "error-aware", name))
+    try:
+        yield
+    finally:
+        for _, layer in layers:
+            layer.train_flips = None
+
+
+def bnn_train_hooks(config) -> list:
+    """The hooks of binarized training: clipping always, sign flips when error-aware."""
+    return [ClipLatentWeights(), *([ErrorAwareFlips()] if config.weight_noisy else [])]

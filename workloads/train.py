@@ -10,6 +10,11 @@ activation written in the forward pass, with fresh flips per batch and a selecta
 mask: the write points come from :class:`memsim.inference.taps.Taps` and the flips from
 :class:`memsim.noise.channel.BitFlip`. Gradients pass the flips straight through.
 
+*Training hooks* let a workload change the loop without a loop of its own
+(:class:`TrainHook`, from :meth:`Workload.train_hooks`): binarized workloads clip their latent
+weights after every step and, for *error-aware training* (``weight_noise_p``), flip weight
+signs on every training forward pass.
+
 Every random draw (initialisation, shuffling, augmentation, flips) comes from the config's
 seed, so the same config trains the same weights on the same machine.
 """
@@ -22,9 +27,11 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -35,6 +42,24 @@ from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adam")
+
+
+class TrainHook(Protocol):
+    """A workload's addition to the training loop.
+
+    Call order: ``with hook.training(model, config):`` once around the whole loop (after the
+    model is built and on its device), then ``hook.after_step(model)`` after every optimizer
+    step.
+    """
+
+    def training(self, model: nn.Module, config: TrainConfig) -> AbstractContextManager[None]:
+        """Set up (and on exit tear down) whatever the hook changes in the model."""
+        ...
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimizer step (e.g. clip weights)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,8 @@ class TrainConfig:
     epochs, batch_size : int
     lr : float
         Peak learning rate (one-cycle) or initial one (cosine, constant).
+    optimizer : {"sgd", "adam"}
+        SGD (``momentum``, ``nesterov``) or Adam.
     momentum, weight_decay : float
     nesterov : bool
     schedule : {"onecycle", "cosine", "constant"}
@@ -67,6 +94,12 @@ class TrainConfig:
         ``"first_noisy:9"``...); default all bits.
     noise_format : str
         Storage format whose bits are flipped.
+    weight_noise_p : float
+        Error-aware training: probability that a stored weight bit 0 reads as 1 on each
+        training forward pass (fresh per batch), applied by the workload's training hooks
+        (binarized workloads flip weight signs); 0 = off.
+    weight_noise_p10 : float, optional
+        1→0 probability of the same (default ``weight_noise_p``).
     """
 
     epochs: int = 15
@@ -85,6 +118,9 @@ class TrainConfig:
     noise_p10: float | None = None
     noise_bits: str | None = None
     noise_format: str = "float32"
+    optimizer: str = "sgd"
+    weight_noise_p: float = 0.0
+    weight_noise_p10: float | None = None
 
     def __post_init__(self) -> None:
         own = "TrainConfig"
@@ -97,13 +133,30 @@ class TrainConfig:
         check_range(own, "noise_p", self.noise_p, low=0.0, high=1.0)
         if self.noise_p10 is not None:
             check_range(own, "noise_p10", self.noise_p10, low=0.0, high=1.0)
+        check_range(own, "weight_noise_p", self.weight_noise_p, low=0.0, high=0.5, high_open=True)
+        if self.weight_noise_p10 is not None:
+            check_range(
+                own, "weight_noise_p10", self.weight_noise_p10, low=0.0, high=0.5, high_open=True
+            )
         check_range(own, "seed", self.seed, kind=int, low=0)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
+        check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_limit(self.limit)
 
     @property
     def noisy(self) -> bool:
         return self.noise_p > 0 or bool(self.noise_p10)
+
+    @property
+    def weight_noisy(self) -> bool:
+        """Error-aware training: weight bits read wrong during training."""
+        return self.weight_noise_p > 0 or bool(self.weight_noise_p10)
+
+    @property
+    def weight_noise_rates(self) -> tuple[float, float]:
+        """``(p01, p10)`` of error-aware training."""
+        p10 = self.weight_noise_p if self.weight_noise_p10 is None else self.weight_noise_p10
+        return self.weight_noise_p, p10
 
     def describe(self) -> str:
         """One line in the shared checkpoints' ``recipe`` style."""
@@ -112,8 +165,13 @@ class TrainConfig:
             "cosine": f"cosine lr {self.lr:g}",
             "constant": f"constant lr {self.lr:g}",
         }[self.schedule]
+        optimizer = (
+            f"Adam, wd {self.weight_decay:g}"
+            if self.optimizer == "adam"
+            else f"SGD{' nesterov' if self.nesterov else ''} momentum {self.momentum:g}, wd {self.weight_decay:g}"
+        )
         parts = [
-            f"SGD{' nesterov' if self.nesterov else ''} momentum {self.momentum:g}, wd {self.weight_decay:g}",
+            optimizer,
             f"batch {self.batch_size}, {sched}, {self.epochs} epochs",
             "workload augmentation" if self.augment else "no augmentation",
             "bf16 autocast" if self.autocast else "float32",
@@ -127,6 +185,9 @@ class TrainConfig:
                 f"p10={self.noise_p if self.noise_p10 is None else self.noise_p10:g} "
                 f"on bits {self.noise_bits or 'all'}"
             )
+        if self.weight_noisy:
+            p01, p10 = self.weight_noise_rates
+            parts.append(f"error-aware: weight bit errors p01={p01:g} p10={p10:g} fresh per batch")
         return ", ".join(parts)
 
 
@@ -241,8 +302,11 @@ def train_model(
     *,
     device: str | torch.device = "auto",
     progress: bool = True,
+    hooks: Sequence[TrainHook] = (),
 ) -> tuple[nn.Module, int]:
     """Train ``workload.build_model()`` with ``config``.
+
+    The workload's own hooks (:meth:`Workload.train_hooks`) run first, then ``hooks``.
 
     Returns
     -------
@@ -263,20 +327,30 @@ def train_model(
         torch.manual_seed(child_seed(config.seed, "init"))
         model = workload.build_model()
     model.to(device).train()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov and config.momentum > 0,
-        weight_decay=config.weight_decay,
-    )
+    hooks = [*workload.train_hooks(config), *hooks]
+    if config.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
     steps_per_epoch = math.ceil(len(y) / config.batch_size)
     scheduler = _scheduler(config, optimizer, config.epochs * steps_per_epoch)
     augment_gen = torch_generator(config.seed, "augment")
     loss_fn = nn.CrossEntropyLoss()
     step = [0]
     skipped = 0
-    with _deterministic(), _noisy_writes(model, x[:2].to(device), config, step):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_deterministic())
+        stack.enter_context(_noisy_writes(model, x[:2].to(device), config, step))
+        for hook in hooks:
+            stack.enter_context(hook.training(model, config))
         for epoch in range(config.epochs):
             order = torch.randperm(len(y), generator=torch_generator(config.seed, "shuffle", epoch))
             bar = tqdm(
@@ -304,6 +378,8 @@ def train_model(
                     finite = saved is None or _grads_finite(model)
                 if finite:
                     optimizer.step()
+                    for hook in hooks:
+                        hook.after_step(model)
                     scheduler.step()
                 else:
                     skipped += 1

@@ -1,15 +1,18 @@
-"""``memsim bnn CONFIG [--out DIR]``: the binarized-network energy study from a config file.
+"""``memsim bnn CONFIG``: the binarized-network energy study (also ``memsim run CONFIG``).
 
-Thin layer over :func:`memsim.studies.bnn.run_study` and :func:`memsim.report.bnn.write_section`:
-trains (or loads) the plain and error-aware networks, sweeps the BER grid and the programming
-conditions, writes ``points.csv``, ``conditions.csv``, ``summary.csv``, two figures and
-``bnn_report.md`` into the output folder, and prints the summary.
+Thin layer over :func:`memsim.studies.bnn.run_study` and
+:func:`memsim.report.bnn.write_folder_report`: trains (or loads) the plain and error-aware
+networks, sweeps the BER grid and the programming conditions through the experiment executor
+into the results store (``points.jsonl``, resumable), writes ``points.csv``,
+``conditions.csv``, ``summary.csv``, ``comparison.csv``, two figures and ``bnn_report.md``
+into the output folder, and prints the headline.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -24,7 +27,7 @@ def add_parser(subparsers) -> None:
         "config", help="study config: a TOML path or a name under configs/bnn/ (digits, cifar10...)"
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="output folder (default results/bnn/<config name>)"
+        "--out", type=Path, default=None, help="output folder (default runs/bnn-<workload>-<hash>)"
     )
     p.add_argument(
         "--repeats", type=int, default=None, help="fault-map draws per point (overrides the config)"
@@ -34,44 +37,58 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set repeats=2 --set train.epochs=5",
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--quiet", "--no-progress", action="store_true", help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=run)
 
 
-def describe(config) -> str:
-    """One paragraph saying what the study ran."""
-    eval_text = (
-        f"first {config.eval_limit} test samples" if config.eval_limit else "the whole test set"
-    )
-    return (
-        f"Workload `{config.workload}`{' ' + str(config.workload_options) if config.workload_options else ''}; "
-        f"training: {config.train.describe()}; error-aware network: same recipe with weight-sign flips "
-        f"at BER {config.train_ber:g} fresh per batch. Evaluation on {eval_text}, {config.repeats} "
-        f"fault-map draw(s) per point, weights stored in {config.cell.upper()} cells"
-        f"{', binary activations noisy too' if config.activation_noise else ''}; seed {config.seed}."
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    from memsim.report.bnn import write_section
-    from memsim.studies.bnn import load_study_config, run_study
+    overrides = list(args.overrides)
+    for key, value in (("repeats", args.repeats), ("eval_limit", args.eval_limit)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    for key, value in (
+        ("plain_checkpoint", args.plain_checkpoint),
+        ("aware_checkpoint", args.aware_checkpoint),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value!r}")
+    return run_config(
+        args.config, overrides=overrides, out=args.out, workers=args.workers, progress=not args.quiet
+    )
 
-    config = load_study_config(args.config)
-    overrides = {
-        "repeats": args.repeats,
-        "eval_limit": args.eval_limit,
-        "plain_checkpoint": args.plain_checkpoint,
-        "aware_checkpoint": args.aware_checkpoint,
-    }
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    out = args.out or Path("results") / "bnn" / Path(str(args.config)).stem
-    result = run_study(config, out, progress=not args.quiet)
-    report = write_section(
-        out, result["points"], result["conditions"], result["summary"],
-        description=describe(config), tolerance_points=config.tolerance_points,
-    )  # fmt: skip
-    columns = ["network", "reference", "clean_accuracy", "tolerated_ber", "tolerated_ber_interp",
-               "min_energy_pj", "min_energy_condition", "energy_ratio"]  # fmt: skip
+
+def run_config(
+    config_path: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    out: Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> int:
+    """Load a study config (with ``--set`` overrides), run it, write its report, print the headline."""
+    from memsim.report.bnn import write_folder_report
+    from memsim.studies.bnn import default_out, load_study_config, run_study
+
+    config = load_study_config(config_path, overrides=overrides)
+    out = Path(out) if out is not None else default_out(config)
+    result = run_study(config, out, workers=workers, progress=progress)
+    report = write_folder_report(out)
+    columns = ["network", "reference", "clean_accuracy", "tolerated_ber", "tolerated_ber_low",
+               "tolerated_ber_high", "min_energy_pj", "min_energy_pj_low", "min_energy_pj_high",
+               "min_energy_condition", "energy_ratio"]  # fmt: skip
     print(result["summary"][columns].to_string(index=False))
-    print(f"Results in {out}; report {report}")
+    for _, c in result["comparison"].iterrows():
+        hint = f" ({c['resolve_hint']})" if c["verdict"] == "not resolved" else ""
+        print(f"{c['quantity']}: {c['verdict']}{hint}")
+    print(f"Results in {out}; report {report}", file=sys.stderr)
     return 0

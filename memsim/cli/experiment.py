@@ -1,6 +1,7 @@
 """CLI verbs ``run``, ``sweep`` and ``report``: thin wrappers over :mod:`memsim.experiment.run`.
 
-``memsim run [CONFIG]`` runs (or resumes) a whole experiment and prints where the report is;
+``memsim run [CONFIG]`` runs (or resumes) a whole experiment and prints where the report is
+(a config with a ``[study]`` table runs that study, e.g. ``configs/bnn/digits.toml``);
 ``memsim sweep CONFIG`` stops after the accuracy sweep; ``memsim report DIR`` re-creates the
 tables, figures and report of an existing results folder without simulating anything.
 """
@@ -58,7 +59,22 @@ def _options(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
     from memsim.experiment.run import run_experiment
+    from memsim.studies import study_kind
 
+    if study_kind(args.config) == "bnn":
+        from memsim.cli.bnn import run_config
+
+        if args.device not in (None, "cpu"):
+            raise ValueError(
+                f"The binarized-network study runs on the CPU; got --device {args.device}."
+            )
+        return run_config(
+            args.config,
+            overrides=args.overrides,
+            out=args.out,
+            workers=args.workers or 1,
+            progress=not args.no_progress,
+        )
     config, run = _options(args)
     print(f"memsim: experiment '{config.name}' (config hash {config.digest()})", file=sys.stderr)
     out = run_experiment(config, run, sweep_only=sweep_only)

@@ -176,16 +176,19 @@ def point_row(task: PointTask, outcome: dict) -> dict[str, Any]:
 
 
 def run_points(
-    tasks: Iterable[PointTask],
+    tasks: Iterable[Any],
     store: ResultsStore,
     executor: Executor,
-    evaluate: Evaluator,
+    evaluate: Callable[[Any], dict],
     *,
     progress: bool = True,
     desc: str = "sweep",
+    to_row: Callable[[Any, dict], dict[str, Any]] = point_row,
 ) -> int:
     """Evaluate the tasks the store does not hold yet; append each as it finishes.
 
+    A task is a :class:`PointTask` by default; a study passes its own hashable, picklable
+    tasks (with an ``id``, the ``point_id`` of its row) and ``to_row`` (task, outcome) → row.
     Returns the number of points evaluated in this call.
     """
     todo = [t for t in dict.fromkeys(tasks) if t.id not in store]
@@ -193,7 +196,7 @@ def run_points(
     done = 0
     try:
         for task, outcome in map_unordered(executor, evaluate, todo):
-            store.append(point_row(task, outcome))
+            store.append(to_row(task, outcome))
             done += 1
             bar.update(1)
     finally:

@@ -23,6 +23,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,39 @@ POINT_COLUMNS = (
 )
 #: Columns that identify a point; ``point_id`` is a hash of them.
 KEY_COLUMNS = ("workload", "format", "policy", "mask", "kind", "p", "p10", "repeat")
+#: Float columns that may hold NaN/inf (stored as strings in JSON).
+FLOAT_COLUMNS = ("p", "p10", "accuracy", "nonfinite_fraction")
+
+
+@dataclass(frozen=True)
+class RowSchema:
+    """The columns of one kind of point: their order, the key a ``point_id`` hashes, the floats.
+
+    The accuracy sweep's points use :data:`SWEEP_ROWS`; a study built on the same store
+    (:mod:`memsim.studies`) declares its own.
+    """
+
+    columns: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    float_columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        missing = [c for c in (*self.key_columns, "point_id") if c not in self.columns]
+        if missing:
+            raise ValueError(f"RowSchema key columns {missing} are not among its columns.")
+
+
+SWEEP_ROWS = RowSchema(POINT_COLUMNS, KEY_COLUMNS, FLOAT_COLUMNS)
 
 
 class ResultsError(ValueError):
     """An output folder cannot be used: another experiment's results, not writable, corrupt."""
 
 
-def point_id(key: Mapping[str, Any]) -> str:
+def point_id(key: Mapping[str, Any], schema: RowSchema = SWEEP_ROWS) -> str:
     """A stable id for a point from its key columns (floats hashed exactly, via ``float.hex``)."""
     parts = {}
-    for name in KEY_COLUMNS:
+    for name in schema.key_columns:
         value = key[name]
         parts[name] = float(value).hex() if isinstance(value, float) else value
     text = json.dumps(parts, sort_keys=True)
@@ -140,17 +164,32 @@ class ResultsStore:
     Use as a context manager to release the lock.
     """
 
-    def __init__(self, folder: Path, fd: int, lock_fd: int, rows: dict[str, dict]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        fd: int,
+        lock_fd: int,
+        rows: dict[str, dict],
+        schema: RowSchema = SWEEP_ROWS,
+    ) -> None:
         self.folder = folder
+        self.schema = schema
         self._fd = fd
         self._lock_fd = lock_fd
         self._rows = rows
 
     @classmethod
     def open(
-        cls, folder: str | os.PathLike, *, config: Mapping[str, Any], digest: str
+        cls,
+        folder: str | os.PathLike,
+        *,
+        config: Mapping[str, Any],
+        digest: str,
+        schema: RowSchema = SWEEP_ROWS,
     ) -> ResultsStore:
         """Open (or create) ``folder`` for the experiment with hash ``digest``.
+
+        ``schema`` names the points' columns (default: the accuracy sweep's).
 
         Raises
         ------
@@ -171,9 +210,9 @@ class ResultsStore:
             ) from None
         log = folder / POINTS_LOG
         _repair_torn_tail(log)
-        rows = {row["point_id"]: row for row in read_log(log)}
+        rows = {row["point_id"]: row for row in read_log(log, schema)}
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return cls(folder, fd, lock_fd, rows)
+        return cls(folder, fd, lock_fd, rows, schema)
 
     def finished(self) -> dict[str, dict]:
         """Finished points by ``point_id`` (a copy)."""
@@ -199,7 +238,7 @@ class ResultsStore:
 
     def points_frame(self) -> pd.DataFrame:
         """All finished points as a tidy frame in a canonical order (independent of finish order)."""
-        return points_frame(self._rows.values())
+        return points_frame(self._rows.values(), self.schema)
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
@@ -258,7 +297,7 @@ def read_experiment(folder: str | os.PathLike) -> dict:
     return payload
 
 
-def read_log(path: str | os.PathLike) -> list[dict]:
+def read_log(path: str | os.PathLike, schema: RowSchema = SWEEP_ROWS) -> list[dict]:
     """Rows of a ``points.jsonl`` file, first occurrence of each ``point_id`` only.
 
     A torn last line (an interrupted write) is skipped; a bad line elsewhere is an error.
@@ -277,18 +316,20 @@ def read_log(path: str | os.PathLike) -> list[dict]:
             if number == len(lines):  # torn tail: the write in progress when killed
                 continue
             raise ResultsError(f"{path} line {number} is corrupt: {line[:80]!r}") from None
-        rows.setdefault(row["point_id"], _from_json(row))
+        rows.setdefault(row["point_id"], _from_json(row, schema.float_columns))
     return list(rows.values())
 
 
-def points_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Rows as a frame with :data:`POINT_COLUMNS` first, sorted by the key columns."""
+def points_frame(
+    rows: Iterable[Mapping[str, Any]], schema: RowSchema = SWEEP_ROWS
+) -> pd.DataFrame:
+    """Rows as a frame with the schema's columns first, sorted by its key columns."""
     frame = pd.DataFrame(list(rows))
     if frame.empty:
-        return pd.DataFrame(columns=list(POINT_COLUMNS))
-    extra = [c for c in frame.columns if c not in POINT_COLUMNS]
-    frame = frame[[c for c in POINT_COLUMNS if c in frame.columns] + sorted(extra)]
-    return frame.sort_values(list(KEY_COLUMNS), kind="mergesort").reset_index(drop=True)
+        return pd.DataFrame(columns=list(schema.columns))
+    extra = [c for c in frame.columns if c not in schema.columns]
+    frame = frame[[c for c in schema.columns if c in frame.columns] + sorted(extra)]
+    return frame.sort_values(list(schema.key_columns), kind="mergesort").reset_index(drop=True)
 
 
 def metadata(*, seed: int, digest: str, extra: Mapping[str, Any] | None = None) -> dict:
@@ -367,12 +408,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _from_json(row: dict) -> dict:
+def _from_json(row: dict, float_columns: tuple[str, ...] = FLOAT_COLUMNS) -> dict:
     special = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
     return {
-        k: special.get(v, v) if isinstance(v, str) and k in _FLOAT_COLUMNS else v
+        k: special.get(v, v) if isinstance(v, str) and k in float_columns else v
         for k, v in row.items()
     }
-
-
-_FLOAT_COLUMNS = ("p", "p10", "accuracy", "nonfinite_fraction")

@@ -1,39 +1,40 @@
-"""Bit errors of binarized networks: persistent weight fault maps and noisy binary activations.
+"""Persistent weight fault maps of binarized networks, and noisy binary activation writes.
 
-Sits between a trained BNN (:mod:`workloads.bnn`) and the study (:mod:`memsim.studies.bnn`).
+Sits between a trained binarized network (its layers register through
+:mod:`memsim.inference.binary`) and the noisy network (:class:`memsim.inference.network.NoisyNetwork`
+installs a :class:`FaultMap` on its copy of the model for as long as that copy lives: one
+draw per model load).
 
 * **Weights** are programmed once into RRAM, one bit per cell (bit 1 = +1, bit 0 = −1), or
   one bit per differential 2T2R cell. A programming error is a *persistent* sign flip: a
-  fault map is drawn once per model load (:func:`draw_fault_map`) and applied on every
-  forward pass (:func:`faults_applied`). A stored −1 (bit 0) flips with ``p01``, a stored +1
-  (bit 1) with ``p10``; a 2T2R cell errs symmetrically with the device's ``p_2t2r``
-  (:func:`cell_rates`).
+  fault map is drawn once per model load from an explicit seed (:meth:`FaultMap.draw`) and
+  applied on every forward pass. A stored −1 (bit 0) flips with ``p01``, a stored +1 (bit 1)
+  with ``p10``; a 2T2R cell errs symmetrically with the device's ``p_2t2r`` (:func:`cell_rates`).
 * **Coupled draws.** A fault map is one float64 uniform ``u`` per weight (seeded), and a
   weight flips when ``u < p(bit)``; so for one seed the faults at a smaller rate are a subset
   of those at a larger one (common random numbers across a BER grid and across networks of
   the same shape), while each rate still sees exact Bernoulli statistics.
-* **Activations** written by ``SignActivation`` modules can go through any
-  :class:`memsim.noise.channel.Channel` (e.g. ``policies.channels.BinaryChannel``), with
-  fresh flips on every write (:func:`activation_noise`).
+* **Activations** written by registered binary activation modules go through any
+  :class:`memsim.noise.channel.Channel` (e.g. ``policies.channels.BinaryChannel``) at the
+  noisy network's write points, with fresh flips on every write (:func:`activation_channel`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from memsim.inference.binary import binary_activations, binary_weight_layers
 from memsim.noise.channel import Channel
-from memsim.rng import child_seed, generator
-from workloads.bnn_layers import SignActivation, binary_layers
+from memsim.rng import generator
 
 #: Cell types of the weight memory.
 CELLS = ("1t1r", "2t2r")
-
-FaultMap = dict[str, torch.Tensor]
 
 
 def _check_p(name: str, value: float) -> float:
@@ -66,7 +67,7 @@ def cell_rates(condition, cell: str = "1t1r", sigma_sa_ln: float = 0.0) -> tuple
 def weight_bits(model: nn.Module) -> dict[str, int]:
     """Stored weight bits of a BNN: ``{"bits", "ones", "zeros"}`` (ones = +1 weights)."""
     ones = total = 0
-    for _, layer in binary_layers(model):
+    for _, layer in binary_weight_layers(model):
         bits = layer.stored_bits()
         ones += int(bits.sum())
         total += bits.numel()
@@ -77,8 +78,116 @@ def fault_uniforms(model: nn.Module, seed: int) -> dict[str, np.ndarray]:
     """One float64 uniform per binary weight, per layer (the coupled draw of a fault map)."""
     return {
         name: generator(seed, "bnn-faults", name).random(layer.weight.numel())
-        for name, layer in binary_layers(model)
+        for name, layer in binary_weight_layers(model)
     }
+
+
+@dataclass(frozen=True)
+class FaultMap:
+    """A persistent sign-flip mask per binary-weight layer (True = the cell reads the wrong sign).
+
+    Build one with :meth:`draw`; :class:`~memsim.inference.network.NoisyNetwork` installs it on
+    its copy of the model (``fault_map=``), or :meth:`applied` installs it on a model for the
+    duration of a ``with`` block. Indexing by layer name gives that layer's mask.
+
+    Attributes
+    ----------
+    masks : mapping of str to bool Tensor
+        Layer name → weight-shaped mask.
+    p01, p10 : float
+        The rates it was drawn at.
+    seed : int
+        The seed of its uniforms (same seed ⇒ nested maps across rates).
+    """
+
+    masks: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    p01: float = 0.0
+    p10: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def draw(
+        cls,
+        model: nn.Module,
+        p01: float,
+        p10: float | None = None,
+        *,
+        seed: int,
+        uniforms: Mapping[str, np.ndarray] | None = None,
+    ) -> FaultMap:
+        """Draw the fault map of ``model``'s stored bits.
+
+        Parameters
+        ----------
+        model : nn.Module
+            A BNN; its stored bits are the signs of the latent weights.
+        p01 : float
+            P(stored −1, bit 0, reads as +1).
+        p10 : float, optional
+            P(stored +1, bit 1, reads as −1); default ``p01``.
+        seed : int
+            Same seed ⇒ same uniforms ⇒ nested maps across rates (see the module docstring).
+        uniforms : mapping, optional
+            Precomputed :func:`fault_uniforms` for ``seed`` (saves work in sweeps).
+        """
+        p01 = _check_p("p01", p01)
+        p10 = p01 if p10 is None else _check_p("p10", p10)
+        uniforms = uniforms if uniforms is not None else fault_uniforms(model, seed)
+        masks: dict[str, torch.Tensor] = {}
+        for name, layer in binary_weight_layers(model):
+            bits = layer.stored_bits().reshape(-1).cpu().numpy()
+            u = uniforms[name]
+            if u.shape != bits.shape:
+                raise ValueError(
+                    f"uniforms['{name}'] has {u.size} values; layer {name} has {bits.size} weights."
+                )
+            flip = u < np.where(bits == 1, p10, p01)
+            masks[name] = torch.from_numpy(flip).reshape(layer.weight.shape)
+        return cls(masks, p01, p10, int(seed))
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.masks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.masks)
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    @property
+    def faults(self) -> int:
+        """Number of faulty cells."""
+        return int(sum(int(m.sum()) for m in self.masks.values()))
+
+    def install(self, model: nn.Module) -> None:
+        """Set every binary-weight layer's ``fault_mask`` (layers not in the map: fault-free)."""
+        layers = dict(binary_weight_layers(model))
+        unknown = sorted(set(self.masks) - set(layers))
+        if unknown:
+            raise ValueError(f"Fault map names layers the model lacks: {', '.join(unknown)}.")
+        for name, layer in layers.items():
+            mask = self.masks.get(name)
+            if mask is not None and tuple(mask.shape) != tuple(layer.weight.shape):
+                raise ValueError(
+                    f"Fault map of layer {name} has shape {tuple(mask.shape)}; "
+                    f"its weight has shape {tuple(layer.weight.shape)}."
+                )
+            layer.fault_mask = mask
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        """Run ``model`` with this map installed (removed again on exit)."""
+        try:
+            self.install(model)
+            yield model
+        finally:
+            clear_faults(model)
+
+
+def clear_faults(model: nn.Module) -> None:
+    """Remove any fault map from ``model``'s binary-weight layers."""
+    for _, layer in binary_weight_layers(model):
+        layer.fault_mask = None
 
 
 def draw_fault_map(
@@ -87,113 +196,23 @@ def draw_fault_map(
     p10: float | None = None,
     *,
     seed: int,
-    uniforms: dict[str, np.ndarray] | None = None,
+    uniforms: Mapping[str, np.ndarray] | None = None,
 ) -> FaultMap:
-    """A persistent sign-flip mask per binary layer (True = the cell reads the wrong sign).
+    """Shorthand for :meth:`FaultMap.draw`."""
+    return FaultMap.draw(model, p01, p10, seed=seed, uniforms=uniforms)
 
-    Parameters
-    ----------
-    model : nn.Module
-        A BNN; its stored bits are the signs of the latent weights.
-    p01 : float
-        P(stored −1, bit 0, reads as +1).
-    p10 : float, optional
-        P(stored +1, bit 1, reads as −1); default ``p01``.
-    seed : int
-        Same seed ⇒ same uniforms ⇒ nested maps across rates (see the module docstring).
-    uniforms : dict, optional
-        Precomputed :func:`fault_uniforms` for ``seed`` (saves work in sweeps).
+
+def activation_channel(model: nn.Module, channel: Channel | None) -> Callable | None:
+    """A per-write channel for :class:`NoisyNetwork`: ``channel`` on binary activation writes only.
+
+    The noisy network draws fresh flips for every write (its seeding), so each forward pass
+    sees new activation errors, unlike the persistent weight faults.
     """
-    p01 = _check_p("p01", p01)
-    p10 = p01 if p10 is None else _check_p("p10", p10)
-    uniforms = uniforms if uniforms is not None else fault_uniforms(model, seed)
-    faults: FaultMap = {}
-    for name, layer in binary_layers(model):
-        bits = layer.stored_bits().reshape(-1).numpy()
-        u = uniforms[name]
-        if u.shape != bits.shape:
-            raise ValueError(
-                f"uniforms['{name}'] has {u.size} values; layer {name} has {bits.size} weights."
-            )
-        flip = u < np.where(bits == 1, p10, p01)
-        faults[name] = torch.from_numpy(flip).reshape(layer.weight.shape)
-    return faults
-
-
-@contextlib.contextmanager
-def faults_applied(model: nn.Module, faults: FaultMap | None) -> Iterator[nn.Module]:
-    """Run ``model`` with a fault map installed (removed again on exit)."""
-    layers = dict(binary_layers(model))
-    if faults:
-        unknown = sorted(set(faults) - set(layers))
-        if unknown:
-            raise ValueError(f"Fault map names layers the model lacks: {', '.join(unknown)}.")
-    try:
-        for name, layer in layers.items():
-            layer.fault_mask = None if not faults else faults.get(name)
-        yield model
-    finally:
-        for layer in layers.values():
-            layer.fault_mask = None
-
-
-@contextlib.contextmanager
-def activation_noise(model: nn.Module, channel: Channel | None, seed: int) -> Iterator[list[int]]:
-    """Pass every binary activation write through ``channel`` (fresh flips per write).
-
-    The seed of a write is ``child_seed(seed, module name, call number)``; the yielded list
-    holds the call counter, so a caller can see how many writes happened.
-    """
-    counter = [0]
     if channel is None or channel.is_noiseless:
-        yield counter
-        return
-    handles = []
+        return None
+    names = {name for name, _ in binary_activations(model)}
 
-    def hook(name: str):
-        def write(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
-            stored = out.detach().clone()
-            channel.apply_(stored, child_seed(seed, "bnn-act", name, counter[0]))
-            counter[0] += 1
-            return out + (stored - out.detach())  # straight-through if ever trained through
+    def per_write(point) -> Channel | None:
+        return channel if point.name.split("#")[0] in names else None
 
-        return write
-
-    for name, m in model.named_modules():
-        if isinstance(m, SignActivation):
-            handles.append(m.register_forward_hook(hook(name)))
-    try:
-        yield counter
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    faults: FaultMap | None = None,
-    act_channel: Channel | None = None,
-    seed: int = 0,
-    batch_size: int = 500,
-) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` with a weight fault map and noisy activation writes."""
-    model.eval()
-    out = []
-    with faults_applied(model, faults), activation_noise(model, act_channel, seed):
-        for i in range(0, len(x), batch_size):
-            out.append(model(x[i : i + batch_size]))
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def accuracy(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    **options,
-) -> float:
-    """Top-1 accuracy of :func:`predict` (same options)."""
-    logits = predict(model, x, **options)
-    return float((logits.argmax(1) == y).to(torch.float64).mean()) if len(y) else float("nan")
+    return per_write

@@ -11,7 +11,8 @@ Randomness: write ``w`` of batch ``b`` draws its flips from
 ``child_seed(seed, "write", b, w)``, so a seed gives identical results however batches are
 scheduled, and every write (even two writes of the same values) gets fresh flips. Nothing
 caches a flip pattern. Programming-time weight noise is drawn once when the network is built
-(``child_seed(weight_seed, "weight", i)``): a persistent fault map for that load.
+(``child_seed(weight_seed, "weight", i)``): a persistent fault map for that load; binarized
+networks take a drawn :class:`~memsim.inference.faults.FaultMap` of their sign bits instead.
 
 Compute: floats compute in the storage format by default. With another ``compute_dtype`` each
 write is cast to the storage format, flipped there and cast back, so rounding to the storage
@@ -41,6 +42,7 @@ import torch
 from torch import nn
 
 from memsim.formats import FORMATS, StorageFormat
+from memsim.inference.faults import FaultMap
 from memsim.inference.taps import Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
@@ -72,12 +74,16 @@ class EvalResult:
         ``argmax`` with PyTorch semantics, where NaN counts as the maximum).
     correct : int
         Correctly classified images.
+    per_image : Tensor of bool, optional
+        Whether each image was classified correctly (only with ``evaluate(per_image=True)``;
+        paired comparisons between two evaluations of the same images need it).
     """
 
     accuracy: float
     n_images: int
     nonfinite_fraction: float
     correct: int
+    per_image: torch.Tensor | None = None
 
 
 class FloatStorage:
@@ -192,6 +198,9 @@ class NoisyNetwork:
         Seed of the weight fault map; None draws fresh entropy.
     calibration_method : {"minmax", "percentile"}
         int8 activation range estimate (:func:`memsim.inference.int8.calibrate`).
+    fault_map : FaultMap, optional
+        Persistent sign faults of binary weights (:class:`memsim.inference.faults.FaultMap`),
+        installed on this network's copy of the model for its lifetime: one draw per load.
     """
 
     def __init__(
@@ -206,6 +215,7 @@ class NoisyNetwork:
         weight_channel: ChannelSpec = None,
         weight_seed: int | None = None,
         calibration_method: str = "minmax",
+        fault_map: FaultMap | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module. Got {type(model).__name__}.")
@@ -222,6 +232,13 @@ class NoisyNetwork:
         self.compute_fallback = False
         self._model = copy.deepcopy(model).eval().cpu()  # evaluate(device=...) moves it
         self._model.requires_grad_(False)
+        if fault_map is not None:
+            if not isinstance(fault_map, FaultMap):
+                raise TypeError(
+                    f"fault_map must be a memsim.inference.faults.FaultMap. Got {type(fault_map).__name__}."
+                )
+            fault_map.install(self._model)
+        self.fault_map = fault_map
         self._device = torch.device("cpu")
         self._taps: Taps | None = None
         self._run: tuple | None = None  # (channels, seed, batch index, observer) during a forward
@@ -417,6 +434,7 @@ class NoisyNetwork:
         device: str | torch.device = "cpu",
         limit: int | None = None,
         progress: bool = False,
+        per_image: bool = False,
     ) -> EvalResult:
         """Classification accuracy under ``channel`` on inputs ``x`` with labels ``y``.
 
@@ -436,6 +454,8 @@ class NoisyNetwork:
             Evaluate only the first ``limit`` images.
         progress : bool
             Show a progress bar.
+        per_image : bool
+            Also return which images were classified correctly (:attr:`EvalResult.per_image`).
         """
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError("x and y must be tensors (inputs and integer labels).")
@@ -463,12 +483,20 @@ class NoisyNetwork:
 
             starts = tqdm(starts, desc=f"eval {self.fmt}", unit="batch")
         correct = nonfinite = 0
+        hits: list[torch.Tensor] = []
         for batch, start in enumerate(starts):
             xb = self._to_device(x[start : start + batch_size])
             logits = self._forward(xb, channels, base, batch)
             labels = y[start : start + batch_size].to(logits.device)
-            correct += int((logits.argmax(dim=1) == labels).sum())
+            hit = logits.argmax(dim=1) == labels
+            correct += int(hit.sum())
+            if per_image:
+                hits.append(hit.cpu())
             nonfinite += int((~torch.isfinite(logits).all(dim=1)).sum())
         return EvalResult(
-            accuracy=correct / n, n_images=n, nonfinite_fraction=nonfinite / n, correct=correct
+            accuracy=correct / n,
+            n_images=n,
+            nonfinite_fraction=nonfinite / n,
+            correct=correct,
+            per_image=torch.cat(hits) if per_image else None,
         )

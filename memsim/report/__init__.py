@@ -82,6 +82,10 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         raise ResultsError(f"Results folder {folder} does not exist.")
     experiment = read_experiment(folder)
     config = experiment["config"]
+    if config.get("study", {}).get("kind") == "bnn":  # a study folder: its own report section
+        from memsim.report.bnn import write_folder_report
+
+        return write_folder_report(folder)
     points = load_points(folder)
     memory = _optional_csv(folder / MEMORY_CSV)
     conditions = _optional_csv(folder / CONDITIONS_CSV)

@@ -1,9 +1,10 @@
 """Report section of the binarized-network study: figures and Markdown from its result frames.
 
-Reads what :mod:`memsim.studies.bnn` wrote (``points``, ``conditions``, ``summary`` frames);
-never runs a simulation. :func:`accuracy_vs_ber` and :func:`accuracy_vs_energy` return
-matplotlib figures, :func:`markdown_section` a Markdown string, :func:`write_section` saves
-all three into a folder.
+Reads what :mod:`memsim.studies.bnn` wrote (``points``, ``conditions``, ``summary``,
+``comparison`` frames); never runs a simulation. :func:`accuracy_vs_ber` and
+:func:`accuracy_vs_energy` return matplotlib figures, :func:`markdown_section` a Markdown
+string, :func:`write_section` saves all three into a folder, and :func:`write_folder_report`
+re-creates everything from a study's results folder alone (``memsim report DIR``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from memsim.report.plots import save  # noqa: E402
-from memsim.studies.bnn import point_means  # noqa: E402
+from memsim.studies.bnn_summary import compare, point_means, summarize  # noqa: E402
 
 LABELS = {"plain": "plain training", "error_aware": "error-aware training"}
 COLOURS = {"plain": "C0", "error_aware": "C3"}
@@ -51,7 +52,9 @@ def accuracy_vs_ber(points: pd.DataFrame, tolerance_points: float = 1.0) -> plt.
     ax.set_xlabel("weight bit error rate p (p01 = p10)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(
-        f"BNN accuracy vs. weight bit errors (dotted: −{tolerance_points:g} point)", fontsize=10
+        f"BNN accuracy vs. weight bit errors (error bars: ±1 std over fault maps; "
+        f"dotted: −{tolerance_points:g} point)",
+        fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -100,6 +103,7 @@ def markdown_section(
     description: str = "",
     tolerance_points: float = 1.0,
     figures: dict[str, str] | None = None,
+    comparison: pd.DataFrame | None = None,
 ) -> str:
     """The study's Markdown section: tolerated BER, lowest tolerated energy and their ratio.
 
@@ -111,26 +115,37 @@ def markdown_section(
         Heading and a paragraph saying what was run (workload, training schedule...).
     figures : dict, optional
         Caption → relative image path, embedded at the end.
+    comparison : DataFrame, optional
+        :func:`memsim.studies.bnn_summary.compare`: the headline, first.
     """
     lines = [f"## {title}", ""]
     if description:
         lines += [description, ""]
+    if comparison is not None and len(comparison):
+        lines += _headline(comparison)
     lines += [
         f"Tolerated BER: largest grid rate whose mean accuracy stays within {tolerance_points:g} "
         "point(s) of the reference error-free accuracy (≥ when no grid rate fails); interpolated: "
         "log-linear crossing. Energy: every weight bit programmed once (SET for +1, RESET for −1; "
-        "2T2R = SET + RESET per bit).",
+        "2T2R = SET + RESET per bit). Brackets: bounds at the stated confidence from the "
+        "fault-map spread and the binomial error of the test set (undecided points counted as "
+        "passing, resp. failing).",
         "",
-        "| network | reference | error-free acc. | tolerated BER | interpolated | lowest energy within "
-        "tolerance (nJ) | condition | energy ratio plain / this |",
-        "|---|---|---|---|---|---|---|---|",
+        "| network | reference | error-free acc. | tolerated BER [bounds] | interpolated | lowest energy within "
+        "tolerance, nJ [bounds] | condition | energy ratio plain / this [bounds] | undecided points |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in summary.iterrows():
         ber = ("≥ " if r["tolerated_censored"] else "") + _fmt(float(r["tolerated_ber"]))
+        high_ber = ("≥ " if r["tolerated_ber_high_censored"] else "") + _fmt(float(r["tolerated_ber_high"]))
+        energy = _fmt(float(r["min_energy_pj"]) / 1e3)
+        e_low, e_high = _fmt(float(r["min_energy_pj_low"]) / 1e3), _fmt(float(r["min_energy_pj_high"]) / 1e3)
+        ratio = f"{_fmt(float(r['energy_ratio']))} [{_fmt(float(r['energy_ratio_low']))}, {_fmt(float(r['energy_ratio_high']))}]"
         lines.append(
-            f"| {LABELS.get(r['network'], r['network'])} | {r['reference']} | {100 * r['clean_accuracy']:.2f} % | "
-            f"{ber} | {_fmt(float(r['tolerated_ber_interp']))} | {_fmt(float(r['min_energy_pj']) / 1e3)} | "
-            f"{r['min_energy_condition'] or '–'} | {_fmt(float(r['energy_ratio']))} |"
+            f"| {LABELS.get(r['network'], r['network'])} | {r['reference']} | "
+            f"{100 * r['clean_accuracy']:.2f} ± {100 * r['clean_accuracy_se']:.2f} % | "
+            f"{ber} [{_fmt(float(r['tolerated_ber_low']))}, {high_ber}] | {_fmt(float(r['tolerated_ber_interp']))} | "
+            f"{energy} [{e_low}, {e_high}] | {r['min_energy_condition'] or '–'} | {ratio} | {int(r['undecided_points'])} |"
         )
     if len(conditions):
         lines += [
@@ -149,6 +164,34 @@ def markdown_section(
     return "\n".join(lines) + "\n"
 
 
+def _headline(comparison: pd.DataFrame) -> list[str]:
+    """Plain vs error-aware, each quantity with its bounds and whether the data resolve it."""
+    confidence = float(comparison["confidence"].iloc[0])
+    lines = [f"**Plain vs. error-aware training** ({confidence:.0%} bounds, own references):", ""]
+    names = {"tolerated_ber": "tolerated BER", "min_energy_pj": "lowest sufficient energy"}
+    for _, c in comparison.iterrows():
+        scale = 1e-3 if c["quantity"] == "min_energy_pj" else 1.0
+        unit = " nJ" if c["quantity"] == "min_energy_pj" else ""
+
+        def val(net: str, c=c, scale=scale) -> str:
+            return (
+                f"{_fmt(float(c[net]) * scale)} [{_fmt(float(c[net + '_low']) * scale)}, "
+                f"{_fmt(float(c[net + '_high']) * scale)}]"
+            )
+
+        verdict = c["verdict"]
+        text = (
+            f"- {names.get(c['quantity'], c['quantity'])}: plain {val('plain')}{unit}, "
+            f"error-aware {val('error_aware')}{unit}: "
+        )
+        if verdict == "not resolved":
+            text += f"**not resolved** by these data ({c['resolve_hint']})."
+        else:
+            text += f"{verdict.replace('_', '-')}."
+        lines.append(text)
+    return [*lines, ""]
+
+
 def write_section(
     folder: str | os.PathLike,
     points: pd.DataFrame,
@@ -157,8 +200,11 @@ def write_section(
     *,
     description: str = "",
     tolerance_points: float = 1.0,
+    comparison: pd.DataFrame | None = None,
 ) -> Path:
     """Save both figures (PNG + SVG) and ``bnn_report.md`` in ``folder``; return the Markdown path."""
+    from memsim.experiment.store import write_text_atomic
+
     folder = Path(folder)
     save(accuracy_vs_ber(points, tolerance_points), folder, "bnn_accuracy_vs_ber")
     save(accuracy_vs_energy(points), folder, "bnn_accuracy_vs_energy")
@@ -166,7 +212,45 @@ def write_section(
         summary, conditions, description=description, tolerance_points=tolerance_points,
         figures={"accuracy vs. bit error rate": "bnn_accuracy_vs_ber.png",
                  "accuracy vs. programming energy": "bnn_accuracy_vs_energy.png"},
+        comparison=comparison,
     )  # fmt: skip
-    path = folder / "bnn_report.md"
-    path.write_text(text)
-    return path
+    return write_text_atomic(folder / "bnn_report.md", text)
+
+
+def describe(config: dict) -> str:
+    """One paragraph saying what a study ran, from its stored ``config.json``."""
+    limit = config.get("eval_limit")
+    eval_text = f"first {limit} test samples" if limit else "the whole test set"
+    options = config.get("workload_options") or {}
+    train = config.get("train", {})
+    return (
+        f"Workload `{config['workload']}`{' ' + str(options) if options else ''}; training: "
+        f"{train.get('optimizer', '?')} lr {train.get('lr', '?')} {train.get('schedule', '?')}, "
+        f"{train.get('epochs', '?')} epochs, batch {train.get('batch_size', '?')}, seed {train.get('seed', '?')}; "
+        f"error-aware network: same recipe with weight-sign flips at BER {config['train_ber']:g} fresh "
+        f"per batch. Evaluation on {eval_text}, {config['repeats']} fault-map draw(s) per point, weights "
+        f"stored in {str(config['cell']).upper()} cells"
+        f"{', binary activations noisy too' if config.get('activation_noise') else ''}; seed {config['seed']}."
+    )
+
+
+def write_folder_report(folder: str | os.PathLike) -> Path:
+    """(Re-)create ``summary.csv``, ``comparison.csv``, figures and ``bnn_report.md`` of a study folder."""
+    from memsim.experiment.store import POINTS_LOG, points_frame, read_experiment, read_log
+    from memsim.experiment.store import write_csv_atomic
+    from memsim.studies.bnn import BNN_ROWS
+
+    folder = Path(folder)
+    config = read_experiment(folder)["config"]
+    points = points_frame(read_log(folder / POINTS_LOG, BNN_ROWS), BNN_ROWS)
+    conditions = pd.read_csv(folder / "conditions.csv", keep_default_na=False, na_values=["NaN", "nan"])
+    tol, conf = float(config["tolerance_points"]), float(config.get("confidence", 0.95))
+    summary = summarize(points, tol, conf)
+    comparison = compare(points, tol, conf, summary=summary)
+    write_csv_atomic(folder / "points.csv", points)
+    write_csv_atomic(folder / "summary.csv", summary)
+    write_csv_atomic(folder / "comparison.csv", comparison)
+    return write_section(
+        folder, points, conditions, summary, description=describe(config),
+        tolerance_points=tol, comparison=comparison,
+    )  # fmt: skip

@@ -1,14 +1,16 @@
 """The binarized-network energy study: programming condition → weight-memory energy and accuracy.
 
-Last compute stage of the binarized-network data flow (issue 7)::
+A study built on the experiment machinery (the executor and results store of
+:mod:`memsim.experiment`)::
 
-    BNN workload ─ train plain + error-aware (workloads.bnn_train)
+    BNN workload ─ train plain + error-aware (workloads.train, the workload's hooks)
         │
-        ├─ BER grid:   p → persistent weight fault maps (memsim.inference.faults) → accuracy
+        ├─ BER grid:   p → FaultMap (memsim.inference.faults) in a NoisyNetwork → accuracy
         └─ conditions: device preset → (p01, p10) per stored bit → accuracy
                                       → programming energy of the whole weight memory
         ▼
-    points.csv (appended as points finish) → summary.csv → report (memsim.report.bnn)
+    points.jsonl (ResultsStore: one fsync-ed line per point, resumable) → points.csv
+        → summary.csv, comparison.csv (memsim.studies.bnn_summary) → report (memsim.report.bnn)
 
 Energy model (documented choice): every binary weight is programmed exactly once, from an
 erased state, with one pulse: a SET (``e_set_pj``) for a +1 (bit 1 = LRS) and a RESET
@@ -17,11 +19,10 @@ So ``E = n_ones·e_set + n_zeros·e_reset`` (1T1R) or ``E = n_bits·(e_set + e_r
 with the counts taken from the trained network's actual weight signs. Real-valued first and
 last layers of convolutional BNNs are not in the RRAM weight memory and are not counted.
 
-Accuracy at a rate is the mean over ``repeats`` fault-map draws (one per model load). Draw
-``r`` uses the same uniforms for every rate and both networks (common random numbers, see
-:mod:`memsim.inference.faults`). "Tolerated BER": the largest grid rate up to which the mean
-accuracy stays within ``tolerance_points`` of the network's own error-free accuracy (also
-given against the plain network's, and interpolated in log p to the crossing).
+Accuracy at a rate is the mean over ``repeats`` fault-map draws (one per model load, seeded
+``child_seed(seed, "faults", repeat)``). Draw ``r`` uses the same uniforms for every rate and
+both networks (common random numbers, see :mod:`memsim.inference.faults`). Tolerance, lowest
+sufficient energy and their uncertainty: :mod:`memsim.studies.bnn_summary`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,14 @@ import dataclasses
 import json
 import math
 import os
-import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from torch import nn
 
-import workloads.bnn  # noqa: F401  (registers the binarized workloads)
 from memsim.config import (
     CONFIG_DIR,
     ConfigError,
@@ -48,39 +48,66 @@ from memsim.config import (
     load_toml,
     to_dict,
 )
-from memsim.inference.faults import (
-    CELLS,
-    accuracy,
-    cell_rates,
-    draw_fault_map,
-    fault_uniforms,
-    weight_bits,
-)
+from memsim.experiment.store import RowSchema, point_id
+from memsim.inference.faults import CELLS, cell_rates
 from memsim.rng import child_seed
-from workloads.base import Workload, get_workload
-from workloads.bnn import save_bnn
-from workloads.bnn_train import BNNTrainConfig, train_bnn
-from workloads.checkpoints import load_checkpoint
+from memsim.studies.bnn_summary import NETWORKS, compare, point_means, summarize, tolerated_ber
+from workloads.train import TrainConfig
 
-NETWORKS = ("plain", "error_aware")
-#: Bump when the points' meaning or columns change.
-SCHEMA_VERSION = 1
-POINT_COLUMNS = [
+__all__ = [
+    "BNN_ROWS",
+    "NETWORKS",
+    "POINT_COLUMNS",
+    "BNNEvaluator",
+    "BNNPoint",
+    "BNNStudyConfig",
+    "compare",
+    "condition_table",
+    "load_study_config",
+    "parse_study_config",
+    "plan_points",
+    "point_means",
+    "programming_energy_pj",
+    "run_study",
+    "study_conditions",
+    "summarize",
+    "tolerated_ber",
+]
+
+#: The study's ``[study]`` table: ``kind = "bnn"`` makes ``memsim run`` run this study.
+STUDY_KIND = "bnn"
+POINT_COLUMNS = (
     "network",
     "sweep",
     "condition",
     "p01",
     "p10",
     "repeat",
+    "seed",
     "accuracy",
     "n_images",
+    "n_lost",
+    "n_gained",
     "energy_pj",
-]
+    "point_id",
+)
+#: Rows of the study in the results store.
+BNN_ROWS = RowSchema(
+    columns=POINT_COLUMNS,
+    key_columns=("network", "sweep", "condition", "p01", "p10", "repeat"),
+    float_columns=("p01", "p10", "accuracy", "energy_pj"),
+)
 
 
 def default_ber_grid() -> tuple[float, ...]:
     """1e-5 … 0.3, three points per decade (1, 2, 5)."""
     return tuple(m * 10.0**e for e in range(-5, 0) for m in (1, 2, 5)) + (0.2, 0.3)
+
+
+def _default_recipe() -> TrainConfig:
+    from workloads import get_workload
+
+    return get_workload("bnn_digits").default_recipe()
 
 
 @dataclass(frozen=True)
@@ -93,9 +120,10 @@ class BNNStudyConfig:
         A registered binarized workload (``bnn_digits``, ``bnn_mnist``, ``bnn_cifar10``).
     workload_options : dict
         Options of the workload's factory (``data_root``, ``cfg``...).
-    train : BNNTrainConfig
-        Recipe of both networks (its ``train_ber`` must be 0; the error-aware network uses
-        the same recipe with ``train_ber`` below).
+    train : TrainConfig
+        Recipe of both networks; in a config file the ``[train]`` table overrides the
+        workload's default recipe. Its ``weight_noise_p`` must be 0: the error-aware
+        network uses the same recipe with ``train_ber`` below.
     train_ber : float
         Weight-sign flip rate of error-aware training.
     plain_checkpoint, aware_checkpoint : str, optional
@@ -118,12 +146,14 @@ class BNNStudyConfig:
         Test samples (a fixed stratified prefix); default all.
     tolerance_points : float
         Accuracy loss (percentage points) that still counts as tolerated.
+    confidence : float
+        Confidence of the bounds on tolerance and energy (:mod:`memsim.studies.bnn_summary`).
     seed : int
     """
 
     workload: str = "bnn_digits"
     workload_options: dict = field(default_factory=dict)
-    train: BNNTrainConfig = field(default_factory=BNNTrainConfig)
+    train: TrainConfig = field(default_factory=_default_recipe)
     train_ber: float = 0.04
     plain_checkpoint: str | None = None
     aware_checkpoint: str | None = None
@@ -136,14 +166,15 @@ class BNNStudyConfig:
     repeats: int = 5
     eval_limit: int | None = None
     tolerance_points: float = 1.0
+    confidence: float = 0.95
     seed: int = 0
 
     def __post_init__(self) -> None:
         own = "BNNStudyConfig"
-        if self.train.error_aware:
+        if self.train.weight_noisy:
             raise ValueError(
-                "The 'train.train_ber' parameter of BNNStudyConfig must be 0 (the plain recipe); "
-                f"set the top-level 'train_ber' for the error-aware network. Got {self.train.train_ber!r}."
+                "The 'train.weight_noise_p' parameter of BNNStudyConfig must be 0 (the plain recipe); "
+                f"set the top-level 'train_ber' for the error-aware network. Got {self.train.weight_noise_p!r}."
             )
         check_range(
             own, "train_ber", self.train_ber, low=0.0, high=0.5, low_open=True, high_open=True
@@ -159,21 +190,62 @@ class BNNStudyConfig:
         check_range(own, "sigma_sa_ln", self.sigma_sa_ln, low=0.0)
         check_range(own, "repeats", self.repeats, kind=int, low=1)
         check_range(own, "tolerance_points", self.tolerance_points, low=0.0, low_open=True)
+        check_range(
+            own, "confidence", self.confidence, low=0.0, high=1.0, low_open=True, high_open=True
+        )
         check_range(own, "seed", self.seed, kind=int, low=0)
         if self.eval_limit is not None:
             check_range(own, "eval_limit", self.eval_limit, kind=int, low=1)
 
-    def recipe(self, network: str) -> BNNTrainConfig:
+    def recipe(self, network: str) -> TrainConfig:
         """The training recipe of ``network`` (``plain`` or ``error_aware``)."""
-        return (
-            self.train
-            if network == "plain"
-            else dataclasses.replace(self.train, train_ber=self.train_ber)
+        if network == "plain":
+            return self.train
+        return dataclasses.replace(self.train, weight_noise_p=self.train_ber)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``config.json``, and the identity hashed by the results store)."""
+        return {"study": {"kind": STUDY_KIND}, **to_dict(self)}
+
+
+def parse_study_config(data: Mapping[str, Any], *, source: Any = None) -> BNNStudyConfig:
+    """Validate parsed TOML into a :class:`BNNStudyConfig`.
+
+    The ``[study]`` table (``kind = "bnn"``) is optional here; ``[train]`` overrides the
+    workload's default recipe.
+    """
+    data = dict(data)
+    study = data.pop("study", {"kind": STUDY_KIND})
+    if not isinstance(study, Mapping) or dict(study) != {"kind": STUDY_KIND}:
+        raise ConfigError(
+            f"'study' in {source} must be the table {{kind = \"{STUDY_KIND}\"}} for a "
+            f"binarized-network study. Got {study!r}."
         )
+    from workloads import get_workload
+
+    name = data.get("workload", BNNStudyConfig.workload)
+    options = data.get("workload_options", {})
+    try:
+        workload = get_workload(name, **(options if isinstance(options, Mapping) else {}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"'workload' in {source}: {exc}") from None
+    base = workload.default_recipe() or TrainConfig()
+    train = data.get("train", {})
+    if not isinstance(train, Mapping):
+        raise ConfigError(f"'train' in {source} must be a table. Got {train!r}.")
+    data["train"] = {**to_dict(base), **train}
+    return build(BNNStudyConfig, data, source=source)
 
 
-def load_study_config(name_or_path: str | os.PathLike) -> BNNStudyConfig:
-    """A study config from a TOML path or a name under ``configs/bnn/`` (``"digits"``)."""
+def load_study_config(
+    name_or_path: str | os.PathLike, *, overrides: Sequence[str] = ()
+) -> BNNStudyConfig:
+    """A study config from a TOML path or a name under ``configs/bnn/`` (``"digits"``).
+
+    ``overrides`` are ``--set`` assignments (``repeats=2``, ``train.epochs=1``).
+    """
+    from memsim.experiment.config import apply_overrides
+
     path = Path(name_or_path)
     if not path.is_file():
         named = CONFIG_DIR / "bnn" / f"{name_or_path}.toml"
@@ -183,7 +255,9 @@ def load_study_config(name_or_path: str | os.PathLike) -> BNNStudyConfig:
                 f"BNN study config {name_or_path} not found (shipped: {', '.join(known)})."
             )
         path = named
-    return build(BNNStudyConfig, load_toml(path), source=path)
+    data = apply_overrides(load_toml(path), overrides, path)
+    where = f"{path} (with --set {', '.join(overrides)})" if overrides else path
+    return parse_study_config(data, source=where)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -215,137 +289,6 @@ def study_conditions(config: BNNStudyConfig) -> list:
     return sorted(conditions, key=lambda c: (-(c.e_set_pj + c.e_reset_pj), c.p_bf))
 
 
-def networks(
-    config: BNNStudyConfig, workload: Workload, out: Path | None, *, progress: bool = False
-) -> dict[str, nn.Module]:
-    """The plain and the error-aware network: given checkpoints, reused ones in ``out``, or trained."""
-    given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
-    models = {}
-    for name in NETWORKS:
-        recipe = config.recipe(name)
-        path = (
-            Path(given[name]) if given[name] else (out / f"{name}.pt" if out is not None else None)
-        )
-        if path is not None and path.is_file():
-            if not given[name] and load_checkpoint(path).get("recipe") != dataclasses.asdict(
-                recipe
-            ):
-                raise ValueError(
-                    f"{path} was trained with another recipe; delete it or use another output folder."
-                )
-            models[name] = workload.load_model(path)
-            continue
-        if given[name]:
-            raise FileNotFoundError(f"Checkpoint {path} ({name}_checkpoint) does not exist.")
-        model = train_bnn(workload, recipe, progress=progress)
-        if path is not None:
-            save_bnn(path, model, workload, recipe)
-        models[name] = model
-    return models
-
-
-def _append(path: Path | None, rows: list[dict]) -> None:
-    if path is None or not rows:
-        return
-    frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
-    frame.to_csv(path, mode="a", header=not path.is_file(), index=False)
-
-
-def _key(row) -> tuple:
-    return (
-        row["network"],
-        row["sweep"],
-        str(row["condition"]),
-        float(row["p01"]),
-        float(row["p10"]),
-        int(row["repeat"]),
-    )
-
-
-def _resume(folder: Path, config: BNNStudyConfig) -> dict[tuple, dict]:
-    """Check ``folder`` belongs to ``config`` (write its config.json) and read finished points."""
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = json.loads(
-        json.dumps({"schema_version": SCHEMA_VERSION, "config": to_dict(config)}, default=str)
-    )
-    meta_path = folder / "config.json"
-    if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
-        raise ValueError(f"{folder} holds results of another config; use another --out folder.")
-    meta_path.write_text(json.dumps(meta, indent=2))
-    points_path = folder / "points.csv"
-    if not points_path.is_file():
-        return {}
-    stored = pd.read_csv(points_path, dtype={"condition": str}).fillna({"condition": ""})
-    return {_key(r): r for r in stored.to_dict("records")}
-
-
-def _plan(config: BNNStudyConfig, conditions: list, bits: dict, repeat: int):
-    """The points of one repeat: (network, sweep, condition, p01, p10, energy_pj)."""
-    rates = [(c, *cell_rates(c, config.cell, config.sigma_sa_ln)) for c in conditions]
-    for name in NETWORKS:
-        if repeat == 0:  # the error-free network is deterministic: measured once
-            yield name, "clean", "", 0.0, 0.0, math.nan
-        for p in config.ber_grid:
-            yield name, "ber", "", p, p, math.nan
-        for c, p01, p10 in rates:
-            yield (
-                name,
-                "condition",
-                c.name,
-                p01,
-                p10,
-                programming_energy_pj(bits[name], c, config.cell),
-            )
-
-
-def run_study(
-    config: BNNStudyConfig, out: str | os.PathLike | None = None, *, progress: bool = True
-) -> dict[str, pd.DataFrame]:
-    """Run the study; returns ``{"points", "conditions", "summary"}`` frames.
-
-    With ``out`` the networks, ``config.json``, ``points.csv`` (appended point by point, so an
-    interrupted run resumes where it stopped), ``conditions.csv`` and ``summary.csv`` are
-    written there; an ``out`` holding another config's results is refused.
-    """
-    from policies.channels import BinaryChannel
-
-    folder = Path(out) if out is not None else None
-    done = _resume(folder, config) if folder is not None else {}
-    points_path = folder / "points.csv" if folder is not None else None
-    workload = get_workload(config.workload, **config.workload_options)
-    models = networks(config, workload, folder, progress=progress)
-    x, y = workload.dataset("test", limit=config.eval_limit)
-    bits = {name: weight_bits(m) for name, m in models.items()}
-    conditions = study_conditions(config)
-    rows: list[dict] = list(done.values())
-    for repeat in range(config.repeats):
-        # One draw per repeat, shared by every rate and both networks (common random numbers).
-        uniforms = fault_uniforms(models["plain"], child_seed(config.seed, "faults", repeat))
-        for name, sweep, label, p01, p10, energy in _plan(config, conditions, bits, repeat):
-            row = dict(network=name, sweep=sweep, condition=label, p01=p01, p10=p10, repeat=repeat)
-            if _key(row) in done:
-                continue
-            model = models[name]
-            faults = (
-                draw_fault_map(model, p01, p10, seed=0, uniforms=uniforms) if p01 or p10 else None
-            )
-            act = BinaryChannel(p01, p10) if config.activation_noise else None
-            act_seed = child_seed(config.seed, "act", sweep, label, p01, repeat)
-            acc = accuracy(model, x, y, faults=faults, act_channel=act, seed=act_seed)
-            row.update(accuracy=acc, n_images=len(y), energy_pj=energy)
-            rows.append(row)
-            _append(points_path, [row])
-        if progress:
-            print(f"bnn study: repeat {repeat + 1}/{config.repeats}", file=sys.stderr, flush=True)
-    points = pd.DataFrame(rows, columns=POINT_COLUMNS)
-    cond_frame = condition_table(conditions, bits, config)
-    summary = summarize(points, config.tolerance_points)
-    if folder is not None:
-        cond_frame.to_csv(folder / "conditions.csv", index=False)
-        summary.to_csv(folder / "summary.csv", index=False)
-    return {"points": points, "conditions": cond_frame, "summary": summary}
-
-
 def condition_table(
     conditions: list, bits: dict[str, dict[str, int]], config: BNNStudyConfig
 ) -> pd.DataFrame:
@@ -364,86 +307,271 @@ def condition_table(
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- summary
+# ----------------------------------------------------------------------------- points
 
 
-def tolerated_ber(curve: pd.DataFrame, floor: float) -> tuple[float, float, bool]:
-    """Largest grid rate up to which the mean accuracy stays >= ``floor``.
+@dataclass(frozen=True)
+class BNNPoint:
+    """One point of the study: a network at one rate (or condition) and one fault-map draw.
 
-    Parameters
-    ----------
-    curve : DataFrame
-        Columns ``p01`` (the rate) and ``accuracy`` (mean per rate), any order.
-    floor : float
-
-    Returns
-    -------
-    grid : float
-        The largest passing grid rate before the first failure (0 if the first fails).
-    interpolated : float
-        Log-linear interpolation of the crossing between that rate and the first failing one
-        (``grid`` when no rate fails or the first one fails).
-    censored : bool
-        True when no grid rate fails (the tolerance is at least ``grid``).
+    ``fault_seed`` is shared by every point of one repeat (coupled maps); ``act_seed`` seeds
+    the activation writes when activations are noisy.
     """
-    curve = curve.sort_values("p01")
-    p = curve["p01"].to_numpy(float)
-    acc = curve["accuracy"].to_numpy(float)
-    fail = np.flatnonzero(acc < floor)
-    if fail.size == 0:
-        return float(p[-1]), float(p[-1]), True
-    i = int(fail[0])
-    if i == 0:
-        return 0.0, 0.0, False
-    a0, a1 = acc[i - 1], acc[i]
-    frac = (a0 - floor) / (a0 - a1) if a0 != a1 else 0.0
-    interp = math.exp(math.log(p[i - 1]) + frac * (math.log(p[i]) - math.log(p[i - 1])))
-    return float(p[i - 1]), float(interp), False
+
+    network: str
+    sweep: str  # "clean", "ber" or "condition"
+    condition: str
+    p01: float
+    p10: float
+    repeat: int
+    energy_pj: float
+    fault_seed: int
+    act_seed: int
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "network": self.network,
+            "sweep": self.sweep,
+            "condition": self.condition,
+            "p01": float(self.p01),
+            "p10": float(self.p10),
+            "repeat": int(self.repeat),
+        }
+
+    @property
+    def id(self) -> str:
+        return point_id(self.key(), BNN_ROWS)
+
+    def row(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored row of this point once evaluated."""
+        return {
+            **self.key(),
+            "seed": self.fault_seed,
+            "accuracy": float(outcome["accuracy"]),
+            "n_images": int(outcome["n_images"]),
+            "n_lost": int(outcome["n_lost"]),
+            "n_gained": int(outcome["n_gained"]),
+            "energy_pj": float(self.energy_pj),
+            "point_id": self.id,
+        }
 
 
-def summarize(points: pd.DataFrame, tolerance_points: float = 1.0) -> pd.DataFrame:
-    """Per network: error-free accuracy, tolerated BER, lowest energy within tolerance, ratio.
+def _to_row(task: BNNPoint, outcome: dict) -> dict[str, Any]:
+    return task.row(outcome)
 
-    Pure function of the points frame. References: ``own`` (each network's own error-free
-    accuracy) and ``plain`` (the plain network's). ``energy_ratio`` = lowest tolerated
-    energy of the plain network / that of this network (so the plain row is 1).
+
+def plan_points(config: BNNStudyConfig, conditions: list, bits: dict) -> list[BNNPoint]:
+    """Every point of the study, repeat by repeat (the error-free network once per network)."""
+    rates = [(c, *cell_rates(c, config.cell, config.sigma_sa_ln)) for c in conditions]
+    points = []
+    for repeat in range(config.repeats):
+        fault_seed = child_seed(config.seed, "faults", repeat)
+        for name in NETWORKS:
+            plan: list[tuple[str, str, float, float, float]] = []
+            if repeat == 0:  # the error-free network is deterministic: measured once
+                plan.append(("clean", "", 0.0, 0.0, math.nan))
+            plan += [("ber", "", p, p, math.nan) for p in config.ber_grid]
+            plan += [
+                ("condition", c.name, p01, p10, programming_energy_pj(bits[name], c, config.cell))
+                for c, p01, p10 in rates
+            ]
+            for sweep, label, p01, p10, energy in plan:
+                act_seed = child_seed(config.seed, "act", sweep, label, p01, repeat)
+                points.append(
+                    BNNPoint(name, sweep, label, p01, p10, repeat, energy, fault_seed, act_seed)
+                )
+    return points
+
+
+@dataclass(frozen=True)
+class BNNEvaluator:
+    """Evaluates :class:`BNNPoint` tasks: a NoisyNetwork with the point's fault map.
+
+    Picklable: workers load the networks (from checkpoints) and the data once per process.
+    Besides the accuracy it counts, image by image, how many the faults made wrong
+    (``n_lost``) and right (``n_gained``) against the error-free network: the paired
+    test-set uncertainty of :mod:`memsim.studies.bnn_summary` needs them.
     """
-    tol = tolerance_points / 100.0
-    means = point_means(points)
-    clean = means[means["sweep"] == "clean"].set_index("network")["accuracy"]
-    rows = []
-    for ref in ("own", "plain"):
-        for name in [n for n in NETWORKS if n in clean.index]:
-            base = clean[name] if ref == "own" else clean.get("plain", math.nan)
-            floor = base - tol
-            ber = means[(means["network"] == name) & (means["sweep"].isin(["clean", "ber"]))]
-            grid, interp, censored = (
-                tolerated_ber(ber, floor) if len(ber) else (math.nan, math.nan, False)
+
+    workload: str
+    workload_options: Mapping[str, Any]
+    checkpoints: tuple[tuple[str, str], ...]
+    eval_limit: int | None = None
+    activation_noise: bool = False
+    batch_size: int = 500
+
+    def __call__(self, task: BNNPoint) -> dict:
+        from memsim.inference.faults import FaultMap, activation_channel, fault_uniforms
+        from memsim.inference.network import NoisyNetwork
+        from policies.channels import BinaryChannel
+
+        model, x, y = self._model(task.network)
+        clean = self._clean(task.network)
+        if task.sweep == "clean":
+            hits = clean
+        else:
+            uniforms = _cached(
+                ("uniforms", self, task.network, task.fault_seed),
+                lambda: fault_uniforms(model, task.fault_seed),
             )
-            cond = means[(means["network"] == name) & (means["sweep"] == "condition")]
-            ok = cond[cond["accuracy"] >= floor]
-            best = ok.loc[ok["energy_pj"].idxmin()] if len(ok) else None
-            rows.append(
-                {
-                    "network": name, "reference": ref, "clean_accuracy": clean[name], "floor_accuracy": floor,
-                    "tolerated_ber": grid, "tolerated_ber_interp": interp, "tolerated_censored": censored,
-                    "min_energy_pj": math.nan if best is None else float(best["energy_pj"]),
-                    "min_energy_condition": "" if best is None else str(best["condition"]),
-                    "accuracy_at_min_energy": math.nan if best is None else float(best["accuracy"]),
-                }
-            )  # fmt: skip
-    summary = pd.DataFrame(rows)
-    for ref in ("own", "plain"):
-        sel = summary["reference"] == ref
-        plain = summary[sel & (summary["network"] == "plain")]["min_energy_pj"]
-        e_plain = float(plain.iloc[0]) if len(plain) else math.nan
-        summary.loc[sel, "energy_ratio"] = e_plain / summary.loc[sel, "min_energy_pj"]
-    return summary
+            faults = FaultMap.draw(model, task.p01, task.p10, seed=task.fault_seed, uniforms=uniforms)
+            net = NoisyNetwork(model, "float32", fault_map=faults)
+            act = (
+                activation_channel(model, BinaryChannel(task.p01, task.p10))
+                if self.activation_noise
+                else None
+            )
+            res = net.evaluate(
+                x, y, act, seed=task.act_seed, batch_size=self.batch_size, per_image=True
+            )
+            hits = res.per_image
+        return {
+            "accuracy": float(hits.double().mean()),
+            "n_images": len(hits),
+            "n_lost": int((clean & ~hits).sum()),
+            "n_gained": int((~clean & hits).sum()),
+        }
+
+    def _model(self, network: str):
+        def build():
+            from workloads import get_workload
+
+            workload = get_workload(self.workload, **dict(self.workload_options))
+            path = dict(self.checkpoints)[network]
+            x, y = workload.dataset("test", limit=self.eval_limit)
+            return workload.load_model(path), x, y
+
+        return _cached(("model", self, network), build)
+
+    def _clean(self, network: str):
+        def build():
+            from memsim.inference.network import NoisyNetwork
+
+            model, x, y = self._model(network)
+            res = NoisyNetwork(model, "float32").evaluate(
+                x, y, None, seed=0, batch_size=self.batch_size, per_image=True
+            )
+            return res.per_image
+
+        return _cached(("clean", self, network), build)
+
+    def __hash__(self) -> int:
+        return hash((self.workload, json.dumps(dict(self.workload_options), sort_keys=True, default=str),
+                     self.checkpoints, self.eval_limit, self.activation_noise, self.batch_size))  # fmt: skip
 
 
-def point_means(points: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of accuracy over repeats, per network/sweep/condition/rate."""
-    return points.groupby(["network", "sweep", "condition", "p01", "p10"], as_index=False, dropna=False).agg(
-        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), energy_pj=("energy_pj", "mean"),
-        repeats=("repeat", "nunique"),
-    )  # fmt: skip
+_CACHE: dict = {}
+
+
+def _cached(key, build):
+    # Per-process cache: a worker loads each network and data set once, not once per point.
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def networks(config: BNNStudyConfig, workload, out: Path, *, progress: bool = False) -> dict[str, Path]:
+    """Checkpoints of the plain and the error-aware network: given ones, or trained into ``out``.
+
+    A network trained by an earlier (interrupted) run with the same recipe is reused.
+    """
+    from workloads.bnn import save_bnn
+    from workloads.checkpoints import load_checkpoint
+    from workloads.train import train_model
+
+    given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
+    paths = {}
+    for name in NETWORKS:
+        recipe = config.recipe(name)
+        if given[name]:
+            path = Path(given[name])
+            if not path.is_file():
+                raise FileNotFoundError(f"Checkpoint {path} ({name}_checkpoint) does not exist.")
+            paths[name] = path
+            continue
+        path = out / f"{name}.pt"
+        if path.is_file():
+            if load_checkpoint(path).get("recipe") != dataclasses.asdict(recipe):
+                raise ValueError(
+                    f"{path} was trained with another recipe; delete it or use another output folder."
+                )
+        else:
+            model, _ = train_model(workload, recipe, device="cpu", progress=progress)
+            save_bnn(path, model, workload, recipe)
+        paths[name] = path
+    return paths
+
+
+def default_out(config: BNNStudyConfig) -> Path:
+    """``runs/bnn-<workload>-<hash>``: one folder per study identity."""
+    from memsim.experiment.store import config_hash
+
+    return Path("runs") / f"bnn-{config.workload}-{config_hash(config.to_dict())[:8]}"
+
+
+def run_study(
+    config: BNNStudyConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Run (or resume) the study; returns ``{"points", "conditions", "summary", "comparison"}``.
+
+    The points go through the experiment executor into the results store of ``out``
+    (``points.jsonl``, appended and fsync-ed point by point, so an interrupted run resumes
+    where it stopped, never repeating a point); ``points.csv``, ``conditions.csv``,
+    ``summary.csv`` and ``comparison.csv`` are written whole at the end. An ``out`` holding
+    another experiment's results is refused (:class:`memsim.experiment.store.ResultsError`).
+    Without ``out`` a temporary folder is used and removed.
+    """
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="memsim-bnn-") as tmp:
+            return run_study(config, tmp, workers=workers, progress=progress)
+    from memsim.experiment.executor import make_executor
+    from memsim.experiment.points import run_points
+    from memsim.experiment.store import (
+        ResultsStore,
+        config_hash,
+        metadata,
+        write_csv_atomic,
+        write_text_atomic,
+    )
+    from memsim.inference.faults import weight_bits
+    from workloads import get_workload
+
+    folder = Path(out)
+    data = config.to_dict()
+    digest = config_hash(data)
+    with ResultsStore.open(folder, config=data, digest=digest, schema=BNN_ROWS) as store:
+        write_text_atomic(folder / "config.json", json.dumps(data, indent=1, sort_keys=True, default=str))
+        meta = metadata(seed=config.seed, digest=digest, extra={"study": STUDY_KIND, "workers": workers})
+        write_text_atomic(folder / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
+        workload = get_workload(config.workload, **config.workload_options)
+        paths = networks(config, workload, folder, progress=progress)
+        bits = {name: weight_bits(workload.load_model(path)) for name, path in paths.items()}
+        conditions = study_conditions(config)
+        cond_frame = condition_table(conditions, bits, config)
+        write_csv_atomic(folder / "conditions.csv", cond_frame)
+        evaluator = BNNEvaluator(
+            config.workload,
+            dict(config.workload_options),
+            tuple((name, str(path)) for name, path in paths.items()),
+            config.eval_limit,
+            config.activation_noise,
+        )
+        tasks = plan_points(config, conditions, bits)
+        with make_executor(workers) as executor:
+            run_points(
+                tasks, store, executor, evaluator, progress=progress, desc="bnn", to_row=_to_row
+            )
+        points = store.points_frame()
+        write_csv_atomic(folder / "points.csv", points)
+    summary = summarize(points, config.tolerance_points, config.confidence)
+    comparison = compare(points, config.tolerance_points, config.confidence, summary=summary)
+    write_csv_atomic(folder / "summary.csv", summary)
+    write_csv_atomic(folder / "comparison.csv", comparison)
+    return {"points": points, "conditions": cond_frame, "summary": summary, "comparison": comparison}
