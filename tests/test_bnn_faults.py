@@ -1,4 +1,4 @@
-"""Weight fault maps and activation noise of binarized networks."""
+"""Weight fault maps (through the noisy network) and activation noise of binarized networks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,23 @@ import torch
 from scipy import stats
 
 from memsim.device import load_condition
+from memsim.inference.binary import binary_activations, binary_weight_layers
 from memsim.inference.faults import (
-    activation_noise,
+    FaultMap,
+    activation_channel,
     cell_rates,
     draw_fault_map,
-    faults_applied,
-    predict,
     weight_bits,
 )
+from memsim.inference.network import NoisyNetwork
 from policies.channels import BinaryChannel
-from workloads.bnn import BinaryLinear, BinaryMLP, BinaryVGG
+from workloads.bnn import BinaryLinear, BinaryMLP, BinaryVGG, SignActivation
+
+
+def predict(model, x, *, faults=None, act_channel=None, seed=0):
+    """Logits through the noisy network: the fault map installed, activations noisy."""
+    net = NoisyNetwork(model, "float32", fault_map=faults)
+    return net.logits(x, activation_channel(model, act_channel), seed=seed)
 
 N = 200_000
 
@@ -81,9 +88,38 @@ def test_zero_errors_equal_the_clean_network_bit_for_bit():
         model, x, faults=draw_fault_map(model, 0.0, seed=1), act_channel=BinaryChannel(0.0), seed=3
     )
     assert torch.equal(clean, noisy)
-    with faults_applied(model, draw_fault_map(model, 0.2, seed=1)):
+    with draw_fault_map(model, 0.2, seed=1).applied(model):
         assert not torch.equal(model(x), clean)
     assert torch.equal(model(x), clean)  # the map is removed on exit
+
+
+def test_noisy_network_keeps_its_fault_map_for_its_lifetime_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = BinaryMLP(64, (64,), 10).eval()
+    x = torch.randn(32, 1, 8, 8)
+    clean = model(x)
+    faults = FaultMap.draw(model, 0.2, seed=4)
+    net = NoisyNetwork(model, "float32", fault_map=faults)
+    first, second = net.logits(x, seed=0), net.logits(x, seed=1)
+    assert torch.equal(first, second)  # persistent: the same map on every forward pass
+    assert not torch.equal(first, clean)
+    assert torch.equal(model(x), clean)  # installed on the network's copy only
+    assert all(layer.fault_mask is None for _, layer in binary_weight_layers(model))
+    assert net.evaluate(x, model(x).argmax(1), None, seed=0).accuracy < 1.0
+    with pytest.raises(TypeError, match="FaultMap"):
+        NoisyNetwork(model, "float32", fault_map={"layers.1": faults["layers.1"]})
+    with pytest.raises(ValueError, match="lacks"):
+        NoisyNetwork(BinaryMLP(64, (64,), 10), fault_map=FaultMap({"nope": faults["layers.1"]}))
+
+
+def test_workload_layers_reach_the_engine_through_the_registry():
+    model = BinaryMLP(64, (32, 16), 10)
+    assert [n for n, _ in binary_weight_layers(model)] == ["layers.1", "layers.4", "layers.7"]
+    assert [type(m) for _, m in binary_activations(model)] == [SignActivation, SignActivation]
+    # A plain network has no binary layers: an empty fault map, nothing counted.
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    assert len(draw_fault_map(plain, 0.5, seed=0)) == 0
+    assert weight_bits(plain) == {"bits": 0, "ones": 0, "zeros": 0}
 
 
 def test_fault_map_flips_exactly_the_faulty_weight_signs():
@@ -107,14 +143,18 @@ def test_activation_noise_is_fresh_on_every_write():
     model = BinaryMLP(64, (256, 256), 10).eval()
     x = torch.randn(32, 1, 8, 8)
     channel = BinaryChannel(0.2)
-    with activation_noise(model, channel, seed=0) as writes:
-        first, second = model(x), model(x)
-    assert writes[0] == 4  # two sign layers, two forward passes
-    assert not torch.equal(first, second)
+    net = NoisyNetwork(model, "float32")
+    per_write = activation_channel(model, channel)
+    noisy = [wp.name for wp in net.write_points(x) if per_write(wp) is not None]
+    assert noisy == ["layers.3", "layers.6"]  # the two sign layers, nothing else
+    first, second = net.logits(x, per_write, seed=0), net.logits(x, per_write, seed=1)
+    assert not torch.equal(first, second)  # fresh flips per forward pass
+    assert not torch.equal(first, model(x))
     assert torch.equal(
         predict(model, x, act_channel=channel, seed=9),
         predict(model, x, act_channel=channel, seed=9),
     )
+    assert activation_channel(model, BinaryChannel(0.0)) is None
 
 
 def test_weight_bits_and_cell_rates():

@@ -1,34 +1,54 @@
-"""The binarized-network energy study: energy model, tolerance, summary, resume, report, CLI."""
+"""The binarized-network energy study: energy model, tolerance with its uncertainty, summary,
+the shared executor/results store (resume, kill -9), report, CLI."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
 
 from memsim.config import ConfigError, build
 from memsim.device import load_condition
+from memsim.experiment.store import POINTS_LOG, ResultsError
 from memsim.studies.bnn import (
     POINT_COLUMNS,
     BNNStudyConfig,
     load_study_config,
+    parse_study_config,
     programming_energy_pj,
     run_study,
     study_conditions,
     summarize,
     tolerated_ber,
 )
-from workloads.bnn_train import BNNTrainConfig
+from memsim.studies.bnn_summary import compare, resolving_effort
+from workloads.bnn import bnn_recipe
 
 TINY = BNNStudyConfig(
-    train=BNNTrainConfig(epochs=2, seed=0),
+    train=bnn_recipe(epochs=2, seed=0),
     ber_grid=(1e-3, 0.1, 0.4),
     conditions=("nominal", "low_energy"),
     repeats=2,
     eval_limit=120,
 )
+DIGITS = os.fspath(
+    os.path.join(os.path.dirname(__file__), "..", "configs", "bnn", "digits.toml")
+)
+# The shipped digits study, made small enough for a test (still dozens of points).
+SMALL = [
+    "train.epochs=1",
+    "repeats=3",
+    "eval_limit=60",
+    "ber_grid=[1e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3]",
+]
 
 
 def test_programming_energy_counts_set_for_ones_and_reset_for_zeros():
@@ -46,21 +66,29 @@ def test_tolerated_ber_finds_first_crossing_and_interpolates():
     assert interp == pytest.approx(10 ** (-3 + (0.895 - 0.89) / (0.895 - 0.88)))
     assert tolerated_ber(curve, floor=0.4) == (0.1, 0.1, True)
     assert tolerated_ber(curve, floor=0.95)[0] == 0.0
+    # The first grid rate failing right after the error-free point: tolerance 0, no crash.
+    assert tolerated_ber(curve, floor=0.899) == (0.0, 0.0, False)
 
 
-def _points(rows):
-    return pd.DataFrame([dict(zip(POINT_COLUMNS, r)) for r in rows])
+def _points(rows, n=100):
+    """Rows (network, sweep, condition, p, repeat, correct images, lost, gained, energy)."""
+    out = []
+    for net, sweep, cond, p, repeat, correct, lost, gained, energy in rows:
+        out.append(
+            dict(zip(POINT_COLUMNS, (net, sweep, cond, p, p, repeat, 0, correct / n, n, lost, gained, energy, "")))
+        )  # fmt: skip
+    return pd.DataFrame(out)
 
 
 def test_summary_energy_ratio_and_references():
     nan = math.nan
     rows = []
-    for net, clean, accs in (("plain", 0.95, [0.95, 0.80]), ("error_aware", 0.93, [0.93, 0.925])):
-        rows.append((net, "clean", "", 0.0, 0.0, 0, clean, 100, nan))
-        rows.append((net, "ber", "", 1e-3, 1e-3, 0, accs[0], 100, nan))
-        rows.append((net, "ber", "", 4e-2, 4e-2, 0, accs[1], 100, nan))
-        rows.append((net, "condition", "nominal", 1e-6, 1e-6, 0, clean, 100, 600.0))
-        rows.append((net, "condition", "low_energy", 4e-2, 4e-2, 0, accs[1], 100, 20.0))
+    for net, clean, accs in (("plain", 95, [95, 80]), ("error_aware", 93, [93, 92.5])):
+        rows.append((net, "clean", "", 0.0, 0, clean, 0, 0, nan))
+        rows.append((net, "ber", "", 1e-3, 0, accs[0], 0, 0, nan))
+        rows.append((net, "ber", "", 4e-2, 0, accs[1], clean - accs[1], 0, nan))
+        rows.append((net, "condition", "nominal", 1e-6, 0, clean, 0, 0, 600.0))
+        rows.append((net, "condition", "low_energy", 4e-2, 0, accs[1], clean - accs[1], 0, 20.0))
     summary = summarize(_points(rows), tolerance_points=1.0).set_index(["network", "reference"])
     assert summary.loc[("plain", "own"), "min_energy_condition"] == "nominal"
     assert summary.loc[("error_aware", "own"), "min_energy_condition"] == "low_energy"
@@ -69,6 +97,75 @@ def test_summary_energy_ratio_and_references():
     assert bool(summary.loc[("error_aware", "own"), "tolerated_censored"])
     # Against the plain network's error-free 95 %, 93 % is more than one point down.
     assert summary.loc[("error_aware", "plain"), "min_energy_condition"] == ""
+    # Bounds bracket the estimates wherever both exist.
+    for col in ("min_energy_pj", "tolerated_ber"):
+        both = summary[[f"{col}_low", col, f"{col}_high"]].dropna()
+        assert len(both) >= 2
+        assert (both[f"{col}_low"] <= both[col]).all() and (both[col] <= both[f"{col}_high"]).all()
+
+
+def _knife_edge(plain_extra_images: int, *, n: int = 360, repeats: int = 5):
+    """Both networks at 98.33 % error-free; at low_energy the plain network loses about
+    3.6 images (the criterion allows 3.6) and the error-aware one loses 1; at nominal neither loses."""
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, 354, 0, 0, math.nan))
+    for r in range(repeats):
+        for net in ("plain", "error_aware"):
+            rows.append((net, "condition", "nominal", 1e-6, r, 354, 0, 0, 50_000.0))
+            rows.append((net, "ber", "", 1e-6, r, 354, 0, 0, math.nan))
+        # The plain network passes by `plain_extra_images` in total over all repeats.
+        lost = [4, 4, 3, 3, 4]
+        lost[0] -= plain_extra_images
+        for net, loss in (("plain", lost[r]), ("error_aware", 1)):
+            rows.append((net, "condition", "low_energy", 4e-2, r, 354 - loss, loss + 2, 2, 1_700.0))
+            rows.append((net, "ber", "", 4e-2, r, 354 - loss, loss + 2, 2, math.nan))
+    return _points(rows, n=n)
+
+
+def test_a_comparison_decided_by_one_image_is_reported_unresolved():
+    points = _knife_edge(plain_extra_images=1)
+    summary = summarize(points, 1.0).set_index(["network", "reference"])
+    plain = summary.loc[("plain", "own")]
+    # Point estimate: the plain network passes at low_energy (by one image in 1800 evaluations)...
+    assert plain["min_energy_condition"] == "low_energy"
+    assert plain["accuracy_at_min_energy"] - plain["floor_accuracy"] < 1 / 360
+    # ...but the uncertainty leaves that open, and the comparison says so.
+    assert plain["min_energy_pj_low"] == 1_700.0 and plain["min_energy_pj_high"] == 50_000.0
+    comparison = compare(points, 1.0).set_index("quantity")
+    for quantity in ("min_energy_pj", "tolerated_ber"):
+        assert comparison.loc[quantity, "verdict"] == "not resolved"
+        hint = comparison.loc[quantity, "resolve_hint"]
+        assert "images" in hint and "repeats" in hint and "plain" in hint
+
+
+def test_a_comparison_with_a_clear_margin_is_resolved():
+    # The plain network loses 20 images at low_energy (criterion: 3.6): surely insufficient.
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, 354, 0, 0, math.nan))
+    for r in range(5):
+        for net, loss in (("plain", 20 + r % 2), ("error_aware", 0)):
+            rows.append((net, "condition", "nominal", 1e-6, r, 354, 0, 0, 50_000.0))
+            rows.append((net, "condition", "low_energy", 4e-2, r, 354 - loss, loss, 0, 1_700.0))
+            rows.append((net, "ber", "", 4e-2, r, 354 - loss, loss, 0, math.nan))
+    comparison = compare(_points(rows, n=360), 1.0).set_index("quantity")
+    assert comparison.loc["min_energy_pj", "verdict"] == "error_aware lower"
+    assert comparison.loc["tolerated_ber", "verdict"] == "error_aware higher"
+    assert comparison.loc["min_energy_pj", "resolve_hint"] == ""
+
+
+def test_resolving_effort_matches_the_closed_form():
+    # margin 0.01, fault-map variance 1e-4 per repeat over 4 repeats, per-image variance 0.02 at 400.
+    row = pd.Series({"margin": 0.01, "repeats": 4, "n_images": 400, "var_fault": 1e-4, "var_b": 0.02 / 400})
+    z = 1.96
+    effort = resolving_effort(row, z)
+    budget = (0.01 / z) ** 2
+    assert effort["factor"] == pytest.approx((1e-4 / 4 + 0.02 / 400) / budget)
+    assert effort["repeats"] == math.inf  # the 400-image test set alone is too noisy already
+    assert effort["images"] == math.ceil(0.02 / (budget - 1e-4 / 4))
+    tie = resolving_effort(row.copy().replace({0.01: 0.0}), z)
+    assert tie["factor"] == math.inf
 
 
 def test_run_study_writes_points_resumes_and_reports(tmp_path):
@@ -79,31 +176,45 @@ def test_run_study_writes_points_resumes_and_reports(tmp_path):
     assert len(points) == 2 + 2 * 2 * 5
     assert (out / "plain.pt").is_file() and (out / "error_aware.pt").is_file()
     on_disk = pd.read_csv(out / "points.csv")
-    assert len(on_disk) == len(points)
+    assert len(on_disk) == len(points) == on_disk["point_id"].nunique()
+    assert (out / POINTS_LOG).read_text().count("\n") == len(points)
     low = points[(points["condition"] == "low_energy") & (points["network"] == "plain")]
     assert low["energy_pj"].nunique() == 1 and low["energy_pj"].iloc[0] > 0
     clean = points[points["sweep"] == "clean"].set_index("network")["accuracy"]
     heavy = points[(points["p01"] == 0.4)].groupby("network")["accuracy"].mean()
     assert (heavy < clean.reindex(heavy.index)).all()  # 40 % sign flips hurt both networks
+    # Lost/gained images are consistent with the accuracy change (paired counts).
+    diff = points.set_index("network")["accuracy"] - clean
+    counted = (points["n_gained"] - points["n_lost"]) / points["n_images"]
+    assert (diff.to_numpy() - counted.to_numpy()).__abs__().max() < 1e-12
     # Resume: nothing is recomputed, the stored points come back unchanged.
     again = run_study(TINY, out, progress=False)
-    assert len(pd.read_csv(out / "points.csv")) == len(points)
+    assert (out / POINTS_LOG).read_text().count("\n") == len(points)
+    pd.testing.assert_frame_equal(again["points"], points)
     pd.testing.assert_frame_equal(
         again["summary"].reset_index(drop=True),
         result["summary"].reset_index(drop=True),
         check_dtype=False,
     )
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ResultsError, match="different experiment"):
         run_study(BNNStudyConfig(**{**TINY.__dict__, "repeats": 1}), out, progress=False)
 
+    from memsim.report import write_report
     from memsim.report.bnn import markdown_section, write_section
 
-    text = markdown_section(result["summary"], result["conditions"])
-    assert "tolerated BER" in text and "low_energy" in text
+    text = markdown_section(result["summary"], result["conditions"], comparison=result["comparison"])
+    assert "tolerated BER" in text and "low_energy" in text and "Plain vs. error-aware" in text
     path = write_section(tmp_path / "report", points, result["conditions"], result["summary"])
     assert path.read_text().count("![") == 2
     assert (tmp_path / "report" / "bnn_accuracy_vs_ber.png").stat().st_size > 0
     assert (tmp_path / "report" / "bnn_accuracy_vs_energy.png").stat().st_size > 0
+    # `memsim report DIR` re-creates the study's report from the folder alone.
+    before = (out / "summary.csv").read_text()
+    (out / "summary.csv").unlink()
+    report = write_report(out)
+    assert report.name == "bnn_report.md"
+    assert (out / "summary.csv").read_text() == before
+    assert json.loads((out / "config.json").read_text())["study"] == {"kind": "bnn"}
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -111,10 +222,18 @@ def test_config_errors_name_the_key(tmp_path):
         build(BNNStudyConfig, {"ber_gird": [0.1]}, source="x.toml")
     with pytest.raises(ConfigError, match="cell"):
         build(BNNStudyConfig, {"cell": "3t3r"}, source="x.toml")
+    with pytest.raises(ConfigError, match="weight_noise_p"):
+        parse_study_config({"train": {"weight_noise_p": 0.1}}, source="x.toml")
     with pytest.raises(ConfigError, match="train_ber"):
-        build(BNNStudyConfig, {"train": {"train_ber": 0.1}}, source="x.toml")
+        parse_study_config({"train": {"train_ber": 0.1}}, source="x.toml")
+    with pytest.raises(ConfigError, match="study"):
+        parse_study_config({"study": {"kind": "sweep"}}, source="x.toml")
+    with pytest.raises(ConfigError, match="bnn_digts"):
+        parse_study_config({"workload": "bnn_digts"}, source="x.toml")
     with pytest.raises(FileNotFoundError, match="digits"):
         load_study_config("no_such_study")
+    with pytest.raises(ConfigError, match="repeats"):
+        load_study_config("digits", overrides=["repeats=0"])
     for name in (
         "digits",
         "digits_compliance",
@@ -124,7 +243,11 @@ def test_config_errors_name_the_key(tmp_path):
         "cifar10_full_data",
         "mnist",
     ):
-        assert load_study_config(name).tolerance_points == 1.0
+        config = load_study_config(name)
+        assert config.tolerance_points == 1.0
+        # [train] overrides the workload's recipe: Adam and cosine stay from the BNN family.
+        assert config.train.optimizer == "adam" and config.train.schedule == "cosine"
+    assert load_study_config("cifar10").train.augment is True
 
 
 def test_conditions_run_from_nominal_to_low_energy():
@@ -147,5 +270,55 @@ def test_cli_runs_a_config_file(tmp_path, capsys):
     bnn_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["bnn", str(config), "--out", str(tmp_path / "out"), "--quiet"])
     assert args.func(args) == 0
-    assert "energy_ratio" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "energy_ratio" in out and "min_energy_pj:" in out
     assert (tmp_path / "out" / "bnn_report.md").is_file()
+
+
+def _run_cmd(out) -> list[str]:
+    cmd = [sys.executable, "-m", "memsim", "run", DIGITS, "--out", os.fspath(out), "--no-progress"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory):
+    """The small digits study through `memsim run`, uninterrupted."""
+    out = tmp_path_factory.mktemp("bnn-reference")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_run_cmd(out), env=env, check=True, capture_output=True)
+    return pd.read_csv(out / "points.csv")
+
+
+def test_memsim_run_on_a_bnn_config_runs_the_study(small_reference):
+    # clean once per network + (6 rates + 4 shipped conditions) x 3 repeats x 2 networks
+    assert len(small_reference) == 2 + 3 * 2 * 10
+    assert set(small_reference["sweep"]) == {"clean", "ber", "condition"}
+    assert small_reference["point_id"].is_unique
+
+
+def test_bnn_run_killed_with_sigkill_resumes_to_the_same_points(tmp_path, small_reference):
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_run_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / POINTS_LOG
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= 10:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, (
+        f"the study ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    )
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    done_before = log.read_text().count("\n")
+    assert 10 <= done_before < len(small_reference)
+
+    subprocess.run(_run_cmd(out), env=env, check=True, capture_output=True)
+    resumed = pd.read_csv(out / "points.csv")
+    pd.testing.assert_frame_equal(resumed, small_reference)
+    # Nothing lost, nothing duplicated in the store either.
+    assert log.read_text().count("\n") == len(small_reference)

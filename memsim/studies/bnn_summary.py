@@ -225,7 +225,8 @@ def summarize(
             (math.inf if math.isnan(e["min_energy_pj_high"]) else e["min_energy_pj_high"])
             / summary.loc[sel, "min_energy_pj_low"]
         )
-    return summary
+    first = [*list(summary.columns[:10]), "energy_ratio"]  # the original columns, in order
+    return summary[first + [c for c in summary.columns if c not in first]]
 
 
 def _interval(row: pd.Series, quantity: str) -> tuple[float, float, float]:
