@@ -26,6 +26,7 @@ def predict(model, x, *, faults=None, act_channel=None, seed=0):
     net = NoisyNetwork(model, "float32", fault_map=faults)
     return net.logits(x, activation_channel(model, act_channel), seed=seed)
 
+
 N = 200_000
 
 

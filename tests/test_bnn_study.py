@@ -39,9 +39,7 @@ TINY = BNNStudyConfig(
     repeats=2,
     eval_limit=120,
 )
-DIGITS = os.fspath(
-    os.path.join(os.path.dirname(__file__), "..", "configs", "bnn", "digits.toml")
-)
+DIGITS = os.fspath(os.path.join(os.path.dirname(__file__), "..", "configs", "bnn", "digits.toml"))
 # The shipped digits study, made small enough for a test (still dozens of points).
 SMALL = [
     "train.epochs=1",
@@ -157,7 +155,9 @@ def test_a_comparison_with_a_clear_margin_is_resolved():
 
 def test_resolving_effort_matches_the_closed_form():
     # margin 0.01, fault-map variance 1e-4 per repeat over 4 repeats, per-image variance 0.02 at 400.
-    row = pd.Series({"margin": 0.01, "repeats": 4, "n_images": 400, "var_fault": 1e-4, "var_b": 0.02 / 400})
+    row = pd.Series(
+        {"margin": 0.01, "repeats": 4, "n_images": 400, "var_fault": 1e-4, "var_b": 0.02 / 400}
+    )
     z = 1.96
     effort = resolving_effort(row, z)
     budget = (0.01 / z) ** 2
@@ -202,7 +202,9 @@ def test_run_study_writes_points_resumes_and_reports(tmp_path):
     from memsim.report import write_report
     from memsim.report.bnn import markdown_section, write_section
 
-    text = markdown_section(result["summary"], result["conditions"], comparison=result["comparison"])
+    text = markdown_section(
+        result["summary"], result["conditions"], comparison=result["comparison"]
+    )
     assert "tolerated BER" in text and "low_energy" in text and "Plain vs. error-aware" in text
     path = write_section(tmp_path / "report", points, result["conditions"], result["summary"])
     assert path.read_text().count("![") == 2
@@ -301,7 +303,9 @@ def test_memsim_run_on_a_bnn_config_runs_the_study(small_reference):
 def test_bnn_run_killed_with_sigkill_resumes_to_the_same_points(tmp_path, small_reference):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_run_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _run_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     log = out / POINTS_LOG
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:

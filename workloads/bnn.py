@@ -31,10 +31,10 @@ from torch import nn
 from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_split
 from workloads.bnn_layers import (
     BINARY_LAYERS,
-    ClipLatentWeights,
-    ErrorAwareFlips,
     BinaryConv2d,
     BinaryLinear,
+    ClipLatentWeights,
+    ErrorAwareFlips,
     SignActivation,
     binarize,
     binary_layers,

@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value!r}")
     return run_config(
-        args.config, overrides=overrides, out=args.out, workers=args.workers, progress=not args.quiet
+        args.config,
+        overrides=overrides,
+        out=args.out,
+        workers=args.workers,
+        progress=not args.quiet,
     )
 
 

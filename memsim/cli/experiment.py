@@ -58,18 +58,24 @@ def _options(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
+    from memsim.experiment.config import resolve_config
     from memsim.experiment.run import run_experiment
     from memsim.studies import study_kind
 
     if study_kind(args.config) == "bnn":
         from memsim.cli.bnn import run_config
 
+        if sweep_only:
+            raise ValueError(
+                "`memsim sweep` runs an experiment's accuracy sweep; run a study with `memsim run`."
+            )
+
         if args.device not in (None, "cpu"):
             raise ValueError(
                 f"The binarized-network study runs on the CPU; got --device {args.device}."
             )
         return run_config(
-            args.config,
+            resolve_config(args.config),
             overrides=args.overrides,
             out=args.out,
             workers=args.workers or 1,

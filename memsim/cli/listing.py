@@ -56,9 +56,10 @@ def _memory() -> list[str]:
 
 
 def _experiments() -> list[str]:
-    """Experiment configs: top-level ``configs/*.toml`` plus the ``labs/`` and ``cifar/`` sets."""
+    """Experiment configs: top-level ``configs/*.toml`` plus the ``labs/``, ``cifar/`` and
+    ``bnn/`` (binarized-network study) sets."""
     names = [p.stem for p in sorted(CONFIG_DIR.glob("*.toml"))]
-    for sub in ("labs", "cifar"):
+    for sub in ("labs", "cifar", "bnn"):
         names += [f"{sub}/{p.stem}" for p in sorted((CONFIG_DIR / sub).glob("*.toml"))]
     return names
 

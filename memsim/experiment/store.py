@@ -320,9 +320,7 @@ def read_log(path: str | os.PathLike, schema: RowSchema = SWEEP_ROWS) -> list[di
     return list(rows.values())
 
 
-def points_frame(
-    rows: Iterable[Mapping[str, Any]], schema: RowSchema = SWEEP_ROWS
-) -> pd.DataFrame:
+def points_frame(rows: Iterable[Mapping[str, Any]], schema: RowSchema = SWEEP_ROWS) -> pd.DataFrame:
     """Rows as a frame with the schema's columns first, sorted by its key columns."""
     frame = pd.DataFrame(list(rows))
     if frame.empty:

@@ -137,9 +137,14 @@ def markdown_section(
     ]
     for _, r in summary.iterrows():
         ber = ("≥ " if r["tolerated_censored"] else "") + _fmt(float(r["tolerated_ber"]))
-        high_ber = ("≥ " if r["tolerated_ber_high_censored"] else "") + _fmt(float(r["tolerated_ber_high"]))
+        high_ber = ("≥ " if r["tolerated_ber_high_censored"] else "") + _fmt(
+            float(r["tolerated_ber_high"])
+        )
         energy = _fmt(float(r["min_energy_pj"]) / 1e3)
-        e_low, e_high = _fmt(float(r["min_energy_pj_low"]) / 1e3), _fmt(float(r["min_energy_pj_high"]) / 1e3)
+        e_low, e_high = (
+            _fmt(float(r["min_energy_pj_low"]) / 1e3),
+            _fmt(float(r["min_energy_pj_high"]) / 1e3),
+        )
         ratio = f"{_fmt(float(r['energy_ratio']))} [{_fmt(float(r['energy_ratio_low']))}, {_fmt(float(r['energy_ratio_high']))}]"
         lines.append(
             f"| {LABELS.get(r['network'], r['network'])} | {r['reference']} | "
@@ -236,14 +241,21 @@ def describe(config: dict) -> str:
 
 def write_folder_report(folder: str | os.PathLike) -> Path:
     """(Re-)create ``summary.csv``, ``comparison.csv``, figures and ``bnn_report.md`` of a study folder."""
-    from memsim.experiment.store import POINTS_LOG, points_frame, read_experiment, read_log
-    from memsim.experiment.store import write_csv_atomic
+    from memsim.experiment.store import (
+        POINTS_LOG,
+        points_frame,
+        read_experiment,
+        read_log,
+        write_csv_atomic,
+    )
     from memsim.studies.bnn import BNN_ROWS
 
     folder = Path(folder)
     config = read_experiment(folder)["config"]
     points = points_frame(read_log(folder / POINTS_LOG, BNN_ROWS), BNN_ROWS)
-    conditions = pd.read_csv(folder / "conditions.csv", keep_default_na=False, na_values=["NaN", "nan"])
+    conditions = pd.read_csv(
+        folder / "conditions.csv", keep_default_na=False, na_values=["NaN", "nan"]
+    )
     tol, conf = float(config["tolerance_points"]), float(config.get("confidence", 0.95))
     summary = summarize(points, tol, conf)
     comparison = compare(points, tol, conf, summary=summary)

@@ -414,7 +414,9 @@ class BNNEvaluator:
                 ("uniforms", self, task.network, task.fault_seed),
                 lambda: fault_uniforms(model, task.fault_seed),
             )
-            faults = FaultMap.draw(model, task.p01, task.p10, seed=task.fault_seed, uniforms=uniforms)
+            faults = FaultMap.draw(
+                model, task.p01, task.p10, seed=task.fault_seed, uniforms=uniforms
+            )
             net = NoisyNetwork(model, "float32", fault_map=faults)
             act = (
                 activation_channel(model, BinaryChannel(task.p01, task.p10))
@@ -473,7 +475,9 @@ def _cached(key, build):
 # ----------------------------------------------------------------------------- running
 
 
-def networks(config: BNNStudyConfig, workload, out: Path, *, progress: bool = False) -> dict[str, Path]:
+def networks(
+    config: BNNStudyConfig, workload, out: Path, *, progress: bool = False
+) -> dict[str, Path]:
     """Checkpoints of the plain and the error-aware network: given ones, or trained into ``out``.
 
     A network trained by an earlier (interrupted) run with the same recipe is reused.
@@ -547,8 +551,12 @@ def run_study(
     data = config.to_dict()
     digest = config_hash(data)
     with ResultsStore.open(folder, config=data, digest=digest, schema=BNN_ROWS) as store:
-        write_text_atomic(folder / "config.json", json.dumps(data, indent=1, sort_keys=True, default=str))
-        meta = metadata(seed=config.seed, digest=digest, extra={"study": STUDY_KIND, "workers": workers})
+        write_text_atomic(
+            folder / "config.json", json.dumps(data, indent=1, sort_keys=True, default=str)
+        )
+        meta = metadata(
+            seed=config.seed, digest=digest, extra={"study": STUDY_KIND, "workers": workers}
+        )
         write_text_atomic(folder / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
         workload = get_workload(config.workload, **config.workload_options)
         paths = networks(config, workload, folder, progress=progress)
@@ -574,4 +582,9 @@ def run_study(
     comparison = compare(points, config.tolerance_points, config.confidence, summary=summary)
     write_csv_atomic(folder / "summary.csv", summary)
     write_csv_atomic(folder / "comparison.csv", comparison)
-    return {"points": points, "conditions": cond_frame, "summary": summary, "comparison": comparison}
+    return {
+        "points": points,
+        "conditions": cond_frame,
+        "summary": summary,
+        "comparison": comparison,
+    }

@@ -116,7 +116,9 @@ def tolerated_ber(curve: pd.DataFrame, floor: float) -> tuple[float, float, bool
     if fail.size == 0:
         return float(p[-1]), float(p[-1]), True
     i = int(fail[0])
-    if i == 0 or p[i - 1] <= 0:  # fails at once (after the error-free point): nothing to interpolate
+    if (
+        i == 0 or p[i - 1] <= 0
+    ):  # fails at once (after the error-free point): nothing to interpolate
         return float(p[i - 1]) if i else 0.0, 0.0, False
     a0, a1 = acc[i - 1], acc[i]
     frac = (a0 - floor) / (a0 - a1) if a0 != a1 else 0.0
@@ -126,9 +128,7 @@ def tolerated_ber(curve: pd.DataFrame, floor: float) -> tuple[float, float, bool
 
 def _tolerance(curve: pd.DataFrame, shift: float) -> tuple[float, bool]:
     """Tolerated grid rate when every margin is moved by ``shift`` standard errors."""
-    shifted = pd.DataFrame(
-        {"p01": curve["p01"], "accuracy": curve["margin"] + shift * curve["se"]}
-    )
+    shifted = pd.DataFrame({"p01": curve["p01"], "accuracy": curve["margin"] + shift * curve["se"]})
     grid, _, censored = tolerated_ber(shifted, 0.0)
     return grid, censored
 
@@ -177,7 +177,9 @@ def summarize(
     for ref in ("own", "plain"):
         for name in [n for n in NETWORKS if n in clean.index]:
             base = clean[name] if ref == "own" else clean.get("plain", math.nan)
-            crit = Criterion(base - tol, z, paired=ref == "own" or name == "plain", reference_accuracy=base)
+            crit = Criterion(
+                base - tol, z, paired=ref == "own" or name == "plain", reference_accuracy=base
+            )
             mine = _margins(means[means["network"] == name], crit)
             ber = mine[mine["sweep"].isin(["clean", "ber"])]
             if len(ber):
@@ -215,16 +217,17 @@ def summarize(
         e = (
             plain[["min_energy_pj", "min_energy_pj_low", "min_energy_pj_high"]].iloc[0]
             if len(plain)
-            else pd.Series(math.nan, index=["min_energy_pj", "min_energy_pj_low", "min_energy_pj_high"])
+            else pd.Series(
+                math.nan, index=["min_energy_pj", "min_energy_pj_low", "min_energy_pj_high"]
+            )
         )
         summary.loc[sel, "energy_ratio"] = e["min_energy_pj"] / summary.loc[sel, "min_energy_pj"]
         # No surely-sufficient condition (NaN high) leaves the ratio unbounded on that side.
         high = summary.loc[sel, "min_energy_pj_high"].fillna(math.inf)
         summary.loc[sel, "energy_ratio_low"] = e["min_energy_pj_low"] / high
         summary.loc[sel, "energy_ratio_high"] = (
-            (math.inf if math.isnan(e["min_energy_pj_high"]) else e["min_energy_pj_high"])
-            / summary.loc[sel, "min_energy_pj_low"]
-        )
+            math.inf if math.isnan(e["min_energy_pj_high"]) else e["min_energy_pj_high"]
+        ) / summary.loc[sel, "min_energy_pj_low"]
     first = [*list(summary.columns[:10]), "energy_ratio"]  # the original columns, in order
     return summary[first + [c for c in summary.columns if c not in first]]
 
@@ -233,7 +236,11 @@ def _interval(row: pd.Series, quantity: str) -> tuple[float, float, float]:
     """(estimate, lower bound, upper bound) of a quantity, as numbers (unbounded = inf)."""
     if quantity == "min_energy_pj":
         high = row["min_energy_pj_high"]
-        return (row["min_energy_pj"], row["min_energy_pj_low"], math.inf if math.isnan(high) else high)
+        return (
+            row["min_energy_pj"],
+            row["min_energy_pj_low"],
+            math.inf if math.isnan(high) else high,
+        )
     high = math.inf if row["tolerated_ber_high_censored"] else row["tolerated_ber_high"]
     return row["tolerated_ber"], row["tolerated_ber_low"], high
 
@@ -290,10 +297,14 @@ def compare(
     return pd.DataFrame(rows)
 
 
-def _hint(means: pd.DataFrame, sweeps: tuple[str, ...], own: pd.DataFrame, tol: float, z: float) -> str:
+def _hint(
+    means: pd.DataFrame, sweeps: tuple[str, ...], own: pd.DataFrame, tol: float, z: float
+) -> str:
     undecided = []
     for name in NETWORKS:
-        crit = Criterion(own.loc[name, "clean_accuracy"] - tol, z, True, own.loc[name, "clean_accuracy"])
+        crit = Criterion(
+            own.loc[name, "clean_accuracy"] - tol, z, True, own.loc[name, "clean_accuracy"]
+        )
         mine = _margins(means[(means["network"] == name) & means["sweep"].isin(sweeps)], crit)
         undecided += [r for _, r in mine[mine["status"] == "undecided"].iterrows()]
     if not undecided:
@@ -322,5 +333,7 @@ def _hint(means: pd.DataFrame, sweeps: tuple[str, ...], own: pd.DataFrame, tol: 
     else:
         parts.append(f"more repeats alone cannot (the {n_img}-image test set limits it)")
     if math.isfinite(effort["images"]):
-        parts.append(f"or {effort['images']} images at {reps} repeats")
+        parts.append(f"or {effort['images']} images at {reps} repeat(s)")
+    if reps < 2:
+        parts.append("with one repeat the fault-map spread is unknown (counted as 0): run at least 2")
     return "; ".join(parts)
