@@ -92,6 +92,8 @@ def accuracy_vs_energy(points: pd.DataFrame) -> plt.Figure:
 def _fmt(value: object, spec: str = ".3g") -> str:
     if isinstance(value, float) and math.isnan(value):
         return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "unbounded"
     return format(value, spec) if isinstance(value, int | float) else str(value)
 
 
