@@ -326,3 +326,11 @@ def test_bnn_run_killed_with_sigkill_resumes_to_the_same_points(tmp_path, small_
     pd.testing.assert_frame_equal(resumed, small_reference)
     # Nothing lost, nothing duplicated in the store either.
     assert log.read_text().count("\n") == len(small_reference)
+
+
+def test_bnn_run_with_two_workers_gives_the_points_of_one(tmp_path, small_reference):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [*_run_cmd(tmp_path / "two"), "--workers", "2"], env=env, check=True, capture_output=True
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "two" / "points.csv"), small_reference)
