@@ -335,5 +335,7 @@ def _hint(
     if math.isfinite(effort["images"]):
         parts.append(f"or {effort['images']} images at {reps} repeat(s)")
     if reps < 2:
-        parts.append("with one repeat the fault-map spread is unknown (counted as 0): run at least 2")
+        parts.append(
+            "with one repeat the fault-map spread is unknown (counted as 0): run at least 2"
+        )
     return "; ".join(parts)
