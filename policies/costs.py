@@ -31,12 +31,21 @@ so that the expected counts are exact):
 * **SRAM**: ``numel · n`` bits at ``sram.e_write_pj_per_bit``.
 
 The controller has no field for a pre-read latency: a DCW pre-read costs energy only.
+
+How the terms are gathered: :func:`build_plan` asks no policy kind by name. It starts from the
+terms of a plain single-pulse write of every RRAM bit (:func:`start`), then asks the stage in
+each slot of :data:`COST_ORDER` for its terms (``stage.cost_terms(cost) -> WriteCost``, the
+way the accuracy side asks each stage for its error probabilities), and prices the result
+(:meth:`WriteCost.plan`). The ``format`` and ``placement`` slots act through the stored
+format and its SRAM bits, which :func:`start` reads from the spec.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -103,103 +112,201 @@ def check_bit_counts(
     return n_check * q, n_check * q * (1.0 - q)
 
 
+#: Slots whose stages contribute cost terms, in the order they are asked (each may read the
+#: terms of the ones before it: write-verify reads the cell model and which cells are pulsed).
+COST_ORDER = ("coding", "condition", "cell", "comparison", "verify")
+
+
+@dataclass(frozen=True)
+class VerifyTerms:
+    """What write-verify does per pulsed device, as expected values.
+
+    Attributes
+    ----------
+    pulses : (float, float)
+        Expected pulses per device pulsed towards SET and towards RESET.
+    reads : (float, float)
+        Expected verify reads per such device.
+    rounds_pmf : sequence of float
+        ``rounds_pmf[r]``: probability that a write unit needs ``r + 1`` rounds.
+    verifies : bool
+        Whether a verify read follows each pulse (it adds ``t_read_ns`` to a round).
+    """
+
+    pulses: tuple[float, float]
+    reads: tuple[float, float]
+    rounds_pmf: tuple[float, ...]
+    verifies: bool
+
+
+class CellModel(Protocol):
+    """How a bit is held, as the cost side sees it (1T1R: :class:`SingleCell`)."""
+
+    devices_per_bit: int
+
+    def pulsed_devices(self, set_bits: float, reset_bits: float) -> tuple[float, float]:
+        """Devices pulsed towards SET and towards RESET when these bits are pulsed."""
+        ...
+
+    def verify_terms(
+        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+    ) -> VerifyTerms:
+        """Write-verify terms of ``model`` for a unit with these SET/RESET bit counts."""
+        ...
+
+
+class SingleCell:
+    """1T1R: one device per bit, pulsed towards its new value, SET and RESET statistics apart."""
+
+    devices_per_bit = 1
+
+    def pulsed_devices(self, set_bits: float, reset_bits: float) -> tuple[float, float]:
+        return set_bits, reset_bits
+
+    def verify_terms(
+        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+    ) -> VerifyTerms:
+        cell = cost.condition.cell
+        a_set, a_reset = model.attempt_probs(cell, "set"), model.attempt_probs(cell, "reset")
+        return VerifyTerms(
+            pulses=(
+                model.expected_pulses(a_set.p_wrong, a_set.q_verify),
+                model.expected_pulses(a_reset.p_wrong, a_reset.q_verify),
+            ),
+            reads=(
+                model.expected_verify_reads(a_set.p_wrong, a_set.q_verify),
+                model.expected_verify_reads(a_reset.p_wrong, a_reset.q_verify),
+            ),
+            rounds_pmf=tuple(
+                float(x) for x in model.rounds_pmf_mixed(cell, n_set_unit, n_reset_unit)
+            ),
+            verifies=model.verifies,
+        )
+
+
+@dataclass(frozen=True)
+class WriteCost:
+    """The cost terms of one traced tensor, filled in stage by stage (module notes).
+
+    Attributes
+    ----------
+    record : WriteRecord
+    device : DeviceParams
+    n_sram : int
+        Leading bits of each stored word kept in SRAM.
+    f : ndarray
+        Ones fraction of each RRAM bit position of a stored word.
+    data_bits : int
+        RRAM data bits of the tensor.
+    ones, n01 : float
+        Expected ones among all RRAM cells (check cells included), and expected 0→1
+        (= 1→0) transitions against an independent old content.
+    condition : ProgrammingCondition
+        Pulse energies and times.
+    check_cells, encodes : int
+        ECC check cells and ECC encodes (words) of the tensor.
+    unit_bits : int
+        RRAM bits programmed together as one write unit.
+    t_ecc_ns : float
+        ECC encode time per unit.
+    cell : CellModel
+        Devices per bit and the cell's write-verify statistics.
+    pulsed : (float, float) or None
+        Bits pulsed towards SET and towards RESET (``None``: every cell, to its new value).
+    pre_read : bool
+        Every device is read before the write.
+    verify : VerifyTerms or None
+        ``None``: one pulse, no verify read.
+    """
+
+    record: WriteRecord
+    device: Any
+    n_sram: int
+    f: np.ndarray
+    data_bits: int
+    ones: float
+    n01: float
+    condition: Any
+    check_cells: int = 0
+    encodes: int = 0
+    unit_bits: int = DEFAULT_UNIT_BITS
+    t_ecc_ns: float = 0.0
+    cell: CellModel = field(default_factory=SingleCell)
+    pulsed: tuple[float, float] | None = None
+    pre_read: bool = False
+    verify: VerifyTerms | None = None
+
+    def replace(self, **changes: Any) -> WriteCost:
+        """These terms with ``changes`` (the way a stage returns its contribution)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def rram_bits(self) -> int:
+        return self.data_bits + self.check_cells
+
+    @property
+    def pulsed_bits(self) -> tuple[float, float]:
+        """Bits pulsed towards SET and towards RESET."""
+        return (self.ones, self.rram_bits - self.ones) if self.pulsed is None else self.pulsed
+
+    def plan(self) -> WritePlan:
+        """Price the terms: the :class:`WritePlan` of the record."""
+        record, device, cond = self.record, self.device, self.condition
+        set_dev, reset_dev = self.cell.pulsed_devices(*self.pulsed_bits)
+        terms = self.verify
+        pulses, reads = ((1.0, 1.0), (0.0, 0.0)) if terms is None else (terms.pulses, terms.reads)
+        devices = self.cell.devices_per_bit
+        pre_reads = self.rram_bits * devices if self.pre_read else 0
+        sram_bits = record.numel * self.n_sram
+        energy = {
+            "rram_set": set_dev * pulses[0] * cond.e_set_pj,
+            "rram_reset": reset_dev * pulses[1] * cond.e_reset_pj,
+            "verify_read": (set_dev * reads[0] + reset_dev * reads[1]) * cond.e_read_pj_per_bit,
+            "pre_read": pre_reads * cond.e_read_pj_per_bit,
+            "sram": device.sram.write_energy_pj(sram_bits),
+            "ecc": self.encodes * device.secded.e_encode_pj,
+        }
+        return WritePlan(
+            name=record.name,
+            record_index=record.index,
+            rram_bits=int(self.rram_bits),
+            sram_bits=int(sram_bits),
+            unit_bits=self.unit_bits,
+            rounds_pmf=(1.0,) if terms is None else terms.rounds_pmf,
+            t_pulse_ns=cond.t_pulse_ns,
+            t_verify_ns=cond.t_read_ns if terms is not None and terms.verifies else 0.0,
+            t_sram_ns=device.sram.t_access_ns,
+            sram_unit_bits=device.sram.word_bits,
+            t_ecc_ns=self.t_ecc_ns,
+            devices_per_bit=devices,
+            energy_pj={k: float(v) for k, v in energy.items()},
+        )
+
+
+def start(spec: StorageSpec, record: WriteRecord, device: Any) -> WriteCost:
+    """The terms of a plain single-pulse write of the stored RRAM bits (before the stages)."""
+    stored = spec.validate(record.format)
+    n_sram = spec.sram_bits(stored)
+    f = bit_ones_fraction(record, stored)[n_sram:]
+    numel = record.numel
+    return WriteCost(
+        record=record,
+        device=device,
+        n_sram=n_sram,
+        f=f,
+        data_bits=numel * len(f),
+        ones=numel * float(f.sum()),
+        n01=numel * float((f * (1.0 - f)).sum()),
+        condition=device.condition,
+        unit_bits=int(getattr(device, "unit_bits", DEFAULT_UNIT_BITS)),
+    )
+
+
 def build_plan(spec: StorageSpec, record: WriteRecord, device: Any) -> WritePlan:
     """The write plan of ``record`` under ``spec`` on ``device`` (see the module notes)."""
-    stored = spec.validate(record.format)
-    width = get_format(stored).width
-    n_sram = spec.sram_bits(stored)
-    m = width - n_sram
-    numel = record.numel
-    f = bit_ones_fraction(record, stored)[n_sram:]
-
-    data_bits = numel * m
-    ones = numel * float(f.sum())
-    n01 = numel * float((f * (1.0 - f)).sum())
-    check_cells = n_words = 0
-    ecc = device.secded
-    if spec.coding is not None:
-        if (ecc.data_bits, ecc.check_bits) != (secded.DATA_BITS, secded.CHECK_BITS):
-            raise ValueError(
-                f"Policy '{spec.coding.describe()}' implements the (72,64) code; the device bundle "
-                f"describes a ({ecc.codeword_bits},{ecc.data_bits}) code."
-            )
-        n_words = -(-data_bits // secded.DATA_BITS)
-        check_cells = n_words * secded.CHECK_BITS
-        c_ones, c_n01 = check_bit_counts(f, numel, record.zero_fraction)
-        ones += c_ones
-        n01 += c_n01
-        unit_bits = secded.CODE_BITS
-    else:
-        unit_bits = int(getattr(device, "unit_bits", DEFAULT_UNIT_BITS))
-    rram_bits = data_bits + check_cells
-    zeros = rram_bits - ones
-
-    cond = spec.condition.load() if spec.condition is not None else device.condition
-    two = spec.cell is not None
-    devices = 2 if two else 1
-    dcw = spec.comparison
-    set_bits, reset_bits = (n01, n01) if dcw is not None else (ones, zeros)
-
-    pmf: tuple[float, ...] = (1.0,)
-    pulses_set = pulses_reset = 1.0
-    reads_set = reads_reset = 0.0
-    verifies = False
-    if spec.verify is not None:
-        model = spec.verify.scheme(device)
-        verifies = model.verifies
-        frac = (set_bits / rram_bits, reset_bits / rram_bits) if rram_bits else (0.0, 0.0)
-        n_set_u, n_reset_u = (int(round(unit_bits * x)) for x in frac)
-        if two:
-            sigma_sa = (
-                device.read.sigma_sa_ln if spec.cell.sigma_sa_ln is None else spec.cell.sigma_sa_ln
-            )
-            p2 = cond.p_2t2r(sigma_sa)
-            pulses_set = pulses_reset = model.expected_pulses(p2)
-            reads_set = reads_reset = model.expected_verify_reads(p2)
-            rounds = model.rounds_pmf(p2, n_set_u + n_reset_u)
-        else:
-            a_set, a_reset = (
-                model.attempt_probs(cond.cell, "set"),
-                model.attempt_probs(cond.cell, "reset"),
-            )
-            pulses_set = model.expected_pulses(a_set.p_wrong, a_set.q_verify)
-            pulses_reset = model.expected_pulses(a_reset.p_wrong, a_reset.q_verify)
-            reads_set = model.expected_verify_reads(a_set.p_wrong, a_set.q_verify)
-            reads_reset = model.expected_verify_reads(a_reset.p_wrong, a_reset.q_verify)
-            rounds = model.rounds_pmf_mixed(cond.cell, n_set_u, n_reset_u)
-        pmf = tuple(float(x) for x in rounds)
-
-    if two:
-        pulsed = set_bits + reset_bits
-        e_set = pulsed * pulses_set * cond.e_set_pj
-        e_reset = pulsed * pulses_reset * cond.e_reset_pj
-        verify_reads = pulsed * reads_set * devices
-    else:
-        e_set = set_bits * pulses_set * cond.e_set_pj
-        e_reset = reset_bits * pulses_reset * cond.e_reset_pj
-        verify_reads = set_bits * reads_set + reset_bits * reads_reset
-    pre_reads = rram_bits * devices if dcw is not None and dcw.pre_read else 0
-    sram_bits = numel * n_sram
-    energy = {
-        "rram_set": e_set,
-        "rram_reset": e_reset,
-        "verify_read": verify_reads * cond.e_read_pj_per_bit,
-        "pre_read": pre_reads * cond.e_read_pj_per_bit,
-        "sram": device.sram.write_energy_pj(sram_bits),
-        "ecc": n_words * ecc.e_encode_pj,
-    }
-    return WritePlan(
-        name=record.name,
-        record_index=record.index,
-        rram_bits=int(rram_bits),
-        sram_bits=int(sram_bits),
-        unit_bits=unit_bits,
-        rounds_pmf=pmf,
-        t_pulse_ns=cond.t_pulse_ns,
-        t_verify_ns=cond.t_read_ns if verifies else 0.0,
-        t_sram_ns=device.sram.t_access_ns,
-        sram_unit_bits=device.sram.word_bits,
-        t_ecc_ns=ecc.t_encode_ns if spec.coding is not None else 0.0,
-        devices_per_bit=devices,
-        energy_pj={k: float(v) for k, v in energy.items()},
-    )
+    cost = start(spec, record, device)
+    for slot in COST_ORDER:
+        stage = getattr(spec, slot)
+        if stage is not None:
+            cost = stage.cost_terms(cost)
+    return cost.plan()

@@ -22,8 +22,9 @@ of stages into one spec, so ``[format(to=int8), write_verify(2)]`` and
 is an error naming both; ``baseline`` fills nothing (single pulse, every bit in RRAM, the
 device's own condition), so it is the identity of composition.
 
-The accuracy side (:mod:`policies.accuracy`) and the cost side (:mod:`policies.costs`) then
-read the whole spec at once, so every combination gets one consistent noise model and plan.
+The accuracy side (:mod:`policies.accuracy`) asks the stages for their error probabilities and
+the cost side (:mod:`policies.costs`) asks them for their cost terms, so every combination gets
+one consistent noise model and plan and neither side branches on policy kinds.
 Outside packages can write stages too (subclass :class:`Stage`, set ``slot`` and provide
 what the readers of that slot use, below), or plain :class:`policies.base.Policy` subclasses
 that compute ``channel``/``plan`` themselves (those do not compose).
@@ -32,11 +33,15 @@ What the readers ask of the stage in each slot:
 
 * ``format``: ``to`` (the stored format name);
 * ``placement``: ``sram_bits_for(fmt) -> int`` (``ValueError`` if it cannot store ``fmt``);
-* ``coding``: nothing (SECDED (72,64) is the one code implemented);
-* ``cell``: ``error_probs(q01, q10, condition_stage)`` and ``sigma_sa_ln``;
-* ``verify``: ``error_probs(q01, q10)`` and ``scheme(device) -> memsim.device.WriteVerify``;
-* ``comparison``: ``pre_read`` (bool);
-* ``condition``: ``error_probs(q01, q10)``, ``load() -> ProgrammingCondition``, ``p_source``.
+* ``coding``: ``cost_terms(cost)`` (the accuracy side implements SECDED (72,64), the one code);
+* ``cell``: ``error_probs(q01, q10, condition_stage)`` and ``cost_terms(cost)``;
+* ``verify``: ``error_probs(q01, q10)`` and ``cost_terms(cost)``;
+* ``comparison``: ``cost_terms(cost)``;
+* ``condition``: ``error_probs(q01, q10)``, ``cost_terms(cost)``, ``load()``, ``p_source``.
+
+``cost_terms`` takes and returns a :class:`policies.costs.WriteCost` (the terms of one traced
+tensor so far), replacing the terms the stage decides; the slots are asked in the order of
+:data:`policies.costs.COST_ORDER`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from memsim.formats import get_format
 from policies.base import POLICIES, Policy
+from policies.costs import build_plan
 
 if TYPE_CHECKING:
     from memsim.noise.channel import Channel
@@ -186,6 +192,4 @@ class Stage(Policy):
         return build_channel(self.spec, fmt, p01, p10, **options)
 
     def plan(self, record: WriteRecord, device: Any) -> WritePlan:
-        from policies.costs import build_plan
-
         return build_plan(self.spec, record, device)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.device import ProgrammingCondition, count_transitions, write_energy_breakdown
+from policies.costs import WriteCost
 from policies.stage import Stage, register
 
 
@@ -39,6 +40,10 @@ class DataComparisonWrite(Stage):
     pre_read: bool = True
 
     slot = "comparison"
+
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """Only the changed cells are pulsed; with ``pre_read`` every device is read first."""
+        return cost.replace(pulsed=(cost.n01, cost.n01), pre_read=self.pre_read)
 
 
 def exact_energy_pj(

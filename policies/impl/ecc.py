@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policies import secded
+from policies.costs import WriteCost, check_bit_counts
 from policies.stage import Stage, register
 
 
@@ -25,3 +27,22 @@ class EccSecded(Stage):
     """SECDED (72,64) protection of every RRAM word."""
 
     slot = "coding"
+
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """Check cells written like data cells, one encode per word, 72-bit write units."""
+        ecc = cost.device.secded
+        if (ecc.data_bits, ecc.check_bits) != (secded.DATA_BITS, secded.CHECK_BITS):
+            raise ValueError(
+                f"Policy '{self.describe()}' implements the (72,64) code; the device bundle "
+                f"describes a ({ecc.codeword_bits},{ecc.data_bits}) code."
+            )
+        n_words = -(-cost.data_bits // secded.DATA_BITS)
+        ones, n01 = check_bit_counts(cost.f, cost.record.numel, cost.record.zero_fraction)
+        return cost.replace(
+            check_cells=n_words * secded.CHECK_BITS,
+            encodes=n_words,
+            ones=cost.ones + ones,
+            n01=cost.n01 + n01,
+            unit_bits=secded.CODE_BITS,
+            t_ecc_ns=ecc.t_encode_ns,
+        )

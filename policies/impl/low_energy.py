@@ -25,6 +25,7 @@ import numpy as np
 
 from memsim.config import check_choice
 from memsim.device import ProgrammingCondition, load_condition
+from policies.costs import WriteCost
 from policies.stage import Stage, register
 
 P_SOURCES = ("condition", "scaled", "sweep")
@@ -66,6 +67,10 @@ class LowEnergy(Stage):
     def load(self) -> ProgrammingCondition:
         """The programming condition this policy writes with."""
         return cached_condition(self.condition)
+
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """Pulses with this condition's energies, times and statistics."""
+        return cost.replace(condition=self.load())
 
     def error_probs(self, q01: np.ndarray, q10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-pulse error per position and direction (module notes)."""

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.stats import norm
 
 from memsim.config import check_range
+from policies.costs import VerifyTerms, WriteCost
 from policies.impl.low_energy import cached_condition
 from policies.stage import Stage, register
 
@@ -60,6 +61,11 @@ class TwoTTwoR(Stage):
             )
         cached_condition(self.condition)
 
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """Two devices per bit, the differential read error per pulse."""
+        sigma_sa = cost.device.read.sigma_sa_ln if self.sigma_sa_ln is None else self.sigma_sa_ln
+        return cost.replace(cell=DifferentialCell(cost.condition.p_2t2r(sigma_sa)))
+
     def gain(self, condition_stage: Any = None) -> float:
         """κ of the module notes for the devices in use."""
         cond = (
@@ -76,3 +82,35 @@ class TwoTTwoR(Stage):
         """Differential read error for single-ended errors ``q01``/``q10`` (module notes)."""
         k = self.gain(condition_stage)
         return norm.sf(k * norm.isf(q01)), norm.sf(k * norm.isf(q10))
+
+
+@dataclass(frozen=True)
+class DifferentialCell:
+    """2T2R on the cost side: a pulsed bit programs one SET and one RESET device.
+
+    Parameters
+    ----------
+    p_error : float
+        Per-pulse error of the differential read (both directions).
+    """
+
+    p_error: float
+
+    devices_per_bit = 2
+
+    def pulsed_devices(self, set_bits: float, reset_bits: float) -> tuple[float, float]:
+        pulsed = set_bits + reset_bits
+        return pulsed, pulsed
+
+    def verify_terms(
+        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+    ) -> VerifyTerms:
+        pulses = model.expected_pulses(self.p_error)
+        reads = model.expected_verify_reads(self.p_error)
+        rounds = model.rounds_pmf(self.p_error, n_set_unit + n_reset_unit)
+        return VerifyTerms(
+            pulses=(pulses, pulses),
+            reads=(reads, reads),
+            rounds_pmf=tuple(float(x) for x in rounds),
+            verifies=model.verifies,
+        )

@@ -21,6 +21,7 @@ import numpy as np
 
 from memsim.config import check_range
 from memsim.device import WriteVerify as VerifyModel
+from policies.costs import WriteCost
 from policies.stage import Stage, register
 
 
@@ -59,6 +60,15 @@ class WriteVerify(Stage):
         return (
             model if self.misread_prob is None else replace(model, misread_prob=self.misread_prob)
         )
+
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """Expected pulses and verify reads of the cell model, rounds of a write unit."""
+        model = self.scheme(cost.device)
+        set_bits, reset_bits = cost.pulsed_bits
+        rram = cost.rram_bits
+        frac = (set_bits / rram, reset_bits / rram) if rram else (0.0, 0.0)
+        n_set, n_reset = (int(round(cost.unit_bits * x)) for x in frac)
+        return cost.replace(verify=cost.cell.verify_terms(cost, model, n_set, n_reset))
 
     def error_probs(self, q01: np.ndarray, q10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residual error per position and direction after the last round."""
