@@ -30,7 +30,13 @@ so that the expected counts are exact):
   sense both devices; the per-pulse error is ``p_2t2r`` of the condition.
 * **SRAM**: ``numel · n`` bits at ``sram.e_write_pj_per_bit``.
 
-The controller has no field for a pre-read latency: a DCW pre-read costs energy only.
+* **Reads** (the plan's read terms, for the layer that reads the tensor back): every stored
+  RRAM device sensed at ``e_read_pj_per_bit``, every SRAM bit at the SRAM read energy, one
+  SECDED decode per word. A DCW pre-read takes one read time per write unit on its bank.
+* **Logic and shadow storage** (for area): SECDED adds an encoder/decoder, write-verify a
+  compare of the read-back word, DCW a compare of old and new words; DCW without pre-read
+  keeps a shadow copy of the stored RRAM data bits (counted as SRAM bits; its own write
+  energy is not modelled).
 
 How the terms are gathered: :func:`build_plan` asks no policy kind by name. It starts from the
 terms of a plain single-pulse write of every RRAM bit (:func:`start`), then asks the stage in
@@ -207,8 +213,12 @@ class WriteCost:
         ECC check cells and ECC encodes (words) of the tensor.
     unit_bits : int
         RRAM bits programmed together as one write unit.
-    t_ecc_ns : float
-        ECC encode time per unit.
+    t_ecc_ns, t_decode_ns : float
+        ECC encode time per unit written, decode time per unit read.
+    logic : tuple of str
+        Logic blocks the stages add to each bank (``memsim.cost.LOGIC_BLOCKS``).
+    shadow_bits : int
+        Bits of a shadow copy of the stored data kept beside the array (SRAM).
     cell : CellModel
         Devices per bit and the cell's write-verify statistics.
     pulsed : (float, float) or None
@@ -231,6 +241,9 @@ class WriteCost:
     encodes: int = 0
     unit_bits: int = DEFAULT_UNIT_BITS
     t_ecc_ns: float = 0.0
+    t_decode_ns: float = 0.0
+    logic: tuple[str, ...] = ()
+    shadow_bits: int = 0
     cell: CellModel = field(default_factory=SingleCell)
     pulsed: tuple[float, float] | None = None
     pre_read: bool = False
@@ -258,6 +271,11 @@ class WriteCost:
         devices = self.cell.devices_per_bit
         pre_reads = self.rram_bits * devices if self.pre_read else 0
         sram_bits = record.numel * self.n_sram
+        read_energy = {
+            "read_rram": self.rram_bits * devices * cond.e_read_pj_per_bit,
+            "read_sram": sram_bits * device.sram.e_read_pj_per_bit,
+            "ecc_decode": self.encodes * device.secded.e_decode_pj,
+        }
         energy = {
             "rram_set": set_dev * pulses[0] * cond.e_set_pj,
             "rram_reset": reset_dev * pulses[1] * cond.e_reset_pj,
@@ -280,6 +298,12 @@ class WriteCost:
             t_ecc_ns=self.t_ecc_ns,
             devices_per_bit=devices,
             energy_pj={k: float(v) for k, v in energy.items()},
+            t_pre_read_ns=cond.t_read_ns if self.pre_read else 0.0,
+            read_energy_pj={k: float(v) for k, v in read_energy.items()},
+            t_read_ns=cond.t_read_ns,
+            t_decode_ns=self.t_decode_ns,
+            logic=self.logic,
+            shadow_bits=int(self.shadow_bits),
         )
 
 

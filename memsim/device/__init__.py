@@ -21,6 +21,7 @@ from memsim.device.conditions import (
     load_conditions,
     scale_compliance,
 )
+from memsim.device.offchip import OffchipParams
 from memsim.device.params import DEFAULT_DEVICE, DeviceParams, ReadParams, device_names, load_device
 from memsim.device.presets import CONDITION_DIR, DEVICE_DIR
 from memsim.device.sram_ecc import SECDEDParams, SRAMParams
@@ -45,6 +46,7 @@ __all__ = [
     "RRAMCell",
     "ReadParams",
     "SECDEDParams",
+    "OffchipParams",
     "SRAMParams",
     "TransitionCounts",
     "WriteVerify",

@@ -18,6 +18,7 @@ from typing import Any
 from memsim.config import ConfigError, load_toml
 from memsim.device.checks import check_non_negative, check_probability
 from memsim.device.conditions import ProgrammingCondition, condition_names, load_condition
+from memsim.device.offchip import OffchipParams
 from memsim.device.presets import (
     CONDITION_DIR,
     DEVICE_DIR,
@@ -70,6 +71,8 @@ class DeviceParams:
     secded : SECDEDParams
     read : ReadParams
     description : str
+    offchip : OffchipParams
+        Off-chip memory the weights may be read from.
     """
 
     name: str
@@ -78,6 +81,7 @@ class DeviceParams:
     secded: SECDEDParams = field(default_factory=SECDEDParams)
     read: ReadParams = field(default_factory=ReadParams)
     description: str = ""
+    offchip: OffchipParams = field(default_factory=OffchipParams)
 
     @property
     def p01(self) -> float:

@@ -1,9 +1,14 @@
-"""The cost side of an experiment: energy and latency per inference from the memory model.
+"""The cost side of an experiment: energy, latency, area and standby per inference.
 
 Sits after the accuracy sweep in :func:`memsim.experiment.run.run_experiment`. :func:`memory_table`
-traces each workload × stored format (:mod:`memsim.trace.capture`), plans every write record with each
-policy on each programming condition's device, and runs the SimPy memory model
-(:func:`memsim.timing.simulate`); the result is the tidy ``memory.csv`` table the report reads.
+traces each workload × stored format (:mod:`memsim.trace.capture`, weights included), plans every
+activation write with each policy on each programming condition's device, adds the inference
+reads (:mod:`memsim.timing.reads`) and runs the SimPy memory model (:func:`memsim.timing.simulate`);
+area and standby come from the policy's footprint (:mod:`memsim.cost`). The result is the tidy
+``memory.csv`` table the report reads (columns in ``docs/results.md``).
+
+Total energy per inference = write energy (pulses, verify reads, pre-reads, SRAM, ECC encode)
++ read energy (RRAM, SRAM, off-chip, ECC decode) + standby energy (leakage × latency).
 """
 
 from __future__ import annotations
@@ -22,6 +27,39 @@ if TYPE_CHECKING:
     from memsim.experiment.config import ExperimentConfig
 
 
+def cost_columns(trace, plans, result, params, tech) -> dict[str, float]:
+    """The read, area, standby and total columns of one ``memory.csv`` row (module notes)."""
+    from memsim.cost import area, footprint, idle_power_nw, leakage_nw, standby_energy_pj
+    from memsim.timing import READ_CATEGORIES
+
+    fp = footprint(trace, plans, params)
+    size = area(fp, tech)
+    leak_nw = leakage_nw(fp, tech)
+    standby_pj = standby_energy_pj(leak_nw, result.latency_ns)
+    total_pj = result.energy_pj + result.read_energy_pj + standby_pj
+    read = dict(zip(result.read_energy["category"], result.read_energy["energy_pj"]))
+    busy = result.utilisation("rram")
+    return {
+        "read_energy_pj_per_inference": float(result.read_energy_pj),
+        **{f"energy_{c}_pj": float(read.get(c, 0.0)) for c in READ_CATEGORIES},
+        "read_stall_ns_per_inference": float(result.stall_read_ns),
+        "rram_read_utilisation": busy["read_utilisation"],
+        "rram_write_utilisation": busy["write_utilisation"],
+        "standby_energy_pj_per_inference": float(standby_pj),
+        "leakage_power_uw": leak_nw * 1e-3,
+        "idle_power_uw": idle_power_nw(fp, tech) * 1e-3,
+        "total_energy_pj_per_inference": float(total_pj),
+        "area_mm2": size.total_mm2,
+        "area_rram_mm2": size.rram_mm2,
+        "area_sram_mm2": size.sram_mm2,
+        "area_logic_mm2": size.logic_mm2,
+        "rram_devices": fp.rram_devices,
+        "sram_bits": fp.sram_bits,
+        "energy_delay_pj_ns": float(total_pj * result.latency_ns),
+        "energy_delay_area_pj_ns_mm2": float(total_pj * result.latency_ns * size.total_mm2),
+    }
+
+
 def memory_table(
     config: ExperimentConfig, conditions: Sequence[Mapping[str, Any]], *, progress: bool = False
 ):
@@ -33,12 +71,15 @@ def memory_table(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from memsim.cost import load_technology
     from memsim.experiment.points import load_workload
     from memsim.rng import child_seed
-    from memsim.timing import ENERGY_CATEGORIES, simulate
+    from memsim.timing import ENERGY_CATEGORIES, plan_trace, simulate
+    from memsim.timing.reads import read_plans
     from memsim.trace.capture import trace_model
 
     params = load_memory_params(config.memory.preset)
+    tech = load_technology(params.technology)
     devices = {
         c["condition"]: load_condition_device(config.device, cond)
         for c, cond in zip(conditions, config.conditions or (None,))
@@ -72,12 +113,14 @@ def memory_table(
                     fused=config.sweep.fused,
                     noisy_input=config.sweep.noisy_input,
                     calibration=calibration,
+                    include_weights=True,
                 )
             trace = traces[wspec.label, stored]
             for cond, device in devices.items():
-                plans = [policy.plan(r, device) for r in trace.records]
+                plans = plan_trace(policy, trace, device)
+                reads = read_plans(trace, plans, device, params) if params.reads else None
                 seed = child_seed(config.seed, "memory", wspec.label, fmt, pspec.label, cond)
-                res = simulate(plans, trace, params, seed=seed)
+                res = simulate(plans, trace, params, seed=seed, reads=reads)
                 bar.update(1)
                 energy = dict(zip(res.energy["category"], res.energy["energy_pj"]))
                 rram = res.banks[res.banks["memory"] == "rram"]
@@ -95,6 +138,7 @@ def memory_table(
                         "rram_utilisation": float(rram["utilisation"].mean()) if len(rram) else 0.0,
                         "written_bits_per_inference": int(trace.written_bits),
                         **{f"energy_{c}_pj": float(energy.get(c, 0.0)) for c in ENERGY_CATEGORIES},
+                        **cost_columns(trace, plans, res, params, tech),
                     }
                 )
     bar.close()

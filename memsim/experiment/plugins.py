@@ -101,10 +101,13 @@ def make_policy(spec: PolicySpec):
 
 
 def load_memory_params(preset: str):
-    """Memory-system parameters for a preset name or file."""
+    """Memory-system parameters for a preset name or file (its technology preset is checked)."""
+    from memsim.cost import load_technology
     from memsim.timing import load_memory_params as load
 
-    return load(preset)
+    params = load(preset)
+    load_technology(params.technology)
+    return params
 
 
 def load_condition_device(device: str, condition: str | None):

@@ -73,7 +73,7 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
     ResultsError
         The folder is not a memsim results folder or holds no points.
     """
-    from memsim.report import plots
+    from memsim.report import plots, tradeoff
     from memsim.report.markdown import render
     from memsim.report.tables import fit_curves, summary_table
 
@@ -123,6 +123,11 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         figures["Energy per inference vs. accuracy at the operating point"] = (
             f"{FIGURES_DIR}/energy_vs_accuracy.png"
         )
+    if not tradeoff.tradeoff_frame(summary).empty:
+        plots.save(tradeoff.accuracy_energy_area(summary), fig_dir, "tradeoff")
+        figures[
+            "Accuracy vs. total energy (top) and area (bottom); Pareto-optimal policies ringed"
+        ] = f"{FIGURES_DIR}/tradeoff.png"
     masks = list(config.get("masks", []))
     if len(masks) > 1 and summary["mu"].notna().any():
         plots.save(plots.mu_by_mask(summary, masks), fig_dir, "mu_by_mask")

@@ -31,6 +31,25 @@ SUMMARY_VIEW = [
     "latency_overhead",
 ]
 
+#: The full-cost view: reads, standby, area and their products (docs/results.md).
+COST_VIEW = [
+    "workload",
+    "format",
+    "policy",
+    "condition",
+    "accuracy_at_operating_point",
+    "energy_pj_per_inference",
+    "read_energy_pj_per_inference",
+    "standby_energy_pj_per_inference",
+    "total_energy_pj_per_inference",
+    "latency_ns_per_inference",
+    "area_mm2",
+    "energy_delay_pj_ns",
+    "energy_delay_area_pj_ns_mm2",
+    "total_energy_overhead",
+    "area_overhead",
+]
+
 
 def render(
     *,
@@ -90,6 +109,19 @@ def render(
     ]
     view = [c for c in SUMMARY_VIEW if c in summary.columns]
     lines += [markdown_table(summary, view) if len(summary) else "_No fitted curves yet._", ""]
+    if (
+        len(summary)
+        and summary.get("total_energy_pj_per_inference", pd.Series(dtype=float)).notna().any()
+    ):
+        lines += [
+            "Full cost per inference: write energy (`energy_pj_per_inference`), read energy, "
+            "standby energy (leakage × latency) and their total; area of the activation buffer, "
+            "weights and policy logic; energy-delay and energy-delay-area products. "
+            "Overheads are ratios to the baseline policy.",
+            "",
+            markdown_table(summary, [c for c in COST_VIEW if c in summary.columns]),
+            "",
+        ]
     notes = summary[summary["fit_status"] != "ok"] if "fit_status" in summary else summary.iloc[0:0]
     if len(notes):
         lines += ["Curves without a fitted midpoint:", ""]

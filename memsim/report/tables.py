@@ -49,6 +49,35 @@ SUMMARY_COLUMNS = (
     "energy_overhead",
     "latency_overhead",
     "mu_gain",
+    "read_energy_pj_per_inference",
+    "standby_energy_pj_per_inference",
+    "total_energy_pj_per_inference",
+    "area_mm2",
+    "energy_delay_pj_ns",
+    "energy_delay_area_pj_ns_mm2",
+    "total_energy_overhead",
+    "area_overhead",
+)
+
+#: Ratio columns of ``summary.csv``: (column, the column it divides by the baseline's).
+OVERHEADS = (
+    ("energy_overhead", "energy_pj_per_inference"),
+    ("latency_overhead", "latency_ns_per_inference"),
+    ("mu_gain", "mu"),
+    ("total_energy_overhead", "total_energy_pj_per_inference"),
+    ("area_overhead", "area_mm2"),
+)
+
+#: Cost columns copied from ``memory.csv`` (empty when the memory model did not write them).
+COST_COLUMNS = (
+    "energy_pj_per_inference",
+    "latency_ns_per_inference",
+    "read_energy_pj_per_inference",
+    "standby_energy_pj_per_inference",
+    "total_energy_pj_per_inference",
+    "area_mm2",
+    "energy_delay_pj_ns",
+    "energy_delay_area_pj_ns_mm2",
 )
 
 
@@ -161,11 +190,7 @@ def summary_table(
             )
     summary = pd.DataFrame(
         rows,
-        columns=[
-            c
-            for c in SUMMARY_COLUMNS
-            if c not in ("energy_overhead", "latency_overhead", "mu_gain")
-        ],
+        columns=[c for c in SUMMARY_COLUMNS if c not in dict(OVERHEADS)],
     )
     return add_overheads(summary, baseline)
 
@@ -175,11 +200,7 @@ def add_overheads(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
     summary = summary.copy()
     keys = ["workload", "format", "mask", "condition"]
     base = summary[summary["policy"] == baseline].set_index(keys)
-    for col, ref in (
-        ("energy_overhead", "energy_pj_per_inference"),
-        ("latency_overhead", "latency_ns_per_inference"),
-        ("mu_gain", "mu"),
-    ):
+    for col, ref in OVERHEADS:
         values = []
         for _, row in summary.iterrows():
             k = tuple(row[c] for c in keys)
@@ -212,7 +233,7 @@ def _conditions(conditions: pd.DataFrame | None) -> list[dict]:
 
 
 def _cost(memory: pd.DataFrame | None, curve: Mapping[str, object], condition: str) -> dict:
-    empty = {"energy_pj_per_inference": math.nan, "latency_ns_per_inference": math.nan}
+    empty = dict.fromkeys(COST_COLUMNS, math.nan)
     if memory is None or memory.empty:
         return empty
     sel = _select(
@@ -226,7 +247,7 @@ def _cost(memory: pd.DataFrame | None, curve: Mapping[str, object], condition: s
     )
     if sel.empty:
         return empty
-    return {k: float(sel[k].iloc[0]) for k in empty}
+    return {k: float(sel[k].iloc[0]) if k in sel else math.nan for k in empty}
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, digits: int = 3) -> str:

@@ -6,12 +6,14 @@ SimPy model of a processor, a bounded write queue, RRAM banks and SRAM banks, co
 """
 
 from memsim.timing.params import MemoryParams, load_memory_params, preset_names
-from memsim.timing.plan import ENERGY_CATEGORIES, WritePlan
+from memsim.timing.plan import ENERGY_CATEGORIES, READ_CATEGORIES, ReadPlan, WritePlan
 from memsim.timing.result import MemoryResult
 from memsim.timing.simulate import plan_trace, simulate
 
 __all__ = [
     "ENERGY_CATEGORIES",
+    "READ_CATEGORIES",
+    "ReadPlan",
     "MemoryParams",
     "MemoryResult",
     "WritePlan",

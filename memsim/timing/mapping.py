@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.timing.params import MemoryParams
-from memsim.timing.plan import WritePlan
+from memsim.timing.plan import ReadPlan, WritePlan
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,9 @@ def passes(plan: WritePlan, params: MemoryParams) -> int:
 
 
 def rram_unit_ns(plan: WritePlan, params: MemoryParams) -> float:
-    """Per-unit time that does not depend on rounds: ECC encode plus access overhead."""
-    return plan.t_ecc_ns + params.t_access_ns
+    """Per-unit time that does not depend on rounds: ECC encode, access overhead and the
+    pre-read of the old word (one read per pass; 0 unless the policy pre-reads)."""
+    return plan.t_ecc_ns + params.t_access_ns + passes(plan, params) * plan.t_pre_read_ns
 
 
 def rram_round_ns(plan: WritePlan, params: MemoryParams) -> float:
@@ -182,4 +183,35 @@ def sram_bursts(plan: WritePlan, params: MemoryParams, first_unit: int) -> Burst
         burst_units=params.effective_burst_units,
         first_unit=first_unit,
         unit_ns=plan.t_sram_ns,
+    )
+
+
+def write_addresses(n_records: int, plans: dict[int, WritePlan]) -> dict[int, tuple[int, int]]:
+    """First RRAM and SRAM unit of each planned record: the units follow execution order."""
+    addresses = {}
+    rram_next = sram_next = 0  # interleaving continues across tensors
+    for i in range(n_records):
+        plan = plans.get(i)
+        if plan is not None:
+            addresses[i] = (rram_next, sram_next)
+            rram_next += plan.n_units
+            sram_next += plan.n_sram_units
+    return addresses
+
+
+def read_bursts(read: ReadPlan, params: MemoryParams) -> Bursts:
+    """The bursts of one read: its units over the banks of its memory, as they were written."""
+    if read.memory == "rram":
+        banks, interleave = params.n_banks, params.interleave_units
+    elif read.memory == "sram":
+        banks, interleave = params.sram_banks, 1
+    else:
+        banks, interleave = 1, 1
+    return split_units(
+        read.units,
+        n_banks=banks,
+        interleave_units=interleave,
+        burst_units=params.read_burst_units,
+        first_unit=read.first_unit,
+        unit_ns=read.t_unit_ns,
     )

@@ -13,10 +13,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsim.config import CONFIG_DIR, ConfigError, build, check_range, load_toml
+from memsim.config import CONFIG_DIR, ConfigError, build, check_choice, check_range, load_toml
 
 #: Folder of the shipped memory-system presets.
 PRESET_DIR = CONFIG_DIR / "memory"
+
+#: Read/write schedulers of the controller (see :mod:`memsim.timing.model`).
+SCHEDULERS = ("read_first", "in_order")
+
+#: Where the weights live.
+WEIGHT_MEMORIES = ("rram", "sram", "offchip")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,26 @@ class MemoryParams:
         it at ``write_queue_depth_units // n_banks``: with room for one burst per bank in the
         queue, VGG-16 latencies stay within 1e-4 of the unit-level model, while larger bursts
         would leave banks idle and overstate latency by tens of percent.
+    reads : bool
+        Model inference reads: each layer reads its input activations and its weights
+        before it computes (``False``: the write-only model).
+    scheduler : str
+        ``read_first`` (reads before writes, the write queue drains between the watermarks)
+        or ``in_order`` (one FIFO per bank); see :mod:`memsim.timing.model`.
+    write_drain_high_units, write_drain_low_units : int
+        Write-queue watermarks of ``read_first``: draining starts at the high one and stops
+        at the low one (low <= high); both are capped at ``write_queue_depth_units``
+        (:attr:`drain_watermarks`).
+    read_burst_units : int
+        Simulation granularity of reads: up to this many consecutive accesses of one read
+        bound for the same bank are served as one SimPy event (reads hold no queue entry).
+    weight_memory : str
+        Where the weights are read from: ``rram``, ``sram`` or ``offchip``.
+    activation_capacity_bits : int
+        Activation buffer for area and standby, in bits of the traced format; 0: the peak
+        live activations of the trace (a layer's input and output together).
+    technology : str
+        Area/leakage preset (``configs/cost/``) or a TOML path.
     """
 
     n_banks: int = 4
@@ -72,6 +98,14 @@ class MemoryParams:
     sram_banks: int = 1
     overlap: bool = True
     burst_units: int = 8
+    reads: bool = True
+    scheduler: str = "read_first"
+    write_drain_high_units: int = 32
+    write_drain_low_units: int = 16
+    read_burst_units: int = 64
+    weight_memory: str = "rram"
+    activation_capacity_bits: int = 0
+    technology: str = "default"
 
     def __post_init__(self) -> None:
         owner = "MemoryParams"
@@ -82,16 +116,38 @@ class MemoryParams:
             "write_queue_depth_units",
             "sram_banks",
             "burst_units",
+            "read_burst_units",
         ):
             check_range(owner, name, getattr(self, name), kind=int, low=1)
+        check_choice(owner, "scheduler", self.scheduler, SCHEDULERS)
+        check_choice(owner, "weight_memory", self.weight_memory, WEIGHT_MEMORIES)
+        check_range(
+            owner, "activation_capacity_bits", self.activation_capacity_bits, kind=int, low=0
+        )
+        check_range(owner, "write_drain_high_units", self.write_drain_high_units, kind=int, low=1)
+        check_range(
+            owner,
+            "write_drain_low_units",
+            self.write_drain_low_units,
+            kind=int,
+            low=0,
+            high=self.write_drain_high_units,
+        )
         check_range(
             owner, "throughput_ops_per_ns", self.throughput_ops_per_ns, low=0, low_open=True
         )
         check_range(owner, "t_access_ns", self.t_access_ns, low=0)
-        if not isinstance(self.overlap, bool):
-            raise TypeError(
-                f"The 'overlap' parameter of {owner} must be a bool. Got {self.overlap!r}."
-            )
+        for name in ("overlap", "reads"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"The '{name}' parameter of {owner} must be a bool. Got {getattr(self, name)!r}."
+                )
+
+    @property
+    def drain_watermarks(self) -> tuple[int, int]:
+        """(high, low) write-queue watermarks, capped at the queue depth."""
+        high = min(self.write_drain_high_units, self.write_queue_depth_units)
+        return high, min(self.write_drain_low_units, high)
 
     @property
     def effective_burst_units(self) -> int:

@@ -17,6 +17,12 @@ import numpy as np
 #: Energy categories, in report order.
 ENERGY_CATEGORIES = ("rram_set", "rram_reset", "verify_read", "pre_read", "sram", "ecc")
 
+#: Read energy categories (inference reads of activations and weights), in report order.
+READ_CATEGORIES = ("read_rram", "read_sram", "read_offchip", "ecc_decode")
+
+#: Memories a read can be served from.
+READ_MEMORIES = ("rram", "sram", "offchip")
+
 
 @dataclass(frozen=True)
 class WritePlan:
@@ -52,6 +58,21 @@ class WritePlan:
         1 for 1T1R, 2 for 2T2R.
     energy_pj : mapping
         Expected energy of the whole tensor by category (keys from ``ENERGY_CATEGORIES``).
+    t_pre_read_ns : float
+        Read of the old word before each RRAM write unit (data-comparison write with a
+        pre-read; 0 otherwise). It occupies the bank like any read.
+    read_energy_pj : mapping
+        Energy of reading the stored tensor back once, by category (keys from
+        ``READ_CATEGORIES``): RRAM devices sensed, SRAM bits, ECC decodes.
+    t_read_ns : float
+        Sensing time of one RRAM read pass (a unit of ``unit_bits × devices_per_bit``
+        devices takes as many passes as it takes write passes).
+    t_decode_ns : float
+        ECC decode latency added once per RRAM unit read (0 without ECC).
+    logic : tuple of str
+        Logic blocks the policy adds to each bank (names from ``memsim.cost.LOGIC_BLOCKS``).
+    shadow_bits : int
+        Bits of a shadow copy of the stored data the controller keeps (area only).
     """
 
     name: str
@@ -67,6 +88,12 @@ class WritePlan:
     t_ecc_ns: float = 0.0
     devices_per_bit: int = 1
     energy_pj: Mapping[str, float] = field(default_factory=dict)
+    t_pre_read_ns: float = 0.0
+    read_energy_pj: Mapping[str, float] = field(default_factory=dict)
+    t_read_ns: float = 10.0
+    t_decode_ns: float = 0.0
+    logic: tuple[str, ...] = ()
+    shadow_bits: int = 0
 
     def __post_init__(self) -> None:
         if self.rram_bits < 0 or self.sram_bits < 0:
@@ -83,7 +110,21 @@ class WritePlan:
                 raise ValueError(
                     f"WritePlan '{self.name}': unknown energy category '{key}'. Known: {ENERGY_CATEGORIES}."
                 )
-        for name in ("t_pulse_ns", "t_verify_ns", "t_sram_ns", "t_ecc_ns"):
+        for key in self.read_energy_pj:
+            if key not in READ_CATEGORIES:
+                raise ValueError(
+                    f"WritePlan '{self.name}': unknown read energy category '{key}'. Known: {READ_CATEGORIES}."
+                )
+        object.__setattr__(self, "logic", tuple(self.logic))
+        for name in (
+            "t_pulse_ns",
+            "t_verify_ns",
+            "t_sram_ns",
+            "t_ecc_ns",
+            "t_pre_read_ns",
+            "t_read_ns",
+            "t_decode_ns",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"WritePlan '{self.name}': {name} must be non-negative.")
 
@@ -103,3 +144,59 @@ class WritePlan:
     @property
     def expected_rounds(self) -> float:
         return float(np.dot(np.arange(1, len(self.rounds_pmf) + 1), self.rounds_pmf))
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """One read an inference layer makes before it computes (its input or its weights).
+
+    Attributes
+    ----------
+    name : str
+        What is read (the producing record, or ``<module>.weight``).
+    record_index : int
+        The trace record (layer) that reads it.
+    memory : str
+        ``rram``, ``sram`` or ``offchip`` (``READ_MEMORIES``).
+    units : int
+        Accesses (words) read.
+    t_unit_ns : float
+        Service time of one access on its bank or channel.
+    first_unit : int
+        Address of the first unit: RRAM and SRAM units go to banks as the writes did
+        (``(first_unit + j) // interleave % banks``).
+    energy_pj : mapping
+        Energy of the read by category (keys from ``READ_CATEGORIES``).
+    kind : str
+        ``activation`` or ``weight``.
+    """
+
+    name: str
+    record_index: int
+    memory: str
+    units: int
+    t_unit_ns: float
+    first_unit: int = 0
+    energy_pj: Mapping[str, float] = field(default_factory=dict)
+    kind: str = "activation"
+
+    def __post_init__(self) -> None:
+        if self.memory not in READ_MEMORIES:
+            raise ValueError(
+                f"ReadPlan '{self.name}': memory must be one of {READ_MEMORIES}. Got {self.memory!r}."
+            )
+        if self.units < 0 or self.first_unit < 0:
+            raise ValueError(f"ReadPlan '{self.name}': units and first_unit must be non-negative.")
+        if self.units and self.t_unit_ns <= 0:
+            raise ValueError(
+                f"ReadPlan '{self.name}': t_unit_ns must be positive. Got {self.t_unit_ns}."
+            )
+        for key in self.energy_pj:
+            if key not in READ_CATEGORIES:
+                raise ValueError(
+                    f"ReadPlan '{self.name}': unknown energy category '{key}'. Known: {READ_CATEGORIES}."
+                )
+
+    @property
+    def total_energy_pj(self) -> float:
+        return float(sum(self.energy_pj.values()))

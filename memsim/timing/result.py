@@ -24,7 +24,8 @@ class MemoryResult:
     compute_ns : float
         Total processor compute time.
     stall_ns : float
-        Time the processor waited for memory: ``stall_queue_ns + stall_dependency_ns``.
+        Time the processor waited for memory:
+        ``stall_read_ns + stall_queue_ns + stall_dependency_ns``.
     stall_queue_ns : float
         Waiting for a free write-queue entry (the queue was full).
     stall_dependency_ns : float
@@ -34,16 +35,24 @@ class MemoryResult:
     events : int
         SimPy events processed.
     energy_pj : float
-        Total energy of the trace (sum over categories).
+        Write energy of the trace (sum over the write categories).
     layers : DataFrame
-        One row per trace record: ``index, name, start_ns, compute_ns, stall_queue_ns,
-        stall_dependency_ns, issued_ns, writes_done_ns, rram_units, sram_units, bursts,
-        rounds_mean`` and one ``energy_<category>_pj`` column per category.
+        One row per trace record: ``index, name, start_ns, stall_read_ns, compute_ns,
+        stall_queue_ns, stall_dependency_ns, issued_ns, writes_done_ns, rram_units,
+        sram_units, bursts, rounds_mean`` and one ``energy_<category>_pj`` column per write
+        and read category.
     banks : DataFrame
-        One row per bank: ``memory`` (rram/sram), ``bank``, ``busy_ns``, ``units``,
-        ``bursts``, ``utilisation`` (busy time over latency).
+        One row per bank: ``memory`` (rram/sram/offchip), ``bank``, ``busy_ns``, ``units``,
+        ``bursts``, ``utilisation`` (busy time over latency), and the same split by
+        ``busy_read_ns``/``busy_write_ns``, ``read_utilisation``/``write_utilisation``.
     energy : DataFrame
-        One row per energy category: ``category``, ``energy_pj``, ``share``.
+        One row per write energy category: ``category``, ``energy_pj``, ``share``.
+    stall_read_ns : float
+        Time the processor waited for its layers' reads (inputs and weights).
+    read_energy_pj : float
+        Energy of the inference reads (0 in the write-only model).
+    read_energy : DataFrame
+        One row per read energy category: ``category``, ``energy_pj``, ``share``.
     """
 
     latency_ns: float
@@ -61,6 +70,19 @@ class MemoryResult:
     params: MemoryParams = field(default_factory=MemoryParams)
     seed: int | None = None
     deterministic: bool = False
+    stall_read_ns: float = 0.0
+    read_energy_pj: float = 0.0
+    read_energy: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def utilisation(self, memory: str = "rram") -> dict[str, float]:
+        """Mean busy fraction of the banks of ``memory``: total, reads and writes."""
+        rows = self.banks[self.banks["memory"] == memory]
+        if not len(rows):
+            return {"utilisation": 0.0, "read_utilisation": 0.0, "write_utilisation": 0.0}
+        return {
+            k: float(rows[k].mean())
+            for k in ("utilisation", "read_utilisation", "write_utilisation")
+        }
 
     def summary(self) -> pd.DataFrame:
         """One row with the scalar results and the mean RRAM bank utilisation."""
@@ -73,7 +95,9 @@ class MemoryResult:
                     "stall_ns": self.stall_ns,
                     "stall_queue_ns": self.stall_queue_ns,
                     "stall_dependency_ns": self.stall_dependency_ns,
+                    "stall_read_ns": self.stall_read_ns,
                     "rram_utilisation": float(rram["utilisation"].mean()) if len(rram) else 0.0,
+                    "read_energy_pj": self.read_energy_pj,
                     "queue_mean_units": self.queue_mean_units,
                     "queue_max_units": self.queue_max_units,
                     "energy_pj": self.energy_pj,

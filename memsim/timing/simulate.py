@@ -16,10 +16,16 @@ import pandas as pd
 import simpy
 
 from memsim import rng as rng_mod
-from memsim.timing.mapping import Bursts, rram_bursts, sram_bursts
-from memsim.timing.model import LayerWork, MemorySystem, bank, processor
+from memsim.timing.mapping import (
+    Bursts,
+    read_bursts,
+    rram_bursts,
+    sram_bursts,
+    write_addresses,
+)
+from memsim.timing.model import SERVERS, LayerWork, MemorySystem, bank, processor
 from memsim.timing.params import MemoryParams
-from memsim.timing.plan import ENERGY_CATEGORIES, WritePlan
+from memsim.timing.plan import ENERGY_CATEGORIES, READ_CATEGORIES, ReadPlan, WritePlan
 from memsim.timing.result import MemoryResult
 from memsim.trace.records import Trace
 
@@ -53,27 +59,44 @@ def _index_plans(plans: Iterable[WritePlan], trace: Trace) -> dict[int, WritePla
     return by_index
 
 
+def _index_reads(reads: Iterable[ReadPlan], trace: Trace) -> dict[int, list[ReadPlan]]:
+    by_index: dict[int, list[ReadPlan]] = {}
+    for read in reads:
+        if not isinstance(read, ReadPlan):
+            raise TypeError(f"reads must be ReadPlan objects. Got {type(read).__name__}.")
+        if not 0 <= read.record_index < len(trace):
+            raise ValueError(
+                f"ReadPlan '{read.name}' has record_index {read.record_index}, but the trace "
+                f"has {len(trace)} records."
+            )
+        by_index.setdefault(read.record_index, []).append(read)
+    return by_index
+
+
 def _layer_work(
     trace: Trace,
     plans: dict[int, WritePlan],
+    reads: dict[int, list[ReadPlan]],
     params: MemoryParams,
     seed: int | None,
     deterministic: bool,
 ) -> list[LayerWork]:
     works = []
-    rram_next = sram_next = 0  # interleaving continues across tensors
+    addresses = write_addresses(len(trace), plans)
     for i, record in enumerate(trace.records):
         plan = plans.get(i)
         if plan is None:
             rram = sram = Bursts.empty()
         else:
+            rram_first, sram_first = addresses[i]
             gen = None if deterministic else rng_mod.generator(seed, "timing", "rounds", i)
-            rram = rram_bursts(plan, params, rram_next, gen, deterministic=deterministic)
-            sram = sram_bursts(plan, params, sram_next)
-            rram_next += plan.n_units
-            sram_next += plan.n_sram_units
+            rram = rram_bursts(plan, params, rram_first, gen, deterministic=deterministic)
+            sram = sram_bursts(plan, params, sram_first)
+        layer_reads = [(r.memory, read_bursts(r, params)) for r in reads.get(i, ()) if r.units]
         works.append(
-            LayerWork(i, record.name, record.ops / params.throughput_ops_per_ns, rram, sram)
+            LayerWork(
+                i, record.name, record.ops / params.throughput_ops_per_ns, rram, sram, layer_reads
+            )
         )
     return works
 
@@ -85,6 +108,7 @@ def simulate(
     *,
     seed: int | None,
     deterministic: bool = False,
+    reads: Iterable[ReadPlan] | None = None,
 ) -> MemoryResult:
     """Simulate one trace's compute and writes on a memory system.
 
@@ -102,6 +126,9 @@ def simulate(
         "rounds", index)``. Required keyword so that results are reproducible by default.
     deterministic : bool
         Give every unit its expected number of rounds instead of a sampled one (closed forms).
+    reads : iterable of ReadPlan, optional
+        The inference reads (:func:`memsim.timing.reads.read_plans`); each layer waits for
+        its reads before it computes. ``None``: the write-only model.
 
     Returns
     -------
@@ -113,7 +140,8 @@ def simulate(
     exactly ``sum_i ops_i / throughput + sum_i n_i × (t_ecc + t_access + passes × E[R] ×
     (t_pulse + t_verify))`` for the ``n_i`` units of record ``i``. With ``B`` banks and unit
     interleaving the write term of record ``i`` becomes ``ceil(n_i / B) × (...)``: ``n_i / B``
-    plus a tail of at most one unit time.
+    plus a tail of at most one unit time. Reads add, per layer and with no contention, the
+    time its busiest bank needs for the layer's reads (one bank: the sum of the read times).
     """
     params = MemoryParams() if params is None else params
     if not isinstance(params, MemoryParams):
@@ -121,24 +149,36 @@ def simulate(
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be a memsim.trace.records.Trace. Got {type(trace).__name__}.")
     by_index = _index_plans(plans, trace)
-    works = _layer_work(trace, by_index, params, seed, deterministic)
+    read_index = _index_reads(() if reads is None else reads, trace)
+    works = _layer_work(trace, by_index, read_index, params, seed, deterministic)
+    offchip = int(any(r.memory == "offchip" for rs in read_index.values() for r in rs))
 
     env = simpy.Environment()
-    system = MemorySystem(env, params, len(works))
-    for b in range(params.n_banks):
-        env.process(bank(env, system, "rram", b))
-    for b in range(params.sram_banks):
-        env.process(bank(env, system, "sram", b))
+    system = MemorySystem(env, params, len(works), offchip=offchip)
+    for kind, servers in system.banks.items():
+        for b in range(len(servers)):
+            env.process(bank(env, system, kind, b))
     env.process(processor(env, system, works))
     env.run()
     # SimPy numbers every scheduled event from one counter: its next value is the count.
     events = next(env._eid) if hasattr(env, "_eid") else -1
-    return _result(env.now, works, by_index, system, params, seed, deterministic, events)
+    return _result(
+        env.now, works, by_index, read_index, system, params, seed, deterministic, events
+    )
 
 
-def _result(latency_ns, works, plans, system, params, seed, deterministic, events) -> MemoryResult:
+def _result(
+    latency_ns, works, plans, reads, system, params, seed, deterministic, events
+) -> MemoryResult:
     mon = system.monitors
-    columns = ["start_ns", "compute_ns", "stall_queue_ns", "stall_dependency_ns", "issued_ns"]
+    columns = [
+        "start_ns",
+        "stall_read_ns",
+        "compute_ns",
+        "stall_queue_ns",
+        "stall_dependency_ns",
+        "issued_ns",
+    ]
     layers = pd.DataFrame(mon.layer_rows, columns=columns, dtype=float)
     layers.insert(0, "index", [w.index for w in works])
     layers.insert(1, "name", [w.name for w in works])
@@ -157,6 +197,20 @@ def _result(latency_ns, works, plans, system, params, seed, deterministic, event
             float(plans[w.index].energy_pj.get(cat, 0.0)) if w.index in plans else 0.0
             for w in works
         ]
+    for cat in READ_CATEGORIES:
+        layers[f"energy_{cat}_pj"] = [
+            float(sum(r.energy_pj.get(cat, 0.0) for r in reads.get(w.index, ()))) for w in works
+        ]
+    read_cols = [f"energy_{cat}_pj" for cat in READ_CATEGORIES]
+    read_by_cat = layers[read_cols].sum().to_numpy()
+    read_pj = float(read_by_cat.sum())
+    read_energy = pd.DataFrame(
+        {
+            "category": list(READ_CATEGORIES),
+            "energy_pj": read_by_cat,
+            "share": read_by_cat / read_pj if read_pj > 0 else np.zeros(len(read_by_cat)),
+        }
+    )
     energy_cols = [f"energy_{cat}_pj" for cat in ENERGY_CATEGORIES]
     by_cat = layers[energy_cols].sum().to_numpy()
     total_pj = float(by_cat.sum())
@@ -167,8 +221,14 @@ def _result(latency_ns, works, plans, system, params, seed, deterministic, event
             "share": by_cat / total_pj if total_pj > 0 else np.zeros(len(by_cat)),
         }
     )
-    keys = list(mon.busy_ns)
-    busy = np.array([mon.busy_ns[k] for k in keys])
+    keys = sorted(mon.busy_write_ns, key=lambda k: (SERVERS.index(k[0]), k[1]))
+    busy_read = np.array([mon.busy_read_ns[k] for k in keys])
+    busy_write = np.array([mon.busy_write_ns[k] for k in keys])
+    busy = busy_read + busy_write
+
+    def share(x: np.ndarray) -> np.ndarray:
+        return x / latency_ns if latency_ns > 0 else np.zeros(len(keys))
+
     banks = pd.DataFrame(
         {
             "memory": [k[0] for k in keys],
@@ -176,7 +236,11 @@ def _result(latency_ns, works, plans, system, params, seed, deterministic, event
             "busy_ns": busy,
             "units": [mon.units[k] for k in keys],
             "bursts": [mon.bursts[k] for k in keys],
-            "utilisation": busy / latency_ns if latency_ns > 0 else np.zeros(len(keys)),
+            "utilisation": share(busy),
+            "busy_read_ns": busy_read,
+            "busy_write_ns": busy_write,
+            "read_utilisation": share(busy_read),
+            "write_utilisation": share(busy_write),
         }
     )
     t = np.append(np.asarray(mon.queue_t_ns), latency_ns)
@@ -184,10 +248,11 @@ def _result(latency_ns, works, plans, system, params, seed, deterministic, event
     queue_mean = float(np.dot(np.diff(t), level) / latency_ns) if latency_ns > 0 else 0.0
     stall_q = float(layers["stall_queue_ns"].sum())
     stall_d = float(layers["stall_dependency_ns"].sum())
+    stall_r = float(layers["stall_read_ns"].sum())
     return MemoryResult(
         latency_ns=float(latency_ns),
         compute_ns=float(layers["compute_ns"].sum()),
-        stall_ns=stall_q + stall_d,
+        stall_ns=stall_q + stall_d + stall_r,
         stall_queue_ns=stall_q,
         stall_dependency_ns=stall_d,
         queue_mean_units=queue_mean,
@@ -200,6 +265,9 @@ def _result(latency_ns, works, plans, system, params, seed, deterministic, event
         params=params,
         seed=seed,
         deterministic=deterministic,
+        stall_read_ns=stall_r,
+        read_energy_pj=read_pj,
+        read_energy=read_energy,
     )
 
 

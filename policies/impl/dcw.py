@@ -43,7 +43,12 @@ class DataComparisonWrite(Stage):
 
     def cost_terms(self, cost: WriteCost) -> WriteCost:
         """Only the changed cells are pulsed; with ``pre_read`` every device is read first."""
-        return cost.replace(pulsed=(cost.n01, cost.n01), pre_read=self.pre_read)
+        return cost.replace(
+            pulsed=(cost.n01, cost.n01),
+            pre_read=self.pre_read,
+            logic=(*cost.logic, "write_compare"),
+            shadow_bits=0 if self.pre_read else cost.data_bits,
+        )
 
 
 def exact_energy_pj(

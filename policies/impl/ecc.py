@@ -45,4 +45,6 @@ class EccSecded(Stage):
             n01=cost.n01 + n01,
             unit_bits=secded.CODE_BITS,
             t_ecc_ns=ecc.t_encode_ns,
+            t_decode_ns=ecc.t_decode_ns,
+            logic=(*cost.logic, "ecc_codec"),
         )

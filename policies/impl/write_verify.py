@@ -68,7 +68,9 @@ class WriteVerify(Stage):
         rram = cost.rram_bits
         frac = (set_bits / rram, reset_bits / rram) if rram else (0.0, 0.0)
         n_set, n_reset = (int(round(cost.unit_bits * x)) for x in frac)
-        return cost.replace(verify=cost.cell.verify_terms(cost, model, n_set, n_reset))
+        terms = cost.cell.verify_terms(cost, model, n_set, n_reset)
+        logic = (*cost.logic, "verify_compare") if terms.verifies else cost.logic
+        return cost.replace(verify=terms, logic=logic)
 
     def error_probs(self, q01: np.ndarray, q10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residual error per position and direction after the last round."""

@@ -1,0 +1,128 @@
+"""The trade-off figure: accuracy at the operating point against total energy, with area.
+
+Reads ``summary.csv`` (its ``accuracy_at_operating_point``, ``total_energy_pj_per_inference``
+and ``area_mm2`` columns) and never simulates. One column of panels per workload × format ×
+condition: on top accuracy against total energy per inference (bars: ±1 std over repeats),
+below area against total energy; the same marker and colour per policy in both, and the
+Pareto-optimal policies ringed.
+
+Pareto optimality (:func:`pareto_optimal`) is decided within each panel on three axes:
+higher accuracy, lower total energy, lower area. Accuracy differences within the noise do
+not count: policy ``a`` dominates ``b`` when ``a`` costs no more energy and no more area,
+its accuracy is not lower than ``b``'s by more than :data:`NOISE_SIGMAS` standard errors of
+the difference, and it is strictly better somewhere (cheaper, or more accurate beyond that
+noise). So a policy whose accuracy gain is unresolved is not kept alive by it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MARKERS = "osD^vP*Xh<>"
+
+#: Standard errors of an accuracy difference below which it is treated as unresolved.
+NOISE_SIGMAS = 2.0
+
+PANEL_KEYS = ("workload", "format", "condition")
+
+REQUIRED = ("accuracy_at_operating_point", "total_energy_pj_per_inference", "area_mm2")
+
+
+def _stderr(row: pd.Series) -> float:
+    std = row.get("accuracy_at_operating_point_std", math.nan)
+    n = row.get("n_repeats", math.nan)
+    if not (isinstance(std, float | int) and isinstance(n, float | int)) or not n > 0:
+        return 0.0
+    return 0.0 if math.isnan(std) or math.isnan(n) else float(std) / math.sqrt(float(n))
+
+
+def pareto_optimal(group: pd.DataFrame) -> pd.Series:
+    """Boolean per row of ``group``: not dominated by any other row (module notes)."""
+    rows = list(group.iterrows())
+    keep = []
+    for i, (_, b) in enumerate(rows):
+        dominated = False
+        for j, (_, a) in enumerate(rows):
+            if i == j:
+                continue
+            noise = NOISE_SIGMAS * math.hypot(_stderr(a), _stderr(b))
+            gap = a["accuracy_at_operating_point"] - b["accuracy_at_operating_point"]
+            e_a, e_b = a["total_energy_pj_per_inference"], b["total_energy_pj_per_inference"]
+            s_a, s_b = a["area_mm2"], b["area_mm2"]
+            no_worse = e_a <= e_b and s_a <= s_b and gap >= -noise
+            better = e_a < e_b or s_a < s_b or gap > noise
+            if no_worse and better:
+                dominated = True
+                break
+        keep.append(not dominated)
+    return pd.Series(keep, index=group.index, dtype=bool)
+
+
+def tradeoff_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows that can be drawn, with a ``pareto`` column (per panel)."""
+    if any(c not in summary for c in REQUIRED):
+        return summary.iloc[0:0].assign(pareto=pd.Series(dtype=bool))
+    rows = summary.dropna(subset=list(REQUIRED)).copy()
+    rows["pareto"] = False
+    for _, group in rows.groupby(list(PANEL_KEYS), dropna=False):
+        rows.loc[group.index, "pareto"] = pareto_optimal(group)
+    return rows
+
+
+def accuracy_energy_area(summary: pd.DataFrame) -> plt.Figure:
+    """The trade-off figure (module notes)."""
+    rows = tradeoff_frame(summary)
+    panels = sorted({tuple(r) for r in rows[list(PANEL_KEYS)].astype(str).to_numpy()}) or [
+        ("", "", "")
+    ]
+    policies = sorted(rows["policy"].unique()) if len(rows) else []
+    style = {p: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, p in enumerate(policies)}
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(4.6 * len(panels), 7.0), squeeze=False, sharex="col"
+    )
+    for col, key in enumerate(panels):
+        top, bottom = axes[0, col], axes[1, col]
+        sel = rows[(rows[list(PANEL_KEYS)].astype(str) == pd.Series(key, index=PANEL_KEYS)).all(1)]
+        for _, r in sel.iterrows():
+            colour, marker = style[r["policy"]]
+            x = r["total_energy_pj_per_inference"]
+            std = r.get("accuracy_at_operating_point_std", np.nan)
+            top.errorbar(
+                x,
+                r["accuracy_at_operating_point"],
+                yerr=0 if pd.isna(std) else std,
+                fmt=marker,
+                color=colour,
+                ms=7,
+                capsize=2,
+            )
+            bottom.plot(x, r["area_mm2"], marker, color=colour, ms=7)
+            if r["pareto"]:
+                for ax, y in ((top, r["accuracy_at_operating_point"]), (bottom, r["area_mm2"])):
+                    ax.plot(x, y, "o", ms=15, mfc="none", mec="black", mew=1.2)
+        title = " / ".join(k for k in key if k)
+        top.set_title(title or "all", fontsize=10)
+        top.set_ylabel("accuracy at operating point")
+        bottom.set_ylabel("area (mm²)")
+        bottom.set_xlabel("total energy per inference (pJ)")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+    handles = [
+        plt.Line2D([], [], ls="", marker=style[p][1], color=style[p][0], label=p) for p in policies
+    ]
+    handles.append(
+        plt.Line2D(
+            [], [], ls="", marker="o", ms=12, mfc="none", mec="black", label="Pareto-optimal"
+        )
+    )
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
