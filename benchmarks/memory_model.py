@@ -1,10 +1,13 @@
 """Benchmark of the SimPy memory model: one VGG-16 (vgg_D) inference under every policy.
 
 Prints, per registered default policy, the SimPy events, events per second and wall time of
-``memsim.timing.simulate`` for one inference, then the wall-time ratio for a trace twice as
-long (``Trace.repeated(2)``; the model's cost must grow linearly, ratio ≈ 2).
+``memsim.timing.simulate`` for one inference with inference reads (every layer reads its
+input activations and its weights, ``memsim.timing.reads``), the same for the write-only
+model measured in the same run (``reads=None``) and the wall-time ratio between them, then
+the wall-time ratio for a trace twice as long (``Trace.repeated(2)``, with reads; the model's
+cost must grow linearly, ratio ≈ 2).
 
-Targets (issue 5): at least 100k SimPy events/s, all default policies in under 10 s in total.
+Targets: at least 100k SimPy events/s, all default policies with reads in under 10 s in total.
 
 The trace comes from ``memsim.trace.capture.trace_model`` on ``workloads.get_workload("vgg_D")``
 (untrained weights, random CIFAR-sized inputs: sizes and operation counts are what the memory
@@ -20,6 +23,7 @@ import argparse
 import time
 
 from memsim.timing import MemoryParams, WritePlan, load_memory_params, simulate
+from memsim.timing.reads import read_plans
 from memsim.trace.records import Trace, WriteRecord, make_trace
 
 VGG_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -58,14 +62,16 @@ def vgg_trace() -> tuple[Trace, str]:
     try:
         import torch
 
+        torch.set_num_threads(1)
+
         from memsim.trace.capture import trace_model
         from workloads import get_workload
 
         model = get_workload("vgg_D").build_model().eval()
         x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         return trace_model(
-            model, x, "float32", workload_name="vgg_D"
-        ), "traced (memsim.trace.capture)"
+            model, x, "float32", workload_name="vgg_D", include_weights=True
+        ), "traced with weights (memsim.trace.capture)"
     except Exception as exc:  # noqa: BLE001 - a benchmark falls back rather than fails
         return (
             synthetic_vgg_trace(),
@@ -96,6 +102,13 @@ def baseline_plans(trace: Trace, unit_bits: int = 64, e_pulse_pj: float = 0.6) -
     return plans
 
 
+def load_bundle():
+    """The default device bundle (read energies and times of the weights)."""
+    from memsim.device import load_device
+
+    return load_device()
+
+
 def policy_planners() -> dict[str, object]:
     """name → function(trace) -> plans, for every default policy (or the hand-made baseline)."""
     try:
@@ -119,16 +132,16 @@ def policy_planners() -> dict[str, object]:
     }
 
 
-def run_one(plans, trace: Trace, params: MemoryParams, seed: int, repeats: int):
+def run_one(plans, trace: Trace, params: MemoryParams, seed: int, repeats: int, reads=None):
     """Best-of-``repeats`` (wall, CPU) seconds of one simulation, and its event count.
 
     The machine is shared, so the minimum is the least noisy figure, and the CPU time of
-    this process is reported beside the wall time.
+    this process is reported beside the wall time. ``reads=None`` is the write-only model.
     """
     best_wall = best_cpu = float("inf")
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
-        res = simulate(plans, trace, params, seed=seed)
+        res = simulate(plans, trace, params, seed=seed, reads=reads)
         best_wall = min(best_wall, time.perf_counter() - w0)
         best_cpu = min(best_cpu, time.process_time() - c0)
     return best_wall, best_cpu, res.events
@@ -145,35 +158,57 @@ def main(argv: list[str] | None = None) -> None:
     params = load_memory_params(args.params, **overrides)
     trace, origin = vgg_trace()
     double = trace.repeated(2)
-    print(f"trace: {origin}; {len(trace)} records, {trace.written_bits / 1e6:.2f} Mbit written")
+    device = load_bundle()
+    weight_bits = sum(r.total_bits for r in trace.records if r.role in ("weight", "bias"))
+    print(
+        f"trace: {origin}; {len(trace)} records, {trace.written_bits / 1e6:.2f} Mbit written,"
+        f" {weight_bits / 1e6:.2f} Mbit of weights read per inference"
+    )
     print(f"params: {params}")
     print(
-        f"{'policy':<24} {'units':>8} {'events':>8} {'plan_s':>7} {'wall_s':>7} {'cpu_s':>7}"
-        f" {'events/s':>9} {'x2 wall':>7} {'x2 cpu':>6}"
+        f"{'policy':<24} {'w units':>8} {'r units':>8} {'events':>8} {'wall_s':>7} {'cpu_s':>7}"
+        f" {'events/s':>9} | {'wo evts':>7} {'wo wall':>7} {'wo ev/s':>8} | {'r/wo':>5}"
+        f" {'x2 wall':>7} {'x2 cpu':>6}"
     )
-    total_wall = total_cpu = total_plan = 0.0
-    total_events = 0
+    total = {"wall": 0.0, "cpu": 0.0, "events": 0, "wo_wall": 0.0, "wo_cpu": 0.0, "wo_events": 0}
+    total_plan = 0.0
     for name, planner in policy_planners().items():
         try:
             t0 = time.perf_counter()
             plans = planner(trace)
+            reads = read_plans(trace, plans, device, params)
             plan_s = time.perf_counter() - t0
             plans2 = planner(double)
+            reads2 = read_plans(double, plans2, device, params)
         except Exception as exc:  # noqa: BLE001 - report and go on with the other policies
             print(f"{name:<24} plan failed: {type(exc).__name__}: {exc}")
             continue
-        wall, cpu, events = run_one(plans, trace, params, args.seed, args.repeats)
-        wall2, cpu2, _ = run_one(plans2, double, params, args.seed, args.repeats)
-        total_wall, total_cpu, total_plan = total_wall + wall, total_cpu + cpu, total_plan + plan_s
-        total_events += events
+        wall, cpu, events = run_one(plans, trace, params, args.seed, args.repeats, reads)
+        wo_wall, wo_cpu, wo_events = run_one(plans, trace, params, args.seed, args.repeats)
+        wall2, cpu2, _ = run_one(plans2, double, params, args.seed, args.repeats, reads2)
+        for key, value in (
+            ("wall", wall),
+            ("cpu", cpu),
+            ("events", events),
+            ("wo_wall", wo_wall),
+            ("wo_cpu", wo_cpu),
+            ("wo_events", wo_events),
+        ):
+            total[key] += value
+        total_plan += plan_s
         units = sum(p.n_units + p.n_sram_units for p in plans)
+        read_units = sum(r.units for r in reads)
         print(
-            f"{name:<24} {units:>8} {events:>8} {plan_s:>7.3f} {wall:>7.3f} {cpu:>7.3f}"
-            f" {events / cpu:>9.0f} {wall2 / wall:>7.2f} {cpu2 / cpu:>6.2f}"
+            f"{name:<24} {units:>8} {read_units:>8} {events:>8} {wall:>7.3f} {cpu:>7.3f}"
+            f" {events / cpu:>9.0f} | {wo_events:>7} {wo_wall:>7.3f} {wo_events / wo_cpu:>8.0f}"
+            f" | {wall / wo_wall:>5.2f} {wall2 / wall:>7.2f} {cpu2 / cpu:>6.2f}"
         )
     print(
-        f"all policies, one inference each (best of {args.repeats}): simulate {total_wall:.2f} s"
-        f" wall, {total_cpu:.2f} s CPU, {total_events / total_cpu:.0f} events/s;"
+        f"all policies, one inference each, with reads (best of {args.repeats}): simulate"
+        f" {total['wall']:.2f} s wall, {total['cpu']:.2f} s CPU,"
+        f" {total['events'] / total['cpu']:.0f} events/s; write-only model in the same run:"
+        f" {total['wo_wall']:.2f} s wall, {total['wo_events'] / total['wo_cpu']:.0f} events/s;"
+        f" ratio with reads / write-only {total['wall'] / total['wo_wall']:.2f} (wall);"
         f" planning {total_plan:.2f} s (targets: < 10 s, >= 100k events/s)"
     )
 

@@ -102,6 +102,46 @@ def test_default_run_fits_a_midpoint_inside_the_grid_with_its_ci(default_run):
     assert (summary.loc[summary["policy"] == "baseline", "energy_overhead"] == 1).all()
 
 
+WRITE_CATEGORIES = ("rram_set", "rram_reset", "verify_read", "pre_read", "sram", "ecc")
+READ_CATEGORIES = ("read_rram", "read_sram", "read_offchip", "ecc_decode")
+
+
+def test_default_run_total_energy_is_write_plus_read_plus_standby(default_run):
+    _, out = default_run
+    memory = pd.read_csv(out / "memory.csv")
+    assert set(memory["policy"]) == {"baseline", "write_verify", "sram_exponent", "ecc_secded"}
+    for _, row in memory.iterrows():
+        write = sum(row[f"energy_{c}_pj"] for c in WRITE_CATEGORIES)
+        read = sum(row[f"energy_{c}_pj"] for c in READ_CATEGORIES)
+        assert row["energy_pj_per_inference"] == pytest.approx(write, rel=1e-12)
+        assert row["read_energy_pj_per_inference"] == pytest.approx(read, rel=1e-12)
+        assert read > 0 and row["standby_energy_pj_per_inference"] > 0
+        standby = row["leakage_power_uw"] * 1e3 * row["latency_ns_per_inference"] * 1e-6
+        assert row["standby_energy_pj_per_inference"] == pytest.approx(standby, rel=1e-9)
+        assert row["total_energy_pj_per_inference"] == pytest.approx(
+            write + read + row["standby_energy_pj_per_inference"], rel=1e-12
+        )
+        assert row["area_mm2"] == pytest.approx(
+            row["area_rram_mm2"] + row["area_sram_mm2"] + row["area_logic_mm2"], rel=1e-12
+        )
+        assert row["rram_read_utilisation"] + row["rram_write_utilisation"] == pytest.approx(
+            row["rram_utilisation"], rel=1e-9
+        )
+    # Policies that add logic or SRAM cells cost area; the summary carries the same totals.
+    f32 = memory[memory["format"] == "float32"].set_index("policy")
+    for policy in ("write_verify", "sram_exponent", "ecc_secded"):
+        assert f32.loc[policy, "area_mm2"] > f32.loc["baseline", "area_mm2"]
+    assert f32.loc["sram_exponent", "idle_power_uw"] > 0 == f32.loc["baseline", "idle_power_uw"]
+    summary = pd.read_csv(out / "summary.csv")
+    merged = summary.merge(memory, on=["workload", "format", "policy", "condition"])
+    for col in ("total_energy_pj_per_inference", "area_mm2", "read_energy_pj_per_inference"):
+        assert (merged[f"{col}_x"] == merged[f"{col}_y"]).all(), col
+    base = summary["policy"] == "baseline"
+    assert (summary.loc[base, ["total_energy_overhead", "area_overhead"]] == 1).all().all()
+    assert (out / "figures" / "tradeoff.png").stat().st_size > 0
+    assert "figures/tradeoff.png" in (out / "report.md").read_text()
+
+
 def test_report_is_recreated_from_the_folder_alone(default_run):
     _, out = default_run
     before = (out / "summary.csv").read_text()

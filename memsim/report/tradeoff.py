@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -89,7 +90,9 @@ def accuracy_energy_area(summary: pd.DataFrame) -> plt.Figure:
     )
     for col, key in enumerate(panels):
         top, bottom = axes[0, col], axes[1, col]
-        sel = rows[(rows[list(PANEL_KEYS)].astype(str) == pd.Series(key, index=PANEL_KEYS)).all(1)]
+        sel = rows[
+            (rows[list(PANEL_KEYS)].astype(str) == pd.Series(key, index=PANEL_KEYS)).all(axis=1)
+        ]
         for _, r in sel.iterrows():
             colour, marker = style[r["policy"]]
             x = r["total_energy_pj_per_inference"]
@@ -112,9 +115,16 @@ def accuracy_energy_area(summary: pd.DataFrame) -> plt.Figure:
         top.set_ylabel("accuracy at operating point")
         bottom.set_ylabel("area (mm²)")
         bottom.set_xlabel("total energy per inference (pJ)")
+        energies = sel["total_energy_pj_per_inference"]
+        wide = len(energies) and energies.max() > 10 * energies.min()
         for ax in (top, bottom):
-            ax.set_xscale("log")
-            ax.grid(True, which="both", alpha=0.3)
+            if wide:  # several decades: log axis, labels on the decades only
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            else:  # within a decade: a linear axis with a shared exponent stays readable
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+            ax.grid(True, alpha=0.3)
     handles = [
         plt.Line2D([], [], ls="", marker=style[p][1], color=style[p][0], label=p) for p in policies
     ]
