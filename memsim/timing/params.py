@@ -102,7 +102,7 @@ class MemoryParams:
     scheduler: str = "read_first"
     write_drain_high_units: int = 32
     write_drain_low_units: int = 16
-    read_burst_units: int = 256
+    read_burst_units: int = 1024
     weight_memory: str = "rram"
     activation_capacity_bits: int = 0
     technology: str = "default"
