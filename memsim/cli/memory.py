@@ -14,6 +14,7 @@ from pathlib import Path
 
 from memsim.config import loads_toml
 from memsim.timing.params import load_memory_params, preset_names
+from memsim.timing.reads import read_plans
 from memsim.timing.result import MemoryResult
 from memsim.timing.simulate import plan_trace, simulate
 from memsim.trace.records import Trace
@@ -105,7 +106,9 @@ def _trace_workload(name: str, fmt: str, images: int) -> Trace:
 
     workload = get_workload(name)
     x, _ = workload.dataset("test", limit=images)
-    return trace_model(workload.load_model(), x, fmt, workload_name=workload.name)
+    return trace_model(
+        workload.load_model(), x, fmt, workload_name=workload.name, include_weights=True
+    )
 
 
 def format_result(result: MemoryResult, *, layers: bool = False) -> str:
@@ -114,7 +117,7 @@ def format_result(result: MemoryResult, *, layers: bool = False) -> str:
     lines = [
         f"latency_ns           {s.latency_ns:14.1f}",
         f"compute_ns           {s.compute_ns:14.1f}",
-        f"stall_ns             {s.stall_ns:14.1f}   (queue full {s.stall_queue_ns:.1f}, waiting for writes {s.stall_dependency_ns:.1f})",
+        f"stall_ns             {s.stall_ns:14.1f}   (reads {s.stall_read_ns:.1f}, queue full {s.stall_queue_ns:.1f}, waiting for writes {s.stall_dependency_ns:.1f})",
         f"rram_utilisation     {s.rram_utilisation:14.3f}   (per bank: "
         + ", ".join(
             f"{u:.3f}" for u in result.banks.loc[result.banks["memory"] == "rram", "utilisation"]
@@ -126,6 +129,15 @@ def format_result(result: MemoryResult, *, layers: bool = False) -> str:
     ]
     for row in result.energy.itertuples():
         lines.append(f"  {row.category:<18} {row.energy_pj:14.1f}   {100 * row.share:5.1f} %")
+    if result.read_energy_pj or result.stall_read_ns:
+        busy = result.utilisation("rram")
+        lines += [
+            f"read_stall_ns        {result.stall_read_ns:14.1f}",
+            f"rram_read/write_util {busy['read_utilisation']:14.3f} / {busy['write_utilisation']:.3f}",
+            f"read_energy_pj       {result.read_energy_pj:14.1f}",
+        ]
+        for row in result.read_energy.itertuples():
+            lines.append(f"  {row.category:<18} {row.energy_pj:14.1f}   {100 * row.share:5.1f} %")
     if layers:
         cols = [
             "index",
@@ -163,12 +175,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         policy.validate(trace.format)
     device = load_device() if args.device is None else load_device(args.device)
+    plans = plan_trace(policy, trace, device)
+    # Reads of the weights need weight records in the trace (traced workloads include them).
+    reads = read_plans(trace, plans, device, params) if params.reads else None
     result = simulate(
-        plan_trace(policy, trace, device),
+        plans,
         trace,
         params,
         seed=args.seed,
         deterministic=args.deterministic,
+        reads=reads,
     )
     print(
         f"memory: trace {trace.workload} ({trace.format}, {len(trace)} records), policy {args.policy}, params {args.params}"
