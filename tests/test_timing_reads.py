@@ -185,3 +185,28 @@ def test_read_plan_rejects_unknown_memories_and_categories():
         ReadPlan("x", 0, "tape", units=1, t_unit_ns=1.0)
     with pytest.raises(ValueError, match="unknown energy category 'read_tape'"):
         ReadPlan("x", 0, "rram", units=1, t_unit_ns=1.0, energy_pj={"read_tape": 1.0})
+
+
+@pytest.mark.parametrize(
+    "n, banks, interleave, first, burst",
+    [(0, 4, 1, 0, 8), (1, 4, 1, 3, 8), (37, 4, 1, 5, 8), (1000, 3, 2, 7, 16), (64, 1, 1, 0, 64)],
+)
+def test_read_bursts_cut_each_bank_like_the_unit_level_mapping(n, banks, interleave, first, burst):
+    from memsim.timing.mapping import read_bursts, split_units
+
+    params = machine(n_banks=banks, interleave_units=interleave, read_burst_units=burst)
+    fast = read_bursts(ReadPlan("x", 0, "rram", units=n, t_unit_ns=1.5, first_unit=first), params)
+    slow = split_units(
+        n,
+        n_banks=banks,
+        interleave_units=interleave,
+        burst_units=burst,
+        first_unit=first,
+        unit_ns=1.5,
+    )
+    for b in range(banks):
+        assert sorted(fast.units[fast.bank == b].tolist()) == sorted(
+            slow.units[slow.bank == b].tolist()
+        )
+    assert fast.service_ns.tolist() == (fast.units * 1.5).tolist()
+    assert int(fast.units.sum()) == n
