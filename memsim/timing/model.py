@@ -155,8 +155,9 @@ class BankQueues:
 
     def put(self, item: Item) -> None:
         (self.reads if item[3] and not self.in_order else self.writes).append(item)
-        if self._idle is not None:
-            self._idle, event = None, self._idle
+        event = self._idle
+        if event is not None:
+            self._idle = None
             event.succeed()
 
     def next(self, draining: bool) -> Item | None:
