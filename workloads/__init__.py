@@ -9,7 +9,7 @@ the binarized networks of :mod:`workloads.bnn`. Wrap your own network with
 it in the ``memsim.workloads`` entry-point group.
 """
 
-from workloads import bnn, digits, generic, vgg  # noqa: F401  (importing registers them)
+from workloads import bnn, digits, generic, resnet, vgg, vit  # noqa: F401  (importing registers them)
 from workloads.base import WORKLOADS, Workload, get_workload
 
 #: The workload memsim uses when none is named (runs offline in seconds).

@@ -42,7 +42,7 @@ from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
 
 SCHEDULES = ("onecycle", "cosine", "constant")
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 class TrainHook(Protocol):
@@ -71,8 +71,9 @@ class TrainConfig:
     epochs, batch_size : int
     lr : float
         Peak learning rate (one-cycle) or initial one (cosine, constant).
-    optimizer : {"sgd", "adam"}
-        SGD (``momentum``, ``nesterov``) or Adam.
+    optimizer : {"sgd", "adam", "adamw"}
+        SGD (``momentum``, ``nesterov``), Adam, or AdamW (decoupled ``weight_decay``;
+        transformers).
     momentum, weight_decay : float
     nesterov : bool
     schedule : {"onecycle", "cosine", "constant"}
@@ -166,8 +167,8 @@ class TrainConfig:
             "constant": f"constant lr {self.lr:g}",
         }[self.schedule]
         optimizer = (
-            f"Adam, wd {self.weight_decay:g}"
-            if self.optimizer == "adam"
+            f"{'AdamW' if self.optimizer == 'adamw' else 'Adam'}, wd {self.weight_decay:g}"
+            if self.optimizer in ("adam", "adamw")
             else f"SGD{' nesterov' if self.nesterov else ''} momentum {self.momentum:g}, wd {self.weight_decay:g}"
         )
         parts = [
@@ -328,8 +329,9 @@ def train_model(
         model = workload.build_model()
     model.to(device).train()
     hooks = [*workload.train_hooks(config), *hooks]
-    if config.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(
+    if config.optimizer in ("adam", "adamw"):
+        adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        optimizer: torch.optim.Optimizer = adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from memsim.inference.graph import GRANULARITIES
 from memsim.inference.network import INFERENCE_FORMATS
 
 
@@ -25,6 +26,13 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         "--checkpoint", default=None, help="checkpoint file (default: the workload's own)"
     )
     p.add_argument("--fused", action="store_true", help="one write per conv→bn→activation chain")
+    p.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default=None,
+        help="which tensors are writes: module (module calls; default), op (every "
+        "tensor-producing operation, from the torch.fx graph), fused (conv→bn→act chains)",
+    )
     p.add_argument("--noisy-input", action="store_true", help="the network input is written too")
     p.add_argument(
         "--calibration",
@@ -86,6 +94,7 @@ def _network(args: argparse.Namespace):
         model,
         args.fmt,
         fused=args.fused,
+        granularity=args.granularity,
         noisy_input=args.noisy_input,
         calibration=calibration,
         calibration_method=args.calibration_method,
@@ -108,8 +117,12 @@ def run_trace(args: argparse.Namespace) -> int:
 def format_trace(trace) -> str:
     """The per-layer write table and totals of a trace, as text."""
     head = f"{'#':>3}  {'name':<24} {'type':<28} {'role':<10} {'shape':<16} {'elements':>10} {'KiB':>9} {'MOPs':>9} {'zero %':>7}"
+    granularity = trace.meta.get("granularity", "fused" if trace.meta.get("fused") else "module")
+    fallback = trace.meta.get("granularity_fallback")
     lines = [
-        f"{trace.workload}: writes of one inference stored as {trace.format}",
+        f"{trace.workload}: writes of one inference stored as {trace.format}, "
+        f"{granularity} granularity"
+        + (f" (op fell back to module hooks: {fallback})" if fallback else ""),
         head,
         "-" * len(head),
     ]
@@ -124,6 +137,13 @@ def format_trace(trace) -> str:
     lines.append(
         f"{len(acts)} activation writes per image: {trace.written_elements:,} elements, "
         f"{trace.written_bits / 8 / 1024:,.1f} KiB ({trace.images_measured} images measured)"
+    )
+    kinds: dict[str, int] = {}
+    for r in acts:
+        kinds[r.module_type] = kinds.get(r.module_type, 0) + r.numel
+    lines.append(
+        "elements per image by kind of write: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     )
     return "\n".join(lines)
 
@@ -142,12 +162,18 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"workload": workload.name, "format": args.fmt, "p": args.p, **result.__dict__}
+                {
+                    "workload": workload.name,
+                    "format": args.fmt,
+                    "granularity": net.granularity,
+                    "p": args.p,
+                    **result.__dict__,
+                }
             )
         )
     else:
         print(
-            f"{workload.name} {args.fmt} p={args.p:g}: accuracy {result.accuracy:.4f} "
+            f"{workload.name} {args.fmt} {net.granularity} granularity p={args.p:g}: accuracy {result.accuracy:.4f} "
             f"({result.correct}/{result.n_images}), non-finite logits {result.nonfinite_fraction:.4f}"
         )
     return 0

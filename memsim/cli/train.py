@@ -13,7 +13,7 @@ import argparse
 from dataclasses import fields
 
 from workloads.base import WORKLOADS, get_workload
-from workloads.train import SCHEDULES, TrainConfig, train
+from workloads.train import OPTIMIZERS, SCHEDULES, TrainConfig, train
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate")
     p.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
     p.add_argument("--schedule", choices=SCHEDULES, default=defaults["schedule"])
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults["optimizer"])
     p.add_argument("--no-augment", action="store_true", help="turn off the workload's augmentation")
     p.add_argument(
         "--no-autocast", action="store_true", help="train in float32 instead of bf16 autocast"
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         weight_decay=args.weight_decay,
         schedule=args.schedule,
+        optimizer=args.optimizer,
         augment=not args.no_augment,
         autocast=not args.no_autocast,
         limit=args.limit,

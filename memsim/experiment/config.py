@@ -30,6 +30,10 @@ from memsim.config import (
     where_text,
 )
 
+#: Write-point granularities (:data:`memsim.inference.graph.GRANULARITIES`; kept here so that
+#: reading a config does not import torch).
+GRANULARITIES = ("module", "op", "fused")
+
 #: The embedded default experiment (``memsim run`` with no config).
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
@@ -76,10 +80,16 @@ class WorkloadSpec:
     label: str = ""
     checkpoint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    granularity: str = ""  # empty: the sweep's granularity
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.name)
+        if self.granularity and self.granularity not in GRANULARITIES:
+            raise ValueError(
+                f"'granularity' of workload {self.label!r} must be one of "
+                f"{', '.join(GRANULARITIES)}. Got {self.granularity!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -101,10 +111,24 @@ class SweepConfig:
     batch_size: int = 256
     engine: str = "auto"
     fused: bool = False
+    granularity: str = ""  # module | op | fused; empty: "fused" when fused = true, else "module"
     noisy_input: bool = False
     calibration_images: int = 256
 
     def __post_init__(self) -> None:
+        if self.granularity and self.granularity not in GRANULARITIES:
+            raise ValueError(
+                f"'granularity' must be one of {', '.join(GRANULARITIES)}. Got {self.granularity!r}."
+            )
+        if self.fused and self.granularity not in ("", "fused"):
+            raise ValueError(
+                f"'fused = true' means granularity \"fused\", but 'granularity' is {self.granularity!r}."
+            )
+        # One spelling per experiment: fused = true and granularity = "fused" are the same run.
+        object.__setattr__(self, "fused", self.fused or self.granularity == "fused")
+        object.__setattr__(
+            self, "granularity", "fused" if self.fused else self.granularity or "module"
+        )
         check_range("sweep", "repeats", self.repeats, kind=int, low=1)
         check_range("sweep", "images", self.images, kind=int, low=0)
         check_range("sweep", "batch_size", self.batch_size, kind=int, low=1)
@@ -216,9 +240,19 @@ class ExperimentConfig:
                 "the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True
             )
 
+    def granularity_of(self, workload: WorkloadSpec) -> str:
+        """The write-point granularity of one workload (its own, else the sweep's)."""
+        return workload.granularity or self.sweep.granularity
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (what ``config.json`` holds and the hash is taken of)."""
+        """Plain data (what ``config.json`` holds and the hash is taken of).
+
+        The module and fused granularities are spelt by ``sweep.fused`` alone, as before
+        granularity existed, so older experiments keep their hash.
+        """
         data = to_dict(self)
+        if data["sweep"]["granularity"] in ("module", "fused"):
+            del data["sweep"]["granularity"]
         data["workloads"] = [_compact_workload(w) for w in self.workloads]
         data["policies"] = [{"label": p.label, "spec": p.spec} for p in self.policies]
         return data
@@ -228,7 +262,7 @@ class ExperimentConfig:
         data = self.to_dict()
         data["workloads"] = [
             w.name
-            if (w.label == w.name and w.checkpoint is None and not w.options)
+            if (w.label == w.name and w.checkpoint is None and not w.options and not w.granularity)
             else _compact_workload(w)
             for w in self.workloads
         ]
@@ -385,12 +419,15 @@ def _policy_spec(item: Any, i: int, source: Any) -> PolicySpec:
 
 
 def _compact_workload(w: WorkloadSpec) -> dict[str, Any]:
-    return {
+    data = {
         "name": w.name,
         "label": w.label,
         "checkpoint": w.checkpoint,
         "options": dict(w.options),
     }
+    if w.granularity:
+        data["granularity"] = w.granularity
+    return data
 
 
 def replace_config(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:

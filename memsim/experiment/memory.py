@@ -110,7 +110,7 @@ def memory_table(
                     x,
                     stored,
                     workload_name=wspec.label,
-                    fused=config.sweep.fused,
+                    granularity=config.granularity_of(wspec),
                     noisy_input=config.sweep.noisy_input,
                     calibration=calibration,
                     include_weights=True,
@@ -137,9 +137,60 @@ def memory_table(
                         "stall_ns_per_inference": float(res.stall_ns),
                         "rram_utilisation": float(rram["utilisation"].mean()) if len(rram) else 0.0,
                         "written_bits_per_inference": int(trace.written_bits),
+                        "granularity": trace.meta.get("granularity", ""),
+                        "written_elements_per_inference": int(trace.written_elements),
                         **{f"energy_{c}_pj": float(energy.get(c, 0.0)) for c in ENERGY_CATEGORIES},
                         **cost_columns(trace, plans, res, params, tech),
                     }
                 )
     bar.close()
     return pd.DataFrame(rows)
+
+
+def writes_table(config: ExperimentConfig):
+    """The write points of each workload at its granularity: one row per kind of write.
+
+    Columns: ``workload``, ``granularity`` (what was used: ``module`` when ``op`` fell back),
+    ``fallback`` (why, or empty), ``kind`` (the producing module's class or the operation),
+    ``writes`` (write points of that kind per inference) and ``elements_per_image``.
+    Write points do not depend on the storage format; they are found on two float32 inputs.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from memsim.experiment.points import load_workload
+    from memsim.inference.graph import make_taps
+
+    rows = []
+    for wspec in config.workloads:
+        workload, model = load_workload(wspec)
+        x, _ = workload.dataset(config.sweep.split, limit=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the fallback is a column
+            taps = make_taps(
+                model.float().eval(),
+                x.float(),
+                config.granularity_of(wspec),
+                noisy_input=config.sweep.noisy_input,
+            )
+        kinds: dict[str, list[int]] = {}
+        for wp in taps.points:
+            count = kinds.setdefault(wp.module_type, [0, 0])
+            count[0] += 1
+            count[1] += wp.numel
+        for kind, (writes, elements) in kinds.items():
+            rows.append(
+                {
+                    "workload": wspec.label,
+                    "granularity": taps.granularity,
+                    "fallback": taps.fallback,
+                    "kind": kind,
+                    "writes": writes,
+                    "elements_per_image": elements,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["workload", "granularity", "fallback", "kind", "writes", "elements_per_image"],
+    )

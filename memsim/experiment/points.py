@@ -226,7 +226,8 @@ class NetworkEvaluator:
     workloads, policies : tuple of specs
         From the experiment config, looked up by the labels in each task's curve.
     sweep : SweepConfig
-        Images, split, batch size, engine, fused/noisy-input options.
+        Images, split, batch size, engine, granularity/noisy-input options (a workload's
+        own ``granularity`` wins over the sweep's).
     device : str
         Torch device (a run option).
     """
@@ -305,7 +306,11 @@ class NetworkEvaluator:
         if fmt == "int8":
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
         net = NoisyNetwork(
-            model, fmt, fused=s.fused, noisy_input=s.noisy_input, calibration=calibration
+            model,
+            fmt,
+            granularity=spec.granularity or s.granularity,
+            noisy_input=s.noisy_input,
+            calibration=calibration,
         )
         return net, x, y, int(workload.num_classes)
 

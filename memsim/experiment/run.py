@@ -40,7 +40,7 @@ from memsim.experiment.config import (
     resolve_config,
 )
 from memsim.experiment.load import load_experiment, parse_experiment
-from memsim.experiment.memory import memory_table
+from memsim.experiment.memory import memory_table, writes_table
 from memsim.experiment.plugins import (
     check_plugins,
     curves_of,
@@ -203,6 +203,7 @@ def run_experiment(
         write_csv_atomic(out / "points.csv", store.points_frame())
     if sweep_only:
         return out
+    write_csv_atomic(out / "writes.csv", writes_table(config))
     if config.memory.enabled:
         write_csv_atomic(
             out / "memory.csv", memory_table(config, conditions, progress=run.progress)

@@ -38,6 +38,7 @@ POINTS_LOG = "points.jsonl"
 POINTS_CSV = "points.csv"
 SUMMARY_CSV = "summary.csv"
 MEMORY_CSV = "memory.csv"
+WRITES_CSV = "writes.csv"
 METADATA_FILE = "metadata.json"
 LOCK_FILE = ".lock"
 

@@ -25,8 +25,11 @@ sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float
 quick alternative. int8 computes in float32 on fake-quantized values; stored activations are
 real int8 codes (:mod:`memsim.inference.int8`).
 
-Functional operations outside modules (a residual add) are computed in the compute dtype and
-are not writes (see :mod:`memsim.inference.taps`).
+Which tensors are writes is the ``granularity``: ``module`` (each leaf module call; functional
+operations such as a residual add are computed in the compute dtype and are not writes, see
+:mod:`memsim.inference.taps`), ``op`` (every operation producing a new tensor, from the
+captured graph: :mod:`memsim.inference.graph`) or ``fused`` (conv/linear → norm → activation
+chains written once).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from torch import nn
 
 from memsim.formats import FORMATS, StorageFormat
 from memsim.inference.faults import FaultMap
+from memsim.inference.graph import GraphTaps, check_granularity, make_taps
 from memsim.inference.taps import Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
@@ -183,7 +187,12 @@ class NoisyNetwork:
     fmt : str
         Storage format of activations: one of :data:`INFERENCE_FORMATS`.
     fused : bool
-        One write per conv→bn→activation chain (see :mod:`memsim.inference.taps`).
+        One write per conv→bn→activation chain (see :mod:`memsim.inference.taps`); the same as
+        ``granularity="fused"``.
+    granularity : {"module", "op", "fused"}, optional
+        Which tensors are writes (see :mod:`memsim.inference.graph`); default ``module``, or
+        ``fused`` when ``fused=True``. A model torch.fx cannot capture falls back from ``op``
+        to ``module`` with a warning; :attr:`granularity` and :attr:`fallback` say so.
     noisy_input : bool
         The network input is written too (write 0).
     compute_dtype : str or torch.dtype, optional
@@ -209,6 +218,7 @@ class NoisyNetwork:
         fmt: str = "float32",
         *,
         fused: bool = False,
+        granularity: str | None = None,
         noisy_input: bool = False,
         compute_dtype: str | torch.dtype | None = None,
         calibration: torch.Tensor | None = None,
@@ -223,7 +233,16 @@ class NoisyNetwork:
             raise TypeError(f"fmt must be a storage format name. Got {fmt!r}.")
         name = _check_format(fmt)
         self.fmt = name
-        self.fused = bool(fused)
+        if granularity is None:
+            granularity = "fused" if fused else "module"
+        check_granularity(granularity)
+        if fused and granularity != "fused":
+            raise ValueError(
+                f"fused=True asks for granularity 'fused', but granularity={granularity!r} was given."
+            )
+        self.granularity = granularity
+        self.fallback = ""  # why op granularity fell back to module hooks, if it did
+        self.fused = granularity == "fused"
         self.noisy_input = bool(noisy_input)
         default = torch.float32 if name == "int8" else _FLOAT_DTYPES[name]
         self.compute_dtype = (
@@ -240,7 +259,7 @@ class NoisyNetwork:
             fault_map.install(self._model)
         self.fault_map = fault_map
         self._device = torch.device("cpu")
-        self._taps: Taps | None = None
+        self._taps: Taps | GraphTaps | None = None
         self._run: tuple | None = None  # (channels, seed, batch index, observer) during a forward
         self.weight_points: list[WritePoint] = []
         self.weight_codes: dict[str, torch.Tensor] = {}  # int8: stored integer codes by name
@@ -267,13 +286,7 @@ class NoisyNetwork:
         ):
             raise ValueError("calibration must be a non-empty tensor of calibration inputs.")
         self._model.float()
-        self._taps = Taps(
-            self._model,
-            calibration[:2].float(),
-            fused=self.fused,
-            noisy_input=self.noisy_input,
-            fmt="int8",
-        )
+        self._taps = self._make_taps(calibration[:2].float())
         cal = calibrate(self._model, self._taps, calibration, method=method)
         self._storage = Int8Storage(cal)
         weight_for = None
@@ -304,18 +317,24 @@ class NoisyNetwork:
                 ch.apply_(stored, child_seed(base, "weight", wp.index))
                 param.data.copy_(stored)
 
-    def _ensure_taps(self, example: torch.Tensor) -> Taps:
+    def _make_taps(self, example: torch.Tensor) -> Taps | GraphTaps:
+        taps = make_taps(
+            self._model,
+            example,
+            self.granularity,
+            noisy_input=self.noisy_input,
+            fmt=self.fmt,
+        )
+        if taps.fallback:
+            self.granularity, self.fallback, self.fused = taps.granularity, taps.fallback, False
+        return taps
+
+    def _ensure_taps(self, example: torch.Tensor) -> Taps | GraphTaps:
         if self._taps is not None:
             return self._taps
         example = example[:2]
         try:
-            self._taps = Taps(
-                self._model,
-                example.to(self.compute_dtype),
-                fused=self.fused,
-                noisy_input=self.noisy_input,
-                fmt=self.fmt,
-            )
+            self._taps = self._make_taps(example.to(self.compute_dtype))
         except (RuntimeError, NotImplementedError) as exc:
             if (
                 self.compute_dtype in (torch.float32, torch.float64)
@@ -332,13 +351,7 @@ class NoisyNetwork:
             self.compute_dtype = torch.float32
             self._model.to(torch.float32)
             self._storage = FloatStorage(self.fmt, torch.float32)
-            self._taps = Taps(
-                self._model,
-                example.to(torch.float32),
-                fused=self.fused,
-                noisy_input=self.noisy_input,
-                fmt=self.fmt,
-            )
+            self._taps = self._make_taps(example.to(torch.float32))
         return self._taps
 
     # ----------------------------------------------------------------- forward

@@ -251,6 +251,9 @@ class Taps:
         self.model = model
         self.fused = bool(fused)
         self.noisy_input = bool(noisy_input)
+        #: Write-point granularity (``module`` or ``fused``); why ``op`` fell back, if it did.
+        self.granularity = "fused" if self.fused else "module"
+        self.fallback = ""
         self._leaves = [
             (n, m) for n, m in model.named_modules() if not any(True for _ in m.children())
         ]

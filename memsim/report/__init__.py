@@ -21,6 +21,7 @@ from memsim.experiment.store import (
     POINTS_CSV,
     POINTS_LOG,
     SUMMARY_CSV,
+    WRITES_CSV,
     ResultsError,
     points_frame,
     read_experiment,
@@ -88,6 +89,7 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         return write_folder_report(folder)
     points = load_points(folder)
     memory = _optional_csv(folder / MEMORY_CSV)
+    writes = _optional_csv(folder / WRITES_CSV)
     conditions = _optional_csv(folder / CONDITIONS_CSV)
     metadata = (
         json.loads((folder / METADATA_FILE).read_text())
@@ -136,7 +138,12 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         plots.save(plots.energy_by_category(memory), fig_dir, "energy_by_category")
         figures["Energy per inference by category"] = f"{FIGURES_DIR}/energy_by_category.png"
     text = render(
-        config=config, summary=summary, metadata=metadata, figures=figures, n_points=len(points)
+        config=config,
+        summary=summary,
+        metadata=metadata,
+        figures=figures,
+        n_points=len(points),
+        writes=writes,
     )
     return write_text_atomic(folder / REPORT_MD, text)
 

@@ -58,6 +58,7 @@ def render(
     metadata: Mapping,
     figures: Mapping[str, str],
     n_points: int,
+    writes: pd.DataFrame | None = None,
 ) -> str:
     """The report text.
 
@@ -73,6 +74,8 @@ def render(
         Caption → relative path of a PNG (an SVG of the same stem sits beside it).
     n_points : int
         Rows of ``points.csv``.
+    writes : DataFrame, optional
+        ``writes.csv``: write points per workload and kind of write.
     """
     fit = config.get("fit", {})
     grid = config.get("grid", {})
@@ -95,6 +98,7 @@ def render(
         + (", adaptive" if config.get("adaptive", {}).get("enabled") else ""),
         f"- device: {config.get('device', '')}; programming conditions: {', '.join(config.get('conditions', [])) or 'the device default'}; "
         f"operating point: {config.get('operating_p', 'device')}",
+        f"- write-point granularity: {_granularity_text(config, writes)}",
         f"- {n_points} accuracy points; seed {config.get('seed', 0)}; config hash {metadata.get('config_hash', '?')}",
         "",
         "## Summary",
@@ -133,6 +137,24 @@ def render(
     if metadata.get("skipped"):
         lines += ['Combinations left out (`incompatible = "skip"`):', ""]
         lines += [f"- {item}" for item in metadata["skipped"]] + [""]
+    if writes is not None and len(writes):
+        lines += [
+            "## Write points",
+            "",
+            "Tensors written per inference, by kind of write (the producing module's class, or "
+            "the operation at op granularity); elements per image.",
+            "",
+            markdown_table(
+                writes, ["workload", "granularity", "kind", "writes", "elements_per_image"]
+            ),
+            "",
+        ]
+        for row in writes.drop_duplicates("workload").itertuples():
+            if isinstance(row.fallback, str) and row.fallback:
+                lines += [
+                    f"- {row.workload}: op granularity fell back to module hooks: {row.fallback}"
+                ]
+        lines.append("")
     lines += ["## Figures", ""]
     for caption, path in figures.items():
         svg = path.rsplit(".", 1)[0] + ".svg"
@@ -155,6 +177,15 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def _granularity_text(config: Mapping, writes: pd.DataFrame | None) -> str:
+    sweep = config.get("sweep", {})
+    default = sweep.get("granularity") or ("fused" if sweep.get("fused") else "module")
+    if writes is None or not len(writes):
+        return default
+    used = writes.drop_duplicates("workload")
+    return "; ".join(f"{r.workload} {r.granularity}" for r in used.itertuples())
 
 
 def _grid_text(grid: Mapping) -> str:

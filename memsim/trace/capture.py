@@ -2,7 +2,8 @@
 
 Where it sits (DESIGN §2): a workload's model and a batch of its data come in, a
 :class:`memsim.trace.records.Trace` goes out to the memory model. Writes are the write points of
-:mod:`memsim.inference.taps` (same ``fused`` / ``noisy_input`` options as noisy inference), stored in
+:mod:`memsim.inference.taps` / :mod:`memsim.inference.graph` (same ``granularity`` /
+``noisy_input`` options as noisy inference), stored in
 the format of :class:`memsim.inference.network.NoisyNetwork`; bit statistics (fraction of ones per bit
 position, MSB first, and the fraction of all-zero words) are measured on the *stored* words
 of the whole batch ``x``: float bit patterns, or int8 codes for ``int8``. Sizes are per
@@ -63,6 +64,7 @@ def trace_model(
     *,
     workload_name: str,
     fused: bool = False,
+    granularity: str | None = None,
     noisy_input: bool = False,
     include_weights: bool = False,
     calibration: torch.Tensor | None = None,
@@ -72,7 +74,7 @@ def trace_model(
     Parameters
     ----------
     model : nn.Module or NoisyNetwork
-        The network (a NoisyNetwork is traced as built; then ``fmt``, ``fused``,
+        The network (a NoisyNetwork is traced as built; then ``fmt``, ``granularity``,
         ``noisy_input`` and ``calibration`` are taken from it).
     x : Tensor
         A batch of real inputs; bit statistics are averaged over it.
@@ -82,6 +84,9 @@ def trace_model(
         Recorded in the trace.
     fused, noisy_input : bool
         Write-point options (see :mod:`memsim.inference.taps`).
+    granularity : {"module", "op", "fused"}, optional
+        Which tensors are writes (see :mod:`memsim.inference.graph`); ``fused=True`` is
+        ``"fused"``.
     include_weights : bool
         Add one record per weight and bias (role ``weight``/``bias``; written once at
         programming time, listed before the activations).
@@ -101,7 +106,12 @@ def trace_model(
         if fmt == "int8" and calibration is None:
             calibration = x
         net = NoisyNetwork(
-            model, fmt, fused=fused, noisy_input=noisy_input, calibration=calibration
+            model,
+            fmt,
+            fused=fused,
+            granularity=granularity,
+            noisy_input=noisy_input,
+            calibration=calibration,
         )
     points = net.write_points(x)
     stats: dict[int, tuple[tuple[float, ...], float]] = {}
@@ -123,6 +133,8 @@ def trace_model(
     records += [_record(wp, stats.get(wp.index), net.fmt) for wp in points]
     meta = {
         "fused": net.fused,
+        "granularity": net.granularity,
+        "granularity_fallback": net.fallback,
         "noisy_input": net.noisy_input,
         "compute_dtype": str(net.compute_dtype).replace("torch.", ""),
         "weights_included": bool(include_weights),
