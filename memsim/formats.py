@@ -94,6 +94,28 @@ FORMATS: dict[str, StorageFormat] = {
             True,
             _float_fields(16, 8),
         ),
+        # FP8 (Micikevicius et al., "FP8 Formats for Deep Learning", 2022): E4M3 has no
+        # infinities and one NaN per sign (S.1111.111), so its largest value is 448; E5M2 follows
+        # IEEE 754 (infinities and NaNs in the all-ones exponent), largest value 57344. Flips act
+        # on the stored byte; reading it back follows torch's float8_e4m3fn / float8_e5m2.
+        StorageFormat(
+            "float8_e4m3",
+            8,
+            torch.float8_e4m3fn,
+            torch.int8,
+            np.dtype(np.uint8),
+            True,
+            _float_fields(8, 4),
+        ),
+        StorageFormat(
+            "float8_e5m2",
+            8,
+            torch.float8_e5m2,
+            torch.int8,
+            np.dtype(np.uint8),
+            True,
+            _float_fields(8, 5),
+        ),
         StorageFormat(
             "int8", 8, torch.int8, torch.int8, np.dtype(np.uint8), False, _int_fields(8, True)
         ),
@@ -116,7 +138,16 @@ FORMATS: dict[str, StorageFormat] = {
 }
 
 #: Formats a network can store its activations in (DESIGN §3).
-ACTIVATION_FORMATS = ("float64", "float32", "float16", "bfloat16", "int8", "binary")
+ACTIVATION_FORMATS = (
+    "float64",
+    "float32",
+    "float16",
+    "bfloat16",
+    "float8_e4m3",
+    "float8_e5m2",
+    "int8",
+    "binary",
+)
 
 _BY_TORCH_DTYPE = {f.torch_dtype: f for f in FORMATS.values() if f.torch_dtype is not None}
 _BY_NUMPY_DTYPE = {

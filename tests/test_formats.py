@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,33 @@ def test_fields_combine_as_a_union(name, data):
 def test_bad_bit_specifications(spec, error, words):
     with pytest.raises(error, match=words):
         resolve_bits("float32", spec)
+
+
+def test_fp8_fields_and_special_encodings():
+    e4m3, e5m2 = get_format("float8_e4m3"), get_format("float8_e5m2")
+    assert e4m3.fields == {"sign": (0,), "exponent": (1, 2, 3, 4), "mantissa": (5, 6, 7)}
+    assert e5m2.fields == {"sign": (0,), "exponent": (1, 2, 3, 4, 5), "mantissa": (6, 7)}
+    assert get_format(torch.float8_e4m3fn) is e4m3 and e5m2.bytes_per_element == 1
+
+    def read(fmt, codes):
+        raw = torch.tensor(codes, dtype=torch.uint8).view(fmt.torch_dtype)
+        return raw.float().tolist()
+
+    # E4M3: S.1111.111 is the only NaN; the rest of the all-ones exponent are numbers.
+    nan, top, big, neg_nan = read(e4m3, [0x7F, 0x7E, 0x78, 0xFF])
+    assert math.isnan(nan) and math.isnan(neg_nan) and (top, big) == (448.0, 256.0)
+    # E5M2 follows IEEE 754: all-ones exponent is inf (mantissa 0) or NaN.
+    inf, nan5, top5 = read(e5m2, [0x7C, 0x7D, 0x7B])
+    assert inf == math.inf and math.isnan(nan5) and top5 == 57344.0
+
+
+def test_flipping_e4m3_reaches_nan_only_through_the_nan_pattern():
+    from memsim.noise import flip
+
+    x = torch.tensor([0x7E] * 4000, dtype=torch.uint8).view(torch.float8_e4m3fn)
+    y = flip(x, 0.5, bits=[7], seed=3)  # flip the last mantissa bit: 448 ↔ NaN
+    codes = y.view(torch.uint8)
+    values = y.float()
+    assert torch.equal(torch.isnan(values), codes == 0x7F)
+    assert 0 < int((codes == 0x7F).sum()) < 4000
+    assert bool((values[codes == 0x7E] == 448.0).all())

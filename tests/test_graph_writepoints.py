@@ -176,3 +176,22 @@ def test_config_granularity_keeps_old_identities():
     assert ExperimentConfig(workloads=(spec,)).granularity_of(spec) == "op"
     with pytest.raises(ValueError, match="granularity"):
         WorkloadSpec("digits", granularity="graph")
+
+
+@pytest.mark.parametrize(
+    "fmt,dtype", [("float8_e4m3", torch.float8_e4m3fn), ("float8_e5m2", torch.float8_e5m2)]
+)
+def test_fp8_storage_rounds_every_op_write(fmt, dtype):
+    model = Mixed().eval()
+
+    def r(t):
+        return t.to(dtype).float()
+
+    with torch.no_grad():
+        add = r(r(model.fc1(X8)) + X8)
+        cat = r(torch.cat([r(F.softmax(add, dim=-1)), r(model.fc2(X8))], dim=1))
+        expected = r(model.head(cat))
+    net = NoisyNetwork(model, fmt, granularity="op")
+    assert net.compute_dtype == torch.float32
+    assert torch.equal(net.logits(X8), expected)
+    assert {p.format for p in net.write_points(X8)} == {fmt}

@@ -34,6 +34,8 @@ TORCH_FORMATS = [
     "float32",
     "float16",
     "bfloat16",
+    "float8_e4m3",
+    "float8_e5m2",
     "int8",
     "uint8",
     "int16",

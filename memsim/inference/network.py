@@ -23,7 +23,11 @@ layer in the storage format, the network falls back to float32 compute with that
 float16 convolutions run about 25× slower than float32 (bfloat16 is fast); for long float16
 sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float16) is the
 quick alternative. int8 computes in float32 on fake-quantized values; stored activations are
-real int8 codes (:mod:`memsim.inference.int8`).
+real int8 codes (:mod:`memsim.inference.int8`). FP8 (``float8_e4m3``, ``float8_e5m2``) computes
+in float32 and every write is rounded to FP8 with torch's conversion (E4M3 saturates at ±448,
+E5M2 overflows to ±inf); the flips hit the stored byte, and a byte read back as E4M3's NaN
+pattern (S.1111.111) is NaN. Weights stay in the compute dtype unless a weight channel stores
+them.
 
 Which tensors are writes is the ``granularity``: ``module`` (each leaf module call; functional
 operations such as a residual add are computed in the compute dtype and are not writes, see
@@ -52,12 +56,28 @@ from memsim.noise.channel import Channel
 from memsim.rng import child_seed
 
 #: Storage formats noisy inference supports.
-INFERENCE_FORMATS = ("float64", "float32", "float16", "bfloat16", "int8")
+INFERENCE_FORMATS = (
+    "float64",
+    "float32",
+    "float16",
+    "bfloat16",
+    "float8_e4m3",
+    "float8_e5m2",
+    "int8",
+)
+#: Float dtypes a network can compute in.
 _FLOAT_DTYPES = {
     "float64": torch.float64,
     "float32": torch.float32,
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
+}
+#: Float storage formats: the compute dtypes plus FP8, which torch cannot compute in (FP8
+#: storage computes in float32 and rounds every write to FP8).
+_STORAGE_DTYPES = {
+    **_FLOAT_DTYPES,
+    "float8_e4m3": torch.float8_e4m3fn,
+    "float8_e5m2": torch.float8_e5m2,
 }
 
 ChannelSpec = Channel | Callable[[WritePoint], Channel | None] | None
@@ -95,7 +115,7 @@ class FloatStorage:
 
     def __init__(self, fmt: str, compute_dtype: torch.dtype) -> None:
         self.fmt = fmt
-        self.dtype = _FLOAT_DTYPES[fmt]
+        self.dtype = _STORAGE_DTYPES[fmt]
         self.compute_dtype = compute_dtype
 
     @property
@@ -196,7 +216,7 @@ class NoisyNetwork:
     noisy_input : bool
         The network input is written too (write 0).
     compute_dtype : str or torch.dtype, optional
-        Float dtype to compute in; defaults to the storage format (float32 for int8).
+        Float dtype to compute in; defaults to the storage format (float32 for int8 and FP8).
     calibration : Tensor, optional
         Calibration inputs; required for ``int8``, ignored otherwise.
     weight_channel : Channel or callable, optional
@@ -244,7 +264,7 @@ class NoisyNetwork:
         self.fallback = ""  # why op granularity fell back to module hooks, if it did
         self.fused = granularity == "fused"
         self.noisy_input = bool(noisy_input)
-        default = torch.float32 if name == "int8" else _FLOAT_DTYPES[name]
+        default = _FLOAT_DTYPES.get(name, torch.float32)  # int8 and FP8 compute in float32
         self.compute_dtype = (
             default if compute_dtype is None else _as_float_dtype(compute_dtype, "compute_dtype")
         )
