@@ -40,6 +40,16 @@ class StorageFormat:
     def bytes_per_element(self) -> float:
         return self.width / 8
 
+    @property
+    def packed(self) -> bool:
+        """Several codes share one stored byte (sub-byte integer formats such as int4)."""
+        return (
+            self.torch_dtype is None
+            and self.width < 8
+            and 8 % self.width == 0
+            and self.name != "binary"
+        )
+
 
 def _float_fields(width: int, exponent: int) -> dict[str, tuple[int, ...]]:
     return {
@@ -119,6 +129,9 @@ FORMATS: dict[str, StorageFormat] = {
         StorageFormat(
             "int8", 8, torch.int8, torch.int8, np.dtype(np.uint8), False, _int_fields(8, True)
         ),
+        # Two 4-bit two's-complement codes per byte (first element in the high nibble): stored
+        # tensors are packed uint8 (see memsim.inference.int8); no torch dtype of width 4.
+        StorageFormat("int4", 4, None, None, np.dtype(np.uint8), False, _int_fields(4, True)),
         StorageFormat(
             "uint8", 8, torch.uint8, torch.uint8, np.dtype(np.uint8), False, _int_fields(8, False)
         ),
@@ -146,6 +159,7 @@ ACTIVATION_FORMATS = (
     "float8_e4m3",
     "float8_e5m2",
     "int8",
+    "int4",
     "binary",
 )
 

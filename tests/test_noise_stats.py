@@ -242,3 +242,24 @@ def test_sample_distinct_is_uniform_over_subsets(m, k):
 
 def test_engine_list_is_the_registry():
     assert {"reference", "numba", "torch"} <= set(ENGINES)
+
+
+@pytest.mark.parametrize("engine", VARIANTS)
+def test_int4_packed_codes_flip_per_code_position(use, engine):
+    """int4: two codes per byte; each code position has its own rates, in both nibbles."""
+    from memsim.noise.channel import BitFlip
+
+    engine = use(engine)
+    n = 40_000
+    x = torch.from_numpy(np.random.default_rng(8).integers(0, 256, size=n, dtype=np.uint8))
+    p01 = np.array([0.05, 0.0, 0.02, 0.3])
+    p10 = np.array([0.01, 0.0, 0.2, 0.1])
+    y = x.clone()
+    BitFlip("int4", list(p01), list(p10), engine=engine).apply_(y, 21)
+    before = bit_matrix(x)
+    changed = before != bit_matrix(y)
+    for value, p in ((0, p01), (1, p10)):
+        is_value = before == value
+        flips = (changed & is_value).sum(axis=0)
+        # Byte positions 0-3 are the first code's positions 0-3, 4-7 the second code's.
+        assert_binomial_per_position(flips, is_value.sum(axis=0), np.tile(p, 2))

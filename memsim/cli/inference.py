@@ -88,7 +88,7 @@ def _network(args: argparse.Namespace):
     workload = get_workload(args.workload)
     model = workload.load_model(args.checkpoint)
     calibration = None
-    if args.fmt == "int8":
+    if args.fmt in ("int8", "int4"):
         calibration = workload.dataset("train", limit=args.calibration)[0]
     net = NoisyNetwork(
         model,

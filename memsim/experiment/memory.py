@@ -101,7 +101,7 @@ def memory_table(
             stored = policy.storage_format(fmt)
             if (wspec.label, stored) not in traces:
                 calibration = None
-                if stored == "int8":
+                if stored in ("int8", "int4"):
                     calibration = workload.dataset("train", limit=config.sweep.calibration_images)[
                         0
                     ]

@@ -303,7 +303,7 @@ class NetworkEvaluator:
         s = self.sweep
         x, y = workload.dataset(s.split, limit=s.images or None)
         calibration = None
-        if fmt == "int8":
+        if fmt in ("int8", "int4"):
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
         net = NoisyNetwork(
             model,

@@ -1,4 +1,9 @@
-"""int8 static post-training quantization, simulated so that flips hit real int8 codes.
+"""int8 and int4 static post-training quantization, simulated so that flips hit real codes.
+
+int4 is the same recipe with 4-bit codes (activations in [-8, 7], weights in [-7, 7]), stored
+two codes per byte (:func:`pack_int4`: the first element in the high nibble), and the channel
+flips the packed bytes (:class:`memsim.noise.channel.BitFlip` on ``int4``). Everything below
+that says int8 holds for int4 with those ranges; biases are int32 codes in both.
 
 Where it sits: :class:`memsim.inference.network.NoisyNetwork` uses this module for ``fmt="int8"``
 (DESIGN §3). The network computes in float32 (fake quantization); what is *stored* is int8:
@@ -34,6 +39,31 @@ from memsim.rng import child_seed
 
 QMIN, QMAX = -128, 127
 CALIBRATION_METHODS = ("minmax", "percentile")
+#: Integer storage formats and their code width in bits.
+INT_FORMATS = {"int8": 8, "int4": 4}
+
+
+def code_range(bits: int) -> tuple[int, int]:
+    """Smallest and largest two's-complement code of ``bits`` bits."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def pack_int4(codes: torch.Tensor) -> torch.Tensor:
+    """int4 codes (an integer tensor with values in [-8, 7]) → uint8 bytes, two per byte.
+
+    The first element of each pair goes in the high nibble; an odd count is padded with 0.
+    """
+    flat = codes.reshape(-1).to(torch.int16) & 0xF
+    if flat.numel() % 2:
+        flat = torch.cat([flat, flat.new_zeros(1)])
+    return ((flat[0::2] << 4) | flat[1::2]).to(torch.uint8)
+
+
+def unpack_int4(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """The first ``numel`` int4 codes (int8 tensor, values in [-8, 7]) of packed bytes."""
+    b = packed.to(torch.int16)
+    nibbles = torch.stack([b >> 4, b & 0xF], dim=1).reshape(-1)[:numel]
+    return ((nibbles ^ 8) - 8).to(torch.int8)
 
 
 @dataclass(frozen=True)
@@ -44,20 +74,22 @@ class QParams:
     zero_point: int
 
 
-def affine_qparams(lo: float, hi: float) -> QParams:
-    """Affine int8 parameters covering ``[lo, hi]`` (extended to include 0)."""
+def affine_qparams(lo: float, hi: float, bits: int = 8) -> QParams:
+    """Affine ``bits``-bit parameters covering ``[lo, hi]`` (extended to include 0)."""
+    qmin, qmax = code_range(bits)
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    scale = (hi - lo) / (QMAX - QMIN)
+    scale = (hi - lo) / (qmax - qmin)
     if not scale > 0 or not torch.isfinite(torch.tensor(scale)):
         return QParams(1.0, 0)
-    zero_point = int(round(QMIN - lo / scale))
-    return QParams(scale, max(QMIN, min(QMAX, zero_point)))
+    zero_point = int(round(qmin - lo / scale))
+    return QParams(scale, max(qmin, min(qmax, zero_point)))
 
 
-def quantize(x: torch.Tensor, q: QParams) -> torch.Tensor:
-    """int8 codes of ``x`` (round half to even, saturating)."""
+def quantize(x: torch.Tensor, q: QParams, bits: int = 8) -> torch.Tensor:
+    """``bits``-bit codes of ``x`` as int8 (round half to even, saturating)."""
+    qmin, qmax = code_range(bits)
     codes = torch.round(x * (1.0 / q.scale))
-    codes.add_(q.zero_point).clamp_(QMIN, QMAX)
+    codes.add_(q.zero_point).clamp_(qmin, qmax)
     return codes.to(torch.int8)
 
 
@@ -69,8 +101,8 @@ def dequantize_into_(out: torch.Tensor, codes: torch.Tensor, q: QParams) -> torc
 
 
 class _RangeObserver:
-    def __init__(self, method: str, percentile: float) -> None:
-        self.method, self.percentile = method, percentile
+    def __init__(self, method: str, percentile: float, bits: int = 8) -> None:
+        self.method, self.percentile, self.bits = method, percentile, bits
         self.lo: dict[object, list[float]] = {}
         self.hi: dict[object, list[float]] = {}
 
@@ -88,7 +120,7 @@ class _RangeObserver:
 
     def qparams(self, key: object) -> QParams:
         lo, hi = self.lo[key], self.hi[key]
-        return affine_qparams(sum(lo) / len(lo), sum(hi) / len(hi))
+        return affine_qparams(sum(lo) / len(lo), sum(hi) / len(hi), self.bits)
 
 
 @dataclass
@@ -108,6 +140,7 @@ def calibrate(
     method: str = "minmax",
     percentile: float = 99.99,
     batch_size: int = 256,
+    bits: int = 8,
 ) -> Calibration:
     """Observe every write point's range on ``calibration`` inputs (float32 model).
 
@@ -125,6 +158,8 @@ def calibrate(
         Upper percentile for ``method="percentile"``, in (50, 100].
     batch_size : int
         Images per calibration forward pass.
+    bits : int
+        Code width of the activations (8 for int8, 4 for int4).
     """
     if not isinstance(calibration, torch.Tensor) or calibration.dim() == 0 or len(calibration) == 0:
         raise ValueError("calibration must be a non-empty tensor of calibration inputs.")
@@ -136,7 +171,7 @@ def calibrate(
         raise ValueError(
             f"The 'percentile' parameter must be a float in (50, 100]. Got {percentile}."
         )
-    obs = _RangeObserver(method, percentile)
+    obs = _RangeObserver(method, percentile, bits)
 
     def on_write(wp: WritePoint, x: torch.Tensor) -> torch.Tensor:
         if wp.role == "activation":
@@ -180,18 +215,21 @@ def quantize_parameters_(
     cal: Calibration,
     weight_channel: ChannelFor | None = None,
     weight_seed: int | None = None,
+    fmt: str = "int8",
 ) -> list[tuple[WritePoint, torch.Tensor]]:
     """Replace conv/linear weights and biases by their int8/int32 fake-quantized values.
 
     ``weight_channel(point)`` (a resolved per-parameter channel, or None) corrupts the stored
     codes once, with seed ``child_seed(weight_seed, "weight", point.index)``. Returns the
-    parameter write points (weights ``int8``, biases ``int32``) with their stored codes.
+    parameter write points (weights ``fmt``: ``int8``, or ``int4`` packed two per byte;
+    biases ``int32``) with their stored codes.
     """
+    qmax = code_range(INT_FORMATS[fmt])[1]
     points: list[tuple[WritePoint, torch.Tensor]] = []
     modules = dict(model.named_modules())
     base = child_seed(None) if weight_seed is None else weight_seed
     with torch.no_grad():
-        for wp, param in parameter_points(model, "int8"):
+        for wp, param in parameter_points(model, fmt):
             owner_name = wp.name.rpartition(".")[0]
             owner = modules.get(owner_name)
             if not isinstance(owner, WEIGHTED_LAYERS) or wp.name.rpartition(".")[2] not in (
@@ -210,10 +248,10 @@ def quantize_parameters_(
                     else 0
                 )
                 amax = w.abs().amax(dim=[d for d in range(w.dim()) if d != ch_dim], keepdim=True)
-                scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
-                codes = torch.round(w / scale).clamp_(-127, 127).to(torch.int8)
+                scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))
+                codes = torch.round(w / scale).clamp_(-qmax, qmax).to(torch.int8)
                 owner._memsim_weight_scale = scale.reshape(-1)  # for the bias scale below
-                wp = _with_format(wp, "int8", len(points))
+                wp = _with_format(wp, fmt, len(points))
             else:
                 w_scale = getattr(owner, "_memsim_weight_scale", None)
                 in_q = cal.layer_inputs.get(owner_name)
@@ -226,10 +264,13 @@ def quantize_parameters_(
                     .to(torch.int32)
                 )
                 wp = _with_format(wp, "int32", len(points))
-            points.append((wp, codes))
+            stored = pack_int4(codes) if wp.format == "int4" else codes
+            points.append((wp, stored))
             channel = weight_channel(wp) if weight_channel is not None else None
             if channel is not None and not channel.is_noiseless:
-                channel.apply_(codes, child_seed(base, "weight", wp.index))
+                channel.apply_(stored, child_seed(base, "weight", wp.index))
+            if wp.format == "int4":
+                codes = unpack_int4(stored, codes.numel()).reshape(codes.shape)
             param.copy_((codes.double() * scale.double()).to(param.dtype))
         for m in modules.values():
             if hasattr(m, "_memsim_weight_scale"):
@@ -242,20 +283,27 @@ def _with_format(wp: WritePoint, fmt: str, index: int) -> WritePoint:
 
 
 class Int8Storage:
-    """Stores activations as int8 codes: quantize → (channel on codes) → dequantize."""
+    """Stores activations as integer codes: quantize → (channel on codes) → dequantize.
 
-    fmt = "int8"
+    ``fmt="int4"`` stores 4-bit codes packed two per byte (uint8), and the channel flips the
+    packed bytes.
+    """
 
-    def __init__(self, cal: Calibration) -> None:
+    def __init__(self, cal: Calibration, fmt: str = "int8") -> None:
         self.cal = cal
+        self.fmt = fmt
+        self.bits = INT_FORMATS[fmt]
 
     def qparams(self, wp: WritePoint) -> QParams:
         return self.cal.network_input if wp.role == "input" else self.cal.activations[wp.index]
 
     def store(self, wp: WritePoint, x: torch.Tensor) -> torch.Tensor:
-        return quantize(x, self.qparams(wp))
+        codes = quantize(x, self.qparams(wp), self.bits)
+        return pack_int4(codes) if self.bits == 4 else codes
 
     def load(self, wp: WritePoint, stored: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.bits == 4:
+            stored = unpack_int4(stored, out.numel()).reshape(out.shape)
         return dequantize_into_(out, stored, self.qparams(wp))
 
     @property

@@ -22,8 +22,8 @@ layer in the storage format, the network falls back to float32 compute with that
 :attr:`NoisyNetwork.compute_dtype` / ``compute_fallback`` show it). Speed note: torch's CPU
 float16 convolutions run about 25× slower than float32 (bfloat16 is fast); for long float16
 sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float16) is the
-quick alternative. int8 computes in float32 on fake-quantized values; stored activations are
-real int8 codes (:mod:`memsim.inference.int8`). FP8 (``float8_e4m3``, ``float8_e5m2``) computes
+quick alternative. int8 and int4 compute in float32 on fake-quantized values; stored
+activations are real int8 codes, or int4 codes packed two per byte (:mod:`memsim.inference.int8`). FP8 (``float8_e4m3``, ``float8_e5m2``) computes
 in float32 and every write is rounded to FP8 with torch's conversion (E4M3 saturates at ±448,
 E5M2 overflows to ±inf); the flips hit the stored byte, and a byte read back as E4M3's NaN
 pattern (S.1111.111) is NaN. Weights stay in the compute dtype unless a weight channel stores
@@ -64,6 +64,7 @@ INFERENCE_FORMATS = (
     "float8_e4m3",
     "float8_e5m2",
     "int8",
+    "int4",
 )
 #: Float dtypes a network can compute in.
 _FLOAT_DTYPES = {
@@ -218,7 +219,7 @@ class NoisyNetwork:
     compute_dtype : str or torch.dtype, optional
         Float dtype to compute in; defaults to the storage format (float32 for int8 and FP8).
     calibration : Tensor, optional
-        Calibration inputs; required for ``int8``, ignored otherwise.
+        Calibration inputs; required for ``int8`` and ``int4``, ignored otherwise.
     weight_channel : Channel or callable, optional
         Programming-time noise on weights and biases (one draw, at construction). For int8
         it receives weight codes (int8) and, from a callable, bias codes (int32; a single
@@ -264,7 +265,7 @@ class NoisyNetwork:
         self.fallback = ""  # why op granularity fell back to module hooks, if it did
         self.fused = granularity == "fused"
         self.noisy_input = bool(noisy_input)
-        default = _FLOAT_DTYPES.get(name, torch.float32)  # int8 and FP8 compute in float32
+        default = _FLOAT_DTYPES.get(name, torch.float32)  # int8, int4 and FP8: float32
         self.compute_dtype = (
             default if compute_dtype is None else _as_float_dtype(compute_dtype, "compute_dtype")
         )
@@ -283,7 +284,7 @@ class NoisyNetwork:
         self._run: tuple | None = None  # (channels, seed, batch index, observer) during a forward
         self.weight_points: list[WritePoint] = []
         self.weight_codes: dict[str, torch.Tensor] = {}  # int8: stored integer codes by name
-        if name == "int8":
+        if name in ("int8", "int4"):
             self._init_int8(calibration, weight_channel, weight_seed, calibration_method)
         else:
             self._model.to(self.compute_dtype)
@@ -296,7 +297,7 @@ class NoisyNetwork:
 
         if calibration is None:
             raise ValueError(
-                "int8 needs calibration inputs: pass calibration=<tensor of inputs>, for example "
+                f"{self.fmt} needs calibration inputs: pass calibration=<tensor of inputs>, for example "
                 "workload.dataset('train', limit=512)[0]."
             )
         if (
@@ -307,18 +308,19 @@ class NoisyNetwork:
             raise ValueError("calibration must be a non-empty tensor of calibration inputs.")
         self._model.float()
         self._taps = self._make_taps(calibration[:2].float())
-        cal = calibrate(self._model, self._taps, calibration, method=method)
-        self._storage = Int8Storage(cal)
+        bits = 4 if self.fmt == "int4" else 8
+        cal = calibrate(self._model, self._taps, calibration, method=method, bits=bits)
+        self._storage = Int8Storage(cal, self.fmt)
         weight_for = None
         if weight_channel is not None:
             single = isinstance(weight_channel, Channel)
 
             def weight_for(wp: WritePoint) -> Channel | None:
                 if single:
-                    return weight_channel if wp.format == "int8" else None
+                    return weight_channel if wp.format == self.fmt else None
                 return resolve_channels(weight_channel, (wp,))[0]
 
-        stored = quantize_parameters_(self._model, cal, weight_for, weight_seed)
+        stored = quantize_parameters_(self._model, cal, weight_for, weight_seed, fmt=self.fmt)
         self.weight_points = [wp for wp, _ in stored]
         self.weight_codes = {wp.name: codes for wp, codes in stored}
 
@@ -413,11 +415,11 @@ class NoisyNetwork:
         self, xb: torch.Tensor, channels: list, seed: int, batch: int, observer=None
     ) -> torch.Tensor:
         taps = self._ensure_taps(xb)
-        if self.fmt == "int8" and not self.noisy_input:
+        if self.fmt in ("int8", "int4") and not self.noisy_input:
             q = self._storage.cal.network_input
             from memsim.inference.int8 import dequantize_into_, quantize
 
-            dequantize_into_(xb, quantize(xb, q), q)
+            dequantize_into_(xb, quantize(xb, q, self._storage.bits), q)
         self._run = (channels, seed, batch, observer)
         try:
             with torch.no_grad(), taps.hooked(self._on_write):

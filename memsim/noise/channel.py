@@ -123,6 +123,8 @@ class BitFlip(Channel):
         if self._noiseless:
             return x
         fmt = self._format
+        if fmt.packed:
+            return self._apply_packed_(x, seed)
         if (
             self.ladder is None
             and seed is not None
@@ -143,6 +145,31 @@ class BitFlip(Channel):
             seed=seed,
             ladder=self.ladder,
         )
+
+    def _apply_packed_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        """Flip sub-byte codes packed into uint8 bytes (int4: two codes per byte).
+
+        Bit ``k`` of every code in a byte gets the rates of position ``k``: the byte is flipped
+        as uint8 with the per-position rates repeated once per code, which is the same
+        independent per-bit operator on each code.
+        """
+        from memsim.noise.api import _layers, apply_layers_, check_seed
+        from memsim.noise.rates import Layer
+
+        fmt = self._format
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+            raise TypeError(
+                f"A {fmt.name} channel flips packed uint8 bytes ({8 // fmt.width} codes each). "
+                f"Got {getattr(x, 'dtype', type(x).__name__)}."
+            )
+        seed = check_seed(seed) if seed is not None else None
+        layers = _layers(fmt, self._p01, self._p10, self._mask, seed, self.ladder)
+        per = 8 // fmt.width
+        tiled = [
+            Layer(np.tile(layer.p01, per), np.tile(layer.p10, per), layer.seed, layer.coupled)
+            for layer in layers
+        ]
+        return apply_layers_(x, get_format("uint8"), _engine(self.engine, x.device), tiled)
 
 
 _ENGINES: dict[tuple[str, str], Engine] = {}

@@ -21,14 +21,27 @@ from memsim.inference.taps import WritePoint
 from memsim.trace.records import Trace, WriteRecord, make_trace
 
 
-def bit_statistics(stored: torch.Tensor) -> tuple[tuple[float, ...], float]:
+def bit_statistics(stored: torch.Tensor, fmt: str | None = None) -> tuple[tuple[float, ...], float]:
     """Fraction of ones per bit position (MSB first) and fraction of all-zero words.
 
     Parameters
     ----------
     stored : Tensor
         Stored words: a float tensor (its bit pattern is read) or integer codes.
+    fmt : str, optional
+        The storage format when it is packed (``int4``: uint8 bytes of two codes); the
+        statistics are then per code position (a padding code counts as a zero word).
     """
+    if fmt is not None and get_format(fmt).packed:
+        packed = get_format(fmt)
+        ones, zero = bit_statistics(stored.to(torch.uint8))
+        per = 8 // packed.width
+        by_pos = [
+            sum(ones[j * packed.width + k] for j in range(per)) / per for k in range(packed.width)
+        ]
+        codes = stored.reshape(-1).to(torch.int16)
+        nibbles = torch.stack([(codes >> (packed.width * j)) & 0xF for j in range(per)])
+        return tuple(by_pos), float((nibbles == 0).float().mean()) if codes.numel() else 0.0
     fmt = get_format(stored.dtype)
     words = stored.detach().contiguous().view(fmt.int_view).reshape(-1)
     n = max(words.numel(), 1)
@@ -103,7 +116,7 @@ def trace_model(
     if isinstance(model, NoisyNetwork):
         net = model
     else:
-        if fmt == "int8" and calibration is None:
+        if fmt in ("int8", "int4") and calibration is None:
             calibration = x
         net = NoisyNetwork(
             model,
@@ -117,7 +130,7 @@ def trace_model(
     stats: dict[int, tuple[tuple[float, ...], float]] = {}
 
     def observe(wp: WritePoint, stored: torch.Tensor) -> None:
-        stats[wp.index] = bit_statistics(stored)
+        stats[wp.index] = bit_statistics(stored, net.fmt)
 
     net.observe(x, observe)
 
@@ -129,7 +142,7 @@ def trace_model(
             stored = net.weight_codes.get(wp.name)
             if stored is None:
                 stored = params[wp.name].detach().to(get_format(stored_fmt).torch_dtype)
-            records.append(_record(wp, bit_statistics(stored), stored_fmt))
+            records.append(_record(wp, bit_statistics(stored, stored_fmt), stored_fmt))
     records += [_record(wp, stats.get(wp.index), net.fmt) for wp in points]
     meta = {
         "fused": net.fused,
