@@ -128,6 +128,11 @@ class StorageSpec:
         stored = self.stored_format(fmt)
         if self.placement is not None:
             self.sram_bits(stored)
+        if self.coding is not None and get_format(stored).packed:
+            raise ValueError(
+                f"Policy '{self.coding.describe()}' codes whole stored words; {stored} packs "
+                f"{8 // get_format(stored).width} codes per byte, which it does not support."
+            )
         return stored
 
     def sram_bits(self, stored: str) -> int:

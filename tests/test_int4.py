@@ -59,3 +59,12 @@ def test_int4_flips_change_logits_and_trace_counts_four_bits():
     trace = trace_model(model, X, "int4", workload_name="t")
     assert all(r.bits == 4 and len(r.ones_fraction) == 4 for r in trace.records)
     assert trace.written_bits == 4 * trace.written_elements
+
+
+def test_word_coding_policies_refuse_packed_int4():
+    from memsim.experiment.config import PolicySpec
+    from memsim.experiment.plugins import make_policy
+
+    with pytest.raises(ValueError, match="int4 packs 2 codes per byte"):
+        make_policy(PolicySpec("ecc_secded", "ecc_secded")).validate("int4")
+    make_policy(PolicySpec("write_verify", "write_verify")).validate("int4")
