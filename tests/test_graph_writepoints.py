@@ -195,3 +195,29 @@ def test_fp8_storage_rounds_every_op_write(fmt, dtype):
     assert net.compute_dtype == torch.float32
     assert torch.equal(net.logits(X8), expected)
     assert {p.format for p in net.write_points(X8)} == {fmt}
+
+
+def test_report_states_granularity_and_elements_per_kind():
+    import pandas as pd
+
+    from memsim.report.markdown import render
+
+    writes = pd.DataFrame(
+        [
+            ["net_op", "op", "", "add", 3, 6656],
+            ["net_op", "op", "", "Conv2d", 9, 19968],
+            ["other", "module", "Cannot capture Foo", "Linear", 1, 10],
+        ],
+        columns=["workload", "granularity", "fallback", "kind", "writes", "elements_per_image"],
+    )
+    text = render(
+        config={"sweep": {"granularity": "op"}},
+        summary=pd.DataFrame(),
+        metadata={},
+        figures={},
+        n_points=0,
+        writes=writes,
+    )
+    assert "write-point granularity: net_op op; other module" in text
+    assert "| net_op | op | add | 3 | 6656 |" in text
+    assert "other: op granularity fell back to module hooks: Cannot capture Foo" in text
