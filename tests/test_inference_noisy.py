@@ -215,7 +215,10 @@ def test_bad_input_is_a_clear_error():
     model = cnn()
     with pytest.raises(ValueError, match="Known formats: .*float32"):
         NoisyNetwork(model, "flaot32")
-    with pytest.raises(ValueError, match="Supported: float64, float32, float16, bfloat16, float8_e4m3, float8_e5m2, int8, int4"):
+    with pytest.raises(
+        ValueError,
+        match="Supported: float64, float32, float16, bfloat16, float8_e4m3, float8_e5m2, int8, int4",
+    ):
         NoisyNetwork(model, "int16")
     with pytest.raises(ValueError, match="calibration"):
         NoisyNetwork(model, "int8")
