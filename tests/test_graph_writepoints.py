@@ -221,3 +221,24 @@ def test_report_states_granularity_and_elements_per_kind():
     assert "write-point granularity: net_op op; other module" in text
     assert "| net_op | op | add | 3 | 6656 |" in text
     assert "other: op granularity fell back to module hooks: Cannot capture Foo" in text
+
+
+def test_cli_granularity_option_reaches_trace_and_eval(capsys):
+    import argparse
+    import json
+
+    import workloads.digits  # noqa: F401  (registers the default workload)
+    from memsim.cli import inference as inference_cli
+
+    def cli(argv):
+        parser = argparse.ArgumentParser()
+        inference_cli.add_parser(parser.add_subparsers())
+        args = parser.parse_args(argv)
+        return args.func(args)
+
+    assert cli(["trace", "digits", "--images", "4", "--granularity", "op"]) == 0
+    text = capsys.readouterr().out
+    assert "op granularity" in text and "elements per image by kind of write" in text
+    argv = ["eval", "digits", "--granularity", "fused", "--p", "1e-3", "--limit", "20", "--json"]
+    assert cli(argv) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["granularity"] == "fused"
