@@ -281,7 +281,8 @@ def energy_by_category(memory: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(f"energy per inference ({ENERGY_UNIT})")
         ax.set_title(f"{workload} · {fmt} · {cond}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
