@@ -412,6 +412,12 @@ def _qualify(result: FitResult) -> FitResult:
     """Downgrade an ``ok`` fit the data do not support, and say what would resolve it."""
     if not result.ok:
         return result
+    collapsed = [
+        name
+        for name, bound in (("lower", result.mu_ci_low), ("upper", result.mu_ci_high))
+        if math.isclose(bound, result.mu, rel_tol=1e-9)
+    ]
+    ci_note = f"bootstrap CI {' and '.join(collapsed)} bound equals mu" if collapsed else ""
     if result.n_drop_points < MIN_DROP_POINTS:
         return replace(
             result,
@@ -420,19 +426,16 @@ def _qualify(result: FitResult) -> FitResult:
                 result.note,
                 f"drop resolved by {result.n_drop_points} point(s); "
                 f"at least {MIN_DROP_POINTS} are needed",
+                ci_note,
             ),
-            advice=_grid_advice(result),
+            advice=_grid_advice(result)
+            + ("; and more repeats (sweep.repeats >= 5)" if collapsed else ""),
         )
-    collapsed = [
-        name
-        for name, bound in (("lower", result.mu_ci_low), ("upper", result.mu_ci_high))
-        if math.isclose(bound, result.mu, rel_tol=1e-9)
-    ]
     if collapsed:
         return replace(
             result,
             status="ci_collapsed",
-            note=_join(result.note, f"bootstrap CI {' and '.join(collapsed)} bound equals mu"),
+            note=_join(result.note, ci_note),
             advice="more repeats (sweep.repeats >= 5) or adaptive.enabled = true",
         )
     return result

@@ -87,7 +87,7 @@ def write_report(
     """
     from memsim.report import plots, tradeoff
     from memsim.report.markdown import render
-    from memsim.report.tables import fit_curves, reference_condition_of, summary_table
+    from memsim.report.tables import fit_curves, summary_table
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -125,14 +125,12 @@ def write_report(
     )
     reference = config.get("report", {}).get("reference", {})
     baseline = reference.get("policy") or _baseline(config)
-    names = list(conditions["condition"]) if conditions is not None else []
-    ref_condition = reference_condition_of(names, reference.get("condition", ""))
     summary = summary_table(
         points,
         memory,
         conditions,
         baseline=baseline,
-        reference_condition=ref_condition,
+        reference_condition=reference.get("condition") or None,
         fits=fits,
     )
     target.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,14 @@ from memsim.report.tables import curve_means  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 
+#: Colour and dash pattern of each condition's operating-point line (dash-dot family).
+OPERATING_STYLES = (
+    ("k", "-."),
+    ("0.35", (0, (6, 2, 1, 2, 1, 2))),
+    ("0.55", (0, (2, 1, 2, 3))),
+    ("0.2", (0, (8, 3))),
+)
+
 #: The one energy unit of tables and figures: the columns' ``_pj``.
 ENERGY_UNIT = "pJ"
 
@@ -141,8 +149,14 @@ def accuracy_vs_p(
                 ax.axvline(fit.mu, color=colours[policy], ls=":", lw=0.8)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls="--", lw=0.8, label=f"chance 1/K = {chance:.3g}")
-        for name, p01 in operating:
-            ax.axvline(p01, color="k", ls="-.", lw=0.8, alpha=0.7, label=f"operating p ({name})")
+        for j, (name, p01) in enumerate(operating):
+            ax.axvline(
+                p01,
+                color=OPERATING_STYLES[j % len(OPERATING_STYLES)][0],
+                ls=OPERATING_STYLES[j % len(OPERATING_STYLES)][1],
+                lw=0.9,
+                label=f"operating p ({name})",
+            )
         ax.set_xscale("log")
         readable_log_axis(ax, "x")
         ax.set_xlabel("bit-flip probability p (single pulse)")
