@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from memsim.fit import FitResult, from_x, logistic, to_x  # noqa: E402
+from memsim.fit import FitResult, logistic, to_x  # noqa: E402
 from memsim.report.tables import curve_means  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
@@ -138,10 +138,11 @@ def accuracy_vs_p(
                 capsize=2,
             )
             if fit.fitted:
-                xs = np.linspace(*to_x(np.array([sel["p"].min(), sel["p"].max()]), fit.scale), 300)
+                # Log-spaced samples: the axis is log whatever scale the fit used.
+                ps = np.geomspace(sel["p"].min(), sel["p"].max(), 300)
                 ax.plot(
-                    from_x(xs, fit.scale),
-                    logistic(xs, _mu_x(fit), fit.sigma, fit.a_max, fit.a_min),
+                    ps,
+                    logistic(to_x(ps, fit.scale), _mu_x(fit), fit.sigma, fit.a_max, fit.a_min),
                     "-" if fit.ok else "--",
                     color=colours[policy],
                     lw=1.2,
