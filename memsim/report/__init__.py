@@ -105,6 +105,11 @@ def write_report(
     if config.get("study", {}).get("kind") == "bnn":  # a study folder: its own report section
         from memsim.report.bnn import write_folder_report
 
+        if elsewhere:
+            raise ResultsError(
+                f"{folder} is a study folder: its report is re-created in place; drop --out."
+            )
+
         return write_folder_report(folder)
     points = load_points(folder)
     memory = _optional_csv(folder / MEMORY_CSV)
