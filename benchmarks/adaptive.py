@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:<10}{passes:>8}{secs:>9.2f}{fit.mu:>12.4g}{fit.mu_ci_low:>12.4g}{fit.mu_ci_high:>12.4g}{fit.sigma:>8.3f}  {status}"
         )
-    if not (ref.ok and ad.ok):
+    if not (ref.fitted and ad.fitted):
         print("no midpoint inside the range: nothing to compare")
         return 1
     rel = abs(ad.mu / ref.mu - 1)

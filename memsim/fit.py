@@ -12,7 +12,15 @@ default: the drop spans decades) or ``p`` itself (``scale="p"``); every result s
 
 A fit that cannot be made is reported as such, never as a made-up number: when the mean
 accuracy never crosses the midpoint level inside the swept range, ``mu`` is NaN, ``status`` is
-``above_range`` / ``below_range`` and ``note`` reads e.g. ``"mu > 1e-01"``.
+``above_range`` / ``below_range`` and ``note`` reads e.g. ``"mu > 1e-01"``. A fit whose
+drop is resolved by fewer than :data:`MIN_DROP_POINTS` grid points (``unresolved_drop``) or
+whose bootstrap interval collapses onto μ (``ci_collapsed``) keeps its μ but says so, with
+``advice`` naming the grid that would resolve it.
+
+The 99 %-noise level is also read from the measured points (``p99_data``: interpolated in
+log10 p between the grid points that bracket 0.99·a_max, with a bootstrap interval over
+repeats), since the logistic's tail need not follow the data. :func:`wilson_interval` gives
+each accuracy point its own binomial interval.
 """
 
 from __future__ import annotations
@@ -28,6 +36,14 @@ SCALES = ("log10p", "p")
 
 #: Fraction of a_max that defines the "99 %-noise level" p99.
 KEEP_FRACTION = 0.99
+
+#: A drop is resolved when at least this many distinct p have a mean accuracy inside its
+#: central band (:data:`DROP_BAND` of the way from a_max to a_min, either side excluded).
+MIN_DROP_POINTS = 3
+DROP_BAND = 0.1
+
+#: Statuses whose fit has a midpoint μ (the others are censored or failed).
+FITTED_STATUSES = ("ok", "unresolved_drop", "ci_collapsed")
 
 
 @dataclass(frozen=True)
@@ -51,14 +67,25 @@ class FitResult:
     mu_ci_low, mu_ci_high : float
         Bootstrap confidence interval of ``mu`` over repeats (NaN where it cannot be made).
     status : str
-        ``ok``, ``above_range`` (no drop inside the range), ``below_range`` (already dropped at
-        the smallest p), ``no_signal`` (``a_max`` at chance level) or ``failed``.
+        ``ok``; ``unresolved_drop`` (μ fitted, but fewer than :data:`MIN_DROP_POINTS` points
+        inside the drop) or ``ci_collapsed`` (a bound of the bootstrap CI equals μ: too few
+        distinct resamples); ``above_range`` (no drop inside the range), ``below_range``
+        (already dropped at the smallest p), ``no_signal`` (``a_max`` at chance level) or
+        ``failed``.
     note : str
         Human-readable reason for a non-ok status, e.g. ``"mu > 1e-01"``.
     n_points : int
         Distinct p values used.
     n_boot : int
         Bootstrap resamples used for the CI (0: no CI).
+    n_drop_points : int
+        Distinct p whose mean accuracy lies inside the drop's central band.
+    advice : str
+        What would resolve an ``unresolved_drop`` / ``ci_collapsed`` fit ("" otherwise).
+    p99_data : float
+        The 99 %-noise level read from the measured means (NaN when censored, see
+        ``p99_note``); ``p99_data_ci_low``/``p99_data_ci_high`` its bootstrap interval over
+        repeats; ``p99_bracket_low``/``p99_bracket_high`` the grid points that bracket it.
     """
 
     scale: str
@@ -75,10 +102,24 @@ class FitResult:
     note: str = ""
     n_points: int = 0
     n_boot: int = 0
+    n_drop_points: int = 0
+    advice: str = ""
+    p99_data: float = math.nan
+    p99_data_ci_low: float = math.nan
+    p99_data_ci_high: float = math.nan
+    p99_bracket_low: float = math.nan
+    p99_bracket_high: float = math.nan
+    p99_note: str = ""
 
     @property
     def ok(self) -> bool:
+        """True for a fit that resolves its midpoint with a non-degenerate interval."""
         return self.status == "ok"
+
+    @property
+    def fitted(self) -> bool:
+        """True when a midpoint μ was fitted (resolved or not)."""
+        return self.status in FITTED_STATUSES
 
 
 def logistic(x: np.ndarray, mu: float, sigma: float, a_max: float, a_min: float) -> np.ndarray:
@@ -240,37 +281,186 @@ def fit_points(
     ps, inverse = np.unique(p, return_inverse=True)
     means, counts = _means(acc, inverse, ps.size)
     result = fit_curve(ps, means, a_max=a_max, a_min=a_min, scale=scale, counts=counts)
+    p99, bracket, p99_note = p_keep_measured(ps, means, a_max)
+    result = replace(
+        result,
+        p99_data=p99,
+        p99_bracket_low=bracket[0],
+        p99_bracket_high=bracket[1],
+        p99_note=p99_note,
+        n_drop_points=drop_points(means, a_max, a_min),
+    )
     repeats = np.unique(rep)
-    if not result.ok or n_boot <= 0 or repeats.size < 2:
-        return result
+    if n_boot <= 0 or repeats.size < 2 or (not result.ok and math.isnan(p99)):
+        return _qualify(result)
     rng = np.random.default_rng(seed)
     rows_of = [np.flatnonzero(rep == r) for r in repeats]
-    mus = np.empty(n_boot)
+    mus = np.full(n_boot, np.nan)
+    p99s = np.full(n_boot, np.nan)
+    censored = {"above_range": np.inf, "below_range": -np.inf}
     for b in range(n_boot):
         pick = np.concatenate([rows_of[i] for i in rng.integers(0, repeats.size, repeats.size)])
         m, c = _means(acc[pick], inverse[pick], ps.size)
         keep = c > 0
-        r = fit_curve(ps[keep], m[keep], a_max=a_max, a_min=a_min, scale=scale, counts=c[keep])
-        # A resample whose midpoint leaves the range is censored: it sits beyond that end.
-        mus[b] = (
-            r.mu if r.ok else {"above_range": np.inf, "below_range": -np.inf}.get(r.status, np.nan)
-        )
-    mus = mus[~np.isnan(mus)]
-    if mus.size == 0:
-        return replace(result, n_boot=n_boot)
+        if not math.isnan(p99):
+            value, _, note = p_keep_measured(ps[keep], m[keep], a_max)
+            # A resample whose p99 leaves the range sits beyond that end.
+            p99s[b] = value if not note else (np.inf if note.startswith(">") else -np.inf)
+        if result.ok:
+            r = fit_curve(ps[keep], m[keep], a_max=a_max, a_min=a_min, scale=scale, counts=c[keep])
+            # A resample whose midpoint leaves the range is censored: it sits beyond that end.
+            mus[b] = r.mu if r.ok else censored.get(r.status, np.nan)
     alpha = (1 - confidence) / 2
+    p99_low, p99_high = _interval(p99s, alpha)
+    result = replace(result, p99_data_ci_low=p99_low, p99_data_ci_high=p99_high)
+    mus = mus[~np.isnan(mus)]
+    if not result.ok or mus.size == 0:
+        return _qualify(replace(result, n_boot=n_boot) if result.ok else result)
     # "inverted_cdf" keeps ±inf (censored resamples) from turning into NaN by interpolation.
     low, high = np.quantile(mus, [alpha, 1 - alpha], method="inverted_cdf")
     note = result.note
     if not np.isfinite(low) or not np.isfinite(high):
         note = "CI reaches beyond the swept range"
-    return replace(
-        result,
-        mu_ci_low=float(low) if np.isfinite(low) else math.nan,
-        mu_ci_high=float(high) if np.isfinite(high) else math.nan,
-        n_boot=n_boot,
-        note=note,
+    return _qualify(
+        replace(
+            result,
+            mu_ci_low=float(low) if np.isfinite(low) else math.nan,
+            mu_ci_high=float(high) if np.isfinite(high) else math.nan,
+            n_boot=n_boot,
+            note=note,
+        )
     )
+
+
+def wilson_interval(
+    successes: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion ``successes / n``.
+
+    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 or n
+    successes (an accuracy of 1.0 on 360 images still has a lower bound below 1).
+
+    Returns
+    -------
+    (low, high) : arrays of float
+        NaN where ``n`` is 0.
+    """
+    from scipy.stats import norm
+
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phat = k / n
+        denom = 1 + z**2 / n
+        centre = (phat + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def p_keep_measured(
+    p: np.ndarray, means: np.ndarray, a_max: float, keep: float = KEEP_FRACTION
+) -> tuple[float, tuple[float, float], str]:
+    """The largest p keeping ``keep · a_max``, read from measured mean accuracies.
+
+    Linear interpolation in log10 p between the last grid point at or above the target and
+    the first one below it.
+
+    Returns
+    -------
+    (p99, (p_low, p_high), note)
+        ``note`` is ``""`` when the data bracket the target; ``"> p_max"`` when no point falls
+        below it and ``"< p_min"`` when the smallest p already does (``p99`` is NaN then).
+    """
+    order = np.argsort(p)
+    p, means = np.asarray(p, dtype=float)[order], np.asarray(means, dtype=float)[order]
+    target = keep * a_max
+    below = np.flatnonzero(means < target)
+    if p.size == 0:
+        return math.nan, (math.nan, math.nan), "no points"
+    if below.size == 0:
+        return math.nan, (float(p[-1]), math.nan), f"> {p[-1]:.1e}"
+    i = int(below[0])
+    if i == 0:
+        return math.nan, (math.nan, float(p[0])), f"< {p[0]:.1e}"
+    x0, x1 = math.log10(p[i - 1]), math.log10(p[i])
+    y0, y1 = means[i - 1], means[i]
+    x = x0 + (y0 - target) * (x1 - x0) / (y0 - y1)
+    return float(10.0**x), (float(p[i - 1]), float(p[i])), ""
+
+
+def drop_points(means: np.ndarray, a_max: float, a_min: float) -> int:
+    """Distinct p whose mean accuracy lies inside the drop's central band."""
+    span = a_max - a_min
+    means = np.asarray(means, dtype=float)
+    inside = (means > a_min + DROP_BAND * span) & (means < a_max - DROP_BAND * span)
+    return int(inside.sum())
+
+
+def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    low, high = np.quantile(values, [alpha, 1 - alpha], method="inverted_cdf")
+    return (
+        float(low) if np.isfinite(low) else math.nan,
+        float(high) if np.isfinite(high) else math.nan,
+    )
+
+
+def _qualify(result: FitResult) -> FitResult:
+    """Downgrade an ``ok`` fit the data do not support, and say what would resolve it."""
+    if not result.ok:
+        return result
+    collapsed = [
+        name
+        for name, bound in (("lower", result.mu_ci_low), ("upper", result.mu_ci_high))
+        if math.isclose(bound, result.mu, rel_tol=1e-9)
+    ]
+    ci_note = f"bootstrap CI {' and '.join(collapsed)} bound equals mu" if collapsed else ""
+    if result.n_drop_points < MIN_DROP_POINTS:
+        return replace(
+            result,
+            status="unresolved_drop",
+            note=_join(
+                result.note,
+                f"drop resolved by {result.n_drop_points} point(s); "
+                f"at least {MIN_DROP_POINTS} are needed",
+                ci_note,
+            ),
+            advice=_grid_advice(result)
+            + ("; and more repeats (sweep.repeats >= 5)" if collapsed else ""),
+        )
+    if collapsed:
+        return replace(
+            result,
+            status="ci_collapsed",
+            note=_join(result.note, ci_note),
+            advice="more repeats (sweep.repeats >= 5) or adaptive.enabled = true",
+        )
+    return result
+
+
+def _grid_advice(result: FitResult) -> str:
+    """A grid that puts :data:`MIN_DROP_POINTS` + 1 points inside the fitted drop."""
+    # The band DROP_BAND..1-DROP_BAND of the logistic spans 2·σ·ln((1-b)/b) in x.
+    width = 2 * result.sigma * math.log((1 - DROP_BAND) / DROP_BAND)
+    mu_x = float(to_x(result.mu, result.scale))
+    low, high = from_x(np.array([mu_x - width, mu_x + width]), result.scale)
+    if result.scale == "log10p":
+        ppd = min(1000, math.ceil((MIN_DROP_POINTS + 1) / width))
+        return (
+            f"grid.points_per_decade = {ppd} (or grid.values covering "
+            f"{low:.1e}..{high:.1e}), or adaptive.enabled = true"
+        )
+    return (
+        f"grid.values with {2 * MIN_DROP_POINTS + 1} points from {max(low, 0):.2e} to "
+        f"{high:.2e}, or adaptive.enabled = true"
+    )
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def _means(acc: np.ndarray, inverse: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

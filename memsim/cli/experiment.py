@@ -95,7 +95,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from memsim.report import write_report
 
     fit = {"scale": args.scale, "bootstrap": args.bootstrap}
-    path = write_report(args.folder, fit_options={k: v for k, v in fit.items() if v is not None})
+    path = write_report(
+        args.folder,
+        fit_options={k: v for k, v in fit.items() if v is not None},
+        out=args.report_out,
+    )
     print(f"Report: {path}")
     return 0
 
@@ -119,6 +123,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--bootstrap", type=int, help="bootstrap resamples for the CI of mu (default: the config's)"
+    )
+    p.add_argument(
+        "--out",
+        dest="report_out",
+        type=Path,
+        help="write the report into this folder instead (DIR is left as it was), e.g. a "
+        "second fit with --scale p beside the first",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_report)

@@ -185,6 +185,25 @@ class MemoryConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceConfig:
+    """The one policy and programming condition that overheads are ratios to.
+
+    Empty values mean the defaults: the experiment's ``baseline`` policy and the ``nominal``
+    condition (the first listed condition when ``nominal`` is not among them).
+    """
+
+    policy: str = ""
+    condition: str = ""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How the report presents results (it never changes a simulated number)."""
+
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything an experiment models; its hash (:meth:`digest`) names the experiment.
 
@@ -214,6 +233,7 @@ class ExperimentConfig:
     adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         check_range("the experiment", "seed", self.seed, kind=int, low=0)
@@ -238,6 +258,18 @@ class ExperimentConfig:
         else:
             check_range(
                 "the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True
+            )
+        ref = self.report.reference
+        labels = [p.label for p in self.policies]
+        if ref.policy and ref.policy not in labels:
+            raise ValueError(
+                f"'report.reference.policy' must be one of the policies {labels}. "
+                f"Got {ref.policy!r}."
+            )
+        if ref.condition and self.conditions and ref.condition not in self.conditions:
+            raise ValueError(
+                f"'report.reference.condition' must be one of the conditions "
+                f"{list(self.conditions)}. Got {ref.condition!r}."
             )
 
     def granularity_of(self, workload: WorkloadSpec) -> str:
@@ -286,6 +318,9 @@ class ExperimentConfig:
         data = self.to_dict()
         if not self.adaptive.enabled:
             data["adaptive"] = {"enabled": False}
+        if self.report == ReportConfig():
+            # Results folders made before the report options existed keep their identity.
+            del data["report"]
         return config_hash(data)
 
     @property

@@ -60,6 +60,15 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
         _check_lookup(
             f"conditions[{i}]", source, lambda c=cond: load_condition_device(config.device, c)
         )
+    ref = config.report.reference.condition
+    if ref and not config.conditions:
+        own = load_condition_device(config.device, None).condition.name
+        if ref != own:
+            raise ConfigError(
+                f"{where_text('report.reference.condition', source)} must name a condition of "
+                f"the run; with no 'conditions' listed that is the device's own, {own!r}. "
+                f"Got {ref!r}."
+            )
     if config.memory.enabled:
         _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
 

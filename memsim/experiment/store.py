@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from memsim.fit import wilson_interval
 
 #: Version of the folder layout and column names below; bump on incompatible changes.
 SCHEMA_VERSION = 1
@@ -60,6 +63,9 @@ POINT_COLUMNS = (
     "num_classes",
     "point_id",
 )
+#: Computed columns of ``points.csv`` after :data:`POINT_COLUMNS`: each point's 95 % Wilson
+#: interval of its accuracy over its ``n_images`` images.
+POINT_INTERVAL_COLUMNS = ("accuracy_ci_low", "accuracy_ci_high")
 #: Columns that identify a point; ``point_id`` is a hash of them.
 KEY_COLUMNS = ("workload", "format", "policy", "mask", "kind", "p", "p10", "repeat")
 #: Float columns that may hold NaN/inf (stored as strings in JSON).
@@ -326,8 +332,14 @@ def points_frame(rows: Iterable[Mapping[str, Any]], schema: RowSchema = SWEEP_RO
     frame = pd.DataFrame(list(rows))
     if frame.empty:
         return pd.DataFrame(columns=list(schema.columns))
-    extra = [c for c in frame.columns if c not in schema.columns]
-    frame = frame[[c for c in schema.columns if c in frame.columns] + sorted(extra)]
+    known = tuple(schema.columns)
+    if schema is SWEEP_ROWS and {"accuracy", "n_images"} <= set(frame.columns):
+        n = frame["n_images"].to_numpy(dtype=float)
+        correct = np.round(frame["accuracy"].to_numpy(dtype=float) * n)
+        frame["accuracy_ci_low"], frame["accuracy_ci_high"] = wilson_interval(correct, n)
+        known = (*known, *POINT_INTERVAL_COLUMNS)
+    extra = [c for c in frame.columns if c not in known]
+    frame = frame[[c for c in known if c in frame.columns] + sorted(extra)]
     return frame.sort_values(list(schema.key_columns), kind="mergesort").reset_index(drop=True)
 
 

@@ -4,7 +4,9 @@
 ``points.csv``, ``memory.csv``, ``conditions.csv``, ``metadata.json``), fits the curves
 (:mod:`memsim.report.tables`), draws the figures (:mod:`memsim.report.plots`) and writes
 ``points.csv``, ``summary.csv``, ``figures/`` and ``report.md`` (:mod:`memsim.report.markdown`).
-``memsim report DIR`` calls it, so a report can be re-created (or restyled) at any time.
+``memsim report DIR`` calls it, so a report can be re-created (or restyled) at any time;
+``memsim report DIR --out OTHER`` writes a second report (e.g. another fit scale) of the same
+points into ``OTHER`` and leaves ``DIR`` as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from memsim.experiment.store import (
+    EXPERIMENT_FILE,
     MEMORY_CSV,
     METADATA_FILE,
     POINTS_CSV,
@@ -56,8 +59,13 @@ def _optional_csv(path: Path) -> pd.DataFrame | None:
     )
 
 
-def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) -> Path:
-    """(Re-)create ``summary.csv``, the figures and ``report.md`` in a results folder.
+def write_report(
+    folder: str | os.PathLike,
+    *,
+    fit_options: dict | None = None,
+    out: str | os.PathLike | None = None,
+) -> Path:
+    """(Re-)create ``summary.csv``, the figures and ``report.md`` of a results folder.
 
     Parameters
     ----------
@@ -66,13 +74,17 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
     fit_options : dict, optional
         Replace the config's ``[fit]`` options for this report (``scale``, ``bootstrap``,
         ``confidence``): refitting needs no new simulation.
+    out : path, optional
+        Write ``points.csv``, ``summary.csv``, ``figures/`` and ``report.md`` here instead of
+        into ``folder`` (which is then left untouched). It must not be another results folder.
 
     Returns the path of ``report.md``.
 
     Raises
     ------
     ResultsError
-        The folder is not a memsim results folder or holds no points.
+        The folder is not a memsim results folder or holds no points, or ``out`` is another
+        results folder or not a folder.
     """
     from memsim.report import plots, tradeoff
     from memsim.report.markdown import render
@@ -81,10 +93,23 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
     folder = Path(folder)
     if not folder.is_dir():
         raise ResultsError(f"Results folder {folder} does not exist.")
+    target = folder if out is None else Path(out)
+    elsewhere = target.resolve() != folder.resolve()
+    if elsewhere and target.exists() and not target.is_dir():
+        raise ResultsError(f"--out {target} exists and is not a folder.")
+    if elsewhere and (target / EXPERIMENT_FILE).exists():
+        raise ResultsError(
+            f"--out {target} is another results folder; choose a new or report-only folder."
+        )
     experiment = read_experiment(folder)
     config = experiment["config"]
     if config.get("study", {}).get("kind") == "bnn":  # a study folder: its own report section
         from memsim.report.bnn import write_folder_report
+
+        if elsewhere:
+            raise ResultsError(
+                f"{folder} is a study folder: its report is re-created in place; drop --out."
+            )
 
         return write_folder_report(folder)
     points = load_points(folder)
@@ -105,15 +130,24 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         confidence=fit.get("confidence", 0.95),
         seed=config.get("seed", 0),
     )
-    baseline = _baseline(config)
-    summary = summary_table(points, memory, conditions, baseline=baseline, fits=fits)
-    write_csv_atomic(folder / POINTS_CSV, points)
-    write_csv_atomic(folder / SUMMARY_CSV, summary)
+    reference = config.get("report", {}).get("reference", {})
+    baseline = reference.get("policy") or _baseline(config)
+    summary = summary_table(
+        points,
+        memory,
+        conditions,
+        baseline=baseline,
+        reference_condition=reference.get("condition") or None,
+        fits=fits,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(target / POINTS_CSV, points)
+    write_csv_atomic(target / SUMMARY_CSV, summary)
 
     figures = {}
-    fig_dir = folder / FIGURES_DIR
+    fig_dir = target / FIGURES_DIR
     if fits:
-        plots.save(plots.accuracy_vs_p(points, fits), fig_dir, "accuracy_vs_p")
+        plots.save(plots.accuracy_vs_p(points, fits, conditions), fig_dir, "accuracy_vs_p")
         figures["Accuracy vs. bit-flip probability"] = f"{FIGURES_DIR}/accuracy_vs_p.png"
     if (
         summary[["energy_pj_per_inference", "accuracy_at_operating_point"]]
@@ -144,8 +178,9 @@ def write_report(folder: str | os.PathLike, *, fit_options: dict | None = None) 
         figures=figures,
         n_points=len(points),
         writes=writes,
+        source=folder if elsewhere else None,
     )
-    return write_text_atomic(folder / REPORT_MD, text)
+    return write_text_atomic(target / REPORT_MD, text)
 
 
 def _baseline(config: dict) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from memsim.report.plots import ACCURACY_BARS
 from memsim.report.tables import markdown_table
 
 SUMMARY_VIEW = [
@@ -22,9 +23,11 @@ SUMMARY_VIEW = [
     "mu",
     "mu_ci_low",
     "mu_ci_high",
+    "fit_status",
     "sigma",
-    "p99",
+    "p99 (source)",
     "accuracy_at_operating_point",
+    "accuracy_at_operating_point_ci",
     "energy_pj_per_inference",
     "latency_ns_per_inference",
     "energy_overhead",
@@ -59,6 +62,7 @@ def render(
     figures: Mapping[str, str],
     n_points: int,
     writes: pd.DataFrame | None = None,
+    source: object = None,
 ) -> str:
     """The report text.
 
@@ -76,21 +80,32 @@ def render(
         Rows of ``points.csv``.
     writes : DataFrame, optional
         ``writes.csv``: write points per workload and kind of write.
+    source : path, optional
+        The results folder the points come from, when the report is written elsewhere.
     """
     fit = config.get("fit", {})
     grid = config.get("grid", {})
     sweep = config.get("sweep", {})
     scale = fit.get("scale", "log10p")
+    reference = _reference(summary)
     lines = [
         f"# memsim report: {config.get('name', 'experiment')}",
         "",
         config.get("description", "") or "",
         "",
+    ]
+    if source is not None:
+        lines += [
+            f"A second report of the points stored in `{source}` (fit scale {scale}); that "
+            "folder's own summary and figures are unchanged.",
+            "",
+        ]
+    lines += [
         "## What was run",
         "",
         f"- workloads: {', '.join(w['label'] for w in config.get('workloads', []))}",
         f"- formats: {', '.join(config.get('formats', []))}",
-        f"- policies: {', '.join(p['label'] for p in config.get('policies', []))} (baseline for overheads: {config.get('baseline', '')})",
+        f"- policies: {', '.join(p['label'] for p in config.get('policies', []))} (overheads against: {reference or config.get('baseline', '')})",
         f"- noisy-bit masks: {', '.join(config.get('masks', []))}",
         f"- p grid: {_grid_text(grid)}, {sweep.get('repeats', '?')} repeats, "
         f"{'all' if not sweep.get('images') else sweep.get('images')} {sweep.get('split', 'test')} images per point, "
@@ -107,12 +122,25 @@ def render(
         "F(x) = 2·δa/(1 + exp((x − μ)/σ)) + a_min with a_min = 1/K, fitted in "
         + ("x = log10 p (σ in decades)" if scale == "log10p" else "x = p (σ in units of p)")
         + f"; {int(fit.get('confidence', 0.95) * 100)} % bootstrap CI over repeats. "
-        "p99 is the largest p keeping 99 % of a_max. Energy and latency are per inference from the "
-        "memory model; overheads are ratios to the baseline policy.",
+        "p99 is the largest p keeping 99 % of a_max: read from the measured points "
+        "(interpolated in log10 p between the grid points that bracket 0.99·a_max, with its "
+        "95 % bootstrap interval over repeats; `data`), or the fit's value where the points "
+        "do not bracket it (`fit`). Accuracy at the operating point: mean over repeats, with "
+        "the 95 % Wilson interval of n_images × repeats classifications. Energy (pJ) and "
+        "latency (ns) are per inference from the memory model. "
+        + (
+            f"**Overheads are ratios to one reference, {reference}**, of the same workload, "
+            "format and mask, for every condition; `energy_overhead_same_condition` and "
+            "`latency_overhead_same_condition` in `summary.csv` divide by the reference "
+            "policy at each row's own condition instead."
+            if reference
+            else "Overheads are ratios to the reference policy."
+        ),
         "",
     ]
-    view = [c for c in SUMMARY_VIEW if c in summary.columns]
-    lines += [markdown_table(summary, view) if len(summary) else "_No fitted curves yet._", ""]
+    lines += _reference_lines(summary, reference)
+    table = _view(summary)
+    lines += [markdown_table(table) if len(summary) else "_No fitted curves yet._", ""]
     if (
         len(summary)
         and summary.get("total_energy_pj_per_inference", pd.Series(dtype=float)).notna().any()
@@ -121,17 +149,21 @@ def render(
             "Full cost per inference: write energy (`energy_pj_per_inference`), read energy, "
             "standby energy (leakage × latency) and their total; area of the activation buffer, "
             "weights and policy logic; energy-delay and energy-delay-area products. "
-            "Overheads are ratios to the baseline policy.",
+            "Overheads are ratios to the reference stated above.",
             "",
             markdown_table(summary, [c for c in COST_VIEW if c in summary.columns]),
             "",
         ]
+    lines += _warnings(summary, fit)
     notes = summary[summary["fit_status"] != "ok"] if "fit_status" in summary else summary.iloc[0:0]
     if len(notes):
-        lines += ["Curves without a fitted midpoint:", ""]
+        lines += ["Curves without a resolved midpoint:", ""]
         for row in notes.drop_duplicates(["workload", "format", "policy", "mask"]).itertuples():
+            advice = getattr(row, "fit_advice", "")
+            advice = advice if isinstance(advice, str) else ""
             lines.append(
-                f"- {row.workload} · {row.format} · {row.policy} · {row.mask}: {row.mu_note} ({row.fit_status})"
+                f"- {row.workload} · {row.format} · {row.policy} · {row.mask}: {row.mu_note} "
+                f"({row.fit_status})" + (f"; to resolve it: {advice}" if advice else "")
             )
         lines.append("")
     if metadata.get("skipped"):
@@ -158,7 +190,16 @@ def render(
     lines += ["## Figures", ""]
     for caption, path in figures.items():
         svg = path.rsplit(".", 1)[0] + ".svg"
-        lines += [f"### {caption}", "", f"![{caption}]({path})", "", f"([SVG]({svg}))", ""]
+        lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
+        if path.endswith("accuracy_vs_p.png"):
+            lines += [ACCURACY_BARS[0].upper() + ACCURACY_BARS[1:] + ".", ""]
+        elif path.endswith("energy_vs_accuracy.png"):
+            lines += [
+                "Bars: 95 % Wilson interval of the accuracy at the operating point "
+                "(n_images × repeats classifications); energy in pJ per inference.",
+                "",
+            ]
+        lines += [f"([SVG]({svg}))", ""]
     lines += [
         "## Files",
         "",
@@ -186,6 +227,87 @@ def _granularity_text(config: Mapping, writes: pd.DataFrame | None) -> str:
         return default
     used = writes.drop_duplicates("workload")
     return "; ".join(f"{r.workload} {r.granularity}" for r in used.itertuples())
+
+
+def _reference(summary: pd.DataFrame) -> str:
+    if "reference_policy" not in summary or summary.empty:
+        return ""
+    row = summary.iloc[0]
+    condition = row["reference_condition"]
+    return f"{row['reference_policy']}" + (f" at the {condition} condition" if condition else "")
+
+
+def _reference_lines(summary: pd.DataFrame, reference: str) -> list[str]:
+    """The reference's own accuracy and cost, so a ratio to a useless reference is visible."""
+    if not reference:
+        return []
+    ref = summary[
+        (summary["policy"] == summary["reference_policy"])
+        & (summary["condition"] == summary["reference_condition"])
+    ]
+    if ref.empty:
+        return [f"The reference ({reference}) has no row here: overheads are empty.", ""]
+    lines = ["Reference rows (every overhead divides by these):", ""]
+    for row in ref.itertuples():
+        lines.append(
+            f"- {row.workload} · {row.format} · {row.mask}: accuracy at the operating point "
+            f"{_num(row.accuracy_at_operating_point)}, {_num(row.energy_pj_per_inference)} pJ "
+            f"and {_num(row.latency_ns_per_inference)} ns per inference"
+        )
+    return [*lines, ""]
+
+
+def _view(summary: pd.DataFrame) -> pd.DataFrame:
+    """The report's columns, with p99 and the operating-point interval as text."""
+    view = summary.copy()
+    view["p99 (source)"] = [_p99_text(row) for row in summary.to_dict("records")]
+    view["accuracy_at_operating_point_ci"] = [
+        f"[{_num(lo)}, {_num(hi)}]" if _finite(lo) and _finite(hi) else ""
+        for lo, hi in zip(
+            summary.get("accuracy_at_operating_point_ci_low", []),
+            summary.get("accuracy_at_operating_point_ci_high", []),
+        )
+    ]
+    return view[[c for c in SUMMARY_VIEW if c in view.columns]]
+
+
+def _p99_text(row: Mapping) -> str:
+    data = row.get("p99_data", math.nan)
+    if _finite(data):
+        low, high = row.get("p99_data_ci_low"), row.get("p99_data_ci_high")
+        ci = f" [{_num(low)}, {_num(high)}]" if _finite(low) and _finite(high) else ""
+        return f"{_num(data)}{ci} (data)"
+    if _finite(row.get("p99", math.nan)):
+        note = row.get("p99_note") or ""
+        return f"{_num(row['p99'])} (fit" + (f"; data: p99 {note}" if note else "") + ")"
+    note = row.get("p99_note") or ""
+    return f"{note} (data)" if note else ""
+
+
+def _warnings(summary: pd.DataFrame, fit: Mapping) -> list[str]:
+    lines = []
+    repeats = summary["n_repeats"] if "n_repeats" in summary else pd.Series(dtype=int)
+    few = sorted({int(r) for r in repeats if 0 < int(r) < 3})
+    if few and fit.get("bootstrap", 200):
+        n = few[0]
+        distinct = math.comb(2 * n - 1, n)
+        lines += [
+            f"**Warning:** the {int(fit.get('confidence', 0.95) * 100)} % bootstrap CIs come "
+            f"from {n} repeat(s) per point: a bootstrap over {n} repeats has only {distinct} "
+            "distinct resample(s), so the interval is not a reliable "
+            f"{int(fit.get('confidence', 0.95) * 100)} % interval. Use sweep.repeats >= 5 "
+            "(or adaptive mode).",
+            "",
+        ]
+    return lines
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _num(value: object) -> str:
+    return f"{value:.3g}" if _finite(value) else ""
 
 
 def _grid_text(grid: Mapping) -> str:

@@ -17,16 +17,84 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
-from memsim.fit import FitResult, from_x, logistic, to_x  # noqa: E402
+from memsim.fit import FitResult, logistic, to_x  # noqa: E402
 from memsim.report.tables import curve_means  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 
+#: Colour and dash pattern of each condition's operating-point line (dash-dot family).
+OPERATING_STYLES = (
+    ("k", "-."),
+    ("0.35", (0, (6, 2, 1, 2, 1, 2))),
+    ("0.55", (0, (2, 1, 2, 3))),
+    ("0.2", (0, (8, 3))),
+)
 
-def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, int]]) -> plt.Figure:
+#: The one energy unit of tables and figures: the columns' ``_pj``.
+ENERGY_UNIT = "pJ"
+
+#: What the error bars of :func:`accuracy_vs_p` mean (also the report's caption).
+ACCURACY_BARS = (
+    "markers: mean accuracy over repeats; bars: 95 % Wilson interval of the pooled correct "
+    "count (n_images × repeats classifications); lines: logistic fit (dashed where the fit is "
+    "not resolved); dotted: fitted μ; grey dashed: chance level 1/K; dash-dot: device "
+    "operating point(s)"
+)
+
+
+class ReadableLogLocator(ticker.Locator):
+    """Major ticks of a log axis that stay few and readable on any range.
+
+    Over a decade or more: powers of ten (at most ``max_ticks``, thinned). Within less than a
+    decade matplotlib's log locator has no major tick inside the view and labels minor ticks,
+    which crowd into an unreadable row; here the ticks are then a few round linear values.
+    """
+
+    def __init__(self, max_ticks: int = 6) -> None:
+        self.max_ticks = max_ticks
+
+    def __call__(self):
+        vmin, vmax = self.axis.get_view_interval()
+        return self.tick_values(vmin, vmax)
+
+    def tick_values(self, vmin: float, vmax: float):
+        vmin, vmax = sorted((float(vmin), float(vmax)))
+        if vmin <= 0 or not np.isfinite(vmax):
+            return ticker.LogLocator(numticks=self.max_ticks).tick_values(max(vmin, 1e-300), vmax)
+        if vmax / vmin >= 10:
+            return ticker.LogLocator(numticks=self.max_ticks).tick_values(vmin, vmax)
+        values = ticker.MaxNLocator(nbins=self.max_ticks - 2, steps=[1, 2, 2.5, 5, 10]).tick_values(
+            vmin, vmax
+        )
+        return values[(values > 0) & (values >= vmin) & (values <= vmax)]
+
+
+def readable_log_axis(ax: plt.Axes, which: str = "x") -> None:
+    """A log axis whose tick labels never crowd: :class:`ReadableLogLocator`, unlabelled minor
+    ticks, and labels in the shortest form that tells the ticks apart."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(ReadableLogLocator())
+    axis.set_major_formatter(ticker.FuncFormatter(_log_label))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _log_label(value: float, _pos: int | None = None) -> str:
+    exponent = math.log10(value) if value > 0 else math.nan
+    if math.isfinite(exponent) and abs(exponent - round(exponent)) < 1e-9:
+        return f"$10^{{{round(exponent)}}}$"
+    return f"{value:.3g}"
+
+
+def accuracy_vs_p(
+    points: pd.DataFrame,
+    fits: Mapping[tuple, tuple[FitResult, int]],
+    conditions: pd.DataFrame | None = None,
+) -> plt.Figure:
     """Accuracy against p on a log axis: one panel per workload × format × mask, one colour per
-    policy; markers are means over repeats (bars: ±1 std), lines the fitted logistic curves."""
+    policy. See :data:`ACCURACY_BARS` for what markers, bars and lines mean; ``conditions``
+    (``conditions.csv``) gives the operating points drawn as vertical lines."""
     means = curve_means(points)
     panels = sorted({(w, f, m) for w, f, _, m in (k for k in fits)}) or [("", "", "")]
     ncols = min(3, len(panels))
@@ -34,23 +102,34 @@ def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, in
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False)
     policies = sorted({k[2] for k in fits})
     colours = {p: f"C{i % 10}" for i, p in enumerate(policies)}
+    operating = _operating_points(conditions)
     for ax, (workload, fmt, mask) in zip(axes.flat, panels):
+        chance = None
         for i, policy in enumerate(policies):
             key = (workload, fmt, policy, mask)
             if key not in fits:
                 continue
             fit, _ = fits[key]
+            chance = fit.a_min
             sel = means[
                 (means["workload"] == workload)
                 & (means["format"] == fmt)
                 & (means["policy"] == policy)
                 & (means["mask"] == mask)
             ]
-            label = policy if fit.ok else f"{policy} ({fit.note})"
+            if sel.empty:
+                continue
+            if fit.ok:
+                label = policy
+            elif fit.fitted:
+                label = f"{policy} ({fit.status.replace('_', ' ')})"
+            else:
+                label = f"{policy} ({fit.note})"
+            yerr = np.vstack([sel["mean"] - sel["ci_low"], sel["ci_high"] - sel["mean"]])
             ax.errorbar(
                 sel["p"],
                 sel["mean"],
-                yerr=sel["std"].fillna(0),
+                yerr=np.clip(np.nan_to_num(yerr), 0, None),
                 fmt=MARKERS[i % len(MARKERS)],
                 ms=4,
                 color=colours[policy],
@@ -58,17 +137,29 @@ def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, in
                 alpha=0.8,
                 capsize=2,
             )
-            if fit.ok and len(sel):
-                xs = np.linspace(*to_x(np.array([sel["p"].min(), sel["p"].max()]), fit.scale), 300)
+            if fit.fitted:
+                # Log-spaced samples: the axis is log whatever scale the fit used.
+                ps = np.geomspace(sel["p"].min(), sel["p"].max(), 300)
                 ax.plot(
-                    from_x(xs, fit.scale),
-                    logistic(xs, _mu_x(fit), fit.sigma, fit.a_max, fit.a_min),
-                    "-",
+                    ps,
+                    logistic(to_x(ps, fit.scale), _mu_x(fit), fit.sigma, fit.a_max, fit.a_min),
+                    "-" if fit.ok else "--",
                     color=colours[policy],
                     lw=1.2,
                 )
                 ax.axvline(fit.mu, color=colours[policy], ls=":", lw=0.8)
+        if chance is not None:
+            ax.axhline(chance, color="0.5", ls="--", lw=0.8, label=f"chance 1/K = {chance:.3g}")
+        for j, (name, p01) in enumerate(operating):
+            ax.axvline(
+                p01,
+                color=OPERATING_STYLES[j % len(OPERATING_STYLES)][0],
+                ls=OPERATING_STYLES[j % len(OPERATING_STYLES)][1],
+                lw=0.9,
+                label=f"operating p ({name})",
+            )
         ax.set_xscale("log")
+        readable_log_axis(ax, "x")
         ax.set_xlabel("bit-flip probability p (single pulse)")
         ax.set_ylabel("accuracy")
         title = f"{workload} · {fmt}" + ("" if mask == "all" else f" · mask {mask}")
@@ -83,7 +174,8 @@ def accuracy_vs_p(points: pd.DataFrame, fits: Mapping[tuple, tuple[FitResult, in
 
 def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
     """Energy per inference against accuracy at the operating point: one panel per format,
-    one point per policy × condition (colour: policy; label: condition when several)."""
+    one point per policy × condition (colour: policy; label: condition when several). Bars: 95 %
+    Wilson interval of the accuracy. Legends list only the policies drawn in their panel."""
     data = summary.dropna(subset=["energy_pj_per_inference", "accuracy_at_operating_point"])
     data = data[data["mask"] == "all"] if (data["mask"] == "all").any() else data
     policies = sorted(data["policy"].unique())
@@ -92,22 +184,46 @@ def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(formats), figsize=(5.2 * len(formats), 4.4), squeeze=False)
     for ax, fmt in zip(axes.flat, formats):
         sel = data[data["format"] == fmt]
+        labelled = set()
         for _, row in sel.iterrows():
             i = policies.index(row["policy"])
-            xy = (row["energy_pj_per_inference"] / 1e3, row["accuracy_at_operating_point"])
-            ax.scatter(*xy, color=f"C{i % 10}", marker=MARKERS[i % len(MARKERS)], s=40, alpha=0.85)
+            x, y = row["energy_pj_per_inference"], row["accuracy_at_operating_point"]
+            low = row.get("accuracy_at_operating_point_ci_low", math.nan)
+            high = row.get("accuracy_at_operating_point_ci_high", math.nan)
+            yerr = (
+                [[max(y - low, 0.0)], [max(high - y, 0.0)]]
+                if np.isfinite([low, high]).all()
+                else None
+            )
+            ax.errorbar(
+                [x],
+                [y],
+                yerr=yerr,
+                fmt=MARKERS[i % len(MARKERS)],
+                color=f"C{i % 10}",
+                ms=6,
+                alpha=0.85,
+                capsize=2,
+                label=None if row["policy"] in labelled else row["policy"],
+            )
+            labelled.add(row["policy"])
             if several_conditions:
                 ax.annotate(
-                    str(row["condition"]), xy, fontsize=6, xytext=(3, 3), textcoords="offset points"
+                    str(row["condition"]),
+                    (x, y),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
                 )
-        for i, p in enumerate(policies):
-            ax.scatter([], [], color=f"C{i % 10}", marker=MARKERS[i % len(MARKERS)], label=p)
         ax.set_xscale("log")
-        ax.set_xlabel("write energy per inference (nJ)")
+        _pad_log_limits(ax, sel["energy_pj_per_inference"].to_numpy(dtype=float))
+        readable_log_axis(ax, "x")
+        ax.set_xlabel(f"write energy per inference ({ENERGY_UNIT})")
         ax.set_ylabel("accuracy at the operating point")
         ax.set_title(f"Energy vs. accuracy · {fmt}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if labelled:
+            ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
@@ -166,7 +282,7 @@ def energy_by_category(memory: pd.DataFrame) -> plt.Figure:
         ]
         bottom = np.zeros(len(sel))
         for i, cat in enumerate(cats):
-            values = sel[cat].to_numpy(dtype=float) / 1e3
+            values = sel[cat].to_numpy(dtype=float)
             if not values.any():
                 continue
             ax.bar(
@@ -177,10 +293,11 @@ def energy_by_category(memory: pd.DataFrame) -> plt.Figure:
                 label=cat[len("energy_") : -len("_pj")],
             )
             bottom += values
-        ax.set_ylabel("energy per inference (nJ)")
+        ax.set_ylabel(f"energy per inference ({ENERGY_UNIT})")
         ax.set_title(f"{workload} · {fmt} · {cond}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -204,4 +321,36 @@ def _mu_x(fit: FitResult) -> float:
     return float(to_x(fit.mu, fit.scale))
 
 
-__all__ = ["accuracy_vs_p", "energy_by_category", "energy_vs_accuracy", "mu_by_mask", "save"]
+def _operating_points(conditions: pd.DataFrame | None) -> list[tuple[str, float]]:
+    """(condition, operating p01) pairs, one per distinct operating point."""
+    if conditions is None or conditions.empty or "operating_p01" not in conditions:
+        return []
+    seen: dict[float, str] = {}
+    for row in conditions.itertuples():
+        p01 = float(row.operating_p01)
+        if np.isfinite(p01) and p01 > 0:
+            seen[p01] = f"{seen[p01]}, {row.condition}" if p01 in seen else str(row.condition)
+    return [(name, p01) for p01, name in seen.items()]
+
+
+def _pad_log_limits(ax: plt.Axes, values: np.ndarray) -> None:
+    """x limits 5 % (in log) beyond the data, so a single point still gets a visible range."""
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        return
+    lo, hi = math.log10(values.min()), math.log10(values.max())
+    pad = max(0.05 * (hi - lo), 0.02)
+    ax.set_xlim(10 ** (lo - pad), 10 ** (hi + pad))
+
+
+__all__ = [
+    "ACCURACY_BARS",
+    "ENERGY_UNIT",
+    "ReadableLogLocator",
+    "accuracy_vs_p",
+    "energy_by_category",
+    "energy_vs_accuracy",
+    "mu_by_mask",
+    "readable_log_axis",
+    "save",
+]

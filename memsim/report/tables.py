@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from memsim.fit import FitResult, fit_points
+from memsim.fit import FitResult, fit_points, wilson_interval
 
 CURVE_COLUMNS = ("workload", "format", "policy", "mask")
 
@@ -79,6 +79,33 @@ COST_COLUMNS = (
     "energy_delay_pj_ns",
     "energy_delay_area_pj_ns_mm2",
 )
+#: Columns added to ``summary.csv`` after the first ones: what qualifies the numbers above.
+SUMMARY_COLUMNS = SUMMARY_COLUMNS + (
+    "n_drop_points",
+    "fit_advice",
+    "p99_data",
+    "p99_data_ci_low",
+    "p99_data_ci_high",
+    "p99_bracket_low",
+    "p99_bracket_high",
+    "p99_note",
+    "n_images",
+    "accuracy_at_operating_point_ci_low",
+    "accuracy_at_operating_point_ci_high",
+    "reference_policy",
+    "reference_condition",
+    "energy_overhead_same_condition",
+    "latency_overhead_same_condition",
+)
+
+#: Columns :func:`add_overheads` fills in.
+OVERHEAD_COLUMNS = (
+    *(col for col, _ in OVERHEADS),
+    "reference_policy",
+    "reference_condition",
+    "energy_overhead_same_condition",
+    "latency_overhead_same_condition",
+)
 
 
 def fit_curves(
@@ -128,6 +155,7 @@ def summary_table(
     conditions: pd.DataFrame | None = None,
     *,
     baseline: str = "baseline",
+    reference_condition: str | None = None,
     fits: Mapping[tuple, tuple[FitResult, int]] | None = None,
     **fit_options,
 ) -> pd.DataFrame:
@@ -142,7 +170,9 @@ def summary_table(
     conditions : DataFrame, optional
         ``conditions.csv``: one row per condition with ``operating_p01``/``operating_p10``.
     baseline : str
-        Policy label the overheads are measured against.
+        The reference policy: the label the overheads are measured against.
+    reference_condition : str, optional
+        The reference's programming condition (default: :func:`reference_condition_of`).
     fits : mapping, optional
         Precomputed :func:`fit_curves` output; computed with ``fit_options`` otherwise.
     """
@@ -158,7 +188,11 @@ def summary_table(
                 (group["kind"] == "operating")
                 & np.isclose(group["p"], cond["operating_p01"], rtol=1e-12, atol=0)
                 & np.isclose(group["p10"], cond["operating_p10"], rtol=1e-12, atol=0)
-            ]["accuracy"]
+            ]
+            correct = float(np.round(op["accuracy"] * op["n_images"]).sum())
+            n_images = float(op["n_images"].sum())
+            op_low, op_high = wilson_interval(correct, n_images) if len(op) else (np.nan,) * 2
+            op = op["accuracy"]
             cost = _cost(memory, curve, cond["condition"])
             rows.append(
                 {
@@ -175,6 +209,19 @@ def summary_table(
                     "fit_scale": fit.scale,
                     "sigma": fit.sigma,
                     "p99": fit.p99,
+                    "n_drop_points": fit.n_drop_points,
+                    "fit_advice": fit.advice,
+                    "p99_data": fit.p99_data,
+                    "p99_data_ci_low": fit.p99_data_ci_low,
+                    "p99_data_ci_high": fit.p99_data_ci_high,
+                    "p99_bracket_low": fit.p99_bracket_low,
+                    "p99_bracket_high": fit.p99_bracket_high,
+                    "p99_note": fit.p99_note,
+                    "n_images": int(group.loc[group["kind"] == "sweep", "n_images"].max())
+                    if (group["kind"] == "sweep").any()
+                    else 0,
+                    "accuracy_at_operating_point_ci_low": float(op_low),
+                    "accuracy_at_operating_point_ci_high": float(op_high),
                     "fit_r2": fit.r2,
                     "fit_rmse": fit.rmse,
                     "n_points": fit.n_points,
@@ -188,35 +235,70 @@ def summary_table(
                     **cost,
                 }
             )
-    summary = pd.DataFrame(
-        rows,
-        columns=[c for c in SUMMARY_COLUMNS if c not in dict(OVERHEADS)],
-    )
-    return add_overheads(summary, baseline)
+    summary = pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS if c not in OVERHEAD_COLUMNS])
+    if reference_condition is None:
+        reference_condition = reference_condition_of([c["condition"] for c in conds])
+    return add_overheads(summary, baseline, reference_condition)
 
 
-def add_overheads(summary: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Ratios to the baseline policy of the same workload, format, mask and condition."""
+def reference_condition_of(conditions: list[str], wanted: str = "") -> str:
+    """The reference condition: ``wanted`` if given, else ``nominal`` if run, else the first."""
+    if wanted:
+        return wanted
+    return "nominal" if "nominal" in conditions or not conditions else conditions[0]
+
+
+def add_overheads(
+    summary: pd.DataFrame, baseline: str, reference_condition: str = "nominal"
+) -> pd.DataFrame:
+    """Ratios to the reference: ``baseline`` at ``reference_condition``.
+
+    ``energy_overhead``/``latency_overhead`` divide by the reference of the same workload,
+    format and mask (one number for every condition, so rows compare across conditions);
+    ``*_same_condition`` divide by ``baseline`` at each row's own condition; ``mu_gain``
+    divides μ by the reference policy's (μ does not depend on the condition).
+    """
     summary = summary.copy()
-    keys = ["workload", "format", "mask", "condition"]
-    base = summary[summary["policy"] == baseline].set_index(keys)
-    for col, ref in OVERHEADS:
+    keys = ["workload", "format", "mask"]
+    at_ref = summary[
+        (summary["policy"] == baseline) & (summary["condition"] == reference_condition)
+    ].set_index(keys)
+    same = summary[summary["policy"] == baseline].set_index([*keys, "condition"])
+    for col, ref_col, base, with_condition in (
+        *((col, ref_col, at_ref, False) for col, ref_col in OVERHEADS),
+        ("energy_overhead_same_condition", "energy_pj_per_inference", same, True),
+        ("latency_overhead_same_condition", "latency_ns_per_inference", same, True),
+    ):
         values = []
         for _, row in summary.iterrows():
-            k = tuple(row[c] for c in keys)
-            b = base[ref].get(k, math.nan) if k in base.index else math.nan
-            values.append(row[ref] / b if b and not math.isnan(b) else math.nan)
+            k = tuple(row[c] for c in (*keys, "condition") if with_condition or c != "condition")
+            b = base[ref_col].get(k, math.nan) if k in base.index else math.nan
+            values.append(row[ref_col] / b if b and not math.isnan(b) else math.nan)
         summary[col] = values
+    summary["reference_policy"] = baseline
+    summary["reference_condition"] = reference_condition
     return summary[list(SUMMARY_COLUMNS)]
 
 
-def curve_means(points: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of accuracy per curve and p (sweep points), for plots."""
+def curve_means(points: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Accuracy per curve and p (sweep points), for plots.
+
+    ``mean``/``std``/``n`` are over repeats; ``ci_low``/``ci_high`` the Wilson interval of the
+    pooled correct count over ``n_images × repeats`` classifications (``n_trials``).
+    """
+    columns = [*CURVE_COLUMNS, "p", "mean", "std", "n", "n_trials", "ci_low", "ci_high"]
     sweep = points[points["kind"] == "sweep"]
     if sweep.empty:
-        return pd.DataFrame(columns=[*CURVE_COLUMNS, "p", "mean", "std", "n"])
-    grouped = sweep.groupby([*CURVE_COLUMNS, "p"])["accuracy"]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+        return pd.DataFrame(columns=columns)
+    sweep = sweep.assign(correct=np.round(sweep["accuracy"] * sweep["n_images"]))
+    grouped = sweep.groupby([*CURVE_COLUMNS, "p"])
+    means = grouped["accuracy"].agg(mean="mean", std="std", n="count")
+    means["n_trials"] = grouped["n_images"].sum()
+    correct = grouped["correct"].sum()
+    means["ci_low"], means["ci_high"] = wilson_interval(
+        correct.to_numpy(), means["n_trials"].to_numpy(), confidence
+    )
+    return means.reset_index()[columns]
 
 
 def _select(frame: pd.DataFrame, values: Mapping[str, object]) -> pd.DataFrame:

@@ -1,0 +1,360 @@
+"""Reports say how far their numbers can be trusted: one declared reference for overheads,
+fits the grid does not resolve, measured p99 with its interval, binomial intervals per point,
+and a second report beside the first."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memsim import fit as fitting
+from memsim.cli.main import main
+from memsim.config import ConfigError
+from memsim.experiment.load import load_experiment
+from memsim.experiment.store import (
+    ResultsError,
+    ResultsStore,
+    config_hash,
+    point_id,
+    points_frame,
+)
+from memsim.fit import fit_points, logistic
+from memsim.report import write_report
+from memsim.report.tables import summary_table
+
+
+def curve_rows(
+    policy: str,
+    mu_log10: float,
+    grid: np.ndarray,
+    *,
+    repeats: int = 3,
+    sigma: float = 0.2,
+    noise: float = 0.01,
+    seed: int = 0,
+    operating: tuple[float, ...] = (1e-6,),
+) -> list[dict]:
+    """Points of one curve drawn from a known logistic (plus clean and operating points)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def add(kind, p, repeat, acc):
+        key = {
+            "workload": "w",
+            "format": "float32",
+            "policy": policy,
+            "mask": "all",
+            "kind": kind,
+            "p": p,
+            "p10": p,
+            "repeat": repeat,
+        }
+        rows.append(
+            {
+                **key,
+                "seed": 1,
+                "coupled": True,
+                "accuracy": float(np.clip(acc, 0, 1)),
+                "nonfinite_fraction": 0.0,
+                "n_images": 100,
+                "num_classes": 10,
+                "point_id": point_id(key),
+            }
+        )
+
+    add("clean", 0.0, 0, 0.95)
+    for r in range(repeats):
+        for p in grid:
+            acc = logistic(np.log10(p), mu_log10, sigma, 0.95, 0.1) + rng.normal(0, noise)
+            add("sweep", float(p), r, acc)
+        for p in operating:
+            add("operating", p, r, 0.94)
+    return rows
+
+
+GRID = np.logspace(-8, -1, 22)
+TWO_CONDITIONS = pd.DataFrame(
+    [
+        {"condition": "nominal", "operating_p01": 1e-6, "operating_p10": 1e-6},
+        {"condition": "low_energy", "operating_p01": 4e-2, "operating_p10": 4e-2},
+    ]
+)
+
+
+def memory_rows(costs: dict[tuple[str, str], float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "workload": "w",
+                "format": "float32",
+                "policy": policy,
+                "condition": cond,
+                "energy_pj_per_inference": energy,
+                "latency_ns_per_inference": energy / 10,
+            }
+            for (policy, cond), energy in costs.items()
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_overheads_divide_by_one_reference_across_conditions():
+    # The lab-4 situation: write-verify at the low-energy condition costs 4.32x the baseline
+    # at that condition but only 0.14x the nominal baseline.
+    points = pd.DataFrame(
+        curve_rows("baseline", -4.0, GRID, operating=(1e-6, 4e-2))
+        + curve_rows("write_verify", -2.0, GRID, seed=1, operating=(1e-6, 4e-2))
+    )
+    memory = memory_rows(
+        {
+            ("baseline", "nominal"): 1000.0,
+            ("write_verify", "nominal"): 1100.0,
+            ("baseline", "low_energy"): 1000.0 * 0.14 / 4.32,
+            ("write_verify", "low_energy"): 140.0,
+        }
+    )
+    s = summary_table(points, memory, TWO_CONDITIONS, baseline="baseline", n_boot=0)
+    wv_low = s[(s["policy"] == "write_verify") & (s["condition"] == "low_energy")].iloc[0]
+    assert wv_low["energy_overhead"] == pytest.approx(0.14)
+    assert wv_low["energy_overhead_same_condition"] == pytest.approx(4.32)
+    assert (s["reference_policy"] == "baseline").all()
+    assert (s["reference_condition"] == "nominal").all()
+    base_low = s[(s["policy"] == "baseline") & (s["condition"] == "low_energy")].iloc[0]
+    assert base_low["energy_overhead"] == pytest.approx(0.14 / 4.32)
+    assert base_low["energy_overhead_same_condition"] == pytest.approx(1.0)
+    # A declared reference condition moves every ratio with it.
+    s2 = summary_table(
+        points,
+        memory,
+        TWO_CONDITIONS,
+        baseline="baseline",
+        reference_condition="low_energy",
+        n_boot=0,
+    )
+    wv_nom = s2[(s2["policy"] == "write_verify") & (s2["condition"] == "nominal")].iloc[0]
+    assert wv_nom["energy_overhead"] == pytest.approx(1100.0 / (1000.0 * 0.14 / 4.32))
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ('report.reference.policy="sram"', "'report.reference.policy' must be one of the pol"),
+        ('report.reference.condition="hot"', "'report.reference.condition' must be one of the"),
+        ("report.reference.colour=1", "Unknown key 'report.reference.colour'"),
+        ("report.reference=3", "'report.reference'"),
+    ],
+)
+def test_bad_reference_is_refused_naming_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_experiment("labs/lab4_energy", overrides=[override])
+
+
+def test_reference_condition_must_be_run_when_no_conditions_are_listed():
+    with pytest.raises(ConfigError, match="must name a condition of the run"):
+        load_experiment(overrides=['report.reference.condition="low_energy"'])
+
+
+def test_default_report_section_keeps_the_config_hash():
+    plain, _ = load_experiment()
+    declared, _ = load_experiment(overrides=['report.reference.policy="write_verify"'])
+    assert plain.report.reference.policy == ""
+    # Folders made before [report] existed keep their identity: the default section is left out.
+    data = plain.to_dict()
+    del data["report"]
+    data["adaptive"] = {"enabled": False}
+    assert plain.digest() == config_hash(data)
+    assert declared.digest() != plain.digest()
+
+
+def stored_folder(tmp_path, points: pd.DataFrame, config: dict) -> None:
+    with ResultsStore.open(tmp_path, config=config, digest="abc") as store:
+        for row in points.to_dict("records"):
+            store.append(row)
+    (tmp_path / "metadata.json").write_text(json.dumps({"config_hash": "abc"}))
+
+
+def test_report_states_the_reference_and_uses_the_declared_one(tmp_path):
+    points = pd.DataFrame(
+        curve_rows("baseline", -4.0, GRID, operating=(1e-6, 4e-2))
+        + curve_rows("write_verify", -2.0, GRID, seed=1, operating=(1e-6, 4e-2))
+    )
+    config = {
+        "name": "ref",
+        "seed": 0,
+        "baseline": "baseline",
+        "policies": [{"label": "baseline"}, {"label": "write_verify"}],
+        "fit": {"bootstrap": 0},
+        "report": {"reference": {"policy": "write_verify", "condition": "low_energy"}},
+    }
+    stored_folder(tmp_path, points, config)
+    memory_rows(
+        {
+            ("baseline", "nominal"): 1000.0,
+            ("write_verify", "nominal"): 1100.0,
+            ("baseline", "low_energy"): 50.0,
+            ("write_verify", "low_energy"): 200.0,
+        }
+    ).to_csv(tmp_path / "memory.csv", index=False)
+    TWO_CONDITIONS.to_csv(tmp_path / "conditions.csv", index=False)
+    text = write_report(tmp_path).read_text()
+    assert "write_verify at the low_energy condition" in text
+    s = pd.read_csv(tmp_path / "summary.csv")
+    base_nom = s[(s["policy"] == "baseline") & (s["condition"] == "nominal")].iloc[0]
+    assert base_nom["energy_overhead"] == pytest.approx(1000.0 / 200.0)
+    assert (s["reference_policy"] == "write_verify").all()
+
+
+# --------------------------------------------------------------------------- fit quality
+
+
+def test_coarse_grid_fit_says_its_drop_is_unresolved_and_suggests_a_grid():
+    coarse = np.logspace(-8, -1, 8)  # one point per decade
+    p, acc, rep = [], [], []
+    for row in curve_rows("baseline", -4.0, coarse, repeats=2, sigma=0.15):
+        if row["kind"] == "sweep":
+            p.append(row["p"]), acc.append(row["accuracy"]), rep.append(row["repeat"])
+    fit = fit_points(np.array(p), np.array(acc), np.array(rep), a_max=0.95, num_classes=10)
+    assert fit.n_drop_points < fitting.MIN_DROP_POINTS
+    assert fit.status == "unresolved_drop" and fit.fitted and not fit.ok
+    assert not math.isnan(fit.mu)
+    assert "grid.points_per_decade = " in fit.advice and "adaptive" in fit.advice
+    ppd = int(fit.advice.split("grid.points_per_decade = ")[1].split()[0])
+    # The suggested density puts at least fitting.MIN_DROP_POINTS into the 10-90 % band (2σ·ln 9 wide).
+    assert ppd * 2 * fit.sigma * math.log(9) >= fitting.MIN_DROP_POINTS
+
+
+def test_fit_with_a_collapsed_bootstrap_says_so():
+    rows = [r for r in curve_rows("baseline", -4.0, GRID, repeats=1, noise=0.0)]
+    sweep = [r for r in rows if r["kind"] == "sweep"]
+    # Two identical repeats: every resample is the data itself, so the CI is a single value.
+    p = np.array([r["p"] for r in sweep] * 2)
+    acc = np.array([r["accuracy"] for r in sweep] * 2)
+    rep = np.repeat([0, 1], len(sweep))
+    fit = fit_points(p, acc, rep, a_max=0.95, num_classes=10, n_boot=50)
+    assert fit.n_drop_points >= fitting.MIN_DROP_POINTS
+    assert fit.status == "ci_collapsed"
+    assert fit.mu_ci_low == pytest.approx(fit.mu) and "repeats" in fit.advice
+
+
+def test_well_resolved_fit_stays_ok():
+    rows = curve_rows("baseline", -4.0, GRID, repeats=5)
+    sweep = [r for r in rows if r["kind"] == "sweep"]
+    fit = fit_points(
+        np.array([r["p"] for r in sweep]),
+        np.array([r["accuracy"] for r in sweep]),
+        np.array([r["repeat"] for r in sweep]),
+        a_max=0.95,
+        num_classes=10,
+        n_boot=50,
+    )
+    assert fit.status == "ok" and fit.advice == ""
+    assert fit.mu_ci_low < fit.mu < fit.mu_ci_high
+
+
+def test_report_warns_about_a_bootstrap_over_two_repeats(tmp_path):
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=2))
+    config = {"name": "two", "seed": 0, "policies": [{"label": "baseline"}]}
+    stored_folder(tmp_path, points, config)
+    text = write_report(tmp_path).read_text()
+    assert "**Warning:**" in text and "only 3 distinct resample" in text
+
+
+# --------------------------------------------------------------------------- p99
+
+
+def test_measured_p99_interpolates_between_bracketing_points():
+    p = np.array([1e-6, 1e-5, 1e-4, 1e-3])
+    means = np.array([0.95, 0.95, 0.90, 0.50])
+    value, bracket, note = fitting.p_keep_measured(p, means, 0.95)
+    # 0.99·0.95 = 0.9405 lies 0.19 of the way from 0.95 to 0.90 in log10 p from 1e-5.
+    assert note == "" and bracket == (1e-5, 1e-4)
+    assert math.log10(value) == pytest.approx(-5 + (0.95 - 0.9405) / 0.05)
+    assert fitting.p_keep_measured(p, np.full(4, 0.95), 0.95)[2].startswith(">")
+    assert fitting.p_keep_measured(p, np.full(4, 0.5), 0.95)[2].startswith("<")
+
+
+@pytest.mark.parametrize("scale", ["log10p", "p"])
+def test_p99_from_the_points_is_reported_for_either_scale(scale):
+    rows = curve_rows("baseline", -4.0, GRID, repeats=4)
+    s = summary_table(pd.DataFrame(rows), scale=scale, n_boot=40)
+    row = s.iloc[0]
+    assert row["p99_bracket_low"] < row["p99_data"] < row["p99_bracket_high"]
+    assert row["p99_data_ci_low"] <= row["p99_data"] <= row["p99_data_ci_high"]
+    # The truth: logistic(x) = 0.99·0.95 at x = mu + sigma·ln(ratio).
+    truth = -4.0 + 0.2 * math.log((0.95 - 0.1) / (0.99 * 0.95 - 0.1) - 1)
+    assert abs(math.log10(row["p99_data"]) - truth) < math.log10(GRID[1] / GRID[0])
+
+
+def test_report_shows_measured_p99_with_scale_p(tmp_path):
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=3))
+    stored_folder(tmp_path, points, {"name": "s", "seed": 0, "policies": [{"label": "baseline"}]})
+    text = write_report(tmp_path, fit_options={"scale": "p", "bootstrap": 20}).read_text()
+    row = [line for line in text.splitlines() if line.startswith("| w | float32 | baseline")][0]
+    assert "(data)" in row
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def test_wilson_interval_matches_its_closed_form():
+    z = 1.959963984540054
+    low, high = fitting.wilson_interval(0, 10)
+    assert low == 0 and high == pytest.approx(z**2 / (10 + z**2))
+    low, high = fitting.wilson_interval(np.array([50, 100]), np.array([100, 100]))
+    half = z * math.sqrt(0.25 / 100 + z**2 / 4e4) / (1 + z**2 / 100)
+    assert low[0] == pytest.approx(0.5 - half) and high[0] == pytest.approx(0.5 + half)
+    assert high[1] == 1.0 and low[1] < 1.0
+
+
+def test_points_and_summary_carry_binomial_intervals():
+    frame = points_frame(curve_rows("baseline", -4.0, GRID, repeats=3))
+    assert (frame["accuracy_ci_low"] <= frame["accuracy"]).all()
+    assert (frame["accuracy"] <= frame["accuracy_ci_high"]).all()
+    assert (frame["accuracy_ci_high"] - frame["accuracy_ci_low"] > 0).all()
+    s = summary_table(frame, pd.DataFrame(), TWO_CONDITIONS.iloc[:1], n_boot=0)
+    row = s.iloc[0]
+    assert row["n_images"] == 100
+    # Operating point: 0.94 in each of 3 repeats of 100 images: 282 of 300.
+    low, high = fitting.wilson_interval(282, 300)
+    assert row["accuracy_at_operating_point_ci_low"] == pytest.approx(float(low))
+    assert row["accuracy_at_operating_point_ci_high"] == pytest.approx(float(high))
+
+
+# --------------------------------------------------------------------------- report --out
+
+
+def test_report_out_writes_a_second_fit_beside_the_first(tmp_path):
+    folder, other = tmp_path / "run", tmp_path / "refit-p"
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=3))
+    folder.mkdir()
+    stored_folder(folder, points, {"name": "s", "seed": 0, "policies": [{"label": "baseline"}]})
+    write_report(folder)
+    before = {
+        path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()
+    }
+    assert main(["report", str(folder), "--scale", "p", "--out", str(other)]) == 0
+    after = {
+        path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()
+    }
+    assert after == before
+    assert pd.read_csv(other / "summary.csv")["fit_scale"].eq("p").all()
+    assert pd.read_csv(folder / "summary.csv")["fit_scale"].eq("log10p").all()
+    assert (other / "figures" / "accuracy_vs_p.png").is_file()
+    assert str(folder) in (other / "report.md").read_text()
+
+
+def test_report_out_refuses_another_results_folder(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=2))
+    for folder in (a, b):
+        folder.mkdir()
+        stored_folder(folder, points, {"name": "s", "seed": 0, "policies": [{"label": "baseline"}]})
+    with pytest.raises(ResultsError, match="another results folder"):
+        write_report(a, out=b)
+    assert not (b / "summary.csv").exists()
