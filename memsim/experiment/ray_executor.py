@@ -13,11 +13,11 @@ a worker that dies mid-point (killed, out of memory, its node lost) is replaced 
 runs again on another worker, up to ``retries`` times.
 
 Where workers find data and checkpoints: a workload's data and checkpoints are read by path
-(``MEMSIM_CACHE``, ``MEMSIM_DATA``, the config's ``checkpoint`` keys, relative paths from the
-driver's working directory). On a local Ray instance these are the driver's own files. On a
-cluster every node must see the same paths (a shared file system, the usual set-up on SLURM
-allocations); the driver's ``MEMSIM_*`` variables and working directory are passed to every
-actor. See ``docs/cluster.md``.
+(``MEMSIM_CACHE``, ``MEMSIM_DATA``, ``MEMSIM_SHARED``, the config's ``checkpoint`` keys,
+relative paths from the driver's working directory). On a local Ray instance these are the
+driver's own files. On a cluster every node must see the same paths (a shared file system, the
+usual set-up on SLURM allocations); the driver's ``MEMSIM_*`` variables and working directory
+are passed to every actor. See ``docs/cluster.md``.
 
 Ray is an optional dependency (``pip install -e ".[ray]"``); it is imported only when a
 :class:`RayExecutor` is built.
@@ -38,7 +38,7 @@ MISSING_RAY = (
     "(or pip install ray)."
 )
 #: Environment variables passed from the driver to every actor.
-_PASSED_ENV = ("MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_CHECKPOINTS", "PYTHONPATH")
+_PASSED_ENV = ("MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_SHARED", "MEMSIM_CONFIGS", "PYTHONPATH")
 
 
 def require_ray():
