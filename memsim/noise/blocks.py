@@ -127,7 +127,8 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     ``slot_bits(shifts.size) <= block_log2 <= 32`` (see :func:`choose_block_log2`). Without ``record`` the accepted
     bits are flipped in place (each bit is visited at most once, so XOR is exact) and ``out`` is
     unused; with it, ``out`` (size >= ``counts.sum()``) receives ``word_index * 64 + shift`` per
-    accepted bit, the words are only read, and the number of events is returned. ``state``
+    accepted bit in ascending order, the words are only read, and the number of events is
+    returned. ``state``
     (xoshiro256**) is advanced.
     """
     npos = shifts.size
@@ -185,6 +186,7 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
                 words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
         else:
             s0, s1, s2, s3 = st
+            first = n_out
             for q in range(lo, hi):
                 slot = picks[q]
                 w = base + (slot >> jbits)
@@ -199,6 +201,10 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
                     n_out += np.int64(accept)  # a rejected event is overwritten by the next
                 else:
                     words[w] = word ^ (accept << s)
+            if record:
+                # PERF: recorded events come out sorted block by block (blocks are in order), so
+                # merging layers is a merge of sorted runs, not a full sort (coupled sampling).
+                out[first:n_out].sort()
             st = (s0, s1, s2, s3)
         b = nb
         half = 1 - half

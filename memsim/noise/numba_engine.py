@@ -32,7 +32,14 @@ import torch
 from memsim.formats import StorageFormat
 from memsim.noise.blocks import block_flips, block_trials, choose_block_log2
 from memsim.noise.engine import ENGINES, Engine
-from memsim.noise.kernels import collect_group, dense_flip, flip_group, seed_state, xor_events
+from memsim.noise.kernels import (
+    collect_group,
+    dense_flip,
+    dense_keyed,
+    flip_group,
+    seed_state,
+    xor_events,
+)
 from memsim.noise.rates import Group, Layer
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
@@ -44,6 +51,12 @@ DENSE_FROM = 0.05
 #: distinct positions turns into a coupon collector (only reached with the dense path off).
 BLOCK_FROM = 5e-5
 BLOCK_TO = 0.25
+#: Coupled sampling (ladders): once the union of the lower layers reaches this mean candidate
+#: rate per bit, the layers above it are drawn together by one keyed dense pass, whose cost does
+#: not depend on p, instead of recording and merging millions of events. ``benchmarks/bitflip.py
+#: --coupled`` (1M float32, one thread, CPU ms): recording every layer costs 21 at p = 1e-2, 198
+#: at 0.1; the keyed pass ~17 plus merging the events below the split.
+COUPLED_DENSE_FROM = 0.012
 #: Fewer expected candidates than this in a group: geometric skipping, whose set-up is ~14 us
 #: cheaper (no count generator, no Binomial draws) and is worth ~1000 flips at ~14 ns saved each.
 BLOCK_MIN_CANDIDATES = 1000
@@ -72,11 +85,16 @@ class NumbaEngine(Engine):
             return
         # Ladder layers are judged against the original bits (record, then flip once), so a
         # layer's events are the same at every ladder entry.
+        m = _sparse_prefix(layers, arr.nbytes)
         events = []
-        for layer in layers:
+        for layer in layers[:m]:
             sampler = _Sparse(layer.seed)
             events.extend(sampler.group(arr, g, record=True) for g in layer.groups)
-        if events:
+        if m < len(layers):
+            # PERF: each group's events are sorted already: a stable sort (timsort) only merges runs.
+            merged = np.sort(np.concatenate(events), kind="stable") if events else _NO_EVENTS
+            _dense_rest(arr, layers[m:], merged)
+        elif events:
             xor_events(arr, np.concatenate(events))
 
 
@@ -111,6 +129,59 @@ class _Sparse:
             return events[:n]
         flip_group(arr, g.shifts, g.p01, g.p10, self.state)
         return None
+
+
+_NO_EVENTS = np.empty(0, dtype=np.int64)
+
+
+def _sparse_prefix(layers: Sequence[Layer], nbytes: int) -> int:
+    """How many leading ladder layers are sampled sparsely; the rest share one dense draw.
+
+    Layers stay sparse while the union of the layers so far has a mean candidate rate below
+    ``COUPLED_DENSE_FROM``. The count depends only on the layers up to that point, which every
+    ladder entry above it shares, so all entries split the ladder at the same layer.
+    """
+    if not _LITTLE_ENDIAN or nbytes < DENSE_MIN_BYTES:
+        return len(layers)
+    keep01 = keep10 = None  # probability that no layer so far selected the position
+    for j, layer in enumerate(layers):
+        keep01 = (1 - layer.p01) if keep01 is None else keep01 * (1 - layer.p01)
+        keep10 = (1 - layer.p10) if keep10 is None else keep10 * (1 - layer.p10)
+        if float(np.maximum(1 - keep01, 1 - keep10).mean()) >= COUPLED_DENSE_FROM:
+            return j
+    return len(layers)
+
+
+def _dense_rest(arr: np.ndarray, rest: Sequence[Layer], events: np.ndarray) -> None:
+    """Flip the union of ``rest`` (one keyed dense draw) and of ``events``, judged on the
+    original bits.
+
+    The union of the layers ``rest`` has rates ``q = 1 - prod(1 - r)``; one uniform per bit,
+    keyed by the first of them (the same layer at every ladder entry above the split), flips a
+    bit when it falls below ``q``, so a higher entry's flips contain a lower one's (DESIGN §3).
+    """
+    keep01 = np.prod([1 - layer.p01 for layer in rest], axis=0)
+    keep10 = np.prod([1 - layer.p10 for layer in rest], axis=0)
+    q01 = np.where(keep01 <= 0, 1.0, 1 - keep01)
+    q10 = np.where(keep10 <= 0, 1.0, 1 - keep10)
+    width = arr.itemsize * 8
+    t01, e01, f01 = _planes(q01, width)
+    t10, e10, f10 = _planes(q10, width)
+    key = np.uint64(int(seed_state(rest[0].seed)[0]))
+    per64 = 64 // width
+    n_main = arr.size - arr.size % per64
+    main = arr[:n_main].view(np.uint64)
+    dense_keyed(
+        main, t01, t10, np.uint64(e01), np.uint64(e10), np.uint64(f01), np.uint64(f10),
+        key, events, per64, width, 0, 0,
+    )  # fmt: skip
+    if n_main < arr.size:  # the last few words, one per draw, in their own width
+        low = (1 << width) - 1
+        dense_keyed(
+            arr[n_main:], t01 & np.uint64(low), t10 & np.uint64(low),
+            np.uint64(e01 & low), np.uint64(e10 & low), np.uint64(f01 & low), np.uint64(f10 & low),
+            key, events, 1, width, n_main, main.size,
+        )  # fmt: skip
 
 
 def _use_dense(layer: Layer, nbytes: int) -> bool:
