@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.blocks import block_flips, block_trials, choose_block_log2
+from memsim.noise.blocks import (
+    CHUNK_BLOCKS,
+    block_flips,
+    block_flips_chunked,
+    block_trials,
+    choose_block_log2,
+    chunk_states,
+)
 from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import (
     collect_group,
@@ -100,6 +107,8 @@ class NumbaEngine(Engine):
 
 #: Seeds the Binomial block counts apart from the xoshiro stream of the same seed.
 _COUNTS_STREAM = 0x636F756E7473
+#: Keys the per-chunk streams of parallel block sampling apart from the layer's own stream.
+_CHUNKS_STREAM = np.uint64(0x6368756E6B73)
 
 
 class _Sparse:
@@ -120,7 +129,16 @@ class _Sparse:
             m = choose_block_log2(arr.size, npos, pmax)
             counts = self._counts.binomial(block_trials(arr.size, npos, m), pmax)
             out = np.empty(int(counts.sum()) if record else 0, dtype=np.int64)
-            n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+            if counts.size <= CHUNK_BLOCKS:
+                n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+            else:
+                # Chunks of blocks in parallel; chunk c >= 1 is seeded from this layer's stream,
+                # so the result depends on the seed only, never on the thread count.
+                nchunks = -(-counts.size // CHUNK_BLOCKS)
+                states = chunk_states(np.uint64(self.state[0] ^ _CHUNKS_STREAM), nchunks)
+                n = block_flips_chunked(
+                    arr, g.shifts, g.p01, g.p10, counts, m, self.state, states, out, record
+                )
             return out[:n] if record else None
         if record:
             events, n = collect_group(
