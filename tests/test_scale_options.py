@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 from memsim.cli.experiment import _options
 from memsim.cli.main import build_parser, main
@@ -73,3 +74,21 @@ def test_cli_scale_options_reach_the_config_and_run_options():
     config, run = _options(args)
     assert config.sweep.compute_dtype == "float32"
     assert (run.executor, run.address, run.gpus_per_point, run.workers) == ("ray", "auto", 0.5, 3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+@pytest.mark.parametrize("verb", ["sweep", "trace", "eval"])
+def test_cuda_without_a_device_is_a_one_line_error(verb, tmp_path, capsys):
+    out = tmp_path / "never"
+    argv = {
+        "sweep": ["sweep", os.fspath(DEFAULT_CONFIG), "--out", os.fspath(out)],
+        "trace": ["trace", "digits"],
+        "eval": ["eval", "digits"],
+    }[verb]
+    assert main([*argv, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1]
+        == f"memsim {verb}: error: Device 'cuda' asked for, but no CUDA device is available."
+    )
+    assert not out.exists()

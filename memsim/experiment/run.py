@@ -152,6 +152,10 @@ def run_experiment(
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
+    if evaluator is None:  # a device that is not there is reported before anything is written
+        from memsim.inference.network import check_device
+
+        check_device(run.device)
     if run.executor == "ray":  # a missing extra is reported before anything is written
         from memsim.experiment.ray_executor import require_ray
 
