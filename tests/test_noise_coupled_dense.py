@@ -21,6 +21,8 @@ from memsim.noise import flip
 from memsim.noise import numba_engine as ne
 from memsim.noise.rates import ladder_layers
 
+pytestmark = pytest.mark.statistical
+
 GRID = [float(p) for p in np.logspace(-8, -1, 22)]
 
 

@@ -16,6 +16,8 @@ from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, ra
 from memsim.noise import flip
 from memsim.noise.blocks import CHUNK_BLOCKS, block_trials, choose_block_log2
 
+pytestmark = pytest.mark.statistical
+
 
 def n_chunks(nwords: int, npos: int, pmax: float) -> int:
     return -(

@@ -23,7 +23,7 @@ from memsim.experiment.store import POINTS_LOG
 
 ray = pytest.importorskip("ray", reason="the optional 'ray' extra is not installed")
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.integration]
 
 # One real curve (the digits CNN), few cheap points: every Ray test stays within seconds of work.
 SMALL = [
