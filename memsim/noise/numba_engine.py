@@ -13,7 +13,14 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
   (``DENSE_FROM``).
 
-All three thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
+Blocks beyond ``CHUNK_BLOCKS`` run in parallel chunks, each seeded from the layer's stream, so
+a result never depends on the Numba thread count. Ladders (coupled sampling) record the events
+of their low layers and draw the layers above a union rate of ``COUPLED_DENSE_FROM`` in one
+keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`: one uniform per bit shared by
+every ladder entry), so a high-p coupled draw costs about one dense pass, not millions of
+recorded events.
+
+All kernels thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
 layer's own rates and the tensor size, so ladder layers are sampled the same way at every entry.
 
 Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
