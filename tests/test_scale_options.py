@@ -92,3 +92,14 @@ def test_cuda_without_a_device_is_a_one_line_error(verb, tmp_path, capsys):
         == f"memsim {verb}: error: Device 'cuda' asked for, but no CUDA device is available."
     )
     assert not out.exists()
+
+
+def test_bnn_study_refuses_the_ray_executor_before_writing(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", "bnn/digits", "--executor", "ray", "--out", os.fspath(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err
+        == "memsim run: error: The binarized-network study runs on local workers only; got --executor."
+    )
+    assert not out.exists()

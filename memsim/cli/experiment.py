@@ -115,6 +115,16 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             raise ValueError(
                 f"The binarized-network study runs on the CPU; got --device {args.device}."
             )
+        scale = [f"--{k.replace('_', '-')}" for k in (*_SCALE_RUN_OPTIONS, "compute_dtype")]
+        given = [
+            o
+            for o, k in zip(scale, (*_SCALE_RUN_OPTIONS, "compute_dtype"))
+            if getattr(args, k) is not None
+        ]
+        if given and not (given == ["--executor"] and args.executor == "local"):
+            raise ValueError(
+                f"The binarized-network study runs on local workers only; got {', '.join(given)}."
+            )
         return run_config(
             resolve_config(args.config),
             overrides=args.overrides,
