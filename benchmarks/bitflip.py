@@ -7,9 +7,12 @@ issue's targets for the numba engine (>= 1000x at p <= 1e-4, >= 100x at 1e-2, >=
 
 ``--kernels`` times the numba engine's sparse kernels forced one at a time, in ns per flip:
 geometric skipping (the engine's only sparse kernel before block sampling) against blocks.
-``--crossover`` times all three numba kernels around the switch-over rates.
+``--crossover`` times all three numba kernels around the switch-over rates. ``--coupled`` times
+coupled sampling (a ladder of the 22-point grid; ``first_noisy:7`` up to p = 0.5) against
+independent draws at the same p, and prints their ratio.
 
 Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch] [--kernels] [--crossover]
+      [--coupled] [--no-table]
 
 Timings are best-of-repeats wall times; on a shared machine they are noisy (the long reference
 runs suffer most from contention), so compare figures from one quiet run.
@@ -106,6 +109,55 @@ def crossover(n: int, min_total_s: float) -> None:
         )
 
 
+def coupled(n: int, min_total_s: float) -> None:
+    """Coupled (ladder of the standard 22-point grid) against independent draws, numba engine.
+
+    CPU time of this process (one thread): on a machine shared with other jobs it is far less
+    disturbed than wall time.
+    """
+    import numpy as np
+
+    grid = [float(p) for p in np.logspace(-8, -1, 22)]
+    wide = [float(p) for p in np.logspace(-8, np.log10(0.5), 24)]
+    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    from memsim.noise import numba_engine as ne
+
+    print(f"\ncoupled vs independent draws, numba, {n} float32 elements, 1 thread, CPU ms")
+    print("sparse: every ladder layer recorded and merged (COUPLED_DENSE_FROM off);")
+    print(f"coupled: layers above a union rate of {ne.COUPLED_DENSE_FROM} in one keyed dense pass")
+    print(
+        f"{'case':>14} {'p':>8} {'sparse_ms':>10} {'coupled_ms':>11} {'indep_ms':>9}"
+        f" {'sparse/indep':>12} {'coupled/indep':>13}"
+    )
+    cases = [("all bits", None, grid, p) for p in (1e-4, grid[15], grid[18], grid[21])]
+    cases.append(("first_noisy:7", "first_noisy:7", wide, wide[-1]))
+    for name, bits, ladder, p in cases:
+        times = {}
+        for mode, lad, split in (
+            ("sparse", ladder, 2.0),
+            ("coupled", ladder, ne.COUPLED_DENSE_FROM),
+            ("indep", None, ne.COUPLED_DENSE_FROM),
+        ):
+            saved, ne.COUPLED_DENSE_FROM = ne.COUPLED_DENSE_FROM, split
+            ts = []
+            try:
+                flip_(x.clone(), p, bits=bits, engine="numba", seed=99, ladder=lad)  # warm-up
+                start = time.perf_counter()
+                while not ts or (time.perf_counter() - start < min_total_s and len(ts) < 50):
+                    y = x.clone()
+                    t0 = time.process_time()
+                    flip_(y, p, bits=bits, engine="numba", seed=len(ts), ladder=lad)
+                    ts.append(time.process_time() - t0)
+            finally:
+                ne.COUPLED_DENSE_FROM = saved
+            times[mode] = min(ts) * 1e3
+        print(
+            f"{name:>14} {p:>8.2g} {times['sparse']:>10.2f} {times['coupled']:>11.2f}"
+            f" {times['indep']:>9.2f} {times['sparse'] / times['indep']:>12.2f}"
+            f" {times['coupled'] / times['indep']:>13.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M elements only")
@@ -118,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--crossover", action="store_true", help="also time numba's three kernels forced"
+    )
+    parser.add_argument(
+        "--coupled", action="store_true", help="also time coupled against independent draws"
     )
     parser.add_argument("--no-table", action="store_true", help="skip the engine table")
     args = parser.parse_args(argv)
@@ -173,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         kernels(sizes, args.min_time)
     if args.crossover:
         crossover(sizes[0], args.min_time)
+    if args.coupled:
+        coupled(sizes[0], args.min_time)
     return 0
 
 

@@ -39,13 +39,54 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    _add_scale_options(p)
+
+
+# ---- scale-out options: executor, cluster address, GPU packing, compute dtype ----------------
+_SCALE_RUN_OPTIONS = ("executor", "address", "gpus_per_point")
+
+
+def _add_scale_options(p: argparse.ArgumentParser) -> None:
+    from memsim.experiment.config import COMPUTE_DTYPES, EXECUTORS
+
+    g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
+    g.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local: this process or a process pool (--workers); ray: Ray actors "
+        '(pip install -e ".[ray]")',
+    )
+    g.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    g.add_argument(
+        "--gpus-per-point",
+        type=float,
+        help="GPU share of each Ray worker, e.g. 0.25 packs four points on one GPU",
+    )
+    g.add_argument(
+        "--compute-dtype",
+        choices=COMPUTE_DTYPES,
+        help="float dtype to compute float formats in (sets sweep.compute_dtype: "
+        "part of the experiment's identity)",
+    )
+
+
+def _scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """``--set`` items and run-option changes from the scale-out options."""
+    overrides = []
+    if args.compute_dtype is not None:
+        overrides.append(f'sweep.compute_dtype="{args.compute_dtype}"')
+    changes = {k: getattr(args, k) for k in _SCALE_RUN_OPTIONS if getattr(args, k) is not None}
+    return overrides, changes
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def _options(args: argparse.Namespace):
     from memsim.experiment.run import load_experiment
 
-    config, run = load_experiment(args.config, overrides=args.overrides)
-    changes = {}
+    scale_overrides, changes = _scale_changes(args)
+    config, run = load_experiment(args.config, overrides=[*args.overrides, *scale_overrides])
     if args.out is not None:
         changes["out"] = args.out
     if args.workers is not None:
@@ -73,6 +114,16 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
         if args.device not in (None, "cpu"):
             raise ValueError(
                 f"The binarized-network study runs on the CPU; got --device {args.device}."
+            )
+        scale = [f"--{k.replace('_', '-')}" for k in (*_SCALE_RUN_OPTIONS, "compute_dtype")]
+        given = [
+            o
+            for o, k in zip(scale, (*_SCALE_RUN_OPTIONS, "compute_dtype"))
+            if getattr(args, k) is not None
+        ]
+        if given and not (given == ["--executor"] and args.executor == "local"):
+            raise ValueError(
+                f"The binarized-network study runs on local workers only; got {', '.join(given)}."
             )
         return run_config(
             resolve_config(args.config),

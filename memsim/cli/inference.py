@@ -59,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--include-weights", action="store_true", help="also list weights and biases")
     t.add_argument("--out", default=None, help="save the trace (JSON) to this file")
+    t.add_argument("--device", default="cpu", help="torch device to trace on (cpu, cuda)")
     t.set_defaults(func=run_trace)
 
     e = subparsers.add_parser("eval", help="accuracy of a workload under write bit flips")
@@ -103,10 +104,15 @@ def _network(args: argparse.Namespace):
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    from memsim.inference.network import check_device
     from memsim.trace.capture import trace_model
 
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)
+    check_device(args.device)
+    if args.device != "cpu":  # the network moves on its first run; the data once, here
+        net.logits(x[:2], device=args.device)
+        x = x.to(args.device)
     trace = trace_model(net, x, workload_name=workload.name, include_weights=args.include_weights)
     print(format_trace(trace))
     if args.out:
@@ -149,8 +155,10 @@ def format_trace(trace) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from memsim.inference.network import check_device
     from memsim.noise.channel import BitFlip
 
+    check_device(args.device)
     workload, net = _network(args)
     x, y = workload.dataset("test", limit=args.limit)
     channel = None

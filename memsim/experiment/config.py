@@ -40,6 +40,11 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
 # --------------------------------------------------------------------------- config objects
 
+#: Values of ``sweep.compute_dtype``: the storage format's own dtype, or a torch float dtype.
+COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
+#: Values of ``run.executor``: this process or a local process pool (by ``workers``), or Ray.
+EXECUTORS = ("local", "ray")
+
 
 @dataclass(frozen=True)
 class GridConfig:
@@ -114,6 +119,10 @@ class SweepConfig:
     granularity: str = ""  # module | op | fused; empty: "fused" when fused = true, else "module"
     noisy_input: bool = False
     calibration_images: int = 256
+    # Float formats compute in their storage dtype ("storage"); "float32" computes narrower
+    # formats in float32 with every write still rounded to the storage format (same numbers at
+    # the same seed, far faster on a CPU; see memsim.inference.network).
+    compute_dtype: str = "storage"
 
     def __post_init__(self) -> None:
         if self.granularity and self.granularity not in GRANULARITIES:
@@ -130,6 +139,11 @@ class SweepConfig:
             self, "granularity", "fused" if self.fused else self.granularity or "module"
         )
         check_range("sweep", "repeats", self.repeats, kind=int, low=1)
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"The 'compute_dtype' parameter of sweep must be one of {list(COMPUTE_DTYPES)}. "
+                f"Got {self.compute_dtype!r}."
+            )
         check_range("sweep", "images", self.images, kind=int, low=0)
         check_range("sweep", "batch_size", self.batch_size, kind=int, low=1)
         check_range("sweep", "calibration_images", self.calibration_images, kind=int, low=1)
@@ -311,7 +325,8 @@ class ExperimentConfig:
     def digest(self) -> str:
         """The experiment's identity: a hash of :meth:`to_dict`.
 
-        Adaptive options are left out while adaptive mode is off: they change nothing then.
+        Adaptive options are left out while adaptive mode is off: they change nothing then;
+        ``sweep.compute_dtype`` is left out at its default.
         """
         from memsim.experiment.store import config_hash
 
@@ -321,6 +336,9 @@ class ExperimentConfig:
         if self.report == ReportConfig():
             # Results folders made before the report options existed keep their identity.
             del data["report"]
+        if self.sweep.compute_dtype == "storage":
+            # Added after results existed: the default leaves earlier experiments' hashes as they were.
+            del data["sweep"]["compute_dtype"]
         return config_hash(data)
 
     @property
@@ -348,9 +366,24 @@ class RunOptions:
     out: Path | None = None
     device: str = "cpu"
     progress: bool = True
+    # Ray (memsim.experiment.ray_executor): ``workers`` actors on a local Ray instance, or on
+    # the cluster at ``address``; ``gpus_per_point`` < 1 packs several actors on one GPU.
+    executor: str = "local"
+    address: str | None = None
+    gpus_per_point: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("run", "workers", self.workers, kind=int, low=1, high=1024)
+        if self.executor not in EXECUTORS:
+            raise ValueError(
+                f"The 'executor' parameter of run must be one of {list(EXECUTORS)}. "
+                f"Got {self.executor!r}."
+            )
+        check_range("run", "gpus_per_point", self.gpus_per_point, low=0, high=1024)
+        if self.executor != "ray" and (self.address is not None or self.gpus_per_point):
+            raise ValueError(
+                "The 'address' and 'gpus_per_point' run options need executor = \"ray\"."
+            )
 
 
 # --------------------------------------------------------------------------- loading

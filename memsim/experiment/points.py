@@ -305,14 +305,20 @@ class NetworkEvaluator:
         calibration = None
         if fmt in ("int8", "int4"):
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
+        compute = (
+            None if s.compute_dtype == "storage" or fmt in ("int8", "int4") else s.compute_dtype
+        )
         net = NoisyNetwork(
             model,
             fmt,
             granularity=spec.granularity or s.granularity,
             noisy_input=s.noisy_input,
             calibration=calibration,
+            compute_dtype=compute,
         )
-        return net, x, y, int(workload.num_classes)
+        # PERF: the data moves to the device once per worker (cached with the network), not
+        # once per point; each batch is then a copy on the device.
+        return net, x.to(self.device), y.to(self.device), int(workload.num_classes)
 
 
 def load_workload(spec) -> tuple[Any, Any]:

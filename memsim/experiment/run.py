@@ -132,7 +132,8 @@ def run_experiment(
     config : ExperimentConfig
         What is modelled.
     run : RunOptions
-        Workers, output folder (default :func:`default_out`), torch device, progress bars.
+        Workers and executor (local or Ray), output folder (default :func:`default_out`), torch
+        device, progress bars.
     evaluator : callable(PointTask) -> dict, optional
         Replaces the real-network evaluator (tests and benchmarks use a surrogate).
     sweep_only : bool
@@ -148,10 +149,17 @@ def run_experiment(
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
-    from memsim.experiment.executor import make_executor
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
+    if evaluator is None:  # a device that is not there is reported before anything is written
+        from memsim.inference.network import check_device
+
+        check_device(run.device)
+    if run.executor == "ray":  # a missing extra is reported before anything is written
+        from memsim.experiment.ray_executor import require_ray
+
+        require_ray()
     out = Path(run.out) if run.out is not None else default_out(config)
     digest = config.digest()
     with ResultsStore.open(out, config=config.to_dict(), digest=digest) as store:
@@ -165,6 +173,7 @@ def run_experiment(
             extra={
                 "torch_device": run.device,
                 "workers": run.workers,
+                "executor": run.executor,
                 "skipped": skipped_combinations(config),
             },
         )
@@ -187,7 +196,7 @@ def run_experiment(
         def coupled(curve) -> bool:
             return config.sweep.coupled and (couplable is None or couplable(curve, grid))
 
-        with make_executor(run.workers) as executor:
+        with _executor(run) as executor:
             if config.adaptive.enabled:
                 _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
             else:
@@ -212,6 +221,17 @@ def run_experiment(
 
     write_report(out)
     return out
+
+
+def _executor(run: RunOptions):
+    """The executor the run options ask for (Ray is imported only when asked for)."""
+    if run.executor == "ray":
+        from memsim.experiment.ray_executor import RayExecutor
+
+        return RayExecutor(run.workers, address=run.address, gpus_per_point=run.gpus_per_point)
+    from memsim.experiment.executor import make_executor
+
+    return make_executor(run.workers)
 
 
 def _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from memsim.jit import jit, prefetch_write
@@ -127,7 +128,8 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     ``slot_bits(shifts.size) <= block_log2 <= 32`` (see :func:`choose_block_log2`). Without ``record`` the accepted
     bits are flipped in place (each bit is visited at most once, so XOR is exact) and ``out`` is
     unused; with it, ``out`` (size >= ``counts.sum()``) receives ``word_index * 64 + shift`` per
-    accepted bit, the words are only read, and the number of events is returned. ``state``
+    accepted bit in ascending order, the words are only read, and the number of events is
+    returned. ``state``
     (xoshiro256**) is advanced.
     """
     npos = shifts.size
@@ -185,6 +187,7 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
                 words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
         else:
             s0, s1, s2, s3 = st
+            first = n_out
             for q in range(lo, hi):
                 slot = picks[q]
                 w = base + (slot >> jbits)
@@ -199,8 +202,77 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
                     n_out += np.int64(accept)  # a rejected event is overwritten by the next
                 else:
                     words[w] = word ^ (accept << s)
+            if record:
+                # PERF: recorded events come out sorted block by block (blocks are in order), so
+                # merging layers is a merge of sorted runs, not a full sort (coupled sampling).
+                out[first:n_out].sort()
             st = (s0, s1, s2, s3)
         b = nb
         half = 1 - half
     state[0], state[1], state[2], state[3] = st
     return n_out
+
+
+#: Blocks per parallel chunk (a fixed size, so chunks, and results, never depend on threads):
+#: 64 blocks of ~128 candidates, ~40 us of work, amortise a thread hand-off many times over.
+CHUNK_BLOCKS = 64
+
+
+@jit
+def chunk_states(key, nchunks):
+    """xoshiro256** states for chunks ``1 .. nchunks - 1`` (row 0 is unused): each seeded with
+    four consecutive SplitMix64 outputs of ``key``, the generator's recommended seeding."""
+    out = np.empty((nchunks, 4), dtype=np.uint64)
+    gamma = np.uint64(0x9E3779B97F4A7C15)
+    z = np.uint64(key)
+    for c in range(nchunks):
+        for j in range(4):
+            z += gamma
+            v = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            out[c, j] = v ^ (v >> np.uint64(31))
+        if out[c, 0] == 0 and out[c, 1] == 0 and out[c, 2] == 0 and out[c, 3] == 0:
+            out[c, 0] = 1
+    return out
+
+
+@jit(parallel=True)
+def block_flips_chunked(words, shifts, p01, p10, counts, block_log2, state, states, out, record):
+    """:func:`block_flips` over chunks of ``CHUNK_BLOCKS`` blocks in parallel.
+
+    Chunk 0 draws from ``state`` (advanced), chunk ``c >= 1`` from ``states[c]``; each chunk is
+    a :func:`block_flips` call on its own words and blocks, so the result depends only on the
+    seeds, never on the thread count. With ``record``, chunk ``c`` writes its events from
+    ``out[sum(counts[:c * CHUNK_BLOCKS])]`` on; they are compacted into ``out[:n]`` (ascending)
+    and ``n`` is returned.
+    """
+    nblocks = counts.size
+    nchunks = (nblocks + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
+    jbits = 0
+    while (1 << jbits) < shifts.size:
+        jbits += 1
+    wbits = block_log2 - jbits
+    starts = np.zeros(nchunks + 1, dtype=np.int64)
+    for c in range(nchunks):
+        starts[c + 1] = starts[c] + counts[c * CHUNK_BLOCKS : (c + 1) * CHUNK_BLOCKS].sum()
+    found = np.zeros(nchunks, dtype=np.int64)
+    for c in numba.prange(nchunks):
+        b0 = c * CHUNK_BLOCKS
+        b1 = min(nblocks, b0 + CHUNK_BLOCKS)
+        w0 = np.int64(b0) << wbits
+        w1 = min(words.size, np.int64(b1) << wbits)
+        st = state if c == 0 else states[c]
+        sub_out = out[starts[c] : starts[c + 1]] if record else out
+        found[c] = block_flips(
+            words[w0:w1], shifts, p01, p10, counts[b0:b1], block_log2, st, sub_out, record
+        )
+        if record:
+            for q in range(found[c]):
+                sub_out[q] += w0 * 64
+    n = 0
+    if record:
+        for c in range(nchunks):
+            for q in range(starts[c], starts[c] + found[c]):
+                out[n] = out[q]
+                n += 1
+    return n

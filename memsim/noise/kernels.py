@@ -11,6 +11,7 @@ The glue that turns tensors into word arrays and picks kernels lives in
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from memsim.jit import jit
@@ -227,3 +228,75 @@ def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
         if flips != 0:
             words[k] ^= flips
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+@jit(inline="always")
+def _mix64(z):
+    """SplitMix64's output function: element ``n`` of its stream is ``_mix64(key + n * gamma)``."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+#: Words per parallel chunk of :func:`dense_keyed` (a fixed size: chunks never depend on threads).
+_KEYED_CHUNK = 1 << 14
+
+
+@jit(parallel=True)
+def dense_keyed(words, t01, t10, e01, e10, f01, f10, key, events, per, width, offset, key0):
+    """:func:`dense_flip` with one uniform per lane that depends only on ``key`` and the lane.
+
+    Level ``i`` of word ``k`` draws element ``(key0 + k) * 64 + i`` of the SplitMix64 stream
+    keyed by ``key`` (Steele, Lea & Flood 2014), so a lane's uniform ``u`` (its binary expansion
+    read level by level) is the same whatever the thresholds: with one key, the lanes that flip
+    at a threshold ``q`` are a subset of those that flip at any ``q' >= q`` (common random
+    numbers), and each lane flips with exactly its own ``q`` as in :func:`dense_flip`. Words are
+    independent, so they run in parallel chunks with results independent of the thread count.
+
+    ``events`` (sorted ``native_word * 64 + shift``, duplicates allowed) are bits that flip
+    anyway (a union with the draws, judged on the original bits). Word ``k`` of ``words`` packs
+    native words ``offset + k * per`` … ``offset + k * per + per - 1`` of ``width`` bits each,
+    little-endian; events outside ``words`` are ignored.
+    """
+    nlev = t01.size
+    n = words.size
+    nchunks = (n + _KEYED_CHUNK - 1) // _KEYED_CHUNK
+    one = np.uint64(1)
+    for c in numba.prange(nchunks):
+        lo = c * _KEYED_CHUNK
+        hi = min(n, lo + _KEYED_CHUNK)
+        e = np.searchsorted(events, (offset + lo * per) * 64)
+        for k in range(lo, hi):
+            x = np.uint64(words[k])
+            nx = ~x
+            union = np.uint64(0)
+            end = (offset + (k + 1) * per) * 64
+            while e < events.size and events[e] < end:
+                rel = events[e] - (offset + k * per) * 64
+                union |= one << np.uint64((rel >> 6) * width + (rel & 63))
+                e += 1
+            undecided = (nx & e01) | (x & e10)
+            flips = (nx & f01) | (x & f10) | union
+            undecided &= ~union
+            ctr = key + ((np.uint64(key0 + k) << np.uint64(6)) + one) * _GAMMA
+            i = 0
+            while undecided != 0 and i < nlev:
+                # PERF: four levels hashed at once: the hashes are independent, so their
+                # multiply chains overlap instead of running back to back (most words need 6-8).
+                r0 = _mix64(ctr)
+                r1 = _mix64(ctr + _GAMMA)
+                r2 = _mix64(ctr + np.uint64(2) * _GAMMA)
+                r3 = _mix64(ctr + np.uint64(3) * _GAMMA)
+                ctr += np.uint64(4) * _GAMMA
+                for r in (r0, r1, r2, r3):
+                    if undecided == 0 or i >= nlev:
+                        break
+                    t = (nx & t01[i]) | (x & t10[i])
+                    flips |= undecided & t & ~r
+                    undecided &= ~(t ^ r)
+                    i += 1
+            if flips != 0:
+                words[k] ^= flips

@@ -13,7 +13,14 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
   (``DENSE_FROM``).
 
-All three thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
+Blocks beyond ``CHUNK_BLOCKS`` run in parallel chunks, each seeded from the layer's stream, so
+a result never depends on the Numba thread count. Ladders (coupled sampling) record the events
+of their low layers and draw the layers above a union rate of ``COUPLED_DENSE_FROM`` in one
+keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`: one uniform per bit shared by
+every ladder entry), so a high-p coupled draw costs about one dense pass, not millions of
+recorded events.
+
+All kernels thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
 layer's own rates and the tensor size, so ladder layers are sampled the same way at every entry.
 
 Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
@@ -30,9 +37,23 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.blocks import block_flips, block_trials, choose_block_log2
+from memsim.noise.blocks import (
+    CHUNK_BLOCKS,
+    block_flips,
+    block_flips_chunked,
+    block_trials,
+    choose_block_log2,
+    chunk_states,
+)
 from memsim.noise.engine import ENGINES, Engine
-from memsim.noise.kernels import collect_group, dense_flip, flip_group, seed_state, xor_events
+from memsim.noise.kernels import (
+    collect_group,
+    dense_flip,
+    dense_keyed,
+    flip_group,
+    seed_state,
+    xor_events,
+)
 from memsim.noise.rates import Group, Layer
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
@@ -44,6 +65,12 @@ DENSE_FROM = 0.05
 #: distinct positions turns into a coupon collector (only reached with the dense path off).
 BLOCK_FROM = 5e-5
 BLOCK_TO = 0.25
+#: Coupled sampling (ladders): once the union of the lower layers reaches this mean candidate
+#: rate per bit, the layers above it are drawn together by one keyed dense pass, whose cost does
+#: not depend on p, instead of recording and merging millions of events. ``benchmarks/bitflip.py
+#: --coupled`` (1M float32, one thread, CPU ms): recording every layer costs 21 at p = 1e-2, 198
+#: at 0.1; the keyed pass ~17 plus merging the events below the split.
+COUPLED_DENSE_FROM = 0.012
 #: Fewer expected candidates than this in a group: geometric skipping, whose set-up is ~14 us
 #: cheaper (no count generator, no Binomial draws) and is worth ~1000 flips at ~14 ns saved each.
 BLOCK_MIN_CANDIDATES = 1000
@@ -72,16 +99,23 @@ class NumbaEngine(Engine):
             return
         # Ladder layers are judged against the original bits (record, then flip once), so a
         # layer's events are the same at every ladder entry.
+        m = _sparse_prefix(layers, arr.nbytes)
         events = []
-        for layer in layers:
+        for layer in layers[:m]:
             sampler = _Sparse(layer.seed)
             events.extend(sampler.group(arr, g, record=True) for g in layer.groups)
-        if events:
+        if m < len(layers):
+            # PERF: each group's events are sorted already: a stable sort (timsort) only merges runs.
+            merged = np.sort(np.concatenate(events), kind="stable") if events else _NO_EVENTS
+            _dense_rest(arr, layers[m:], merged)
+        elif events:
             xor_events(arr, np.concatenate(events))
 
 
 #: Seeds the Binomial block counts apart from the xoshiro stream of the same seed.
 _COUNTS_STREAM = 0x636F756E7473
+#: Keys the per-chunk streams of parallel block sampling apart from the layer's own stream.
+_CHUNKS_STREAM = np.uint64(0x6368756E6B73)
 
 
 class _Sparse:
@@ -102,7 +136,16 @@ class _Sparse:
             m = choose_block_log2(arr.size, npos, pmax)
             counts = self._counts.binomial(block_trials(arr.size, npos, m), pmax)
             out = np.empty(int(counts.sum()) if record else 0, dtype=np.int64)
-            n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+            if counts.size <= CHUNK_BLOCKS:
+                n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+            else:
+                # Chunks of blocks in parallel; chunk c >= 1 is seeded from this layer's stream,
+                # so the result depends on the seed only, never on the thread count.
+                nchunks = -(-counts.size // CHUNK_BLOCKS)
+                states = chunk_states(np.uint64(self.state[0] ^ _CHUNKS_STREAM), nchunks)
+                n = block_flips_chunked(
+                    arr, g.shifts, g.p01, g.p10, counts, m, self.state, states, out, record
+                )
             return out[:n] if record else None
         if record:
             events, n = collect_group(
@@ -111,6 +154,59 @@ class _Sparse:
             return events[:n]
         flip_group(arr, g.shifts, g.p01, g.p10, self.state)
         return None
+
+
+_NO_EVENTS = np.empty(0, dtype=np.int64)
+
+
+def _sparse_prefix(layers: Sequence[Layer], nbytes: int) -> int:
+    """How many leading ladder layers are sampled sparsely; the rest share one dense draw.
+
+    Layers stay sparse while the union of the layers so far has a mean candidate rate below
+    ``COUPLED_DENSE_FROM``. The count depends only on the layers up to that point, which every
+    ladder entry above it shares, so all entries split the ladder at the same layer.
+    """
+    if not _LITTLE_ENDIAN or nbytes < DENSE_MIN_BYTES:
+        return len(layers)
+    keep01 = keep10 = None  # probability that no layer so far selected the position
+    for j, layer in enumerate(layers):
+        keep01 = (1 - layer.p01) if keep01 is None else keep01 * (1 - layer.p01)
+        keep10 = (1 - layer.p10) if keep10 is None else keep10 * (1 - layer.p10)
+        if float(np.maximum(1 - keep01, 1 - keep10).mean()) >= COUPLED_DENSE_FROM:
+            return j
+    return len(layers)
+
+
+def _dense_rest(arr: np.ndarray, rest: Sequence[Layer], events: np.ndarray) -> None:
+    """Flip the union of ``rest`` (one keyed dense draw) and of ``events``, judged on the
+    original bits.
+
+    The union of the layers ``rest`` has rates ``q = 1 - prod(1 - r)``; one uniform per bit,
+    keyed by the first of them (the same layer at every ladder entry above the split), flips a
+    bit when it falls below ``q``, so a higher entry's flips contain a lower one's (DESIGN §3).
+    """
+    keep01 = np.prod([1 - layer.p01 for layer in rest], axis=0)
+    keep10 = np.prod([1 - layer.p10 for layer in rest], axis=0)
+    q01 = np.where(keep01 <= 0, 1.0, 1 - keep01)
+    q10 = np.where(keep10 <= 0, 1.0, 1 - keep10)
+    width = arr.itemsize * 8
+    t01, e01, f01 = _planes(q01, width)
+    t10, e10, f10 = _planes(q10, width)
+    key = np.uint64(int(seed_state(rest[0].seed)[0]))
+    per64 = 64 // width
+    n_main = arr.size - arr.size % per64
+    main = arr[:n_main].view(np.uint64)
+    dense_keyed(
+        main, t01, t10, np.uint64(e01), np.uint64(e10), np.uint64(f01), np.uint64(f10),
+        key, events, per64, width, 0, 0,
+    )  # fmt: skip
+    if n_main < arr.size:  # the last few words, one per draw, in their own width
+        low = (1 << width) - 1
+        dense_keyed(
+            arr[n_main:], t01 & np.uint64(low), t10 & np.uint64(low),
+            np.uint64(e01 & low), np.uint64(e10 & low), np.uint64(f01 & low), np.uint64(f10 & low),
+            key, events, 1, width, n_main, main.size,
+        )  # fmt: skip
 
 
 def _use_dense(layer: Layer, nbytes: int) -> bool:

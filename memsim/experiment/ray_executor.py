@@ -1,0 +1,203 @@
+"""The Ray executor: sweep points on Ray actors, on a local Ray instance or on a cluster.
+
+Takes the local pool's place under the sweep driver (:mod:`memsim.experiment.points`) through
+the three methods of :class:`~memsim.experiment.executor.Executor`. Each worker is a Ray
+*actor*: a long-lived process that evaluates one point after another, so the per-process
+caches of :class:`~memsim.experiment.points.NetworkEvaluator` (the trained network, the data
+set, already on the device) are filled once per worker, not once per point. Points carry their
+own seeds, so the results are those of one local worker, bit for bit.
+
+The driver stays the only writer of the results store: actors return a point's outcome and
+the driver appends it. Killing the driver loses only the points in flight (a re-run resumes);
+a worker that dies mid-point (killed, out of memory, its node lost) is replaced and its point
+runs again on another worker, up to ``retries`` times.
+
+Where workers find data and checkpoints: a workload's data and checkpoints are read by path
+(``MEMSIM_CACHE``, ``MEMSIM_DATA``, ``MEMSIM_SHARED``, the config's ``checkpoint`` keys,
+relative paths from the driver's working directory). On a local Ray instance these are the
+driver's own files. On a cluster every node must see the same paths (a shared file system, the
+usual set-up on SLURM allocations); the driver's ``MEMSIM_*`` variables and working directory
+are passed to every actor. See ``docs/cluster.md``.
+
+Ray is an optional dependency (``pip install -e ".[ray]"``); it is imported only when a
+:class:`RayExecutor` is built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from memsim.experiment.executor import Executor
+
+#: What is printed when Ray is missing.
+MISSING_RAY = (
+    "The Ray executor needs the optional 'ray' extra: pip install -e \".[ray]\" "
+    "(or pip install ray)."
+)
+#: Environment variables passed from the driver to every actor.
+_PASSED_ENV = ("MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_SHARED", "MEMSIM_CONFIGS", "PYTHONPATH")
+
+
+def require_ray():
+    """The ``ray`` module, or an :class:`ImportError` naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(MISSING_RAY) from exc
+    return ray
+
+
+class _Worker:
+    """The actor body: evaluates points in one long-lived process."""
+
+    def __init__(self, cwd: str, threads: int) -> None:
+        # Relative paths in configs mean what they mean on the driver (shared file systems).
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+
+    def run(self, fn: Callable[[Any], Any], task: Any) -> Any:
+        return fn(task)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayExecutor(Executor):
+    """Runs calls on a fixed set of Ray actors, at most one call per actor at a time.
+
+    Parameters
+    ----------
+    workers : int
+        Number of actors (each takes one CPU, and ``gpus_per_point`` of a GPU).
+    address : str, optional
+        An existing cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); None starts
+        a local Ray instance with ``workers`` CPUs (or joins one this process already started).
+    gpus_per_point : float
+        GPU share per actor: 0.25 lets four actors, hence four points, share one GPU.
+    retries : int
+        How often a point whose worker died is run again before the error is raised.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        address: str | None = None,
+        gpus_per_point: float = 0.0,
+        retries: int = 3,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(
+                f"The 'workers' parameter of RayExecutor must be an int in [1, inf]. Got {workers!r}."
+            )
+        if isinstance(gpus_per_point, bool) or not 0 <= float(gpus_per_point):
+            raise ValueError(
+                "The 'gpus_per_point' parameter of RayExecutor must be a float in [0, inf]. "
+                f"Got {gpus_per_point!r}."
+            )
+        ray = require_ray()
+        self._ray = ray
+        self.workers = workers
+        self.retries = int(retries)
+        self._started = False
+        if not ray.is_initialized():
+            env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+            env["OMP_NUM_THREADS"] = "1"
+            kwargs: dict[str, Any] = {
+                "runtime_env": {"env_vars": env},
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
+            if address is None:
+                kwargs["num_cpus"] = workers
+            ray.init(address=address, **kwargs)
+            self._started = True
+        self._actor_cls = ray.remote(num_cpus=1, num_gpus=float(gpus_per_point))(_Worker)
+        self._cwd = os.getcwd()
+        self._idle: deque = deque(self._new_actor() for _ in range(workers))
+        self._queue: deque[tuple[int, Callable, Any]] = deque()
+        self._running: dict[
+            Any, tuple[int, Callable, Any, Any]
+        ] = {}  # ref -> ticket, fn, task, actor
+        self._attempts: dict[int, int] = {}
+        self._fn_refs: dict[int, tuple[Callable, Any]] = {}
+        self._next = 0
+
+    def _new_actor(self):
+        return self._actor_cls.remote(self._cwd, 1)
+
+    def _fn_ref(self, fn: Callable) -> Any:
+        # PERF: the evaluator goes into the object store once, not once per point.
+        if id(fn) not in self._fn_refs:
+            self._fn_refs[id(fn)] = (fn, self._ray.put(fn))
+        return self._fn_refs[id(fn)][1]
+
+    def _dispatch(self) -> None:
+        while self._queue and self._idle:
+            ticket, fn, task = self._queue.popleft()
+            actor = self._idle.popleft()
+            ref = actor.run.remote(self._fn_ref(fn), task)
+            self._running[ref] = (ticket, fn, task, actor)
+
+    def submit(self, fn: Callable[[Any], Any], task: Any) -> int:
+        ticket = self._next
+        self._next += 1
+        self._queue.append((ticket, fn, task))
+        self._dispatch()
+        return ticket
+
+    def next_done(self) -> tuple[int, Any]:
+        ray = self._ray
+        while True:
+            if not self._running:
+                raise RuntimeError("next_done() called with nothing pending.")
+            (ref,), _ = ray.wait(list(self._running), num_returns=1)
+            ticket, fn, task, actor = self._running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                self._idle.append(actor)
+                self._dispatch()
+                raise exc.as_instanceof_cause() from None
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                # The worker died mid-point: replace it and run the point again.
+                attempts = self._attempts.get(ticket, 0) + 1
+                self._attempts[ticket] = attempts
+                ray.kill(actor, no_restart=True)
+                self._idle.append(self._new_actor())
+                if attempts > self.retries:
+                    self._dispatch()
+                    raise RuntimeError(
+                        f"A Ray worker died {attempts} times running point {task!r}."
+                    ) from exc
+                self._queue.appendleft((ticket, fn, task))
+                self._dispatch()
+                continue
+            self._attempts.pop(ticket, None)
+            self._idle.append(actor)
+            self._dispatch()
+            return ticket, result
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + len(self._running)
+
+    def close(self) -> None:
+        ray = self._ray
+        self._queue.clear()
+        for ticket_fn_task_actor in self._running.values():
+            ray.kill(ticket_fn_task_actor[3], no_restart=True)
+        for actor in self._idle:
+            ray.kill(actor, no_restart=True)
+        self._running.clear()
+        self._idle.clear()
+        self._fn_refs.clear()
+        if self._started:
+            ray.shutdown()

@@ -1,0 +1,150 @@
+"""The Ray executor on a local Ray instance (2 CPUs): the serial executor's points, bit for bit,
+also when a worker or the driver is killed mid-run.
+
+Selected with ``-m ray``; skipped when the optional ``ray`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from memsim.experiment.points import NetworkEvaluator
+from memsim.experiment.run import DEFAULT_CONFIG, RunOptions, load_experiment, run_experiment
+from memsim.experiment.store import POINTS_LOG
+
+ray = pytest.importorskip("ray", reason="the optional 'ray' extra is not installed")
+
+pytestmark = [pytest.mark.ray, pytest.mark.integration]
+
+# One real curve (the digits CNN), few cheap points: every Ray test stays within seconds of work.
+SMALL = [
+    'formats=["float32"]',
+    'policies=["baseline"]',
+    "grid.p_min=1e-4",
+    "grid.points_per_decade=2",
+    "sweep.repeats=2",
+    "sweep.images=32",
+    "memory.enabled=false",
+]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance with 2 CPUs for the module (starting one takes seconds)."""
+    env = {k: os.environ[k] for k in ("MEMSIM_CACHE", "PYTHONPATH") if k in os.environ}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {**env, "OMP_NUM_THREADS": "1"}},
+    )
+    # Test-module classes (the killing evaluator) travel by value: workers cannot import tests/.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def serial_points(tmp_path_factory):
+    config, _ = load_experiment(overrides=SMALL)
+    out = tmp_path_factory.mktemp("serial")
+    run_experiment(config, RunOptions(out=out, progress=False), sweep_only=True)
+    return pd.read_csv(out / "points.csv")
+
+
+def _ray_run(out: Path, evaluator=None) -> pd.DataFrame:
+    config, _ = load_experiment(overrides=SMALL)
+    run = RunOptions(out=out, workers=2, executor="ray", progress=False)
+    run_experiment(config, run, evaluator=evaluator, sweep_only=True)
+    return pd.read_csv(out / "points.csv")
+
+
+def _log_lines(out: Path) -> int:
+    return (out / POINTS_LOG).read_text().count("\n")
+
+
+def test_ray_executor_gives_the_serial_executors_points(local_ray, serial_points, tmp_path):
+    points = _ray_run(tmp_path)
+    assert len(points) > 10
+    pd.testing.assert_frame_equal(points, serial_points)
+    assert _log_lines(tmp_path) == len(serial_points)
+
+
+@dataclasses.dataclass(frozen=True)
+class KillWorkerOnce:
+    """Evaluates like ``inner`` but SIGKILLs its own worker process at ``victim``, once."""
+
+    inner: NetworkEvaluator
+    victim: str
+    marker: str
+
+    def __call__(self, task):
+        if task.id == self.victim and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner(task)
+
+    def couplable(self, curve, grid) -> bool:
+        return self.inner.couplable(curve, grid)
+
+
+def test_a_worker_killed_mid_point_has_its_point_retried(local_ray, serial_points, tmp_path):
+    config, _ = load_experiment(overrides=SMALL)
+    victim = serial_points["point_id"].iloc[len(serial_points) // 2]
+    marker = tmp_path / "killed.pid"
+    evaluator = KillWorkerOnce(
+        NetworkEvaluator(config.workloads, config.policies, config.sweep), victim, str(marker)
+    )
+    points = _ray_run(tmp_path / "out", evaluator)
+    assert marker.exists(), "the worker was never killed"
+    assert int(marker.read_text()) != os.getpid()  # a worker died, not this driver
+    pd.testing.assert_frame_equal(points, serial_points)
+    assert _log_lines(tmp_path / "out") == len(serial_points)  # nothing missing or repeated
+
+
+def test_driver_killed_with_sigkill_resumes_to_the_same_table(local_ray, serial_points, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG)]
+    cmd += ["--out", os.fspath(out), "--no-progress", "--executor", "ray", "--workers", "2"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # Its own session: the driver's local Ray instance shares its process group, so all of it
+    # can be cleaned up after the driver alone was killed.
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    log = out / POINTS_LOG
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and log.read_text().count("\n") >= 4:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, (
+            f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.stderr.close()
+    done_before = _log_lines(out)
+    assert 4 <= done_before < len(serial_points)
+
+    resumed = _ray_run(out)
+    pd.testing.assert_frame_equal(resumed, serial_points)
+    assert _log_lines(out) == len(serial_points)

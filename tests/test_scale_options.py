@@ -1,0 +1,105 @@
+"""Scale-out run options: executor choice, the missing Ray extra, compute dtype as identity."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+from memsim.cli.experiment import _options
+from memsim.cli.main import build_parser, main
+from memsim.config import ConfigError
+from memsim.experiment.config import RunOptions
+from memsim.experiment.run import DEFAULT_CONFIG, load_experiment
+from memsim.experiment.store import config_hash
+
+
+def test_missing_ray_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as if not installed
+    out = tmp_path / "never"
+    status = main(
+        ["sweep", os.fspath(DEFAULT_CONFIG), "--out", os.fspath(out), "--executor", "ray"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1].startswith("memsim sweep: error: ")
+    assert "'ray' extra" in err[-1] and 'pip install -e ".[ray]"' in err[-1]
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"executor": "dask"}, "'executor' parameter of run must be one of"),
+        ({"address": "auto"}, "need executor"),
+        ({"executor": "ray", "gpus_per_point": -0.5}, "'gpus_per_point' parameter of run"),
+    ],
+)
+def test_bad_run_options_are_refused(changes, match):
+    with pytest.raises(ValueError, match=match):
+        RunOptions(**changes)
+
+
+def test_run_options_from_the_run_table():
+    _, run = load_experiment(
+        overrides=['run.executor="ray"', "run.gpus_per_point=0.25", 'run.address="auto"']
+    )
+    assert (run.executor, run.gpus_per_point, run.address) == ("ray", 0.25, "auto")
+
+
+def test_compute_dtype_is_part_of_the_identity_and_the_default_keeps_old_hashes():
+    plain, _ = load_experiment()
+    f32, _ = load_experiment(overrides=['sweep.compute_dtype="float32"'])
+    assert f32.sweep.compute_dtype == "float32"
+    assert f32.digest() != plain.digest()
+    # Results folders written before the key existed keep their hash.
+    before = plain.to_dict()
+    del before["sweep"]["compute_dtype"]
+    before["adaptive"] = {"enabled": False}  # left out while adaptive mode is off
+    assert plain.digest() == config_hash(before)
+
+
+def test_bad_compute_dtype_names_the_key():
+    with pytest.raises(ConfigError, match="'compute_dtype' parameter of sweep"):
+        load_experiment(overrides=['sweep.compute_dtype="int4"'])
+
+
+def test_cli_scale_options_reach_the_config_and_run_options():
+    args = build_parser().parse_args(
+        ["sweep", "default", "--compute-dtype", "float32", "--executor", "ray",
+         "--address", "auto", "--gpus-per-point", "0.5", "--workers", "3"]
+    )  # fmt: skip
+    config, run = _options(args)
+    assert config.sweep.compute_dtype == "float32"
+    assert (run.executor, run.address, run.gpus_per_point, run.workers) == ("ray", "auto", 0.5, 3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+@pytest.mark.parametrize("verb", ["sweep", "trace", "eval"])
+def test_cuda_without_a_device_is_a_one_line_error(verb, tmp_path, capsys):
+    out = tmp_path / "never"
+    argv = {
+        "sweep": ["sweep", os.fspath(DEFAULT_CONFIG), "--out", os.fspath(out)],
+        "trace": ["trace", "digits"],
+        "eval": ["eval", "digits"],
+    }[verb]
+    assert main([*argv, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1]
+        == f"memsim {verb}: error: Device 'cuda' asked for, but no CUDA device is available."
+    )
+    assert not out.exists()
+
+
+def test_bnn_study_refuses_the_ray_executor_before_writing(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", "bnn/digits", "--executor", "ray", "--out", os.fspath(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err
+        == "memsim run: error: The binarized-network study runs on local workers only; got --executor."
+    )
+    assert not out.exists()
