@@ -15,6 +15,7 @@ built-in policy is a composable stage (:mod:`policies.stage`) registered in ``PO
 ``two_t_two_r``             differential 2T2R cells
 ``binary``                  1-bit ±1 values (binarized networks)
 ``compose``                 several of the above at once
+``per_layer``               its own policy per write point (layer), by name or pattern
 ==========================  ==========================================================
 
 Outside packages register more through the ``memsim.policies`` entry-point group.
@@ -28,6 +29,7 @@ from policies.impl.compose import Compose
 from policies.impl.dcw import DataComparisonWrite, exact_energy_pj
 from policies.impl.ecc import EccSecded
 from policies.impl.low_energy import LowEnergy
+from policies.impl.per_layer import PerLayer
 from policies.impl.sram import SramExponent, SramMsb
 from policies.impl.storage_format import FormatChange
 from policies.impl.two_t_two_r import TwoTTwoR
@@ -53,6 +55,7 @@ __all__ = [
     "EccSecded",
     "FormatChange",
     "LowEnergy",
+    "PerLayer",
     "Policy",
     "SECDEDChannel",
     "SramExponent",

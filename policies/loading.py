@@ -142,6 +142,8 @@ def _from_table(data: Mapping[str, Any], where: str, source: Any) -> Policy:
                 f"{where_text(f'{where}.stages' if where else 'stages', source)} must be a list. Got {stages!r}."
             )
         return _compose(stages, f"{where}.stages" if where else "stages", source)
+    if kind == "per_layer":
+        return _per_layer(data, where, source)
     if not dataclasses.is_dataclass(cls):
         try:
             return cls(**data)
@@ -162,6 +164,37 @@ def _compose(items: Sequence[Any], where: str, source: Any) -> Policy:
         if source is None and not where:
             raise
         raise ConfigError(f"{where_text(where, source)}: {exc}") from None
+
+
+def _per_layer(data: Mapping[str, Any], where: str, source: Any) -> Policy:
+    """``{kind = "per_layer", default = ..., layers = {pattern = policy, ...}}``."""
+    from policies.impl.per_layer import IDEAL, PerLayer
+
+    data = dict(data)
+    prefix = f"{where}." if where else ""
+    unknown = [k for k in data if k not in ("default", "layers")]
+    if unknown:
+        raise ConfigError(
+            f"Unknown key {where_text(prefix + unknown[0], source)}. Valid keys: kind, default, layers."
+        )
+    layers = data.get("layers", {})
+    if not isinstance(layers, Mapping):
+        raise ConfigError(
+            f"{where_text(prefix + 'layers', source)} must be a table of write-point name or "
+            f"pattern = policy. Got {layers!r}."
+        )
+    default = data.get("default", "baseline")
+    rules = tuple(
+        (str(pattern), get_policy(spec, where=f"{prefix}layers.{pattern}", source=source))
+        for pattern, spec in layers.items()
+    )
+    base = (
+        None if default == IDEAL else get_policy(default, where=f"{prefix}default", source=source)
+    )
+    try:
+        return PerLayer(default=base, layers=rules)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where_text(where or 'per_layer', source)}: {exc}") from None
 
 
 def get_policy(spec: Any, *, where: str = "", source: Any = None) -> Policy:
@@ -220,7 +253,7 @@ def default_policies() -> dict[str, Policy]:
     out: dict[str, Policy] = {}
     for kind in POLICIES.names():
         cls = POLICIES.get(kind)
-        if kind == "compose" or not dataclasses.is_dataclass(cls):
+        if kind in ("compose", "per_layer") or not dataclasses.is_dataclass(cls):
             continue
         required = [
             f.name

@@ -20,7 +20,8 @@ from memsim.experiment.config import (
     parse_config,
     resolve_config,
 )
-from memsim.experiment.plugins import check_plugins
+from memsim.experiment.layers import is_per_layer, write_point_names
+from memsim.experiment.plugins import check_plugins, make_policy
 
 __all__ = ["load_experiment", "parse_experiment"]
 
@@ -64,4 +65,33 @@ def parse_experiment(
     """Validate parsed TOML into an :class:`ExperimentConfig` and :class:`RunOptions`."""
     config, run = parse_config(data, source=source)
     check_plugins(config, source)
+    check_layer_names(config, source)
     return config, run
+
+
+def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
+    """Every per-layer rule of the experiment names a write point of every workload.
+
+    Runs at load time (it loads each workload's model once when a per-layer policy is used),
+    so an unknown layer name fails before any output folder is claimed.
+    """
+    from memsim.config import ConfigError, where_text
+    from memsim.experiment.points import load_workload
+
+    layered = [(i, make_policy(s)) for i, s in enumerate(config.policies)]
+    layered = [(i, p) for i, p in layered if is_per_layer(p)]
+    if not layered:
+        return
+    for spec in config.workloads:
+        workload, model = load_workload(spec)
+        example = workload.dataset(config.sweep.split, limit=2)[0]
+        names = write_point_names(
+            model, example, fused=config.sweep.fused, noisy_input=config.sweep.noisy_input
+        )
+        for i, policy in layered:
+            try:
+                policy.check_names(names)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{where_text(f'policies[{i}]', source)} (workload {spec.label}): {exc}"
+                ) from None

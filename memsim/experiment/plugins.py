@@ -90,6 +90,11 @@ def _check_masks(config: ExperimentConfig, source: Any) -> None:
 def mask_channel_check(policy: Any, fmt: str, mask: str) -> None:
     """Raise ``ValueError`` if ``mask`` cannot restrict ``policy``'s channel for ``fmt``."""
     if mask != "all":
+        if callable(getattr(policy, "policy_for", None)):
+            raise ValueError(
+                f"Noisy-bit mask '{mask}' cannot restrict a per-layer policy (a mask per layer "
+                "is the layer's own policy)."
+            )
         make_channel(policy, policy.storage_format(fmt), mask, 1e-3, 1e-3)
 
 

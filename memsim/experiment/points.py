@@ -28,6 +28,7 @@ import numpy as np
 
 from memsim.experiment.config import Curve
 from memsim.experiment.executor import Executor, map_unordered
+from memsim.experiment.layers import is_per_layer, layer_channel_for
 from memsim.experiment.plugins import is_bitflip, make_channel, make_policy
 from memsim.experiment.store import ResultsStore, point_id
 from memsim.rng import child_seed
@@ -241,7 +242,19 @@ class NetworkEvaluator:
         policy = self._policy(task.curve.policy)
         fmt = policy.storage_format(task.curve.format)
         net, x, y, num_classes = self._network(task.curve.workload, fmt)
-        if task.kind == "clean":
+        if is_per_layer(policy):
+            if task.curve.mask != "all":
+                raise ValueError(f"A per-layer policy takes no noisy-bit mask. Got {task.curve}.")
+            clean = task.kind == "clean"
+            channel = layer_channel_for(
+                policy,
+                fmt,
+                0.0 if clean else task.p,
+                0.0 if clean else task.p10,
+                engine=self.sweep.engine,
+                int8_qparams=lambda: self._int8_points(task.curve.workload, fmt),
+            )
+        elif task.kind == "clean":
             channel = None
         elif task.coupled:
             channels = self._ladder(task.curve, task.ladder)
@@ -279,6 +292,8 @@ class NetworkEvaluator:
     def _ladder(self, curve: Curve, grid: tuple[float, ...]):
         def build():
             policy = self._policy(curve.policy)
+            if is_per_layer(policy):
+                return None  # a channel per layer: planned uncoupled
             fmt = policy.storage_format(curve.format)
             chans = [make_channel(policy, fmt, curve.mask, p, p, self.sweep.engine) for p in grid]
             return coupled_channels(chans)
@@ -294,6 +309,24 @@ class NetworkEvaluator:
     def _network(self, label: str, fmt: str):
         key = ("network", self._spec_key("workload", label), fmt, self.sweep, self.device)
         return _cached(key, lambda: self._build_network(label, fmt))
+
+    def _int8_points(self, label: str, fmt: str):
+        """int8 parameters of every write point, for layers stored as int8 in a float network."""
+
+        def build():
+            from memsim.inference.mixed import int8_point_qparams
+
+            spec = next(s for s in self.workloads if s.label == label)
+            workload, model = load_workload(spec)
+            s = self.sweep
+            x = self._network(label, fmt)[1]
+            calibration = workload.dataset("train", limit=s.calibration_images)[0]
+            return int8_point_qparams(
+                model, x[:2], calibration, fused=s.fused, noisy_input=s.noisy_input
+            )
+
+        key = ("int8_points", self._spec_key("workload", label), fmt, self.sweep)
+        return _cached(key, build)
 
     def _build_network(self, label: str, fmt: str):
         from memsim.inference.network import NoisyNetwork
