@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "memsim.cli.inference",  # trace, eval
     "memsim.cli.memory",  # memory
     "memsim.cli.bnn",  # bnn
+    "memsim.cli.search",  # search
     "memsim.cli.listing",  # list
     "memsim.cli.flip_demo",  # flip-demo
 )

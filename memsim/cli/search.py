@@ -1,0 +1,55 @@
+"""CLI verb ``search``: the cheapest per-layer protection that keeps accuracy.
+
+``memsim search CONFIG`` runs (or resumes) :func:`memsim.studies.search.run_search` on an
+experiment config with a ``[search]`` table and prints where the report is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from memsim.studies.search import load_search, run_search, search_digest
+
+    config, options, run = load_search(args.config, args.overrides)
+    changes = {}
+    if args.out is not None:
+        changes["out"] = args.out
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.no_progress:
+        changes["progress"] = False
+    run = dataclasses.replace(run, **changes)
+    digest = search_digest(config, options)
+    print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
+    out = run_search(config, options, run)
+    print(f"Report: {out / 'report.md'}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Add the ``search`` verb."""
+    p = subparsers.add_parser(
+        "search", help="per-layer sensitivity and the cheapest per-layer policy assignment"
+    )
+    p.add_argument("config", type=Path, help="experiment config (TOML) with a [search] table")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-search-<hash>)")
+    p.add_argument("--workers", type=int, help="parallel worker processes")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set search.repeats=2",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.set_defaults(func=cmd_search)

@@ -1,0 +1,210 @@
+"""The mixed-policy search report: per-layer sensitivity, the Pareto front, the headline ratio.
+
+Pure functions of a search folder's tables (``layers.csv``, ``degradation.csv``,
+``search.csv``, ``points.csv``; see :mod:`memsim.studies.search`): nothing is simulated here.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memsim.report.tables import fit_curves, markdown_table
+
+
+def sensitivity_table(layers: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """Per layer (network order): bits and energy shares and the midpoint of its own curve."""
+    only = points[points["policy"].str.match(r"^only:[^:]+$")] if len(points) else points
+    fits = fit_curves(only) if len(only) else {}
+    by_layer = {key[2][len("only:") :]: (key[0], fit) for key, (fit, _) in fits.items()}
+    rows = []
+    for row in layers.to_dict("records"):
+        _, fit = by_layer.get(row["layer"], (None, None))
+        rows.append(
+            {
+                **row,
+                "p50": fit.mu if fit is not None else math.nan,
+                "p50_ci_low": fit.mu_ci_low if fit is not None else math.nan,
+                "p50_ci_high": fit.mu_ci_high if fit is not None else math.nan,
+                "fit_status": fit.status if fit is not None else "not run",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def headline(search: pd.DataFrame) -> dict:
+    """The verified best assignment next to the best uniform policy, measured in the same run."""
+    best = search[search["best"]]
+    unif = search[search["best_uniform"]]
+    if unif.empty:  # no uniform policy meets the target: compare with the most accurate one
+        u = search[search["uniform"]]
+        unif = u.loc[[u["accuracy"].idxmax()]] if len(u) else u
+    if best.empty or unif.empty:
+        return {}
+    b, u = best.iloc[0], unif.iloc[0]
+    diff = b["accuracy"] - u["accuracy"]
+    se = math.hypot(b["accuracy_se"], u["accuracy_se"])
+    return {
+        "workload": b["workload"],
+        "best_label": b["label"],
+        "best_accuracy": b["accuracy"],
+        "best_accuracy_se": b["accuracy_se"],
+        "best_cost": b["cost"],
+        "uniform_label": u["label"],
+        "uniform_meets_target": bool(u["meets_target"]),
+        "uniform_accuracy": u["accuracy"],
+        "uniform_accuracy_se": u["accuracy_se"],
+        "uniform_cost": u["cost"],
+        "cost_ratio": b["cost"] / u["cost"] if u["cost"] else math.nan,
+        "accuracy_difference": diff,
+        "accuracy_resolved": bool(abs(diff) > 2 * se) if se == se else False,
+        "objective": b["objective"],
+        "target_accuracy": b["target_accuracy"],
+        "clean_accuracy": b["clean_accuracy"],
+    }
+
+
+def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
+    """Midpoint per layer (left, log p) and bits written per layer (right), network order."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(table) + 2), 4))
+    x = np.arange(len(table))
+    ax2 = ax.twinx()
+    ax2.bar(x, table["bits_written"], color="0.85", label="bits written / inference")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("bits written per inference")
+    lo = (table["p50"] - table["p50_ci_low"]).clip(lower=0).fillna(0)
+    hi = (table["p50_ci_high"] - table["p50"]).clip(lower=0).fillna(0)
+    ax.errorbar(x, table["p50"], yerr=[lo, hi], fmt="o-", color="C0", label="midpoint p50")
+    ax.set_yscale("log")
+    ax.set_ylabel("p at half accuracy drop (this layer noisy only)")
+    ax.set_xticks(x, table["layer"], rotation=60, ha="right", fontsize=8)
+    ax.set_zorder(ax2.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_title(f"Per-layer sensitivity: {table['workload'].iloc[0]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(search: pd.DataFrame, path: Path) -> Path:
+    """Cost against verified accuracy: every verification, the front, uniform policies."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mixed, unif = search[~search["uniform"]], search[search["uniform"]]
+    ax.errorbar(
+        mixed["cost"], mixed["accuracy"], yerr=mixed["accuracy_se"], fmt="o", color="C0",
+        alpha=0.6, label="per-layer (verified)",
+    )  # fmt: skip
+    ax.errorbar(
+        unif["cost"], unif["accuracy"], yerr=unif["accuracy_se"], fmt="s", color="C1",
+        label="uniform",
+    )  # fmt: skip
+    for row in unif.to_dict("records"):
+        ax.annotate(row["label"][4:], (row["cost"], row["accuracy"]), fontsize=7)
+    front = search[search["pareto"]].sort_values("cost")
+    ax.step(front["cost"], front["accuracy"], where="post", color="C2", label="Pareto front")
+    best = search[search["best"]]
+    if len(best):
+        ax.plot(best["cost"], best["accuracy"], "*", ms=14, color="C3", label="best per-layer")
+    ax.axhline(search["target_accuracy"].iloc[0], ls="--", color="0.5", label="target")
+    ax.set_xlabel(f"{search['objective'].iloc[0]} per inference (memory model)")
+    ax.set_ylabel("verified accuracy at the operating point")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_search_report(folder: str | Path) -> Path:
+    """``report.md`` (+ figures) of a search folder; returns its path."""
+    folder = Path(folder)
+    layers = pd.read_csv(folder / "layers.csv")
+    search = pd.read_csv(folder / "search.csv")
+    points = pd.read_csv(folder / "points.csv")
+    degradation = pd.read_csv(folder / "degradation.csv")
+    lines = ["# Mixed-policy search", ""]
+    sens_all = []
+    for workload, group in layers.groupby("workload", sort=False):
+        wsearch = search[search["workload"] == workload]
+        sens = sensitivity_table(group, points[points["workload"] == workload])
+        sens_all.append(sens)
+        h = headline(wsearch)
+        lines += [f"## {workload}", ""]
+        first = wsearch.iloc[0]
+        lines += [
+            f"Operating point p01 = {first['operating_p01']:.3g}, p10 = {first['operating_p10']:.3g}; "
+            f"noise-free accuracy {first['clean_accuracy']:.4f}; target {first['target_accuracy']:.4f}; "
+            f"objective: {first['objective']}. Accuracies are means over {int(first['repeats'])} "
+            "repeats ± standard error.",
+            "",
+        ]
+        if h:
+            verdict = "resolved" if h["accuracy_resolved"] else "not resolved apart (within 2 s.e.)"
+            kind = (
+                "best uniform policy meeting the target"
+                if h["uniform_meets_target"]
+                else ("most accurate uniform policy (none meets the target)")
+            )
+            lines += [
+                f"**Verified per-layer assignment** `{h['best_label']}`: accuracy "
+                f"{h['best_accuracy']:.4f} ± {h['best_accuracy_se']:.4f}, {h['objective']} "
+                f"{h['best_cost']:.4g}.  ",
+                f"**{kind}** `{h['uniform_label']}`: accuracy {h['uniform_accuracy']:.4f} ± "
+                f"{h['uniform_accuracy_se']:.4f}, {h['objective']} {h['uniform_cost']:.4g}.  ",
+                f"Cost ratio per-layer / uniform = **{h['cost_ratio']:.3f}** (same run); accuracy "
+                f"difference {h['accuracy_difference']:+.4f}, {verdict}.",
+                "",
+            ]
+        else:
+            lines += ["No verified assignment meets the target.", ""]
+        fig = plot_sensitivity(sens, folder / f"sensitivity_{workload}.png")
+        cols = ["index", "layer", "module_type", "bits_written", "bits_share", "write_energy_pj",
+                "energy_share", "p50", "p50_ci_low", "p50_ci_high", "fit_status"]  # fmt: skip
+        lines += [
+            "### Per-layer sensitivity",
+            "",
+            "Only the named layer's writes are noisy (first candidate policy), every other "
+            "layer stored ideally; p50 is the fitted midpoint of the accuracy drop with its "
+            "bootstrap CI. Shares are of bits written and of write energy per inference.",
+            "",
+            markdown_table(sens, cols),
+            "",
+            f"![sensitivity]({fig.name})",
+            "",
+            "### Degradation at the operating point (only that layer, each candidate)",
+            "",
+            markdown_table(
+                degradation[degradation["workload"] == workload]
+                .pivot(index="layer", columns="candidate", values="degradation")
+                .reindex(list(group["layer"]))
+                .reset_index()
+            ),
+            "",
+        ]
+        fig = plot_pareto(wsearch, folder / f"pareto_{workload}.png")
+        cols = ["order", "label", "source", "accuracy", "accuracy_se", "meets_target", "cost",
+                "predicted_cost", "predicted_degradation", "pareto", "best", "best_uniform"]  # fmt: skip
+        lines += [
+            "### Verified assignments",
+            "",
+            "In the order verified; `mix:` codes give each layer's candidate (its position in "
+            "the config's `policies`). `assignment` in `search.csv` spells them out.",
+            "",
+            markdown_table(wsearch, cols),
+            "",
+            f"![pareto]({fig.name})",
+            "",
+        ]
+    if sens_all:
+        pd.concat(sens_all, ignore_index=True).to_csv(folder / "sensitivity.csv", index=False)
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path
