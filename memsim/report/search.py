@@ -67,6 +67,14 @@ def headline(search: pd.DataFrame) -> dict:
     }
 
 
+def _degradation_matrix(degradation: pd.DataFrame, workload: str, layers: list) -> pd.DataFrame:
+    """Layers (network order) × candidates (config order) of the measured degradation."""
+    rows = degradation[degradation["workload"] == workload]
+    matrix = rows.pivot(index="layer", columns="candidate", values="degradation")
+    matrix = matrix.reindex(index=layers, columns=list(dict.fromkeys(rows["candidate"])))
+    return matrix.reset_index()
+
+
 def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
     """Midpoint per layer (left, log p) and bits written per layer (right), network order."""
     import matplotlib.pyplot as plt
@@ -181,12 +189,7 @@ def write_search_report(folder: str | Path) -> Path:
             "",
             "### Degradation at the operating point (only that layer, each candidate)",
             "",
-            markdown_table(
-                degradation[degradation["workload"] == workload]
-                .pivot(index="layer", columns="candidate", values="degradation")
-                .reindex(list(group["layer"]))
-                .reset_index()
-            ),
+            markdown_table(_degradation_matrix(degradation, workload, list(group["layer"]))),
             "",
         ]
         fig = plot_pareto(wsearch, folder / f"pareto_{workload}.png")

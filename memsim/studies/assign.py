@@ -92,7 +92,7 @@ def propose(
     exclude : sequence of assignments
         Assignments not to propose again (each adds a no-good cut).
     cost_below : float, optional
-        Predicted cost must be below this (by a relative 1e-9).
+        Predicted cost must be below this (by a relative 1e-6, above the solver's tolerance).
 
     Returns
     -------
@@ -122,7 +122,7 @@ def propose(
     if cost_below is not None:
         rows.append(np.where(allowed, c, 0.0).ravel())
         lo.append(-np.inf)
-        hi.append(cost_below - 1e-9 * max(abs(cost_below), 1.0))
+        hi.append(cost_below - 1e-6 * max(abs(cost_below), 1.0))
     for a in exclude:  # no-good cut: at least one layer differs from a
         row = np.zeros(d.size)
         for layer, k in enumerate(a):
@@ -139,7 +139,10 @@ def propose(
     if res.status != 0 or res.x is None:
         return None
     x = np.round(res.x).reshape(n_layers, n_cand)
-    return tuple(int(np.argmax(row)) for row in x)
+    a = tuple(int(np.argmax(row)) for row in x)
+    if cost_below is not None and predicted(c, a) >= cost_below:
+        return None  # within the solver's tolerance of the bound: nothing strictly cheaper
+    return a
 
 
 def search(
