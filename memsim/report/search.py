@@ -61,6 +61,10 @@ def headline(search: pd.DataFrame) -> dict:
         "cost_ratio": b["cost"] / u["cost"] if u["cost"] else math.nan,
         "accuracy_difference": diff,
         "accuracy_resolved": bool(abs(diff) > 2 * se) if se == se else False,
+        "margin": b["accuracy"] - b["target_accuracy"],
+        "margin_se": (b["accuracy"] - b["target_accuracy"]) / b["accuracy_se"]
+        if b["accuracy_se"] > 0
+        else math.inf,
         "objective": b["objective"],
         "target_accuracy": b["target_accuracy"],
         "clean_accuracy": b["clean_accuracy"],
@@ -168,7 +172,11 @@ def write_search_report(folder: str | Path) -> Path:
                 f"**{kind}** `{h['uniform_label']}`: accuracy {h['uniform_accuracy']:.4f} ± "
                 f"{h['uniform_accuracy_se']:.4f}, {h['objective']} {h['uniform_cost']:.4g}.  ",
                 f"Cost ratio per-layer / uniform = **{h['cost_ratio']:.3f}** (same run); accuracy "
-                f"difference {h['accuracy_difference']:+.4f}, {verdict}.",
+                f"difference {h['accuracy_difference']:+.4f}, {verdict}.  ",
+                f"Margin of the per-layer assignment above the target: {h['margin']:+.4f} "
+                f"({h['margin_se']:.1f} s.e.). It is the cheapest of several noisy verifications, "
+                "so a margin within about 2 s.e. may not hold on fresh seeds; re-verify with "
+                "more repeats or images before building it.",
                 "",
             ]
         else:
