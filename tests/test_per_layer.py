@@ -119,6 +119,7 @@ def test_per_layer_tables_load_and_bad_rules_are_refused():
         get_policy({"kind": "per_layer", "layers": {"a": "float16"}}).validate("float32")
 
 
+@pytest.mark.integration
 def test_unknown_layer_name_lists_the_write_points_before_any_output(tmp_path):
     text = (
         'workloads = ["digits"]\nformats = ["float32"]\n'

@@ -159,6 +159,7 @@ max_verifications = 6
 """
 
 
+@pytest.mark.integration
 def test_search_verb_runs_resumes_and_reports(tmp_path, capsys):
     from memsim.cli.main import main
 
@@ -183,6 +184,7 @@ def test_search_verb_runs_resumes_and_reports(tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out / "search.csv"), search_csv)
 
 
+@pytest.mark.integration
 def test_search_config_errors_come_before_any_output(tmp_path, capsys, monkeypatch):
     from memsim.cli.main import main
     from memsim.studies import search as study
