@@ -201,3 +201,12 @@ def test_search_config_errors_come_before_any_output(tmp_path, capsys, monkeypat
     assert main(["search", str(cfg), "--out", str(out), "--no-progress"]) == 2
     assert "'target'" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["search/digits", "search/vgg_a"])
+def test_shipped_search_configs_validate(name):
+    from memsim.studies.search import load_search
+
+    config, options, _ = load_search(name)
+    assert len(config.formats) == 1 and options.target < 1
+    assert len(config.policies) >= 3
