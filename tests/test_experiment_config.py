@@ -8,6 +8,8 @@ from memsim.cli.main import main
 from memsim.config import ConfigError
 from memsim.experiment.run import DEFAULT_CONFIG, load_experiment, to_toml
 from memsim.experiment.store import ResultsError
+from memsim.studies import study_kind
+from memsim.studies.bnn import load_study_config
 
 
 def write(tmp_path, text: str):
@@ -107,14 +109,27 @@ def test_results_error_is_a_value_error():
     assert DEFAULT_CONFIG.is_file()
 
 
-SHIPPED = sorted(
-    str(p.relative_to(DEFAULT_CONFIG.parent))
-    for p in [
-        *DEFAULT_CONFIG.parent.glob("*.toml"),
-        *DEFAULT_CONFIG.parent.glob("labs/*.toml"),
-        *DEFAULT_CONFIG.parent.glob("cifar/*.toml"),
-    ]
-)
+def _shipped(pattern: str) -> list[str]:
+    return sorted(
+        str(p.relative_to(DEFAULT_CONFIG.parent)) for p in DEFAULT_CONFIG.parent.glob(pattern)
+    )
+
+
+_ALL = [*_shipped("*.toml"), *_shipped("labs/*.toml"), *_shipped("cifar/*.toml")]
+# Study configs (a [study] table) are validated by their study's loader.
+STUDIES = [n for n in _ALL if study_kind(DEFAULT_CONFIG.parent / n) is not None]
+SHIPPED = [n for n in _ALL if n not in STUDIES]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_shipped_study_config_validates(name):
+    assert study_kind(DEFAULT_CONFIG.parent / name) == "bnn"
+    config = load_study_config(DEFAULT_CONFIG.parent / name)
+    assert config.repeats >= 1
+
+
+def test_shipped_config_lists_are_not_empty():
+    assert len(SHIPPED) >= 8 and STUDIES == ["labs/lab5_bnn.toml"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
