@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memsim.cli.main import main
-from memsim.config import ConfigError
+from memsim.config import ConfigError, load_toml
 from memsim.experiment.run import DEFAULT_CONFIG, load_experiment, to_toml
 from memsim.experiment.store import ResultsError
 from memsim.studies import study_kind
@@ -118,7 +118,9 @@ def _shipped(pattern: str) -> list[str]:
 _ALL = [*_shipped("*.toml"), *_shipped("labs/*.toml"), *_shipped("cifar/*.toml")]
 # Study configs (a [study] table) are validated by their study's loader.
 STUDIES = [n for n in _ALL if study_kind(DEFAULT_CONFIG.parent / n) is not None]
-SHIPPED = [n for n in _ALL if n not in STUDIES]
+# Search configs (a [search] table) are validated by tests/test_search.py.
+SEARCHES = [n for n in _ALL if "search" in load_toml(DEFAULT_CONFIG.parent / n)]
+SHIPPED = [n for n in _ALL if n not in STUDIES and n not in SEARCHES]
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -130,6 +132,7 @@ def test_every_shipped_study_config_validates(name):
 
 def test_shipped_config_lists_are_not_empty():
     assert len(SHIPPED) >= 8 and STUDIES == ["labs/lab5_bnn.toml"]
+    assert SEARCHES == ["labs/lab7_search.toml"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

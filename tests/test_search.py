@@ -203,7 +203,7 @@ def test_search_config_errors_come_before_any_output(tmp_path, capsys, monkeypat
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name", ["search/digits", "search/vgg_a"])
+@pytest.mark.parametrize("name", ["search/digits", "search/vgg_a", "labs/lab7_search"])
 def test_shipped_search_configs_validate(name):
     from memsim.studies.search import load_search
 

@@ -11,7 +11,7 @@ and every expected answer follows.
 Usage::
 
     python docs/labs/make_key.py                 # run every lab, write docs/labs/key.md
-    python docs/labs/make_key.py --labs 1 3      # only these labs (the key keeps the others)
+    python docs/labs/make_key.py --labs 1 3      # only these labs, key printed
     python docs/labs/make_key.py --smoke         # tiny runs (a test uses this), key to stdout
 """
 
@@ -52,6 +52,7 @@ class Lab:
     handout: str
     config: str | None = None
     script: str | None = None
+    verb: str = "run"
     smoke: tuple[str, ...] = SMOKE
 
     def handout_path(self) -> Path:
@@ -77,7 +78,10 @@ class Question:
 
 def load_questions(path: Path = QUESTIONS) -> tuple[list[Lab], list[Question]]:
     data = tomllib.loads(path.read_text())
-    labs = [Lab(**{**lab, "smoke": tuple(lab.get("smoke", SMOKE))}) for lab in data["lab"]]
+    labs = sorted(
+        (Lab(**{**lab, "smoke": tuple(lab.get("smoke", SMOKE))}) for lab in data["lab"]),
+        key=lambda lab: lab.number,
+    )
     questions = [Question(**q) for q in data["question"]]
     known = {lab.number for lab in labs}
     for q in questions:
