@@ -19,20 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from memsim.checks import check_probability
 from memsim.formats import get_format, resolve_bits
 from memsim.noise.channel import Channel
 from memsim.rng import generator
 from policies import secded
-
-
-def _probability(owner: str, name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a float in [0, 1]. Got {value!r}."
-        )
-    return value
-
 
 # PERF: reading single bits costs ~30x more per bit than unpacking the whole tensor, so the
 # hit words are gathered only when they hold less than 1/16 of the stream.
@@ -155,9 +146,9 @@ class SECDEDChannel(Channel):
     bits: object = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "p01", _probability("SECDEDChannel", "p01", self.p01))
+        object.__setattr__(self, "p01", check_probability("p01", self.p01, owner="SECDEDChannel"))
         p10 = self.p01 if self.p10 is None else self.p10
-        object.__setattr__(self, "p10", _probability("SECDEDChannel", "p10", p10))
+        object.__setattr__(self, "p10", check_probability("p10", p10, owner="SECDEDChannel"))
         object.__setattr__(self, "_positions", np.flatnonzero(resolve_bits(self.fmt, self.bits)))
 
     @property
@@ -193,9 +184,9 @@ class BinaryChannel(Channel):
     p10: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "p01", _probability("BinaryChannel", "p01", self.p01))
+        object.__setattr__(self, "p01", check_probability("p01", self.p01, owner="BinaryChannel"))
         p10 = self.p01 if self.p10 is None else self.p10
-        object.__setattr__(self, "p10", _probability("BinaryChannel", "p10", p10))
+        object.__setattr__(self, "p10", check_probability("p10", p10, owner="BinaryChannel"))
 
     @property
     def is_noiseless(self) -> bool:

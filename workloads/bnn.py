@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from memsim.checks import check_probability
 from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_split
 from workloads.bnn_layers import (
     BINARY_LAYERS,
@@ -204,11 +205,7 @@ class BNNWorkload(Workload):
         cache: bool = True,
     ) -> None:
         self.checkpoint = checkpoint
-        self.train_ber = float(train_ber)
-        if not 0.0 <= self.train_ber < 0.5:
-            raise ValueError(
-                f"The 'train_ber' parameter must be a float in [0, 0.5). Got {train_ber!r}."
-            )
+        self.train_ber = check_probability("train_ber", train_ber, high=0.5, high_open=True)
         self.cache = bool(cache)
 
     def default_recipe(self) -> TrainConfig:

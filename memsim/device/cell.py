@@ -23,12 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from memsim.checks import check_non_negative, check_positive, check_probability
 from memsim.config import check_range
-from memsim.device.checks import check_non_negative, check_positive
-
-
-def _check_probability(owner: str, name: str, p: float, *, open_low: bool, high: float) -> None:
-    check_range(owner, name, p, low=0.0, high=high, low_open=open_low, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ class LognormalState:
 
     def ppf(self, q: float) -> float:
         """Resistance below which a fraction ``q`` of cells lies."""
-        _check_probability("LognormalState.ppf", "q", q, open_low=True, high=1.0)
+        check_probability("q", q, owner="LognormalState.ppf", low_open=True, high_open=True)
         return float(math.exp(self.mu_ln + self.sigma_ln * norm.ppf(q)))
 
     def sample(self, n: int, rng: np.random.Generator | int) -> np.ndarray:
@@ -192,7 +188,7 @@ class RRAMCell:
 
 
 def _z_for(p_bf: float, owner: str) -> float:
-    _check_probability(owner, "p_bf", p_bf, open_low=True, high=0.5)
+    check_probability("p_bf", p_bf, owner=owner, low_open=True, high=0.5, high_open=True)
     return float(norm.isf(p_bf))
 
 

@@ -14,8 +14,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from memsim.checks import check_positive
 from memsim.device.cell import LognormalState, RRAMCell
-from memsim.device.checks import check_positive
 from memsim.device.presets import CONDITION_DIR, build_checked, preset_names, read_named, resolve
 
 

@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from memsim.checks import check_non_negative, check_probability
 from memsim.config import ConfigError, load_toml
-from memsim.device.checks import check_non_negative, check_probability
 from memsim.device.conditions import ProgrammingCondition, condition_names, load_condition
 from memsim.device.offchip import OffchipParams
 from memsim.device.presets import (
@@ -55,7 +55,7 @@ class ReadParams:
 
     def __post_init__(self) -> None:
         check_non_negative("ReadParams", "verify_margin_ln", self.verify_margin_ln)
-        check_probability("ReadParams", "verify_misread_prob", self.verify_misread_prob)
+        check_probability("verify_misread_prob", self.verify_misread_prob, owner="ReadParams")
         check_non_negative("ReadParams", "sigma_sa_ln", self.sigma_sa_ln)
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsim.checks import check_non_negative, check_positive, check_probabilities
 from memsim.config import check_range
-from memsim.device.checks import check_non_negative, check_positive
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,7 @@ class SECDEDParams:
         one error is corrected, two or more are not. Computed with ``log1p``/``expm1`` so
         tiny ``p`` keep their precision (≈ C(n,2) p² there).
         """
-        arr = np.asarray(p, dtype=float)
-        if np.any(~((arr >= 0) & (arr <= 1))):
-            raise ValueError(
-                f"The 'p' parameter of SECDEDParams.word_failure must be in [0, 1]. Got {p!r}."
-            )
+        arr = check_probabilities("p", p, owner="SECDEDParams.word_failure")
         n = self.codeword_bits
         with np.errstate(divide="ignore", invalid="ignore"):
             log_q = np.log1p(-arr)

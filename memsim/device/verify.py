@@ -32,9 +32,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memsim.checks import check_non_negative, check_probability
 from memsim.config import check_range
 from memsim.device.cell import RRAMCell
-from memsim.device.checks import check_non_negative, check_probability
 
 Direction = Literal["set", "reset"]
 #: An RRAMCell, or an object carrying one as ``.cell`` (a ProgrammingCondition).
@@ -88,7 +88,7 @@ class WriteVerify:
             "WriteVerify", "max_extra_rounds", self.max_extra_rounds, kind=int, low=0, high=64
         )
         check_non_negative("WriteVerify", "verify_margin_ln", self.verify_margin_ln)
-        check_probability("WriteVerify", "misread_prob", self.misread_prob)
+        check_probability("misread_prob", self.misread_prob, owner="WriteVerify")
 
     @property
     def max_pulses(self) -> int:
@@ -134,9 +134,9 @@ class WriteVerify:
     # --- per cell -----------------------------------------------------------------------------
 
     def _retry(self, p: float, q_verify: float | None) -> tuple[float, float]:
-        check_probability("WriteVerify", "p", p)
+        check_probability("p", p, owner="WriteVerify")
         q = p if q_verify is None else q_verify
-        check_probability("WriteVerify", "q_verify", q)
+        check_probability("q_verify", q, owner="WriteVerify")
         if q < p:
             raise ValueError(
                 f"The 'q_verify' parameter of WriteVerify must be at least p ({p}): the verify "

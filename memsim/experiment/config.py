@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memsim.checks import check_probability
 from memsim.config import (
     CONFIG_DIR,
     ConfigError,
@@ -270,8 +271,8 @@ class ExperimentConfig:
                     f"'operating_p' must be \"device\" or a probability. Got {self.operating_p!r}."
                 )
         else:
-            check_range(
-                "the experiment", "operating_p", self.operating_p, low=0, high=1, low_open=True
+            check_probability(
+                "operating_p", self.operating_p, owner="the experiment", low_open=True
             )
         ref = self.report.reference
         labels = [p.label for p in self.policies]

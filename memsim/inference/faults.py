@@ -29,19 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from memsim.checks import check_probability
 from memsim.inference.binary import binary_activations, binary_weight_layers
 from memsim.noise.channel import Channel
 from memsim.rng import generator
 
 #: Cell types of the weight memory.
 CELLS = ("1t1r", "2t2r")
-
-
-def _check_p(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"The '{name}' parameter must be a float in [0, 1]. Got {value!r}.")
-    return value
 
 
 def cell_rates(condition, cell: str = "1t1r", sigma_sa_ln: float = 0.0) -> tuple[float, float]:
@@ -130,8 +124,8 @@ class FaultMap:
         uniforms : mapping, optional
             Precomputed :func:`fault_uniforms` for ``seed`` (saves work in sweeps).
         """
-        p01 = _check_p("p01", p01)
-        p10 = p01 if p10 is None else _check_p("p10", p10)
+        p01 = check_probability("p01", p01)
+        p10 = p01 if p10 is None else check_probability("p10", p10)
         uniforms = uniforms if uniforms is not None else fault_uniforms(model, seed)
         masks: dict[str, torch.Tensor] = {}
         for name, layer in binary_weight_layers(model):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from memsim.formats import get_format, resolve_bits
+from memsim.noise.rates import rate_vector
 
 if TYPE_CHECKING:
     from memsim.noise.engines import Engine
@@ -52,17 +53,7 @@ class Noiseless(Channel):
 
 def per_position(fmt: str, value: float | Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     """A probability given as a scalar or per bit position, as a float64 vector of length width."""
-    width = get_format(fmt).width
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(width, float(arr))
-    if arr.shape != (width,):
-        raise ValueError(
-            f"{name} given per bit position must have length {width} for {fmt}. Got shape {arr.shape}."
-        )
-    if np.isnan(arr).any() or (arr < 0).any() or (arr > 1).any():
-        raise ValueError(f"{name} must lie in [0, 1]. Got {value!r}.")
-    return arr
+    return rate_vector(get_format(fmt), value, name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from memsim.checks import check_probabilities, probability_message
 from memsim.formats import StorageFormat
 from memsim.rng import child_seed
 
@@ -29,26 +30,21 @@ def rate_vector(fmt: StorageFormat, value: object, name: str) -> np.ndarray:
         When it has the wrong length, or a value is NaN or outside [0, 1].
     """
     if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a probability (float), not a bool. Got {value!r}.")
+        raise TypeError(probability_message(name, value))
     try:
         arr = np.asarray(value.cpu() if hasattr(value, "cpu") else value, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(
-            f"{name} must be a probability or a sequence of {fmt.width} probabilities "
-            f"(one per bit position of {fmt.name}). Got {value!r}."
+            f"The '{name}' parameter must be a probability or a sequence of {fmt.width} "
+            f"probabilities (one per bit position of {fmt.name}). Got {value!r}."
         ) from None
-    if arr.ndim == 0:
-        arr = np.full(fmt.width, float(arr))
-    elif arr.shape != (fmt.width,):
+    if arr.ndim != 0 and arr.shape != (fmt.width,):
         raise ValueError(
-            f"{name} given per bit position must have length {fmt.width} for {fmt.name}. "
-            f"Got shape {arr.shape}."
+            f"The '{name}' parameter given per bit position must have length {fmt.width} "
+            f"for {fmt.name}. Got shape {arr.shape}."
         )
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} must lie in [0, 1]. Got NaN in {value!r}.")
-    if (arr < 0).any() or (arr > 1).any():
-        raise ValueError(f"{name} must lie in [0, 1]. Got {value!r}.")
-    return arr
+    arr = check_probabilities(name, arr)
+    return np.full(fmt.width, float(arr)) if arr.ndim == 0 else arr
 
 
 @dataclass(frozen=True)
