@@ -14,14 +14,16 @@ Draws are sparse (cost proportional to the number of flips, not of bits) and com
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from memsim.checks import check_probability
-from memsim.formats import get_format, resolve_bits
+from memsim.formats import resolve_bits
+from memsim.noise.bits import StoredBits, unpack_bits
 from memsim.noise.channel import Channel
+from memsim.noise.sampling import bernoulli_positions
 from memsim.rng import generator
 from policies import secded
 
@@ -30,94 +32,32 @@ from policies import secded
 _SPARSE_READ_FACTOR = 16
 
 
-class _StoredBits:
-    """Read and flip the stored bits of a tensor: element ``e``, bit position ``pos`` (MSB = 0).
+def stream_words(stored: StoredBits, positions: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Data words ``words`` of the stream of ``stored``'s bits at ``positions``, shape (n, 64).
 
-    Works on a CPU NumPy view sharing memory with the tensor; other tensors (on a GPU, not
-    contiguous, or ±1 values in a dtype NumPy lacks) go through a CPU copy that :meth:`flip`
-    writes back.
+    The stream is every element's bits at ``positions``, element after element. Three
+    ways to read it, chosen by how many words are needed.
     """
-
-    def __init__(self, x: torch.Tensor, fmt: str) -> None:
-        self.x = x
-        self.fmt = get_format(fmt)
-        self.binary = self.fmt.name == "binary"
-        work = x.detach()
-        self.copied = work.device.type != "cpu" or not work.is_contiguous()
-        if self.binary and work.dtype == torch.bfloat16:  # ±1 survive the round trip exactly
-            work, self.copied = work.float(), True
-        if self.copied:
-            work = work.to("cpu").contiguous()
-        self.work = work.reshape(-1)
-        if self.binary:
-            self.values = self.work.numpy()
-        else:
-            if x.dtype != self.fmt.torch_dtype:
-                raise TypeError(
-                    f"A {self.fmt.name} channel needs a {self.fmt.torch_dtype} tensor. Got {x.dtype}."
-                )
-            self.words = self.work.view(self.fmt.int_view).numpy().view(self.fmt.np_uint)
-
-    @property
-    def numel(self) -> int:
-        return self.work.numel()
-
-    def bit_matrix(self, positions: np.ndarray) -> np.ndarray:
-        """Bits (0/1, uint8) at ``positions`` of every element, shape (numel, len(positions))."""
-        if self.binary:
-            return (self.values >= 0).astype(np.uint8)[:, None][:, positions]
-        # Big-endian bytes put the MSB first, so unpackbits yields positions 0 … width-1.
-        big = self.words.astype(self.fmt.np_uint.newbyteorder(">"))
-        bits = np.unpackbits(big.view(np.uint8).reshape(self.numel, -1), axis=1)
-        return bits[:, positions]
-
-    def stream_words(self, positions: np.ndarray, words: np.ndarray) -> np.ndarray:
-        """Data words ``words`` of the stream of bits at ``positions``, shape (n, 64).
-
-        The stream is every element's bits at ``positions``, element after element. Three
-        ways to read it, chosen by how many words are needed.
-        """
-        m = positions.size
-        n_stream = self.numel * m
-        if words.size * secded.DATA_BITS * _SPARSE_READ_FACTOR >= n_stream:
-            # many words hit: unpack everything once (a few vectorised passes)
-            return secded.stream_words(self.bit_matrix(positions).reshape(-1), words)
-        if not self.binary and m == self.fmt.width and secded.DATA_BITS % m == 0:
-            # whole words of k consecutive elements: gather the elements, unpack them
-            k = secded.DATA_BITS // m
-            elems = words[:, None] * k + np.arange(k)
-            inside = elems < self.numel
-            picked = np.zeros(elems.shape, dtype=self.fmt.np_uint)
-            picked[inside] = self.words[elems[inside]]
-            big = picked.astype(self.fmt.np_uint.newbyteorder(">"))
-            return np.unpackbits(big.view(np.uint8).reshape(words.size, -1), axis=1)
-        # general stream (e.g. mantissa bits only): gather bit by bit
-        stream = words[:, None] * secded.DATA_BITS + np.arange(secded.DATA_BITS)
-        inside = stream < n_stream
-        out = np.zeros(stream.shape, dtype=np.uint8)
-        out[inside] = self.read(stream[inside] // m, positions[stream[inside] % m])
-        return out
-
-    def read(self, elem: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        if self.binary:
-            return (self.values[elem] >= 0).astype(np.uint8)
-        shift = (self.fmt.width - 1 - pos).astype(self.fmt.np_uint)
-        return ((self.words[elem] >> shift) & self.fmt.np_uint.type(1)).astype(np.uint8)
-
-    def flip(self, elem: np.ndarray, pos: np.ndarray) -> None:
-        """Flip each (element, position) pair once; pairs must be distinct."""
-        if elem.size == 0:
-            return
-        if self.binary:
-            bit = self.read(elem, pos)
-            self.values[elem] = np.where(bit == 1, -1.0, 1.0).astype(self.values.dtype)
-        else:
-            one = self.fmt.np_uint.type(1)
-            masks = one << (self.fmt.width - 1 - pos).astype(self.fmt.np_uint)
-            # Several bits of one element may flip: accumulate the XOR masks per element.
-            np.bitwise_xor.at(self.words, elem, masks)
-        if self.copied:
-            self.x.copy_(self.work.view(self.x.shape).to(self.x.device, self.x.dtype))
+    m = positions.size
+    n_stream = stored.numel * m
+    if words.size * secded.DATA_BITS * _SPARSE_READ_FACTOR >= n_stream:
+        # many words hit: unpack everything once (a few vectorised passes)
+        return secded.stream_words(stored.bit_matrix(positions).reshape(-1), words)
+    fmt = stored.fmt
+    if not stored.binary and m == fmt.width and secded.DATA_BITS % m == 0:
+        # whole words of k consecutive elements: gather the elements, unpack them
+        k = secded.DATA_BITS // m
+        elems = words[:, None] * k + np.arange(k)
+        inside = elems < stored.numel
+        picked = np.zeros(elems.shape, dtype=fmt.np_uint)
+        picked[inside] = stored.words[elems[inside]]
+        return unpack_bits(picked).reshape(words.size, secded.DATA_BITS)
+    # general stream (e.g. mantissa bits only): gather bit by bit
+    stream = words[:, None] * secded.DATA_BITS + np.arange(secded.DATA_BITS)
+    inside = stream < n_stream
+    out = np.zeros(stream.shape, dtype=np.uint8)
+    out[inside] = stored.read(stream[inside] // m, positions[stream[inside] % m])
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +84,8 @@ class SECDEDChannel(Channel):
     p01: float
     p10: float | None = None
     bits: object = None
+    # Derived in __post_init__: the RRAM positions, MSB first.
+    _positions: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "p01", check_probability("p01", self.p01, owner="SECDEDChannel"))
@@ -152,20 +94,24 @@ class SECDEDChannel(Channel):
         object.__setattr__(self, "_positions", np.flatnonzero(resolve_bits(self.fmt, self.bits)))
 
     @property
+    def rates(self) -> tuple[float, float]:
+        """``(p01, p10)``, checked (``p10=None`` was resolved to ``p01``)."""
+        return self.p01, self.p01 if self.p10 is None else self.p10
+
+    @property
     def is_noiseless(self) -> bool:
         return (self.p01 == 0 and self.p10 == 0) or self._positions.size == 0
 
     def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
         if self.is_noiseless or x.numel() == 0:
             return x
-        stored = _StoredBits(x, self.fmt)
+        stored = StoredBits(x, self.fmt)
         m = self._positions.size
         rng = generator(seed, "secded_channel")
         changed = secded.corrupt_words(
             stored.numel * m,
-            lambda words: stored.stream_words(self._positions, words),
-            self.p01,
-            self.p10,
+            lambda words: stream_words(stored, self._positions, words),
+            *self.rates,
             rng,
         )
         stored.flip(changed // m, self._positions[changed % m])
@@ -189,6 +135,11 @@ class BinaryChannel(Channel):
         object.__setattr__(self, "p10", check_probability("p10", p10, owner="BinaryChannel"))
 
     @property
+    def rates(self) -> tuple[float, float]:
+        """``(p01, p10)``, checked (``p10=None`` was resolved to ``p01``)."""
+        return self.p01, self.p01 if self.p10 is None else self.p10
+
+    @property
     def is_noiseless(self) -> bool:
         return self.p01 == 0 and self.p10 == 0
 
@@ -197,12 +148,13 @@ class BinaryChannel(Channel):
             return x
         if not x.is_floating_point():
             raise TypeError(f"BinaryChannel needs a floating-point ±1 tensor. Got {x.dtype}.")
-        stored = _StoredBits(x, "binary")
+        stored = StoredBits(x, "binary")
         rng = generator(seed, "binary_channel")
-        p_max = max(self.p01, self.p10)
+        p01, p10 = self.rates
+        p_max = max(p01, p10)
         # Candidates at rate p_max, thinned by the stored bit: exact per-direction Bernoulli.
-        candidates = secded.bernoulli_positions(rng, stored.numel, p_max)
+        candidates = bernoulli_positions(rng, stored.numel, p_max)
         bit = stored.read(candidates, np.zeros_like(candidates))
-        keep = rng.random(candidates.size) < np.where(bit == 1, self.p10, self.p01) / p_max
+        keep = rng.random(candidates.size) < np.where(bit == 1, p10, p01) / p_max
         stored.flip(candidates[keep], np.zeros(int(keep.sum()), dtype=np.int64))
         return x

@@ -23,6 +23,8 @@ from itertools import combinations
 
 import numpy as np
 
+from memsim.noise.sampling import bernoulli_positions
+
 DATA_BITS = 64
 CHECK_BITS = 8
 CODE_BITS = DATA_BITS + CHECK_BITS
@@ -119,30 +121,6 @@ def decode(received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     data[rows, target[rows]] ^= 1
     status = np.where(target == -1, CLEAN, np.where(target == -2, DETECTED, CORRECTED))
     return data, status.astype(np.int8)
-
-
-def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
-    """Sorted indices of an exact Bernoulli(p) process over ``n`` positions.
-
-    The gaps between successive hits of independent Bernoulli trials are i.i.d. geometric, so
-    cumulative sums of geometric draws give the hit positions exactly, at a cost proportional
-    to the number of hits (not to ``n``).
-    """
-    if n <= 0 or p <= 0:
-        return np.empty(0, dtype=np.int64)
-    if p >= 1:
-        return np.arange(n, dtype=np.int64)
-    mean = n * p
-    chunk = int(mean + 6.0 * np.sqrt(mean) + 16)
-    parts = []
-    last = -1
-    while last < n - 1:  # one pass almost always; more only in the far tail
-        gaps = rng.geometric(p, size=chunk)
-        hits = last + np.cumsum(gaps, dtype=np.int64)
-        parts.append(hits)
-        last = int(hits[-1])
-    hits = np.concatenate(parts)
-    return hits[hits < n]
 
 
 def stream_words(stream: np.ndarray, words: np.ndarray) -> np.ndarray:

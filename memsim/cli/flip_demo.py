@@ -16,6 +16,7 @@ from scipy import stats
 
 from memsim.formats import get_format, resolve_bits
 from memsim.noise.api import flip
+from memsim.noise.bits import int_view_dtype, uint_words, unpack_bits
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def demo_tensor(fmt_name: str, n: int, seed: int) -> torch.Tensor:
     if fmt.is_float:
         return torch.randn(n, generator=gen, dtype=torch.float64).to(fmt.torch_dtype)
     raw = torch.randint(0, 256, (n * fmt.width // 8,), dtype=torch.uint8, generator=gen)
-    return raw.view(fmt.int_view).view(fmt.torch_dtype)
+    return raw.view(int_view_dtype(fmt)).view(fmt.torch_dtype)
 
 
 def field_table(
@@ -54,11 +55,9 @@ def field_table(
 ) -> list[dict]:
     """Per field: eligible 0s and 1s, observed flips per direction, expected flips and 99.9% range."""
     fmt = get_format(x.dtype)
-    shifts = np.arange(fmt.width - 1, -1, -1, dtype=np.uint64)
 
     def bits(t: torch.Tensor) -> np.ndarray:
-        words = t.view(fmt.int_view).numpy().view(fmt.np_uint).astype(np.uint64)
-        return ((words[:, None] >> shifts) & np.uint64(1)).astype(bool)
+        return unpack_bits(uint_words(t, fmt)).astype(bool)
 
     before, after = bits(x), bits(y)
     changed = before != after

@@ -12,20 +12,24 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from memsim.formats import StorageFormat, get_format, resolve_bits
+from memsim.noise.bits import int_view_dtype, signed_numpy_dtype
 from memsim.noise.engines import Engine, get_engine
 from memsim.noise.rates import Layer, ladder_layers, rate_vector
 
 Array = torch.Tensor | np.ndarray
+#: A tensor or an array: functions taking one return the same kind.
+A = TypeVar("A", torch.Tensor, np.ndarray)
 _CPU = torch.device("cpu")
 
 
 def flip(
-    x: Array,
+    x: A,
     p01: object,
     p10: object = None,
     *,
@@ -33,7 +37,7 @@ def flip(
     engine: str = "auto",
     seed: int | None = None,
     ladder: Sequence[object] | None = None,
-) -> Array:
+) -> A:
     """Return a copy of ``x`` whose stored bits flipped independently (DESIGN §3).
 
     Parameters
@@ -72,14 +76,14 @@ def flip(
     _format_of(x)  # a TypeError before any copy for what cannot be flipped
     if isinstance(x, torch.Tensor):
         with torch.no_grad():  # a same-dtype copy moves bytes: NaN payloads survive
-            y = x.detach().clone(memory_format=torch.contiguous_format)
-    else:
-        y = np.array(x, copy=True, order="C")
-    return flip_(y, p01, p10, bits=bits, engine=engine, seed=seed, ladder=ladder)
+            t = x.detach().clone(memory_format=torch.contiguous_format)
+        return flip_(t, p01, p10, bits=bits, engine=engine, seed=seed, ladder=ladder)
+    a = np.array(x, copy=True, order="C")
+    return flip_(a, p01, p10, bits=bits, engine=engine, seed=seed, ladder=ladder)
 
 
 def flip_(
-    x: Array,
+    x: A,
     p01: object,
     p10: object = None,
     *,
@@ -87,7 +91,7 @@ def flip_(
     engine: str = "auto",
     seed: int | None = None,
     ladder: Sequence[object] | None = None,
-) -> Array:
+) -> A:
     """In-place :func:`flip`: corrupt the stored bits of ``x`` itself and return ``x``.
 
     Non-contiguous tensors and arrays are modified in place too (through a contiguous working
@@ -100,7 +104,7 @@ def flip_(
     return apply_layers_(x, fmt, eng, layers)
 
 
-def apply_layers_(x: Array, fmt: StorageFormat, eng: Engine, layers: Sequence[Layer]) -> Array:
+def apply_layers_(x: A, fmt: StorageFormat, eng: Engine, layers: Sequence[Layer]) -> A:
     """Let ``eng`` flip ``x`` (of format ``fmt``) in place with validated ``layers``; return ``x``.
 
     The step of :func:`flip_` after argument checking, for callers that validated once and write
@@ -116,14 +120,14 @@ def apply_layers_(x: Array, fmt: StorageFormat, eng: Engine, layers: Sequence[La
 
 
 def flip_coupled(
-    x: Array,
+    x: A,
     ps: Sequence[object],
     p10s: Sequence[object] | None = None,
     *,
     bits: object = None,
     engine: str = "auto",
     seed: int | None = None,
-) -> list[Array]:
+) -> list[A]:
     """Copies of ``x`` flipped at each setting of a p grid, with nested flip patterns.
 
     Entry ``i`` is flipped with ``(ps[i], p10s[i])`` (``p10s=None``: symmetric), exactly
@@ -180,11 +184,6 @@ def _layers(fmt: StorageFormat, p01, p10, bits, seed, ladder) -> list[Layer]:
     return ladder_layers(fmt, r01, r10, mask, ladder, base)
 
 
-def _signed_numpy(fmt: StorageFormat) -> np.dtype:
-    # torch has no uint16/32/64 arithmetic worth relying on: use signed views of the same width.
-    return np.dtype(np.uint8) if fmt.name == "uint8" else np.dtype(f"int{fmt.width}")
-
-
 @contextmanager
 def _words(x: Array, fmt: StorageFormat) -> Iterator[torch.Tensor]:
     """A 1-D contiguous integer tensor over ``x``'s stored words; writes reach ``x``."""
@@ -193,7 +192,7 @@ def _words(x: Array, fmt: StorageFormat) -> Iterator[torch.Tensor]:
             raise ValueError(
                 "x is a read-only array; flip_ needs to write to it (use flip for a copy)."
             )
-        ints = x.view(_signed_numpy(fmt))
+        ints = x.view(signed_numpy_dtype(fmt))
         if ints.flags.c_contiguous:
             yield torch.from_numpy(ints.reshape(-1))
             return
@@ -202,10 +201,10 @@ def _words(x: Array, fmt: StorageFormat) -> Iterator[torch.Tensor]:
         ints[...] = work
         return
     # A detached view shares the storage and is never tracked by autograd (no no_grad needed).
-    ints = x.detach().view(fmt.int_view)
-    if ints.is_contiguous():
-        yield ints.view(-1)
+    view = x.detach().view(int_view_dtype(fmt))
+    if view.is_contiguous():
+        yield view.view(-1)
         return
-    work = ints.contiguous()
-    yield work.view(-1)
-    ints.copy_(work)
+    contiguous = view.contiguous()
+    yield contiguous.view(-1)
+    view.copy_(contiguous)

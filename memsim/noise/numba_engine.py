@@ -32,11 +32,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
+from memsim.noise.bits import uint_words
 from memsim.noise.blocks import (
     CHUNK_BLOCKS,
     block_flips,
@@ -87,7 +89,7 @@ class NumbaEngine(Engine):
     devices = ("cpu",)
 
     def apply_(self, words: torch.Tensor, fmt: StorageFormat, layers: Sequence[Layer]) -> None:
-        arr = words.numpy().view(fmt.np_uint)
+        arr = uint_words(words, fmt)
         if len(layers) == 1 and not layers[0].coupled:
             layer = layers[0]
             if _use_dense(layer, arr.nbytes):
@@ -100,7 +102,7 @@ class NumbaEngine(Engine):
         # Ladder layers are judged against the original bits (record, then flip once), so a
         # layer's events are the same at every ladder entry.
         m = _sparse_prefix(layers, arr.nbytes)
-        events = []
+        events: list[np.ndarray] = []
         for layer in layers[:m]:
             sampler = _Sparse(layer.seed)
             events.extend(sampler.group(arr, g, record=True) for g in layer.groups)
@@ -125,6 +127,12 @@ class _Sparse:
         self.seed = seed
         self.state = seed_state(seed)
         self._counts: np.random.Generator | None = None
+
+    @overload
+    def group(self, arr: np.ndarray, g: Group, record: Literal[True]) -> np.ndarray: ...
+
+    @overload
+    def group(self, arr: np.ndarray, g: Group, record: Literal[False]) -> None: ...
 
     def group(self, arr: np.ndarray, g: Group, record: bool) -> np.ndarray | None:
         """Flip one group's bits (``record=False``) or return them as ``word * 64 + shift``."""

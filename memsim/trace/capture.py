@@ -18,6 +18,7 @@ from torch import nn
 from memsim.formats import get_format
 from memsim.inference.network import NoisyNetwork
 from memsim.inference.taps import WritePoint
+from memsim.noise.bits import bit_statistics as word_bit_statistics
 from memsim.trace.records import Trace, WriteRecord, make_trace
 
 
@@ -42,15 +43,7 @@ def bit_statistics(stored: torch.Tensor, fmt: str | None = None) -> tuple[tuple[
         codes = stored.reshape(-1).to(torch.int16)
         nibbles = torch.stack([(codes >> (packed.width * j)) & 0xF for j in range(per)])
         return tuple(by_pos), float((nibbles == 0).float().mean()) if codes.numel() else 0.0
-    fmt = get_format(stored.dtype)
-    words = stored.detach().contiguous().view(fmt.int_view).reshape(-1)
-    n = max(words.numel(), 1)
-    ones = []
-    for k in range(fmt.width):
-        # The arithmetic shift of signed views is harmless: only the lowest bit is kept.
-        ones.append(float(((words >> (fmt.width - 1 - k)) & 1).sum()) / n)
-    zero = float((words == 0).sum()) / n
-    return tuple(ones), zero
+    return word_bit_statistics(stored)
 
 
 def _record(wp: WritePoint, stats: tuple[tuple[float, ...], float] | None, fmt: str) -> WriteRecord:
