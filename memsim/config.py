@@ -26,9 +26,13 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+#: A dataclass type (what :func:`build` builds).
+D = TypeVar("D", bound="DataclassInstance")
 
 #: The top-level folder holding shipped presets and experiment configs.
 CONFIG_DIR = Path(
@@ -97,7 +101,7 @@ def _coerce(value: Any, tp: Any, where: str, source: Any) -> Any:
                 f"{where_text(where, source)} must be one of {list(args)}. Got {value!r}."
             )
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         return build(tp, value, where=where, source=source)
@@ -149,7 +153,7 @@ def _coerce(value: Any, tp: Any, where: str, source: Any) -> Any:
     return value
 
 
-def build(cls: type[T], data: Mapping[str, Any], *, where: str = "", source: Any = None) -> T:
+def build(cls: type[D], data: Mapping[str, Any], *, where: str = "", source: Any = None) -> D:
     """Build dataclass ``cls`` from ``data``, checking keys and types.
 
     Parameters

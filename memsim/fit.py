@@ -122,7 +122,9 @@ class FitResult:
         return self.status in FITTED_STATUSES
 
 
-def logistic(x: np.ndarray, mu: float, sigma: float, a_max: float, a_min: float) -> np.ndarray:
+def logistic(
+    x: float | np.ndarray, mu: float, sigma: float, a_max: float, a_min: float
+) -> np.ndarray:
     """``F(x) = 2·δa/(1 + exp((x - μ)/σ)) + a_min`` with ``δa = (a_max - a_min)/2``."""
     delta = (a_max - a_min) / 2
     # Clip the exponent: far from the midpoint the curve is flat and exp would overflow.

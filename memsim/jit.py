@@ -10,7 +10,7 @@ kernels can run in threads, and no ``fastmath`` (kernels compare probabilities e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numba
 from llvmlite import ir
@@ -21,6 +21,14 @@ from numba.extending import intrinsic
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False}
+
+
+@overload
+def jit(func: F, **options: Any) -> F: ...
+
+
+@overload
+def jit(func: None = None, **options: Any) -> Callable[[F], F]: ...
 
 
 def jit(func: F | None = None, **options: Any) -> F | Callable[[F], F]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from importlib import metadata
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -36,6 +36,12 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._entry_points_loaded = entry_point_group is None
 
+    @overload
+    def register(self, name: str, obj: None = None) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T) -> T: ...
+
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; used as a decorator when ``obj`` is omitted."""
 
@@ -48,7 +54,7 @@ class Registry(Generic[T]):
         return add if obj is None else add(obj)
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
+        if self._entry_points_loaded or self.entry_point_group is None:
             return
         self._entry_points_loaded = True
         for ep in metadata.entry_points(group=self.entry_point_group):

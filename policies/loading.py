@@ -88,7 +88,7 @@ def _from_call(text: str, where: str, source: Any) -> Policy | None:
     if kind not in POLICIES:
         raise _unknown(kind)
     cls = POLICIES.get(kind)
-    fields = (
+    fields: list[str] = (
         [f.name for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
     )
     data: dict[str, Any] = {"kind": kind}
@@ -159,7 +159,8 @@ def _compose(items: Sequence[Any], where: str, source: Any) -> Policy:
         get_policy(item, where=f"{where}[{i}]", source=source) for i, item in enumerate(items)
     )
     try:
-        return Compose(stages)
+        # Compose checks that each item is a Stage (its TypeError becomes a ConfigError here).
+        return Compose(stages)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         if source is None and not where:
             raise

@@ -177,6 +177,8 @@ class Stage(Policy):
 
     def describe(self) -> str:
         """``kind(field=value, …)`` listing only the fields that differ from their defaults."""
+        if not dataclasses.is_dataclass(self):
+            return self.name
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

@@ -65,7 +65,8 @@ class _BinaryWeights:
     forward call in training mode (a stored −1 flips with ``p01``, a stored +1 with ``p10``).
     """
 
-    weight: nn.Parameter
+    weight: torch.Tensor
+    training: bool
     fault_mask: torch.Tensor | None
     train_flips: tuple[float, float, torch.Generator] | None
 
@@ -148,7 +149,7 @@ def xnor_popcount(a_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     return 2 * same - n
 
 
-def binary_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def binary_layers(model: nn.Module) -> list[tuple[str, BinaryLinear | BinaryConv2d]]:
     """The layers whose weights are binary (stored in the RRAM weight memory), in order."""
     return binary_weight_layers(model)  # type: ignore[return-value]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 import torch
@@ -33,6 +33,11 @@ def _as_tensors(data: Split, split: str, limit: int | None) -> tuple[torch.Tenso
     if isinstance(data, tuple) and len(data) == 2:
         x, y = (torch.as_tensor(v) for v in data)
     elif isinstance(data, Dataset):
+        if not isinstance(data, Sized):
+            raise TypeError(
+                f"Data for split '{split}' must be a Dataset with a length (map-style). "
+                f"Got {type(data).__name__}."
+            )
         n = len(data) if limit is None else min(limit, len(data))
         if n == 0:
             raise ValueError(f"The '{split}' data set is empty.")

@@ -136,7 +136,7 @@ def condition_names() -> list[str]:
     return preset_names(CONDITION_DIR)
 
 
-def load_condition(name_or_path: str | os.PathLike) -> ProgrammingCondition:
+def load_condition(name_or_path: str | os.PathLike | ProgrammingCondition) -> ProgrammingCondition:
     """A programming condition from a preset name (``"nominal"``) or a TOML path.
 
     Raises

@@ -15,11 +15,14 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from memsim.config import CONFIG_DIR, ConfigError, build, load_toml, where_text
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 #: Folder of device bundles (``default.toml``); programming conditions live in ``conditions/``.
 DEVICE_DIR = CONFIG_DIR / "device"
@@ -58,11 +61,11 @@ def resolve(name_or_path: str | os.PathLike, folder: Path, kind: str) -> Path:
 
 def _dataclass_of(tp: Any) -> type | None:
     """The dataclass inside an annotation such as ``X`` or ``X | None``."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return tp
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
                 return arg
     return None
 
@@ -92,7 +95,7 @@ def check_units(cls: type, data: Mapping[str, Any], *, where: str = "", source: 
             check_units(inner, value, where=path, source=source)
 
 
-def build_checked(cls: type[T], data: Mapping[str, Any], *, source: Any) -> T:
+def build_checked(cls: type[D], data: Mapping[str, Any], *, source: Any) -> D:
     """:func:`memsim.config.build` after the missing-unit check."""
     check_units(cls, data, source=source)
     return build(cls, data, source=source)

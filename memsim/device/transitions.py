@@ -113,6 +113,9 @@ def write_energy_breakdown(
     check_choice("write_energy_pj", "scheme", scheme, SCHEMES)
     c = condition
     n = counts.n_cells
+    n_set: int | np.ndarray
+    n_reset: int | np.ndarray
+    reads: int | np.ndarray
     if scheme == "plain":
         n_set, n_reset, reads = counts.n01 + counts.n11, counts.n10 + counts.n00, 0
     elif scheme == "dcw":

@@ -41,8 +41,10 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 raise ConfigError(
                     f"{where_text(f'masks[{j}]', source)} for format {fmt}: {exc}"
                 ) from None
-    for i, spec in enumerate(config.workloads):
-        _check_lookup(f"workloads[{i}]", source, lambda s=spec: _workload_registry().get(s.name))
+    for i, workload in enumerate(config.workloads):
+        _check_lookup(
+            f"workloads[{i}]", source, lambda w=workload: _workload_registry().get(w.name)
+        )
     for i, spec in enumerate(config.policies):
         policy = _check_lookup(f"policies[{i}]", source, lambda s=spec: make_policy(s))
         errors = []

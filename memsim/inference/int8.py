@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from memsim.inference.taps import WEIGHTED_LAYERS, Taps, WritePoint, parameter_points
+from memsim.noise.channel import Channel
 from memsim.rng import child_seed
 
 QMIN, QMAX = -128, 127
@@ -207,7 +208,8 @@ def calibrate(
     )
 
 
-ChannelFor = Callable[[WritePoint], object]
+#: The channel that corrupts a parameter's stored codes, or None for a noiseless one.
+ChannelFor = Callable[[WritePoint], Channel | None]
 
 
 def quantize_parameters_(

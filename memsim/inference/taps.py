@@ -270,16 +270,18 @@ class Taps:
                 occurrence = seen.get(name, 0)
                 seen[name] = occurrence + 1
                 inp = _first_tensor(args)
-                writes = _is_write(module, inp, out)
+                written = (
+                    out if isinstance(out, torch.Tensor) and _is_write(module, inp, out) else None
+                )
                 calls.append(
                     _Call(
                         key=(name, occurrence),
                         module=module,
                         in_ptr=inp.data_ptr() if inp is not None else None,
                         out_ptr=out.data_ptr() if isinstance(out, torch.Tensor) else None,
-                        shape=tuple(out.shape[1:]) if writes else (),
-                        ops=_ops_per_input(module, inp, out) if writes else 0,
-                        writes=writes,
+                        shape=tuple(written.shape[1:]) if written is not None else (),
+                        ops=_ops_per_input(module, inp, written) if written is not None else 0,
+                        writes=written is not None,
                     )
                 )
 
@@ -353,7 +355,7 @@ class Taps:
                         "not when the write points were discovered; memsim needs the same "
                         "sequence of module calls on every forward (static control flow)."
                     ) from None
-                if wp is None:
+                if wp is None or not isinstance(out, torch.Tensor):
                     return None
                 new = on_write(wp, out)
                 return None if new is out else new
@@ -377,7 +379,7 @@ def parameter_points(
     Parameters whose name ends in ``bias`` get role ``bias``, others ``weight``.
     """
     modules = dict(model.named_modules())
-    out = []
+    out: list[tuple[WritePoint, nn.Parameter]] = []
     for name, param in model.named_parameters():
         if not param.is_floating_point():
             continue

@@ -13,15 +13,14 @@ caller skip work entirely.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from memsim.formats import get_format, resolve_bits
-from memsim.noise.rates import rate_vector
+from memsim.formats import StorageFormat, get_format, resolve_bits
+from memsim.noise.rates import Rates, rate_vector
 
 if TYPE_CHECKING:
     from memsim.noise.engines import Engine
@@ -51,7 +50,7 @@ class Noiseless(Channel):
         return True
 
 
-def per_position(fmt: str, value: float | Sequence[float] | np.ndarray, name: str) -> np.ndarray:
+def per_position(fmt: str, value: Rates, name: str) -> np.ndarray:
     """A probability given as a scalar or per bit position, as a float64 vector of length width."""
     return rate_vector(get_format(fmt), value, name)
 
@@ -77,11 +76,17 @@ class BitFlip(Channel):
     """
 
     fmt: str
-    p01: object
-    p10: object = None
+    p01: Rates
+    p10: Rates | None = None
     bits: object = None
     engine: str = "auto"
     ladder: tuple[object, ...] | None = None
+    # Derived in __post_init__ (checked rates with the mask applied, and the format).
+    _mask: np.ndarray = field(init=False, repr=False)
+    _p01: np.ndarray = field(init=False, repr=False)
+    _p10: np.ndarray = field(init=False, repr=False)
+    _noiseless: bool = field(init=False, repr=False)
+    _format: StorageFormat = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from memsim.noise.engines import engine_by_name

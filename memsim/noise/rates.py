@@ -18,6 +18,9 @@ from memsim.checks import check_probabilities, probability_message
 from memsim.formats import StorageFormat
 from memsim.rng import child_seed
 
+#: A flip probability: one for every bit position, or one per position (MSB first).
+Rates = float | Sequence[float] | np.ndarray
+
 
 def rate_vector(fmt: StorageFormat, value: object, name: str) -> np.ndarray:
     """``value`` (scalar or one probability per position) as a float64 vector of length width.

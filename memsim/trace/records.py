@@ -140,7 +140,7 @@ class Trace:
 
     def repeated(self, times: int) -> Trace:
         """This trace's records ``times`` over (for benchmarks: a trace twice as long)."""
-        records = []
+        records: list[WriteRecord] = []
         for t in range(times):
             for r in self.records:
                 records.append(
