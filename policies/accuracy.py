@@ -24,7 +24,7 @@ pulse). Every stage with zero error yields a channel that changes no bit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
 
@@ -33,15 +33,18 @@ from memsim.noise.channel import BitFlip, Channel, per_position
 from policies.channels import BinaryChannel, SECDEDChannel
 
 if TYPE_CHECKING:
+    from memsim.noise.channel import ChannelOptions
+    from memsim.noise.rates import Rates
     from policies.stage import StorageSpec
 
 
 def cell_error_probs(
-    spec: StorageSpec, stored: str, p01: Any, p10: Any
+    spec: StorageSpec, stored: str, p01: object, p10: object
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-position error probabilities of one written cell after steps 1–3 of the module notes.
 
-    Returns two float64 vectors of the stored format's width.
+    ``p01``/``p10`` (``None``: symmetric) are a probability or one per position, checked here
+    (ladder entries arrive unchecked). Returns two float64 vectors of the stored format's width.
     """
     q01 = per_position(stored, p01, "p01")
     q10 = per_position(stored, p01 if p10 is None else p10, "p10")
@@ -63,7 +66,11 @@ def _uniform(name: str, values: np.ndarray, owner: str) -> float:
 
 
 def build_channel(
-    spec: StorageSpec, fmt: str, p01: Any, p10: Any = None, **options: Any
+    spec: StorageSpec,
+    fmt: str,
+    p01: Rates,
+    p10: Rates | None = None,
+    **options: Unpack[ChannelOptions],
 ) -> Channel:
     """The channel for tensors requested as ``fmt`` under ``spec`` (see the module notes).
 

@@ -16,12 +16,14 @@ packages use the ``memsim.policies`` entry-point group.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 from memsim.registry import Registry
 
 if TYPE_CHECKING:
-    from memsim.noise.channel import Channel
+    from memsim.device.params import DeviceParams
+    from memsim.noise.channel import Channel, ChannelOptions
+    from memsim.noise.rates import Rates
     from memsim.timing.plan import WritePlan
     from memsim.trace.records import WriteRecord
 
@@ -56,11 +58,13 @@ class Policy(ABC):
         return fmt
 
     @abstractmethod
-    def channel(self, fmt: str, p01: float, p10: float | None = None, **options: Any) -> Channel:
+    def channel(
+        self, fmt: str, p01: Rates, p10: Rates | None = None, **options: Unpack[ChannelOptions]
+    ) -> Channel:
         """Accuracy-side noise for tensors stored as ``fmt`` when one device write pulse flips a
         stored 0 with probability ``p01`` and a stored 1 with ``p10`` (``None``: symmetric)."""
 
     @abstractmethod
-    def plan(self, record: WriteRecord, device: Any) -> WritePlan:
+    def plan(self, record: WriteRecord, device: DeviceParams) -> WritePlan:
         """Cost-side write operations for one traced tensor on ``device`` (a memory/device
         parameter set from ``memsim.device``)."""

@@ -13,8 +13,9 @@ caller skip work entirely.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import torch
@@ -24,6 +25,13 @@ from memsim.noise.rates import Rates, rate_vector
 
 if TYPE_CHECKING:
     from memsim.noise.engines import Engine
+
+
+class ChannelOptions(TypedDict, total=False):
+    """Options a policy passes on to :class:`BitFlip` (see there)."""
+
+    engine: str
+    ladder: Sequence[object] | None
 
 
 class Channel(ABC):
@@ -50,8 +58,12 @@ class Noiseless(Channel):
         return True
 
 
-def per_position(fmt: str, value: Rates, name: str) -> np.ndarray:
-    """A probability given as a scalar or per bit position, as a float64 vector of length width."""
+def per_position(fmt: str, value: object, name: str) -> np.ndarray:
+    """A probability given as a scalar or per bit position, as a float64 vector of length width.
+
+    ``value`` is checked (:func:`memsim.noise.rates.rate_vector`): this is where user input
+    such as ladder entries becomes a :data:`~memsim.noise.rates.Rates` vector.
+    """
     return rate_vector(get_format(fmt), value, name)
 
 

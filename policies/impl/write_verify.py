@@ -15,7 +15,7 @@ accuracy side has only the swept ``p`` and uses no margin and ``misread_prob`` (
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from memsim.config import check_range
 from memsim.device import WriteVerify as VerifyModel
 from policies.costs import WriteCost
 from policies.stage import Stage, register
+
+if TYPE_CHECKING:
+    from memsim.device.params import DeviceParams
 
 
 @register("write_verify")
@@ -52,7 +55,7 @@ class WriteVerify(Stage):
         if self.misread_prob is not None:
             check_range("write_verify", "misread_prob", self.misread_prob, low=0.0, high=1.0)
 
-    def scheme(self, device: Any = None) -> VerifyModel:
+    def scheme(self, device: DeviceParams | None = None) -> VerifyModel:
         """The device-level model: the bundle's margin and misreads, or none without a device."""
         if device is None:
             return VerifyModel(self.max_extra_rounds, 0.0, self.misread_prob or 0.0)
