@@ -15,7 +15,7 @@ import copy
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sized
-from typing import Any
+from typing import Protocol, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -26,6 +26,31 @@ from workloads.checkpoints import check_arch, load_checkpoint, load_state
 from workloads.data import Cifar10Data
 
 Split = tuple[torch.Tensor, torch.Tensor] | Dataset
+
+
+class DataSource(Protocol):
+    """Data given as an object (such as :class:`workloads.data.Cifar10Data`).
+
+    Optional, looked up by name: ``augment(x, generator)``, ``mean``, ``std``, ``input_shape``
+    and ``describe()``.
+    """
+
+    def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocessed ``(x, y)`` of ``split``, the first ``limit`` samples."""
+        ...
+
+
+class ModuleOptions(TypedDict, total=False):
+    """Keyword options of :func:`register` (passed on to :class:`ModuleWorkload`)."""
+
+    num_classes: int | None
+    arch: str | None
+
+
+class WrapOptions(ModuleOptions, total=False):
+    """Keyword options of :func:`wrap`."""
+
+    checkpoint: str | os.PathLike | None
 
 
 def _as_tensors(data: Split, split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +108,7 @@ class ModuleWorkload(Workload):
         self,
         name: str,
         model: nn.Module | Callable[[], nn.Module],
-        data: Mapping[str, Split] | Any,
+        data: Mapping[str, Split] | DataSource,
         *,
         num_classes: int | None = None,
         checkpoint: str | os.PathLike | None = None,
@@ -179,10 +204,10 @@ class ModuleWorkload(Workload):
 
 def wrap(
     model: nn.Module | Callable[[], nn.Module],
-    data: Mapping[str, Split] | Any,
+    data: Mapping[str, Split] | DataSource,
     *,
     name: str = "custom",
-    **options: Any,
+    **options: Unpack[WrapOptions],
 ) -> ModuleWorkload:
     """Make ``model`` + ``data`` a workload (see :class:`ModuleWorkload` for the options)."""
     return ModuleWorkload(name, model, data, **options)
@@ -191,8 +216,8 @@ def wrap(
 def register(
     name: str,
     model: nn.Module | Callable[[], nn.Module],
-    data: Mapping[str, Split] | Any,
-    **options: Any,
+    data: Mapping[str, Split] | DataSource,
+    **options: Unpack[ModuleOptions],
 ) -> None:
     """Register ``model`` + ``data`` as workload ``name`` (``get_workload(name)`` builds it)."""
 

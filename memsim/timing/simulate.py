@@ -10,6 +10,7 @@ index, so a result depends only on its inputs and seed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,10 @@ from memsim.timing.model import SERVERS, LayerWork, MemorySystem, bank, processo
 from memsim.timing.params import MemoryParams
 from memsim.timing.plan import ENERGY_CATEGORIES, READ_CATEGORIES, ReadPlan, WritePlan
 from memsim.timing.result import MemoryResult
-from memsim.trace.records import Trace
+from memsim.trace.records import Trace, WriteRecord
+
+if TYPE_CHECKING:
+    from memsim.device.params import DeviceParams
 
 
 def _index_plans(plans: Iterable[WritePlan], trace: Trace) -> dict[int, WritePlan]:
@@ -275,8 +279,14 @@ def _result(
 WRITTEN_ROLES = ("activation", "input")
 
 
+class Planner(Protocol):
+    """What :func:`plan_trace` asks of a policy (every :class:`policies.base.Policy` is one)."""
+
+    def plan(self, record: WriteRecord, device: DeviceParams) -> WritePlan: ...
+
+
 def plan_trace(
-    policy, trace: Trace, device, *, roles: Iterable[str] = WRITTEN_ROLES
+    policy: Planner, trace: Trace, device: DeviceParams, *, roles: Iterable[str] = WRITTEN_ROLES
 ) -> list[WritePlan]:
     """Ask ``policy`` for the write plan of every record of ``trace`` whose role is in ``roles``.
 
@@ -286,8 +296,8 @@ def plan_trace(
         Anything with ``plan(record, device) -> WritePlan``.
     trace : Trace
         The records to plan.
-    device : object
-        The device parameters the policy reads (``memsim.device.DeviceParams``).
+    device : memsim.device.DeviceParams
+        The device parameters the policy reads.
     roles : iterable of str
         Record roles to plan; by default activations and the input.
     """
