@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memsim.device.checks import check_non_negative, check_positive
+from memsim.checks import check_non_negative, check_positive
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class BinaryWeightLayer(Protocol):
 
 
 _WEIGHT_TYPES: list[type] = []
-_ACTIVATION_TYPES: list[type] = []
+_ACTIVATION_TYPES: list[type[nn.Module]] = []
 
 
 def register_binary_weights(cls: T) -> T:

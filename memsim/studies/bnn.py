@@ -107,7 +107,10 @@ def default_ber_grid() -> tuple[float, ...]:
 def _default_recipe() -> TrainConfig:
     from workloads import get_workload
 
-    return get_workload("bnn_digits").default_recipe()
+    recipe = get_workload("bnn_digits").default_recipe()
+    if recipe is None:
+        raise RuntimeError("The bnn_digits workload has no default training recipe.")
+    return recipe
 
 
 @dataclass(frozen=True)
@@ -490,8 +493,9 @@ def networks(
     paths = {}
     for name in NETWORKS:
         recipe = config.recipe(name)
-        if given[name]:
-            path = Path(given[name])
+        checkpoint = given[name]
+        if checkpoint:
+            path = Path(checkpoint)
             if not path.is_file():
                 raise FileNotFoundError(f"Checkpoint {path} ({name}_checkpoint) does not exist.")
             paths[name] = path
