@@ -60,6 +60,9 @@ from memsim.timing.plan import WritePlan
 from policies import secded
 
 if TYPE_CHECKING:
+    from memsim.device import ProgrammingCondition
+    from memsim.device import WriteVerify as VerifyModel
+    from memsim.device.params import DeviceParams
     from memsim.trace.records import WriteRecord
     from policies.stage import StorageSpec
 
@@ -155,7 +158,7 @@ class CellModel(Protocol):
         ...
 
     def verify_terms(
-        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+        self, cost: WriteCost, model: VerifyModel, n_set_unit: int, n_reset_unit: int
     ) -> VerifyTerms:
         """Write-verify terms of ``model`` for a unit with these SET/RESET bit counts."""
         ...
@@ -170,7 +173,7 @@ class SingleCell:
         return set_bits, reset_bits
 
     def verify_terms(
-        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+        self, cost: WriteCost, model: VerifyModel, n_set_unit: int, n_reset_unit: int
     ) -> VerifyTerms:
         cell = cost.condition.cell
         a_set, a_reset = model.attempt_probs(cell, "set"), model.attempt_probs(cell, "reset")
@@ -230,13 +233,13 @@ class WriteCost:
     """
 
     record: WriteRecord
-    device: Any
+    device: DeviceParams
     n_sram: int
     f: np.ndarray
     data_bits: int
     ones: float
     n01: float
-    condition: Any
+    condition: ProgrammingCondition
     check_cells: int = 0
     encodes: int = 0
     unit_bits: int = DEFAULT_UNIT_BITS
@@ -307,7 +310,7 @@ class WriteCost:
         )
 
 
-def start(spec: StorageSpec, record: WriteRecord, device: Any) -> WriteCost:
+def start(spec: StorageSpec, record: WriteRecord, device: DeviceParams) -> WriteCost:
     """The terms of a plain single-pulse write of the stored RRAM bits (before the stages)."""
     stored = spec.validate(record.format)
     n_sram = spec.sram_bits(stored)
@@ -326,7 +329,7 @@ def start(spec: StorageSpec, record: WriteRecord, device: Any) -> WriteCost:
     )
 
 
-def build_plan(spec: StorageSpec, record: WriteRecord, device: Any) -> WritePlan:
+def build_plan(spec: StorageSpec, record: WriteRecord, device: DeviceParams) -> WritePlan:
     """The write plan of ``record`` under ``spec`` on ``device`` (see the module notes)."""
     cost = start(spec, record, device)
     for slot in COST_ORDER:

@@ -48,14 +48,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, Unpack
 
 from memsim.formats import get_format
 from policies.base import POLICIES, Policy
-from policies.costs import build_plan
+from policies.costs import WriteCost, build_plan
 
 if TYPE_CHECKING:
-    from memsim.noise.channel import Channel
+    import numpy as np
+
+    from memsim.device import ProgrammingCondition
+    from memsim.device.params import DeviceParams
+    from memsim.noise.channel import Channel, ChannelOptions
+    from memsim.noise.rates import Rates
     from memsim.timing.plan import WritePlan
     from memsim.trace.records import WriteRecord
 
@@ -83,17 +88,65 @@ def register(name: str):
     return add
 
 
+# What the readers of each slot ask of the stage in it (the list in the module notes); the
+# built-in stages of policies.impl are checked against these statically there.
+
+
+class SlotStage(Protocol):
+    """Any stage in a slot: named in messages."""
+
+    def describe(self) -> str: ...
+
+
+class CostStage(SlotStage, Protocol):
+    def cost_terms(self, cost: WriteCost) -> WriteCost:
+        """``cost`` with the terms this stage decides replaced."""
+        ...
+
+
+class FormatStage(SlotStage, Protocol):
+    @property
+    def to(self) -> str:
+        """The stored format's name."""
+        ...
+
+
+class PlacementStage(SlotStage, Protocol):
+    def sram_bits_for(self, fmt: str) -> int:
+        """Leading bits of a ``fmt`` word kept in SRAM; ``ValueError`` if it cannot store it."""
+        ...
+
+
+class ConditionStage(CostStage, Protocol):
+    @property
+    def p_source(self) -> str: ...
+
+    def load(self) -> ProgrammingCondition: ...
+
+    def error_probs(self, q01: np.ndarray, q10: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class CellStage(CostStage, Protocol):
+    def error_probs(
+        self, q01: np.ndarray, q10: np.ndarray, condition_stage: ConditionStage | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class VerifyStage(CostStage, Protocol):
+    def error_probs(self, q01: np.ndarray, q10: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclass(frozen=True)
 class StorageSpec:
     """The decisions of a (composed) policy: each slot holds the stage that decided it."""
 
-    format: Any = None
-    placement: Any = None
-    coding: Any = None
-    cell: Any = None
-    verify: Any = None
-    comparison: Any = None
-    condition: Any = None
+    format: FormatStage | None = None
+    placement: PlacementStage | None = None
+    coding: CostStage | None = None
+    cell: CellStage | None = None
+    verify: VerifyStage | None = None
+    comparison: CostStage | None = None
+    condition: ConditionStage | None = None
 
     def claim(self, slot: str, stage: Stage) -> StorageSpec:
         """This spec with ``slot`` decided by ``stage``; a slot decided twice is an error."""
@@ -105,7 +158,9 @@ class StorageSpec:
                 f"Policies '{holder.describe()}' and '{stage.describe()}' cannot be combined: "
                 f"both decide {_SLOT_WORDS[slot]}."
             )
-        return dataclasses.replace(self, **{slot: stage})
+        # The slot is a runtime name, so mypy cannot pick its protocol here; the built-in
+        # stages are checked against their slot's protocol in policies/impl/__init__.py.
+        return dataclasses.replace(self, **{slot: stage})  # type: ignore[arg-type]
 
     @property
     def follows_sweep(self) -> bool:
@@ -193,10 +248,12 @@ class Stage(Policy):
     def storage_format(self, fmt: str) -> str:
         return self.spec.stored_format(fmt)
 
-    def channel(self, fmt: str, p01: Any, p10: Any = None, **options: Any) -> Channel:
+    def channel(
+        self, fmt: str, p01: Rates, p10: Rates | None = None, **options: Unpack[ChannelOptions]
+    ) -> Channel:
         from policies.accuracy import build_channel
 
         return build_channel(self.spec, fmt, p01, p10, **options)
 
-    def plan(self, record: WriteRecord, device: Any) -> WritePlan:
+    def plan(self, record: WriteRecord, device: DeviceParams) -> WritePlan:
         return build_plan(self.spec, record, device)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.stats import norm
@@ -27,6 +27,10 @@ from memsim.config import check_range
 from policies.costs import VerifyTerms, WriteCost
 from policies.impl.low_energy import cached_condition
 from policies.stage import Stage, register
+
+if TYPE_CHECKING:
+    from memsim.device import WriteVerify as VerifyModel
+    from policies.stage import ConditionStage
 
 
 @register("two_t_two_r")
@@ -66,7 +70,7 @@ class TwoTTwoR(Stage):
         sigma_sa = cost.device.read.sigma_sa_ln if self.sigma_sa_ln is None else self.sigma_sa_ln
         return cost.replace(cell=DifferentialCell(cost.condition.p_2t2r(sigma_sa)))
 
-    def gain(self, condition_stage: Any = None) -> float:
+    def gain(self, condition_stage: ConditionStage | None = None) -> float:
         """κ of the module notes for the devices in use."""
         cond = (
             condition_stage.load()
@@ -77,7 +81,7 @@ class TwoTTwoR(Stage):
         return (s_l + s_h) / math.sqrt(s_l**2 + s_h**2 + (self.sigma_sa_ln or 0.0) ** 2)
 
     def error_probs(
-        self, q01: np.ndarray, q10: np.ndarray, condition_stage: Any = None
+        self, q01: np.ndarray, q10: np.ndarray, condition_stage: ConditionStage | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Differential read error for single-ended errors ``q01``/``q10`` (module notes)."""
         k = self.gain(condition_stage)
@@ -103,7 +107,7 @@ class DifferentialCell:
         return pulsed, pulsed
 
     def verify_terms(
-        self, cost: WriteCost, model: Any, n_set_unit: int, n_reset_unit: int
+        self, cost: WriteCost, model: VerifyModel, n_set_unit: int, n_reset_unit: int
     ) -> VerifyTerms:
         pulses = model.expected_pulses(self.p_error)
         reads = model.expected_verify_reads(self.p_error)
