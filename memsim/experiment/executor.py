@@ -19,7 +19,11 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any
+from typing import Any, TypeVar
+
+#: A task and the result of one call on it.
+TaskT = TypeVar("TaskT")
+ResultT = TypeVar("ResultT")
 
 
 class Executor(ABC):
@@ -153,8 +157,12 @@ def make_executor(workers: int) -> Executor:
 
 
 def map_unordered(
-    executor: Executor, fn: Callable[[Any], Any], tasks: Iterable[Any], *, window: int | None = None
-) -> Iterator[tuple[Any, Any]]:
+    executor: Executor,
+    fn: Callable[[TaskT], ResultT],
+    tasks: Iterable[TaskT],
+    *,
+    window: int | None = None,
+) -> Iterator[tuple[TaskT, ResultT]]:
     """Yield ``(task, fn(task))`` as calls finish, keeping at most ``window`` in flight.
 
     A bounded window keeps memory flat for long task lists and lets the caller persist each
@@ -162,7 +170,7 @@ def map_unordered(
     """
     window = window or max(2 * executor.workers, 1)
     it = iter(tasks)
-    by_ticket: dict[int, Any] = {}
+    by_ticket: dict[int, TaskT] = {}
     exhausted = False
     while True:
         while not exhausted and executor.pending < window:

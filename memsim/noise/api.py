@@ -20,7 +20,7 @@ import torch
 from memsim.formats import StorageFormat, get_format, resolve_bits
 from memsim.noise.bits import int_view_dtype, signed_numpy_dtype
 from memsim.noise.engines import Engine, get_engine
-from memsim.noise.rates import Layer, ladder_layers, rate_vector
+from memsim.noise.rates import Layer, Rates, ladder_layers, rate_vector
 
 Array = torch.Tensor | np.ndarray
 #: A tensor or an array: functions taking one return the same kind.
@@ -30,8 +30,8 @@ _CPU = torch.device("cpu")
 
 def flip(
     x: A,
-    p01: object,
-    p10: object = None,
+    p01: Rates,
+    p10: Rates | None = None,
     *,
     bits: object = None,
     engine: str = "auto",
@@ -84,8 +84,8 @@ def flip(
 
 def flip_(
     x: A,
-    p01: object,
-    p10: object = None,
+    p01: Rates,
+    p10: Rates | None = None,
     *,
     bits: object = None,
     engine: str = "auto",
@@ -121,8 +121,8 @@ def apply_layers_(x: A, fmt: StorageFormat, eng: Engine, layers: Sequence[Layer]
 
 def flip_coupled(
     x: A,
-    ps: Sequence[object],
-    p10s: Sequence[object] | None = None,
+    ps: Sequence[Rates],
+    p10s: Sequence[Rates] | None = None,
     *,
     bits: object = None,
     engine: str = "auto",
