@@ -102,7 +102,7 @@ def test_stage_list_in_a_file(tmp_path):
         ),
         (
             {"kind": "write_verify", "misread_prob": 1.5},
-            r"The 'misread_prob' parameter of write_verify must be a float in \[0\.0, 1\.0\]\. Got 1\.5\.",
+            r"The 'misread_prob' parameter of write_verify must be a float in \[0, 1\]\. Got 1\.5\.",
         ),
         ({"kind": "format", "to": "int4"}, r"The 'to' parameter of format must be one of"),
         ({"kind": "sram_msb", "n": -2}, r"The 'n' parameter of sram_msb must be an int"),

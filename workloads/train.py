@@ -36,6 +36,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from memsim.checks import check_probability
 from memsim.config import check_choice, check_range
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
@@ -131,9 +132,9 @@ class TrainConfig:
         check_range(own, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_range(own, "weight_decay", self.weight_decay, low=0.0)
         check_range(own, "warmup_fraction", self.warmup_fraction, low=0.0, high=1.0)
-        check_range(own, "noise_p", self.noise_p, low=0.0, high=1.0)
+        check_probability("noise_p", self.noise_p, owner=own)
         if self.noise_p10 is not None:
-            check_range(own, "noise_p10", self.noise_p10, low=0.0, high=1.0)
+            check_probability("noise_p10", self.noise_p10, owner=own)
         check_range(own, "weight_noise_p", self.weight_noise_p, low=0.0, high=0.5, high_open=True)
         if self.weight_noise_p10 is not None:
             check_range(

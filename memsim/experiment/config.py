@@ -58,12 +58,12 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         for name in ("p_min", "p_max"):
-            check_range("grid", name, getattr(self, name), low=0, high=1, low_open=True)
+            check_probability(name, getattr(self, name), owner="grid", low_open=True)
         if not self.p_min < self.p_max:
             raise ValueError(f"'p_min' ({self.p_min}) must be below 'p_max' ({self.p_max}).")
         check_range("grid", "points_per_decade", self.points_per_decade, kind=int, low=1, high=1000)
         for i, v in enumerate(self.values):
-            check_range("grid", f"values[{i}]", v, low=0, high=1, low_open=True)
+            check_probability(f"values[{i}]", v, owner="grid", low_open=True)
         if len(set(self.values)) != len(self.values):
             raise ValueError("'values' must not repeat a p value.")
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 
+from memsim.checks import check_probability
 from memsim.config import (
     CONFIG_DIR,
     ConfigError,
@@ -185,7 +186,7 @@ class BNNStudyConfig:
         if not self.ber_grid:
             raise ValueError(f"The 'ber_grid' parameter of {own} must list at least one rate.")
         for p in self.ber_grid:
-            check_range(own, "ber_grid", p, low=0.0, high=1.0, low_open=True)
+            check_probability("ber_grid", p, owner=own, low_open=True)
         object.__setattr__(self, "ber_grid", tuple(sorted(float(p) for p in self.ber_grid)))
         for r in self.compliance_ratios:
             check_range(own, "compliance_ratios", r, low=0.0, high=1.0, low_open=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from memsim.checks import check_probability
 from memsim.config import check_range
 from memsim.device import WriteVerify as VerifyModel
 from policies.costs import WriteCost
@@ -53,7 +54,7 @@ class WriteVerify(Stage):
             "write_verify", "max_extra_rounds", self.max_extra_rounds, kind=int, low=0, high=64
         )
         if self.misread_prob is not None:
-            check_range("write_verify", "misread_prob", self.misread_prob, low=0.0, high=1.0)
+            check_probability("misread_prob", self.misread_prob, owner="write_verify")
 
     def scheme(self, device: DeviceParams | None = None) -> VerifyModel:
         """The device-level model: the bundle's margin and misreads, or none without a device."""
