@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -23,6 +24,14 @@ from workloads.data import Cifar10Data
 def cached_checkpoint(name: str) -> Path:
     """Where a workload's own trained weights live in the memsim cache folder."""
     return cache_dir() / "checkpoints" / f"{name}.pt"
+
+
+class CifarOptions(TypedDict, total=False):
+    """Keyword options of :class:`CifarWorkload` a family's factory passes on."""
+
+    checkpoint: str | os.PathLike | None
+    data_root: str | os.PathLike | None
+    download: bool
 
 
 class CifarWorkload(Workload):

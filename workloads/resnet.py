@@ -11,12 +11,13 @@ write of its own (:mod:`memsim.inference.graph`).
 from __future__ import annotations
 
 import functools
+from typing import Unpack
 
 import torch
 from torch import nn
 
 from workloads.base import WORKLOADS
-from workloads.cifar import CifarWorkload
+from workloads.cifar import CifarOptions, CifarWorkload
 
 
 class BasicBlock(nn.Module):
@@ -97,7 +98,7 @@ def resnet(name: str, num_classes: int = 10) -> CifarResNet:
     return CifarResNet(n, widths, num_classes)
 
 
-def _workload(name: str, **options: object) -> CifarWorkload:
+def _workload(name: str, **options: Unpack[CifarOptions]) -> CifarWorkload:
     n, widths = VARIANTS[name]
     cfg = {"blocks_per_stage": n, "widths": list(widths), "shortcut": "1x1 conv + bn"}
     return CifarWorkload(name, name, functools.partial(resnet, name), cfg, **options)

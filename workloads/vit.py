@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from workloads.base import WORKLOADS
-from workloads.cifar import CifarWorkload
+from workloads.cifar import CifarOptions, CifarWorkload
 
 
 class Attention(nn.Module):
@@ -113,7 +114,7 @@ def vit(name: str, num_classes: int = 10) -> ViT:
     return ViT(**VARIANTS[name], num_classes=num_classes)
 
 
-def _workload(name: str, **options: object) -> CifarWorkload:
+def _workload(name: str, **options: Unpack[CifarOptions]) -> CifarWorkload:
     return CifarWorkload(name, name, functools.partial(vit, name), dict(VARIANTS[name]), **options)
 
 

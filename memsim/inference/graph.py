@@ -189,7 +189,8 @@ def _is_inplace(node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in _INPLACE_OPERATORS or bool(node.kwargs.get("inplace", False))
     if node.op == "call_method":
-        return node.target.endswith("_") and not node.target.startswith("_")
+        target = node.target
+        return isinstance(target, str) and target.endswith("_") and not target.startswith("_")
     return False
 
 
@@ -296,7 +297,7 @@ class GraphTaps:
             first = inputs[0] if inputs else None
             if node.op == "call_module":
                 module = modules[node.target]
-                if not _is_write(module, first, out):
+                if not isinstance(out, torch.Tensor) or not _is_write(module, first, out):
                     continue
                 base, kind = node.target, type(module).__name__
                 ops = _ops_per_input(module, first, out)
@@ -325,7 +326,11 @@ class GraphTaps:
         for node, index in write_nodes:
             with graph.inserting_after(node):
                 tap = graph.call_module("_memsim_tap", (node, index))
-            node.replace_all_uses_with(tap, delete_user_cb=lambda user, tap=tap: user is not tap)
+
+            def not_tap(user: fx.Node, tap: fx.Node = tap) -> bool:
+                return user is not tap
+
+            node.replace_all_uses_with(tap, delete_user_cb=not_tap)
         graph.lint()
         self._gm.recompile()
 
@@ -357,7 +362,8 @@ class GraphTaps:
 
 
 def _lookup(args: object, values: dict[fx.Node, object]) -> object:
-    return fx.node.map_arg(args, lambda n: values.get(n))
+    # map_arg is typed for graph arguments; here it puts run-time values in place of nodes.
+    return fx.node.map_arg(args, lambda n: values.get(n))  # type: ignore[type-var, arg-type, return-value]
 
 
 def _functional_ops(node: fx.Node, out: torch.Tensor, inputs: list[torch.Tensor]) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -37,6 +38,9 @@ from torch import nn
 from memsim.inference.taps import WEIGHTED_LAYERS, Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
+
+if TYPE_CHECKING:
+    from memsim.inference.graph import GraphTaps
 
 QMIN, QMAX = -128, 127
 CALIBRATION_METHODS = ("minmax", "percentile")
@@ -135,7 +139,7 @@ class Calibration:
 
 def calibrate(
     model: nn.Module,
-    taps: Taps,
+    taps: Taps | GraphTaps,
     calibration: torch.Tensor,
     *,
     method: str = "minmax",

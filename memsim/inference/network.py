@@ -44,6 +44,7 @@ import secrets
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -51,6 +52,13 @@ from torch import nn
 from memsim.formats import FORMATS, StorageFormat
 from memsim.inference.faults import FaultMap
 from memsim.inference.graph import GraphTaps, check_granularity, make_taps
+from memsim.inference.int8 import (
+    Int8Storage,
+    calibrate,
+    dequantize_into_,
+    quantize,
+    quantize_parameters_,
+)
 from memsim.inference.taps import Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
@@ -82,6 +90,29 @@ _STORAGE_DTYPES = {
 }
 
 ChannelSpec = Channel | Callable[[WritePoint], Channel | None] | None
+
+
+#: ``observer(point, stored)``: sees every stored tensor (do not modify it).
+Observer = Callable[[WritePoint, torch.Tensor], None]
+
+
+class ActivationStorage(Protocol):
+    """How a write is stored: ``store`` → (channel on the stored tensor) → ``load``.
+
+    ``store(point, x)`` returns the stored tensor (in the storage format, may share ``x``'s
+    memory); ``load(point, stored, out)`` writes the value read back into ``out`` and returns
+    the tensor the network continues with. ``always_round_trip`` says whether storing changes
+    values even without noise (a clean write can then not be skipped).
+    """
+
+    fmt: str
+
+    @property
+    def always_round_trip(self) -> bool: ...
+
+    def store(self, wp: WritePoint, x: torch.Tensor) -> torch.Tensor: ...
+
+    def load(self, wp: WritePoint, stored: torch.Tensor, out: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -147,6 +178,7 @@ def resolve_channels(channel: ChannelSpec, points: tuple[WritePoint, ...]) -> li
     """
     if channel is None:
         return [None] * len(points)
+    per_point: list[Channel | None]
     if isinstance(channel, Channel):
         per_point = [channel] * len(points)
     elif callable(channel):
@@ -302,7 +334,9 @@ class NoisyNetwork:
         self.fault_map = fault_map
         self._device = torch.device("cpu")
         self._taps: Taps | GraphTaps | None = None
-        self._run: tuple | None = None  # (channels, seed, batch index, observer) during a forward
+        self._storage: ActivationStorage
+        # (channels, seed, batch index, observer) during a forward
+        self._run: tuple[list[Channel | None], int, int, Observer | None] | None = None
         self.weight_points: list[WritePoint] = []
         self.weight_codes: dict[str, torch.Tensor] = {}  # int8: stored integer codes by name
         if name in ("int8", "int4"):
@@ -314,8 +348,6 @@ class NoisyNetwork:
 
     # ----------------------------------------------------------------- construction
     def _init_int8(self, calibration, weight_channel, weight_seed, method) -> None:
-        from memsim.inference.int8 import Int8Storage, calibrate, quantize_parameters_
-
         if calibration is None:
             raise ValueError(
                 f"{self.fmt} needs calibration inputs: pass calibration=<tensor of inputs>, for example "
@@ -356,7 +388,7 @@ class NoisyNetwork:
             for (wp, param), ch in zip(points, channels):
                 if ch is None:
                     continue
-                stored = param.data.to(self._storage.dtype, copy=True)
+                stored = param.data.to(_STORAGE_DTYPES[self.fmt], copy=True)
                 ch.apply_(stored, child_seed(base, "weight", wp.index))
                 param.data.copy_(stored)
 
@@ -400,13 +432,14 @@ class NoisyNetwork:
     # ----------------------------------------------------------------- forward
     def write_points(self, example: torch.Tensor | None = None) -> tuple[WritePoint, ...]:
         """The activation write points (discovered on ``example`` if not yet known)."""
-        if self._taps is None:
+        taps = self._taps
+        if taps is None:
             if example is None:
                 raise ValueError(
                     "Write points are found on an example input: pass example=<input batch>."
                 )
-            self._ensure_taps(example.to(self._device))
-        return self._taps.points
+            taps = self._ensure_taps(example.to(self._device))
+        return taps.points
 
     @property
     def model(self) -> nn.Module:
@@ -420,6 +453,8 @@ class NoisyNetwork:
         return xb.clone() if xb is x else xb
 
     def _on_write(self, wp: WritePoint, out: torch.Tensor) -> torch.Tensor:
+        if self._run is None:
+            raise RuntimeError(f"Write '{wp.name}' happened outside a NoisyNetwork forward pass.")
         channels, seed, batch, observer = self._run
         ch = channels[wp.index]
         storage = self._storage
@@ -433,13 +468,16 @@ class NoisyNetwork:
         return storage.load(wp, stored, out)
 
     def _forward(
-        self, xb: torch.Tensor, channels: list, seed: int, batch: int, observer=None
+        self,
+        xb: torch.Tensor,
+        channels: list[Channel | None],
+        seed: int,
+        batch: int,
+        observer: Observer | None = None,
     ) -> torch.Tensor:
         taps = self._ensure_taps(xb)
-        if self.fmt in ("int8", "int4") and not self.noisy_input:
+        if isinstance(self._storage, Int8Storage) and not self.noisy_input:  # int8 and int4
             q = self._storage.cal.network_input
-            from memsim.inference.int8 import dequantize_into_, quantize
-
             dequantize_into_(xb, quantize(xb, q, self._storage.bits), q)
         self._run = (channels, seed, batch, observer)
         try:

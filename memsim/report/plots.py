@@ -65,8 +65,10 @@ class ReadableLogLocator(ticker.Locator):
             return ticker.LogLocator(numticks=self.max_ticks).tick_values(max(vmin, 1e-300), vmax)
         if vmax / vmin >= 10:
             return ticker.LogLocator(numticks=self.max_ticks).tick_values(vmin, vmax)
-        values = ticker.MaxNLocator(nbins=self.max_ticks - 2, steps=[1, 2, 2.5, 5, 10]).tick_values(
-            vmin, vmax
+        values = np.asarray(
+            ticker.MaxNLocator(nbins=self.max_ticks - 2, steps=[1, 2, 2.5, 5, 10]).tick_values(
+                vmin, vmax
+            )
         )
         return values[(values > 0) & (values >= vmin) & (values <= vmax)]
 

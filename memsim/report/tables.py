@@ -19,7 +19,7 @@ from memsim.fit import FitResult, fit_points, wilson_interval
 CURVE_COLUMNS = ("workload", "format", "policy", "mask")
 
 #: Columns of ``summary.csv`` in order (the contract).
-SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS: tuple[str, ...] = (
     "workload",
     "format",
     "policy",
