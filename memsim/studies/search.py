@@ -188,7 +188,8 @@ def assignment_spec(
 ) -> PolicySpec:
     """The per-layer policy of an assignment (``None``: that layer stored ideally)."""
     layers = {n: cands[k].spec for n, k in zip(names, assignment) if k is not None}
-    default = "ideal" if any(k is None for k in assignment) else cands[assignment[0]].spec
+    first = assignment[0]
+    default = "ideal" if first is None or any(k is None for k in assignment) else cands[first].spec
     return PolicySpec(label, {"kind": "per_layer", "default": default, "layers": layers})
 
 

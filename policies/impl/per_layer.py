@@ -32,13 +32,15 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 from policies.base import Policy
 from policies.stage import register
 
 if TYPE_CHECKING:
-    from memsim.noise.channel import Channel
+    from memsim.device.params import DeviceParams
+    from memsim.noise.channel import Channel, ChannelOptions
+    from memsim.noise.rates import Rates
     from memsim.timing.plan import WritePlan
     from memsim.trace.records import WriteRecord
 
@@ -141,7 +143,9 @@ class PerLayer(Policy):
         policy = self.policy_for(name)
         return fmt if policy is None else policy.storage_format(fmt)
 
-    def channel(self, fmt: str, p01: float, p10: float | None = None, **options: Any) -> Channel:
+    def channel(
+        self, fmt: str, p01: Rates, p10: Rates | None = None, **options: Unpack[ChannelOptions]
+    ) -> Channel:
         """The default's channel (layers are resolved by :meth:`policy_for`)."""
         if self.default is None:
             from memsim.noise.channel import Noiseless
@@ -149,7 +153,7 @@ class PerLayer(Policy):
             return Noiseless()
         return self.default.channel(fmt, p01, p10, **options)
 
-    def plan(self, record: WriteRecord, device: Any) -> WritePlan:
+    def plan(self, record: WriteRecord, device: DeviceParams) -> WritePlan:
         """The write plan of ``record`` under its layer's policy."""
         policy = self.policy_for(record.name)
         if policy is None:
