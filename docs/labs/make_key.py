@@ -115,7 +115,7 @@ def run_lab(lab: Lab, out: Path, *, smoke: bool) -> float:
             sys.executable,
             "-m",
             "memsim",
-            "run",
+            lab.verb,
             lab.config,
             "--out",
             str(out),
