@@ -20,6 +20,7 @@ layer over these functions.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,13 @@ def operating_points(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def default_out(config: ExperimentConfig) -> Path:
-    """``runs/<name>-<hash>``: one folder per experiment identity."""
-    return Path("runs") / f"{config.name}-{config.digest()[:8]}"
+    """``runs/<name>-<hash>``: one folder per experiment identity, always inside ``runs/``.
+
+    The name is reduced to letters, digits, ``.``, ``_`` and ``-`` (no path separators, no
+    leading dot), so a name such as ``"../../x"`` cannot point the folder elsewhere.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", config.name).lstrip(".") or "experiment"
+    return Path("runs") / f"{slug[:80]}-{config.digest()[:8]}"
 
 
 def run_experiment(
