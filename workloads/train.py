@@ -36,6 +36,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from memsim.compute import resolve_device as resolve_torch_device
 from memsim.config import check_choice, check_range
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
@@ -125,8 +126,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         own = "TrainConfig"
-        check_range(own, "epochs", self.epochs, kind=int, low=1)
-        check_range(own, "batch_size", self.batch_size, kind=int, low=1)
+        check_range(own, "epochs", self.epochs, kind=int, low=1, high=100_000)
+        check_range(own, "batch_size", self.batch_size, kind=int, low=1, high=65536)
         check_range(own, "lr", self.lr, low=0.0, low_open=True)
         check_range(own, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_range(own, "weight_decay", self.weight_decay, low=0.0)
@@ -139,7 +140,7 @@ class TrainConfig:
             check_range(
                 own, "weight_noise_p10", self.weight_noise_p10, low=0.0, high=0.5, high_open=True
             )
-        check_range(own, "seed", self.seed, kind=int, low=0)
+        check_range(own, "seed", self.seed, kind=int, low=0, high=2**64 - 1)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_limit(self.limit)
@@ -203,15 +204,8 @@ class TrainResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"The 'device' parameter must name a torch device. Got {device!r}: {exc}"
-        ) from None
+    """``"auto"`` → CUDA when present, else CPU; a device this machine lacks is a ``ValueError``."""
+    return resolve_torch_device(device)
 
 
 @torch.no_grad()
