@@ -155,13 +155,12 @@ def run_experiment(
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
+    from memsim.compute import resolve_device
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
-    if evaluator is None:  # a device that is not there is reported before anything is written
-        from memsim.inference.network import check_device
-
-        check_device(run.device)
+    # A device this machine lacks is refused before the folder is claimed (for any evaluator).
+    resolve_device(run.device)
     if run.executor == "ray":  # a missing extra is reported before anything is written
         from memsim.experiment.ray_executor import require_ray
 
