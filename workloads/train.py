@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
+import logging
 import math
 import os
 import sys
@@ -41,6 +43,8 @@ from memsim.config import check_choice, check_range
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -255,6 +259,30 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def _save_train_state(path: str | os.PathLike, state: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+    os.replace(tmp, path)
+
+
+def _load_train_state(path: str | os.PathLike, identity: str) -> dict | None:
+    """The saved training state at ``path`` when it is for the same workload and config."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated files
+        log.warning("ignoring unreadable training state %s (%s); starting afresh", path, exc)
+        return None
+    if not isinstance(state, dict) or state.get("identity") != identity:
+        log.warning("training state %s is for another workload or config; starting afresh", path)
+        return None
+    return state
+
+
 @contextlib.contextmanager
 def _noisy_writes(
     model: nn.Module, example: torch.Tensor, config: TrainConfig, step: list[int]
@@ -298,10 +326,14 @@ def train_model(
     device: str | torch.device = "auto",
     progress: bool = True,
     hooks: Sequence[TrainHook] = (),
+    state_path: str | os.PathLike | None = None,
 ) -> tuple[nn.Module, int]:
     """Train ``workload.build_model()`` with ``config``.
 
     The workload's own hooks (:meth:`Workload.train_hooks`) run first, then ``hooks``.
+    With ``state_path``, the whole training state (weights, optimizer, schedule, random
+    generators) is saved there after every epoch, and a state found there for the same
+    workload and config is resumed from: an interrupted training loses at most one epoch.
 
     Returns
     -------
@@ -342,12 +374,23 @@ def train_model(
     loss_fn = nn.CrossEntropyLoss()
     step = [0]
     skipped = 0
+    start = 0
+    identity = json.dumps({"workload": workload.name, "config": asdict(config)}, sort_keys=True)
+    state = _load_train_state(state_path, identity) if state_path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        augment_gen.set_state(state["augment_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step[0], skipped, start = int(state["step"]), int(state["skipped"]), int(state["epoch"])
+        log.info("resuming %s training from %s after epoch %d", workload.name, state_path, start)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_deterministic())
         stack.enter_context(_noisy_writes(model, x[:2].to(device), config, step))
         for hook in hooks:
             stack.enter_context(hook.training(model, config))
-        for epoch in range(config.epochs):
+        for epoch in range(start, config.epochs):
             order = torch.randperm(len(y), generator=torch_generator(config.seed, "shuffle", epoch))
             bar = tqdm(
                 range(steps_per_epoch),
@@ -389,6 +432,21 @@ def train_model(
                 step[0] += 1
                 if b % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+            if state_path is not None:
+                _save_train_state(
+                    state_path,
+                    {
+                        "identity": identity,
+                        "epoch": epoch + 1,
+                        "step": step[0],
+                        "skipped": skipped,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "augment_rng": augment_gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                )
     return model.float().cpu().eval(), skipped
 
 
@@ -426,7 +484,12 @@ def train(
     TrainResult
     """
     config = config or TrainConfig()
-    model, skipped = train_model(workload, config, device=device, progress=progress)
+    state_path = None if out is None else Path(f"{os.fspath(out)}.train-state")
+    if state_path is not None:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+    model, skipped = train_model(
+        workload, config, device=device, progress=progress, state_path=state_path
+    )
     stored = copy.deepcopy(model)
     with torch.no_grad():
         for t in [*stored.parameters(), *stored.buffers()]:
@@ -447,11 +510,20 @@ def train(
             data=info.get("data", workload.name),
             test_acc=test_acc,
             test_samples=len(y_test),
-            mean=list(getattr(workload, "mean", ())) or None,
-            std=list(getattr(workload, "std", ())) or None,
+            mean=_plain_list(getattr(workload, "mean", None)),
+            std=_plain_list(getattr(workload, "std", None)),
             recipe=config.describe(),
             train_config=asdict(config),
             skipped_batches=skipped,
             torch_version=str(torch.__version__),
         )
+        state_path.unlink(missing_ok=True)  # the checkpoint is written: nothing to resume
     return TrainResult(model=stored, test_acc=test_acc, checkpoint=path, skipped_batches=skipped)
+
+
+def _plain_list(values: object) -> list[float] | None:
+    """Normalisation constants as a plain list (None when the workload has none)."""
+    if values is None:
+        return None
+    values = [float(v) for v in values]
+    return values or None

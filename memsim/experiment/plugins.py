@@ -46,11 +46,6 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
         _check_lookup(f"workloads[{i}]", source, lambda s=spec: _workload_registry().get(s.name))
         # Options are checked by building the workload (cheap: nothing is loaded yet).
         _check_lookup(f"workloads[{i}].options", source, lambda s=spec: _build_workload(s))
-        if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
-            raise ConfigError(
-                f"{where_text(f'workloads[{i}].checkpoint', source)}: checkpoint file "
-                f"{spec.checkpoint} does not exist."
-            )
     _check_lookup("sweep.engine", source, lambda: _engine(config.sweep.engine))
     for i, spec in enumerate(config.policies):
         policy = _check_lookup(f"policies[{i}]", source, lambda s=spec: make_policy(s))
@@ -90,6 +85,19 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
 
 #: The most points one experiment may plan (a larger sweep is a typo, not a study).
 MAX_POINTS = 10_000_000
+
+
+def check_files(config: ExperimentConfig, source: Any = None) -> None:
+    """Check the files a run reads (workload checkpoints) exist; called before a run starts.
+
+    Kept apart from :func:`check_plugins`: a config may name a checkpoint that is trained later.
+    """
+    for i, spec in enumerate(config.workloads):
+        if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
+            raise ConfigError(
+                f"{where_text(f'workloads[{i}].checkpoint', source)}: checkpoint file "
+                f"{spec.checkpoint} does not exist."
+            )
 
 
 def _build_workload(spec):

@@ -43,6 +43,7 @@ from memsim.experiment.config import (
 from memsim.experiment.load import load_experiment, parse_experiment
 from memsim.experiment.memory import memory_table, writes_table
 from memsim.experiment.plugins import (
+    check_files,
     check_plugins,
     curves_of,
     load_condition_device,
@@ -159,8 +160,9 @@ def run_experiment(
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
-    # A device this machine lacks is refused before the folder is claimed (for any evaluator).
+    # What can be checked is checked before the output folder is claimed.
     resolve_device(run.device)
+    check_files(config)
     if run.executor == "ray":  # a missing extra is reported before anything is written
         from memsim.experiment.ray_executor import require_ray
 
