@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 
 from memsim.compute import DEFAULT_DEVICE
 
@@ -138,14 +139,39 @@ def torch_device(args: argparse.Namespace) -> str:
     return getattr(args, "device", None) or DEFAULT_DEVICE
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging(args: argparse.Namespace) -> None:
-    """Set up the ``memsim`` loggers from ``-v``/``-q`` (only the CLI configures logging)."""
+    """Set up the ``memsim``, ``workloads`` and ``policies`` loggers from ``-v``/``-q``.
+
+    Only the CLI configures logging (libraries just log); calling this again replaces what
+    an earlier call set up.
+    """
     if getattr(args, "quiet", False):
         level = logging.WARNING
     elif getattr(args, "verbose", 0):
         level = logging.DEBUG
     else:
         level = logging.INFO
-    logging.basicConfig(level=level, format="memsim: %(levelname)s: %(message)s")
+    formatter = logging.Formatter("memsim: %(message)s")
     for name in ("memsim", "workloads", "policies"):
-        logging.getLogger(name).setLevel(level)
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+            logger.removeHandler(handler)
+        handler = _StderrHandler()
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        logger.setLevel(level)
