@@ -6,6 +6,7 @@ they seem; checks that come too late; no upper bounds; orphan workers; round tri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -59,6 +60,15 @@ def test_flip_demo_and_eval_share_the_noise_options(capsys):
         with pytest.raises(SystemExit):
             main([*verb, "--p10=-0.5"])
         assert "--p10" in capsys.readouterr().err
+
+
+def test_python_api_validates_like_the_loader(tmp_path):
+    config, _ = load_experiment()
+    bad = dataclasses.replace(config, sweep=dataclasses.replace(config.sweep, engine="fastest"))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="sweep.engine"):
+        run_experiment(bad, RunOptions(out=out, progress=False))
+    assert not out.exists()
 
 
 def test_report_bootstrap_is_checked_like_the_config(tmp_path, capsys):

@@ -153,6 +153,10 @@ def run_experiment(
 
     Raises
     ------
+    ConfigError
+        A bad plug-in name or combination, a missing checkpoint (before anything is written).
+    ValueError
+        A torch device this machine lacks (before anything is written).
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
@@ -160,13 +164,20 @@ def run_experiment(
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
-    # What can be checked is checked before the output folder is claimed.
+    # What can be checked is checked before the output folder is claimed, the same way as
+    # load_experiment does (a config built in Python skips the loader).
+    check_plugins(config)
     resolve_device(run.device)
     check_files(config)
     if run.executor == "ray":  # a missing extra is reported before anything is written
         from memsim.experiment.ray_executor import require_ray
 
         require_ray()
+    if evaluator is None:
+        # Train/cache/load the models once, before any worker starts and before the folder is
+        # claimed: a corrupt checkpoint or missing data set is refused with nothing written.
+        for spec in config.workloads:
+            load_workload(spec)
     out = Path(run.out) if run.out is not None else default_out(config)
     digest = config.digest()
     with ResultsStore.open(out, config=config.to_dict(), digest=digest) as store:
@@ -193,8 +204,6 @@ def run_experiment(
             evaluator = NetworkEvaluator(
                 config.workloads, config.policies, config.sweep, run.device
             )
-            for spec in config.workloads:  # train/cache models once, before any worker starts
-                load_workload(spec)
         curves = curves_of(config)
         grid = config.grid.ps()
         ops = [(c["operating_p01"], c["operating_p10"]) for c in conditions]
