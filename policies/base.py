@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from memsim.timing.plan import WritePlan
     from memsim.trace.records import WriteRecord
 
+
 def _record_kind(name: str, cls: object) -> None:
     """A policy class registered any way (decorator, ``POLICIES.register``, entry point) is
     labelled by its registered name."""

@@ -33,10 +33,16 @@ def add_parser(subparsers) -> None:
         "--out", type=Path, default=None, help="output folder (default runs/bnn-<workload>-<hash>)"
     )
     p.add_argument(
-        "--repeats", type=options.bounded_int(1, 10_000), default=None, help="fault-map draws per point (overrides the config)"
+        "--repeats",
+        type=options.bounded_int(1, 10_000),
+        default=None,
+        help="fault-map draws per point (overrides the config)",
     )
     p.add_argument(
-        "--eval-limit", type=options.bounded_int(1, 100_000_000), default=None, help="test samples (overrides the config)"
+        "--eval-limit",
+        type=options.bounded_int(1, 100_000_000),
+        default=None,
+        help="test samples (overrides the config)",
     )
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
