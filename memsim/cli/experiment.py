@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             overrides=args.overrides,
             out=args.out,
             workers=args.workers or 1,
-            progress=not args.no_progress,
+            progress=options.progress(args),
         )
     config, run = _options(args)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())
