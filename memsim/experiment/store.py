@@ -426,6 +426,7 @@ def check_row(
     config: Mapping[str, Any] | None = None,
     digest: str | None = None,
     schema: RowSchema = SWEEP_ROWS,
+    verify_id: bool = True,
 ) -> dict:
     """Check one stored point against the store's schema and the folder's experiment.
 
@@ -445,7 +446,7 @@ def check_row(
         raise ResultsError(f"{where}: 'point_id' must be a string. Got {row['point_id']!r}.")
     if schema == SWEEP_ROWS:
         _check_sweep_row(row, where)
-    if row["point_id"] != point_id(row, schema):
+    if verify_id and row["point_id"] != point_id(row, schema):
         raise ResultsError(
             f"{where}: 'point_id' {row['point_id']!r} does not match the row's key columns "
             "(the row was edited or is corrupt)."
@@ -514,7 +515,8 @@ def read_points_csv(
         number = i + 2  # line 1 is the header
         where = f"{path} line {number}"
         row = {k: _from_csv(k, v, schema.float_columns) for k, v in record.items()}
-        row = check_row(row, where, config, digest, schema)
+        # CSV keeps no types: only the sweep's key columns are typed well enough to rehash.
+        row = check_row(row, where, config, digest, schema, verify_id=schema == SWEEP_ROWS)
         _add_unique(rows, first_line, row, number, where)
         numbered.append((number, row))
     _check_tagged(numbered, path)
