@@ -76,10 +76,23 @@ def test_bits_take_lists_as_the_readme_says():
     assert mask.sum() == 9  # one sign bit and eight exponent bits
 
 
+def test_help_choices_match_the_library():
+    from memsim.cli import experiment, inference
+    from memsim.cli import train as train_verb
+    from memsim.experiment import config
+    from memsim.inference.graph import GRANULARITIES
+    from workloads.train import OPTIMIZERS, SCHEDULES
+
+    assert experiment.EXECUTORS == config.EXECUTORS
+    assert experiment.COMPUTE_DTYPES == config.COMPUTE_DTYPES
+    assert inference.GRANULARITIES == GRANULARITIES
+    assert train_verb._SCHEDULES == SCHEDULES and train_verb._OPTIMIZERS == OPTIMIZERS
+
+
 def test_train_help_defaults_match_the_recipe():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parser = _verbs()["train"]
-    for dest in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "seed"):
+    for dest in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "seed", "optimizer"):
         assert parser.get_default(dest) == defaults[dest], dest
 
 

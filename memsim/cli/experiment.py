@@ -49,8 +49,13 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
 _SCALE_RUN_OPTIONS = ("executor", "address", "gpus_per_point")
 
 
+#: ``memsim.experiment.config.EXECUTORS`` and ``COMPUTE_DTYPES``, repeated here because importing
+#: ``memsim.experiment`` loads torch, and ``--help`` must not (a test keeps them equal).
+EXECUTORS = ("local", "ray")
+COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
+
+
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
-    from memsim.experiment.config import COMPUTE_DTYPES, EXECUTORS
 
     g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
     g.add_argument(
