@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t = subparsers.add_parser(
         "trace",
         help="trace the tensor writes of one inference",
-        parents=[options.common()],
+        parents=[options.common(), options.device()],
     )
     _workload_args(t)
     t.add_argument(
@@ -67,7 +67,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--include-weights", action="store_true", help="also list weights and biases")
     t.add_argument("--out", default=None, help="save the trace (JSON) to this file")
-    t.add_argument("--device", default="cpu", help="torch device to trace on (cpu, cuda)")
     t.set_defaults(func=run_trace)
 
     e = subparsers.add_parser(
@@ -114,10 +113,12 @@ def run_trace(args: argparse.Namespace) -> int:
 
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)
-    check_device(args.device)
-    if args.device != "cpu":  # the network moves on its first run; the data once, here
-        net.logits(x[:2], device=args.device)
-        x = x.to(args.device)
+    check_device(options.torch_device(args))
+    if (
+        options.torch_device(args) != "cpu"
+    ):  # the network moves on its first run; the data once, here
+        net.logits(x[:2], device=options.torch_device(args))
+        x = x.to(options.torch_device(args))
     trace = trace_model(net, x, workload_name=workload.name, include_weights=args.include_weights)
     print(format_trace(trace))
     if args.out:
