@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -287,8 +287,24 @@ def _toml_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> N
         _toml_table(v, [*path, _toml_key(k)], lines)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: characters outside the BMP stay literal (TOML has no surrogates)."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _toml_value(v: Any) -> str:
@@ -301,7 +317,7 @@ def _toml_value(v: Any) -> str:
             else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
         )
     if isinstance(v, str | Path):
-        return json.dumps(str(v))
+        return _toml_string(str(v))
     if isinstance(v, Mapping):
         return (
             "{"

@@ -30,9 +30,16 @@ class UnknownNameError(ValueError):
 class Registry(Generic[T]):
     """Name → object mapping with entry-point discovery and helpful lookup errors."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        on_add: Callable[[str, T], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        #: Called with ``(name, obj)`` for every entry, registered or from an entry point.
+        self.on_add = on_add
         self._items: dict[str, T] = {}
         self._entry_points_loaded = entry_point_group is None
 
@@ -49,6 +56,8 @@ class Registry(Generic[T]):
             if name in self._items and self._items[name] is not item:
                 raise ValueError(f"A {self.kind} named '{name}' is already registered.")
             self._items[name] = item
+            if self.on_add is not None:
+                self.on_add(name, item)
             return item
 
         return add if obj is None else add(obj)
@@ -62,6 +71,8 @@ class Registry(Generic[T]):
                 continue
             try:
                 self._items[ep.name] = ep.load()
+                if self.on_add is not None:
+                    self.on_add(ep.name, self._items[ep.name])
             except Exception as exc:  # a broken plug-in must not break memsim
                 raise ImportError(
                     f"The {self.kind} plug-in '{ep.name}' ({ep.value}) from entry point group "

@@ -34,9 +34,9 @@ def child_seed(seed: int | None, *key: object) -> int:
         return secrets.randbits(63)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an int or None. Got {seed!r}.")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative. Got {seed}.")
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, *_key_words(key)])
+    if not 0 <= seed <= 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"seed must be an int in [0, 2**64 - 1]. Got {seed}.")
+    ss = np.random.SeedSequence([int(seed), *_key_words(key)])
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 

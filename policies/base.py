@@ -27,7 +27,17 @@ if TYPE_CHECKING:
     from memsim.timing.plan import WritePlan
     from memsim.trace.records import WriteRecord
 
-POLICIES: Registry[type[Policy]] = Registry("policy", entry_point_group="memsim.policies")
+
+def _record_kind(name: str, cls: object) -> None:
+    """A policy class registered any way (decorator, ``POLICIES.register``, entry point) is
+    labelled by its registered name."""
+    if isinstance(cls, type) and issubclass(cls, Policy) and not cls.__dict__.get("kind"):
+        cls.kind = name
+
+
+POLICIES: Registry[type[Policy]] = Registry(
+    "policy", entry_point_group="memsim.policies", on_add=_record_kind
+)
 
 
 class Policy(ABC):

@@ -1,8 +1,13 @@
 """Contract tests run on every registered policy (a new one is tested the moment it registers).
 
-Invariants from STYLE.md / issue 5: with zero device error the channel changes no bit; a larger
-verify budget never raises the residual error and never lowers the energy; every plan is a valid
-WritePlan whose bits add up; sram_exponent never flips a sign or exponent bit.
+The contract the README states for any policy (a ``policies.base.Policy`` subclass with
+``channel`` and ``plan``): with zero device error the channel changes no bit; at a large error
+it does change bits; every plan is a valid WritePlan for its record that places every stored
+bit (redundancy may add bits) with non-negative energies; a policy is labelled by its registered
+name. These hold for outside policies too (a plain ``Policy`` and a three-copy policy are
+registered at test time below). Built-in storage stages are checked further: their bits add up
+exactly, a larger verify budget never raises the residual error nor lowers the energy, every pair
+composes or names the conflict, and sram_exponent never flips a sign or exponent bit.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from helpers import activation_record, random_values, same_bits, words_of
 import policies
 from memsim.device import load_device
 from memsim.formats import get_format
+from memsim.noise.channel import BitFlip
+from memsim.timing.plan import WritePlan
 from memsim.trace.records import WriteRecord
 from policies import POLICIES, Stage, get_policy
 from policies.accuracy import cell_error_probs
@@ -34,6 +41,8 @@ FORMATS = ("float32", "float16", "bfloat16", "float64", "int8")
 
 def example(kind: str) -> policies.Policy:
     cls = POLICIES.get(kind)
+    if not dataclasses.is_dataclass(cls):
+        return cls()
     required = [
         f.name
         for f in dataclasses.fields(cls)
@@ -76,14 +85,7 @@ def storable(policy: policies.Policy, fmt: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", everything())
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_zero_device_error_changes_no_bit(name, fmt):
-    policy = as_policy(name)
-    if not storable(policy, fmt):
-        pytest.skip(f"{name} cannot store {fmt}")
-    if not policy.follows_sweep:
-        pytest.skip(f"{name} uses its own programming condition's error, not the device's")
+def check_zero_error(policy: policies.Policy, fmt: str) -> None:
     stored = policy.storage_format(fmt)
     x = random_tensor(stored)
     before = x.clone()
@@ -93,35 +95,113 @@ def test_zero_device_error_changes_no_bit(name, fmt):
     assert same_bits(x, before)
 
 
-@pytest.mark.parametrize("name", everything())
-def test_channel_corrupts_at_large_error(name):
-    """The counterpart of the zero-error test: the channel is not noiseless by accident."""
-    policy = as_policy(name)
+def check_corrupts(policy: policies.Policy) -> None:
     fmt = "float32" if storable(policy, "float32") else "int8"
-    stored = policy.storage_format(fmt)
-    x = random_tensor(stored, n=4000)
+    x = random_tensor(policy.storage_format(fmt), n=4000)
     before = x.clone()
     policy.channel(fmt, 0.4, 0.4).apply_(x, seed=2)  # survives 8 verify pulses
     assert not same_bits(x, before)
 
 
+def check_plan(policy: policies.Policy, device) -> None:
+    fmt = "float32" if storable(policy, "float32") else "int8"
+    rec = record(fmt)
+    plan = policy.plan(rec, device)
+    width = get_format(policy.storage_format(fmt)).width
+    assert isinstance(plan, WritePlan)
+    assert plan.name == rec.name and plan.record_index == rec.index
+    # Every stored bit is somewhere, SRAM or RRAM; redundancy and codes may add RRAM bits.
+    assert 0 <= plan.sram_bits <= rec.numel * width
+    assert plan.rram_bits >= rec.numel * width - plan.sram_bits
+    assert plan.total_energy_pj > 0
+    assert all(v >= 0 for v in plan.energy_pj.values())
+    assert plan.expected_rounds >= 1
+    assert policy.describe()
+
+
+@pytest.mark.parametrize("name", everything())
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_zero_device_error_changes_no_bit(name, fmt):
+    policy = as_policy(name)
+    if not storable(policy, fmt):
+        pytest.skip(f"{name} cannot store {fmt}")
+    if not policy.follows_sweep:
+        pytest.skip(f"{name} uses its own programming condition's error, not the device's")
+    check_zero_error(policy, fmt)
+
+
+@pytest.mark.parametrize("name", everything())
+def test_channel_corrupts_at_large_error(name):
+    """The counterpart of the zero-error test: the channel is not noiseless by accident."""
+    check_corrupts(as_policy(name))
+
+
 @pytest.mark.parametrize("name", everything())
 def test_plan_is_consistent(name, device):
+    check_plan(as_policy(name), device)
+
+
+@pytest.mark.parametrize("name", [n for n in everything() if isinstance(as_policy(n), Stage)])
+def test_stage_bits_add_up_exactly(name, device):
     policy = as_policy(name)
     fmt = "float32" if storable(policy, "float32") else "int8"
     rec = record(fmt)
     plan = policy.plan(rec, device)
     width = get_format(policy.storage_format(fmt)).width
-    assert plan.name == rec.name and plan.record_index == rec.index
     # every stored bit is somewhere: SRAM or RRAM (plus 8 check cells per 64 under ECC)
     data_bits = rec.numel * width - plan.sram_bits
-    coded = isinstance(policy, Stage) and policy.spec.coding is not None
-    check_cells = 8 * -(-data_bits // 64) if coded else 0
+    check_cells = 8 * -(-data_bits // 64) if policy.spec.coding is not None else 0
     assert plan.rram_bits == data_bits + check_cells
-    assert plan.total_energy_pj > 0
-    assert all(v >= 0 for v in plan.energy_pj.values())
-    assert plan.expected_rounds >= 1
-    assert policy.describe()
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainPolicy(policies.Policy):
+    """An outside policy as the README allows: only ``channel`` and ``plan``."""
+
+    def channel(self, fmt, p01, p10=None, **options):
+        return BitFlip(fmt, p01, p10)
+
+    def plan(self, record, device):
+        width = get_format(record.format).width
+        bits = record.numel * width
+        return WritePlan(record.name, record.index, rram_bits=bits, energy_pj={"rram_set": bits})
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreeCopies(PlainPolicy):
+    """Each bit stored three times and read by majority vote."""
+
+    def channel(self, fmt, p01, p10=None, **options):
+        def majority(p):
+            return 3 * p**2 - 2 * p**3
+
+        return BitFlip(fmt, majority(p01), majority(p01 if p10 is None else p10))
+
+    def plan(self, record, device):
+        one = super().plan(record, device)
+        energy = {k: 3 * v for k, v in one.energy_pj.items()}
+        return dataclasses.replace(one, rram_bits=3 * one.rram_bits, energy_pj=energy)
+
+
+@pytest.fixture
+def outside_policies():
+    added = {"outside_plain": PlainPolicy, "outside_three_copies": ThreeCopies}
+    for name, cls in added.items():
+        POLICIES.register(name, cls)
+    yield added
+    for name in added:
+        POLICIES._items.pop(name, None)
+
+
+def test_contract_holds_for_outside_policies(outside_policies, device):
+    for name in outside_policies:
+        assert name in everything()
+        policy = as_policy(name)
+        assert policy.name == name and policy.describe() == name  # its registered name
+        for fmt in FORMATS:
+            check_zero_error(policy, fmt)
+        check_corrupts(policy)
+        check_plan(policy, device)
 
 
 @pytest.mark.parametrize("name", [n for n in everything() if n != "write_verify"])
@@ -168,7 +248,11 @@ def test_sram_exponent_on_int8_is_refused():
 
 
 def _kinds_without_parameters() -> list[str]:
-    return [k for k, p in policies.default_policies().items() if k in POLICIES and k != "compose"]
+    return [
+        k
+        for k, p in policies.default_policies().items()
+        if k in POLICIES and k != "compose" and isinstance(p, Stage)
+    ]
 
 
 @pytest.mark.parametrize("pair", list(itertools.combinations(_kinds_without_parameters(), 2)))

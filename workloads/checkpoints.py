@@ -6,12 +6,20 @@ a dict with ``arch``, ``cfg``, ``state_dict`` (floating tensors stored as float1
 ``test_acc``, ``mean``, ``std`` and ``recipe``; memsim adds ``workload`` and ``data``. Files are
 read with ``torch.load(..., weights_only=True)``, so loading never runs pickled code.
 
+Integrity: files written by :func:`save_checkpoint` carry ``content_sha256``, a SHA-256 of the
+weights and metadata, which :func:`load_checkpoint` verifies; the shared reference checkpoints
+(which carry none) are checked against :data:`REFERENCE_SHA256` on first use
+(:func:`verify_reference`). A mismatch is a :class:`CheckpointError`: a flipped byte in the
+weights must never pass as a working network.
+
 Errors are meant for people: a corrupted file names the file, a checkpoint for another
 architecture names the missing/unexpected keys and mismatched shapes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +32,18 @@ REQUIRED_KEYS = ("arch", "state_dict")
 
 #: How many offending keys an error message lists before summarising.
 _SHOWN = 6
+
+#: Key of the content hash in files written by :func:`save_checkpoint`.
+HASH_KEY = "content_sha256"
+
+#: SHA-256 of the whole file of each shared reference checkpoint (``../shared/checkpoints``).
+REFERENCE_SHA256 = {
+    "vgg_A.pt": "7c090f341b0846b4f4a700cf3a644f564ca7d75a27da8a9e8f028175fafdfea4",
+    "vgg_E.pt": "c4d5f88fd2e2eda462a968d66a4c1bcce6b222b35747606e631cba4cdaa85675",
+}
+
+#: Files already verified in this process, by (path, size, modification time).
+_VERIFIED: set[tuple[str, int, int]] = set()
 
 
 class CheckpointError(ValueError):
@@ -67,12 +87,65 @@ def save_checkpoint(
         for key, t in state.items()
     }
     payload = {"arch": arch, **metadata, "state_dict": stored}
+    payload[HASH_KEY] = content_hash(payload)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # readers never see a half-written file
+    try:
+        # Opened here, not by torch.save: an unwritable folder is then an OSError (PermissionError).
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)  # readers never see a half-written file
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def content_hash(payload: Mapping) -> str:
+    """SHA-256 of a checkpoint's weights (names, dtypes, shapes, bytes) and metadata."""
+    h = hashlib.sha256()
+    meta = {k: v for k, v in payload.items() if k not in ("state_dict", HASH_KEY)}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for key in sorted(payload["state_dict"]):
+        t = payload["state_dict"][key]
+        h.update(f"\0{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_reference(path: str | os.PathLike) -> None:
+    """Check a shared reference checkpoint against :data:`REFERENCE_SHA256` (once per process).
+
+    Raises
+    ------
+    CheckpointError
+        The file's hash differs from the one recorded for its name.
+    """
+    path = Path(path)
+    expected = REFERENCE_SHA256.get(path.name)
+    if expected is None:
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    found = file_sha256(path)
+    if found != expected:
+        raise CheckpointError(
+            f"Reference checkpoint {path} is corrupted: its SHA-256 is {found[:16]}…, "
+            f"the reference {path.name} has {expected[:16]}…. Restore the file."
+        )
+    _VERIFIED.add(key)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -106,6 +179,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"Checkpoint file {path} holds no 'state_dict' (found {type(payload).__name__}"
             + (f" with keys {sorted(payload)[:_SHOWN]}" if isinstance(payload, Mapping) else "")
             + ")."
+        )
+    stored_hash = payload.get(HASH_KEY)
+    if stored_hash is not None and content_hash(payload) != stored_hash:
+        raise CheckpointError(
+            f"Checkpoint file {path} is corrupted: its content does not match its "
+            f"{HASH_KEY} (the weights or metadata changed after it was written)."
         )
     return dict(payload)
 

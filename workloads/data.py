@@ -225,7 +225,8 @@ def _save_quietly(path: Path, obj: object) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as fh:  # not torch.save(obj, tmp): that raises RuntimeError
+            torch.save(obj, fh)
         os.replace(tmp, path)
     except OSError:
         pass

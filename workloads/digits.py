@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,8 @@ from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_sp
 from workloads.checkpoints import check_arch, load_checkpoint, load_state, save_checkpoint
 from workloads.data import fixed_order
 from workloads.train import TrainConfig, accuracy, train_model
+
+log = logging.getLogger(__name__)
 
 ARCH = "digits_cnn"
 #: Bump when the network or the data split changes, so cached weights are retrained.
@@ -154,8 +157,8 @@ class DigitsWorkload(Workload):
                     train_config=asdict(RECIPE),
                     torch_version=str(torch.__version__),
                 )
-            except OSError:  # a read-only cache only costs the next process a retrain
-                pass
+            except OSError as exc:  # a read-only cache only costs the next process a retrain
+                log.warning("cannot cache the digits weights in %s (%s)", path.parent, exc)
         _TRAINED[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return _TRAINED[key]
 

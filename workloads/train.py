@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
+import logging
 import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,10 +39,13 @@ import torch
 from torch import nn
 
 from memsim.checks import check_probability
+from memsim.compute import resolve_device as resolve_torch_device
 from memsim.config import check_choice, check_range
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -126,8 +131,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         own = "TrainConfig"
-        check_range(own, "epochs", self.epochs, kind=int, low=1)
-        check_range(own, "batch_size", self.batch_size, kind=int, low=1)
+        check_range(own, "epochs", self.epochs, kind=int, low=1, high=100_000)
+        check_range(own, "batch_size", self.batch_size, kind=int, low=1, high=65536)
         check_range(own, "lr", self.lr, low=0.0, low_open=True)
         check_range(own, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_range(own, "weight_decay", self.weight_decay, low=0.0)
@@ -140,7 +145,7 @@ class TrainConfig:
             check_range(
                 own, "weight_noise_p10", self.weight_noise_p10, low=0.0, high=0.5, high_open=True
             )
-        check_range(own, "seed", self.seed, kind=int, low=0)
+        check_range(own, "seed", self.seed, kind=int, low=0, high=2**64 - 1)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
         check_limit(self.limit)
@@ -204,15 +209,8 @@ class TrainResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"The 'device' parameter must name a torch device. Got {device!r}: {exc}"
-        ) from None
+    """``"auto"`` → CUDA when present, else CPU; a device this machine lacks is a ``ValueError``."""
+    return resolve_torch_device(device)
 
 
 @torch.no_grad()
@@ -262,6 +260,30 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_step
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def _save_train_state(path: str | os.PathLike, state: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+    os.replace(tmp, path)
+
+
+def _load_train_state(path: str | os.PathLike, identity: str) -> dict | None:
+    """The saved training state at ``path`` when it is for the same workload and config."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated files
+        log.warning("ignoring unreadable training state %s (%s); starting afresh", path, exc)
+        return None
+    if not isinstance(state, dict) or state.get("identity") != identity:
+        log.warning("training state %s is for another workload or config; starting afresh", path)
+        return None
+    return state
+
+
 @contextlib.contextmanager
 def _noisy_writes(
     model: nn.Module, example: torch.Tensor, config: TrainConfig, step: list[int]
@@ -305,10 +327,14 @@ def train_model(
     device: str | torch.device = "auto",
     progress: bool = True,
     hooks: Sequence[TrainHook] = (),
+    state_path: str | os.PathLike | None = None,
 ) -> tuple[nn.Module, int]:
     """Train ``workload.build_model()`` with ``config``.
 
     The workload's own hooks (:meth:`Workload.train_hooks`) run first, then ``hooks``.
+    With ``state_path``, the whole training state (weights, optimizer, schedule, random
+    generators) is saved there after every epoch, and a state found there for the same
+    workload and config is resumed from: an interrupted training loses at most one epoch.
 
     Returns
     -------
@@ -349,12 +375,23 @@ def train_model(
     loss_fn = nn.CrossEntropyLoss()
     step = [0]
     skipped = 0
+    start = 0
+    identity = json.dumps({"workload": workload.name, "config": asdict(config)}, sort_keys=True)
+    state = _load_train_state(state_path, identity) if state_path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        augment_gen.set_state(state["augment_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step[0], skipped, start = int(state["step"]), int(state["skipped"]), int(state["epoch"])
+        log.info("resuming %s training from %s after epoch %d", workload.name, state_path, start)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_deterministic())
         stack.enter_context(_noisy_writes(model, x[:2].to(device), config, step))
         for hook in hooks:
             stack.enter_context(hook.training(model, config))
-        for epoch in range(config.epochs):
+        for epoch in range(start, config.epochs):
             order = torch.randperm(len(y), generator=torch_generator(config.seed, "shuffle", epoch))
             bar = tqdm(
                 range(steps_per_epoch),
@@ -396,6 +433,21 @@ def train_model(
                 step[0] += 1
                 if b % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+            if state_path is not None:
+                _save_train_state(
+                    state_path,
+                    {
+                        "identity": identity,
+                        "epoch": epoch + 1,
+                        "step": step[0],
+                        "skipped": skipped,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "augment_rng": augment_gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                )
     return model.float().cpu().eval(), skipped
 
 
@@ -433,7 +485,12 @@ def train(
     TrainResult
     """
     config = config or TrainConfig()
-    model, skipped = train_model(workload, config, device=device, progress=progress)
+    state_path = None if out is None else Path(f"{os.fspath(out)}.train-state")
+    if state_path is not None:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+    model, skipped = train_model(
+        workload, config, device=device, progress=progress, state_path=state_path
+    )
     stored = copy.deepcopy(model)
     with torch.no_grad():
         for t in [*stored.parameters(), *stored.buffers()]:
@@ -454,11 +511,21 @@ def train(
             data=info.get("data", workload.name),
             test_acc=test_acc,
             test_samples=len(y_test),
-            mean=list(getattr(workload, "mean", ())) or None,
-            std=list(getattr(workload, "std", ())) or None,
+            mean=_plain_list(getattr(workload, "mean", None)),
+            std=_plain_list(getattr(workload, "std", None)),
             recipe=config.describe(),
             train_config=asdict(config),
             skipped_batches=skipped,
             torch_version=str(torch.__version__),
         )
+        if state_path is not None:
+            state_path.unlink(missing_ok=True)  # the checkpoint is written: nothing to resume
     return TrainResult(model=stored, test_acc=test_acc, checkpoint=path, skipped_batches=skipped)
+
+
+def _plain_list(values: Iterable[float] | None) -> list[float] | None:
+    """Normalisation constants as a plain list (None when the workload has none)."""
+    if values is None:
+        return None
+    values = [float(v) for v in values]
+    return values or None

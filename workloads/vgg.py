@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from workloads.base import WORKLOADS, Workload
-from workloads.checkpoints import check_arch, load_checkpoint, load_state
+from workloads.checkpoints import check_arch, load_checkpoint, load_state, verify_reference
 from workloads.data import Cifar10Data, shared_dir
 
 #: Layer lists: ints are conv output channels, "M" a max-pool (Simonyan & Zisserman, table 1).
@@ -136,6 +136,8 @@ class VGGWorkload(Workload):
                 f"No trained weights for {self.name}: {shared_checkpoint(self.arch)} does not exist. "
                 f"Pass checkpoint=PATH, or train one with `memsim train {self.name}`."
             )
+        if Path(path) == shared_checkpoint(self.arch):
+            verify_reference(path)
         payload = load_checkpoint(path)
         check_arch(payload, self.arch, path)
         mean, std = payload.get("mean"), payload.get("std")

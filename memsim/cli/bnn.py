@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from memsim.cli import options
+
 
 def add_parser(subparsers) -> None:
     """Register the ``bnn`` verb."""
@@ -22,6 +24,7 @@ def add_parser(subparsers) -> None:
         "bnn",
         help="binarized networks in RRAM: BER tolerance, error-aware training, programming energy",
         description=__doc__.split("\n\n")[0],
+        parents=[options.common()],
     )
     p.add_argument(
         "config", help="study config: a TOML path or a name under configs/bnn/ (digits, cifar10...)"
@@ -30,10 +33,16 @@ def add_parser(subparsers) -> None:
         "--out", type=Path, default=None, help="output folder (default runs/bnn-<workload>-<hash>)"
     )
     p.add_argument(
-        "--repeats", type=int, default=None, help="fault-map draws per point (overrides the config)"
+        "--repeats",
+        type=options.bounded_int(1, 10_000),
+        default=None,
+        help="fault-map draws per point (overrides the config)",
     )
     p.add_argument(
-        "--eval-limit", type=int, default=None, help="test samples (overrides the config)"
+        "--eval-limit",
+        type=options.bounded_int(1, 100_000_000),
+        default=None,
+        help="test samples (overrides the config)",
     )
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
@@ -45,9 +54,9 @@ def add_parser(subparsers) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set repeats=2 --set train.epochs=5",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    p.add_argument("--quiet", "--no-progress", action="store_true", help="no progress output")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument(
+        "--workers", type=options.bounded_int(1, 1024), default=1, help="parallel worker processes"
+    )
     p.set_defaults(func=run)
 
 
@@ -67,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=overrides,
         out=args.out,
         workers=args.workers,
-        progress=not args.quiet,
+        progress=options.progress(args),
     )
 
 

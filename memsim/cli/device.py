@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from memsim.device.conditions import ProgrammingCondition, load_conditions
-from memsim.device.params import DEFAULT_DEVICE, DeviceParams, load_device
+from memsim.cli import options
+
+if TYPE_CHECKING:  # memsim.device loads scipy: imported when the verb runs, not for --help
+    from memsim.device.conditions import ProgrammingCondition
+    from memsim.device.params import DeviceParams
+
+#: The device bundle shown by default (``memsim.device.params.DEFAULT_DEVICE``).
+DEFAULT_DEVICE = "default"
 
 _COLUMNS = (
     ("condition", "{:<12}"),
@@ -70,6 +77,8 @@ def format_table(
 
 def describe(device: DeviceParams) -> str:
     """Table of all shipped conditions plus the bundle's other costs."""
+    from memsim.device.conditions import load_conditions
+
     conditions = load_conditions()
     if device.condition.name not in {c.name for c in conditions}:
         conditions.append(device.condition)
@@ -91,6 +100,8 @@ def describe(device: DeviceParams) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memsim.device.params import load_device
+
     device = load_device(args.config, condition=args.condition)
     print(describe(device))
     if args.plot:
@@ -117,6 +128,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="show the RRAM programming conditions: bit-flip probabilities, energies, times",
         description="Print the programming conditions (bit-flip probabilities, energies, times) "
         "and optionally plot the resistance distributions of the chosen one.",
+        parents=[options.common()],
     )
     parser.add_argument(
         "config",

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import logging
 from pathlib import Path
+
+from memsim.cli import options
+
+log = logging.getLogger(__name__)
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> None:
@@ -26,9 +30,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
         )
     p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-<config hash>)")
     p.add_argument(
-        "--workers", type=int, help="parallel worker processes (results do not depend on it)"
+        "--workers",
+        type=options.bounded_int(1, 1024),
+        help="parallel worker processes (results do not depend on it)",
     )
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -37,8 +42,6 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set sweep.repeats=2 --set grid.points_per_decade=1",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     _add_scale_options(p)
 
 
@@ -46,8 +49,13 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
 _SCALE_RUN_OPTIONS = ("executor", "address", "gpus_per_point")
 
 
+#: ``memsim.experiment.config.EXECUTORS`` and ``COMPUTE_DTYPES``, repeated here because importing
+#: ``memsim.experiment`` loads torch, and ``--help`` must not (a test keeps them equal).
+EXECUTORS = ("local", "ray")
+COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
+
+
 def _add_scale_options(p: argparse.ArgumentParser) -> None:
-    from memsim.experiment.config import COMPUTE_DTYPES, EXECUTORS
 
     g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
     g.add_argument(
@@ -93,7 +101,7 @@ def _options(args: argparse.Namespace):
         changes["workers"] = args.workers
     if args.device is not None:
         changes["device"] = args.device
-    if args.no_progress:
+    if not options.progress(args):
         changes["progress"] = False
     return config, dataclasses.replace(run, **changes)
 
@@ -130,10 +138,10 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             overrides=args.overrides,
             out=args.out,
             workers=args.workers or 1,
-            progress=not args.no_progress,
+            progress=options.progress(args),
         )
     config, run = _options(args)
-    print(f"memsim: experiment '{config.name}' (config hash {config.digest()})", file=sys.stderr)
+    log.info("experiment '%s' (config hash %s)", config.name, config.digest())
     out = run_experiment(config, run, sweep_only=sweep_only)
     if sweep_only:
         print(f"Sweep points: {out / 'points.csv'}")
@@ -143,9 +151,12 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from memsim.experiment.config import FitConfig
     from memsim.report import write_report
 
     fit = {"scale": args.scale, "bootstrap": args.bootstrap}
+    # The same checks as the config's [fit] table.
+    FitConfig(**{k: v for k, v in fit.items() if v is not None})
     path = write_report(
         args.folder,
         fit_options={k: v for k, v in fit.items() if v is not None},
@@ -157,16 +168,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     """Add the ``run``, ``sweep`` and ``report`` verbs."""
-    p = subparsers.add_parser("run", help="run an experiment: sweeps, memory model, fits, report")
+    parents = [options.common(), options.device()]
+    p = subparsers.add_parser(
+        "run", help="run an experiment: sweeps, memory model, fits, report", parents=parents
+    )
     _add_run_options(p, config_required=False)
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("sweep", help="run only the accuracy sweep of an experiment")
+    p = subparsers.add_parser(
+        "sweep", help="run only the accuracy sweep of an experiment", parents=parents
+    )
     _add_run_options(p, config_required=True)
     p.set_defaults(func=lambda a: cmd_run(a, sweep_only=True))
 
     p = subparsers.add_parser(
-        "report", help="re-create the report of a results folder (no simulation)"
+        "report",
+        help="re-create the report of a results folder (no simulation)",
+        parents=[options.common()],
     )
     p.add_argument("folder", type=Path, help="a results folder written by memsim run/sweep")
     p.add_argument(
@@ -182,5 +200,4 @@ def add_parser(subparsers) -> None:
         help="write the report into this folder instead (DIR is left as it was), e.g. a "
         "second fit with --scale p beside the first",
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_report)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from scipy import stats
+from memsim.cli import options
 
-from memsim.formats import get_format, resolve_bits
-from memsim.noise.api import flip
-from memsim.noise.bits import int_view_dtype, uint_words, unpack_bits
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,21 +24,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "flip-demo",
         help="demonstrate the bit-flip operator on a random tensor (flip counts vs. expectation)",
         description=__doc__.splitlines()[0] + " No network or memory model is run.",
+        parents=[options.common(), options.noise(default_p=1e-3), options.seed()],
     )
     p.add_argument("--format", default="float32", help="storage format (default float32)")
-    p.add_argument("--elements", type=int, default=1_000_000, help="tensor size (default 1e6)")
-    p.add_argument("--p01", type=float, default=1e-3, help="0→1 flip probability (default 1e-3)")
-    p.add_argument("--p10", type=float, default=None, help="1→0 flip probability (default p01)")
     p.add_argument(
-        "--bits", default=None, help="noisy bits: a field (e.g. mantissa) or first_noisy:K"
+        "--elements",
+        type=options.bounded_int(1, 100_000_000),
+        default=1_000_000,
+        help="tensor size (default 1e6)",
     )
-    p.add_argument("--engine", default="auto", help="auto, numba, torch or reference")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.set_defaults(func=run)
 
 
 def demo_tensor(fmt_name: str, n: int, seed: int) -> torch.Tensor:
     """``n`` seeded random values stored in ``fmt_name`` (normal values for floats, raw words otherwise)."""
+    import torch
+
+    from memsim.formats import get_format
+    from memsim.noise.bits import int_view_dtype
+
     fmt = get_format(fmt_name)
     if fmt.torch_dtype is None:
         raise ValueError(f"--format: '{fmt.name}' has no tensor storage type to demonstrate on.")
@@ -54,6 +57,11 @@ def field_table(
     x: torch.Tensor, y: torch.Tensor, p01: float, p10: float, mask: np.ndarray
 ) -> list[dict]:
     """Per field: eligible 0s and 1s, observed flips per direction, expected flips and 99.9% range."""
+    from scipy import stats
+
+    from memsim.formats import get_format
+    from memsim.noise.bits import uint_words, unpack_bits
+
     fmt = get_format(x.dtype)
 
     def bits(t: torch.Tensor) -> np.ndarray:
@@ -74,25 +82,28 @@ def field_table(
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.elements < 1:
-        raise ValueError(f"--elements must be a positive integer. Got {args.elements}.")
-    p10 = args.p01 if args.p10 is None else args.p10
+    import torch
+
+    from memsim.formats import get_format, resolve_bits
+    from memsim.noise.api import flip
+
+    p10 = args.p if args.p10 is None else args.p10
     x = demo_tensor(args.format, args.elements, args.seed)
     fmt = get_format(x.dtype)
     mask = resolve_bits(fmt, args.bits)
-    flip(x[:1], args.p01, p10, bits=args.bits, engine=args.engine, seed=0)  # load the kernels first
+    flip(x[:1], args.p, p10, bits=args.bits, engine=args.engine, seed=0)  # load the kernels first
     t0 = time.perf_counter()
-    y = flip(x, args.p01, p10, bits=args.bits, engine=args.engine, seed=args.seed)
+    y = flip(x, args.p, p10, bits=args.bits, engine=args.engine, seed=args.seed)
     elapsed_ms = (time.perf_counter() - t0) * 1e3
     print(
         "memsim flip-demo: a demonstration of the bit-flip operator only (no network, no memory model)."
     )
-    print(f"{args.elements} random {fmt.name} values, p01={args.p01:g}, p10={p10:g}, bits={args.bits or 'all'}, "
+    print(f"{args.elements} random {fmt.name} values, p={args.p:g}, p10={p10:g}, bits={args.bits or 'all'}, "
           f"engine={args.engine}, seed={args.seed}; flip took {elapsed_ms:.2f} ms")  # fmt: skip
     print(
         f"{'field':<10} {'dir':<4} {'eligible':>12} {'flipped':>10} {'expected':>12}  99.9% range"
     )
-    for r in field_table(x, y, args.p01, p10, mask):
+    for r in field_table(x, y, args.p, p10, mask):
         ok = "" if r["lo"] <= r["observed"] <= r["hi"] else "  (outside)"
         print(f"{r['field']:<10} {r['direction']:<4} {r['eligible']:>12} {r['observed']:>10} "
               f"{r['expected']:>12.1f}  [{r['lo']}, {r['hi']}]{ok}")  # fmt: skip

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from memsim.inference.graph import GRANULARITIES
-from memsim.inference.network import INFERENCE_FORMATS
+from memsim.cli import options
+
+#: ``memsim.inference.graph.GRANULARITIES`` (not imported: ``--help`` must not load torch).
+GRANULARITIES = ("module", "op", "fused")
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:
@@ -20,7 +22,7 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         "--format",
         default="float32",
         dest="fmt",
-        help=f"storage format: {', '.join(INFERENCE_FORMATS)}",
+        help="storage format: float32, float16, bfloat16 or int8 (default float32)",
     )
     p.add_argument(
         "--checkpoint", default=None, help="checkpoint file (default: the workload's own)"
@@ -36,7 +38,7 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noisy-input", action="store_true", help="the network input is written too")
     p.add_argument(
         "--calibration",
-        type=int,
+        type=options.bounded_int(1, 1_000_000),
         default=512,
         metavar="N",
         help="int8: calibration images from the training split",
@@ -47,37 +49,39 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         default="minmax",
         help="int8: activation range estimate",
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``trace`` and ``eval`` verbs."""
-    t = subparsers.add_parser("trace", help="trace the tensor writes of one inference")
+    t = subparsers.add_parser(
+        "trace",
+        help="trace the tensor writes of one inference",
+        parents=[options.common(), options.device()],
+    )
     _workload_args(t)
     t.add_argument(
-        "--images", type=int, default=64, help="images the bit statistics are measured on"
+        "--images",
+        type=options.bounded_int(1, 1_000_000),
+        default=64,
+        help="images the bit statistics are measured on",
     )
     t.add_argument("--include-weights", action="store_true", help="also list weights and biases")
     t.add_argument("--out", default=None, help="save the trace (JSON) to this file")
-    t.add_argument("--device", default="cpu", help="torch device to trace on (cpu, cuda)")
     t.set_defaults(func=run_trace)
 
-    e = subparsers.add_parser("eval", help="accuracy of a workload under write bit flips")
+    e = subparsers.add_parser(
+        "eval",
+        help="accuracy of a workload under write bit flips",
+        parents=[options.common(), options.device(), options.noise(), options.seed()],
+    )
     _workload_args(e)
     e.add_argument(
-        "--p", type=float, default=0.0, help="bit-flip probability (0→1, and 1→0 unless --p10)"
+        "--limit",
+        type=options.bounded_int(1, 100_000_000),
+        default=None,
+        help="evaluate the first N test images",
     )
-    e.add_argument("--p10", type=float, default=None, help="1→0 flip probability (default: --p)")
-    e.add_argument(
-        "--bits", default=None, help="noisy bits: 'all', a field (exponent), 'first_noisy:K'"
-    )
-    e.add_argument(
-        "--engine", default="auto", help="bit-flip engine (auto, numba, torch, reference)"
-    )
-    e.add_argument("--seed", type=int, default=0, help="run seed")
-    e.add_argument("--limit", type=int, default=None, help="evaluate the first N test images")
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--batch-size", type=options.bounded_int(1, 65536), default=256)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=run_eval)
 
@@ -109,10 +113,12 @@ def run_trace(args: argparse.Namespace) -> int:
 
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)
-    check_device(args.device)
-    if args.device != "cpu":  # the network moves on its first run; the data once, here
-        net.logits(x[:2], device=args.device)
-        x = x.to(args.device)
+    check_device(options.torch_device(args))
+    if (
+        options.torch_device(args) != "cpu"
+    ):  # the network moves on its first run; the data once, here
+        net.logits(x[:2], device=options.torch_device(args))
+        x = x.to(options.torch_device(args))
     trace = trace_model(net, x, workload_name=workload.name, include_weights=args.include_weights)
     print(format_trace(trace))
     if args.out:
@@ -158,27 +164,30 @@ def run_eval(args: argparse.Namespace) -> int:
     from memsim.inference.network import check_device
     from memsim.noise.channel import BitFlip
 
-    check_device(args.device)
+    check_device(options.torch_device(args))
+    # The channel is always built, so p, bits and engine are checked even when p is 0.
+    channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
     workload, net = _network(args)
     x, y = workload.dataset("test", limit=args.limit)
-    channel = None
-    if args.p > 0 or (args.p10 or 0) > 0:
-        channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
     result = net.evaluate(
-        x, y, channel, seed=args.seed, batch_size=args.batch_size, device=args.device, progress=True
+        x,
+        y,
+        None if channel.is_noiseless else channel,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=options.torch_device(args),
+        progress=options.progress(args),
     )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "workload": workload.name,
-                    "format": args.fmt,
-                    "granularity": net.granularity,
-                    "p": args.p,
-                    **result.__dict__,
-                }
-            )
-        )
+        p10 = args.p if args.p10 is None else args.p10
+        record = {
+            "workload": workload.name,
+            "format": args.fmt,
+            "granularity": net.granularity,
+            "p": args.p,
+            "p10": p10,
+        }
+        print(json.dumps({**record, **result.__dict__}, allow_nan=False))
     else:
         print(
             f"{workload.name} {args.fmt} {net.granularity} granularity p={args.p:g}: accuracy {result.accuracy:.4f} "

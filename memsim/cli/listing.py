@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from memsim.cli import options
 from memsim.config import CONFIG_DIR
 
 
@@ -106,7 +107,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     """Add the ``list`` verb."""
-    p = subparsers.add_parser("list", help="list workloads, policies, formats and presets")
+    p = subparsers.add_parser(
+        "list", help="list workloads, policies, formats and presets", parents=[options.common()]
+    )
     p.add_argument(
         "category", nargs="?", choices=list(CATEGORIES), help="one category (default: all)"
     )

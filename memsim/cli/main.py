@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from memsim.cli.options import configure_logging
+
 #: Modules that contribute verbs, in the order they appear in ``memsim --help``.
 COMMAND_MODULES = (
     "memsim.cli.experiment",  # run, sweep, report
@@ -27,10 +29,13 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from memsim import __version__
+
     parser = argparse.ArgumentParser(
         prog="memsim",
         description="What noisy RRAM writes do to a neural network, and what it costs to fight them.",
     )
+    parser.add_argument("--version", action="version", version=f"memsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -49,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    configure_logging(args)
     try:
+        if getattr(args, "device", None) is not None:
+            # A device this machine lacks is refused before anything is computed or written.
+            from memsim.compute import resolve_device
+
+            resolve_device(args.device)
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
@@ -57,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memsim: interrupted; finished work is kept and a re-run resumes.", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"memsim {args.command}: error: {exc}", file=sys.stderr)

@@ -9,15 +9,27 @@ energy by category; ``--csv DIR`` saves the result frames.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from memsim.cli import options
 from memsim.config import loads_toml
-from memsim.timing.params import load_memory_params, preset_names
-from memsim.timing.reads import read_plans
-from memsim.timing.result import MemoryResult
-from memsim.timing.simulate import plan_trace, simulate
-from memsim.trace.records import Trace
+
+if TYPE_CHECKING:
+    from memsim.timing.result import MemoryResult
+    from memsim.trace.records import Trace
+
+log = logging.getLogger(__name__)
+
+
+class _DeprecatedDevice(argparse.Action):
+    """``memory --device`` named the RRAM preset before ``--device`` meant the torch device."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        log.warning("memory --device is deprecated (it is the torch device elsewhere); use --rram.")
+        setattr(namespace, self.dest, values)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,6 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Simulate the writes of one inference under a policy on the SimPy memory "
         "system and print latency, processor stall, bank utilisation, write-queue occupancy "
         "and energy by category.",
+        parents=[options.common()],
     )
     parser.add_argument(
         "trace", metavar="TRACE_OR_WORKLOAD", help="a trace file (.json) or a workload name"
@@ -38,13 +51,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--params",
         default="default",
-        help=f"memory-system preset ({', '.join(preset_names())}) or TOML path (default: %(default)s)",
+        help="memory-system preset (memsim list memory) or TOML path (default: %(default)s)",
     )
     parser.add_argument(
-        "--device",
+        "--rram",
         default=None,
-        help="device bundle or programming condition (default: the device default)",
+        help="RRAM device bundle or programming condition (default: the device default)",
     )
+    parser.add_argument("--device", dest="rram", action=_DeprecatedDevice, help=argparse.SUPPRESS)
     parser.add_argument(
         "--format",
         default="float32",
@@ -65,7 +79,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=options.bounded_int(0, options.SEED_MAX),
         default=0,
         help="run seed for the sampled pulse rounds (default: %(default)s)",
     )
@@ -159,6 +173,11 @@ def format_result(result: MemoryResult, *, layers: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memsim.timing.params import load_memory_params
+    from memsim.timing.reads import read_plans
+    from memsim.timing.simulate import plan_trace, simulate
+    from memsim.trace.records import Trace
+
     if args.images < 1:
         raise ValueError(f"--images must be at least 1. Got {args.images}.")
     params = load_memory_params(args.params, **parse_overrides(args.set))
@@ -174,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         trace = _trace_workload(args.trace, policy.storage_format(args.format), args.images)
     else:
         policy.validate(trace.format)
-    device = load_device() if args.device is None else load_device(args.device)
+    device = load_device() if args.rram is None else load_device(args.rram)
     plans = plan_trace(policy, trace, device)
     # Reads of the weights need weight records in the trace (traced workloads include them).
     reads = read_plans(trace, plans, device, params) if params.reads else None

@@ -11,11 +11,13 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from memsim.cli import options
+
 
 def cmd_search(args: argparse.Namespace) -> int:
     from memsim.studies.search import load_search, run_search, search_digest
 
-    config, options, run = load_search(args.config, args.overrides)
+    config, search, run = load_search(args.config, args.overrides)
     changes = {}
     if args.out is not None:
         changes["out"] = args.out
@@ -23,12 +25,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         changes["workers"] = args.workers
     if args.device is not None:
         changes["device"] = args.device
-    if args.no_progress:
+    if not options.progress(args):
         changes["progress"] = False
     run = dataclasses.replace(run, **changes)
-    digest = search_digest(config, options)
+    digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
-    out = run_search(config, options, run)
+    out = run_search(config, search, run)
     print(f"Report: {out / 'report.md'}")
     return 0
 
@@ -36,12 +38,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     """Add the ``search`` verb."""
     p = subparsers.add_parser(
-        "search", help="per-layer sensitivity and the cheapest per-layer policy assignment"
+        "search",
+        help="per-layer sensitivity and the cheapest per-layer policy assignment",
+        parents=[options.common(), options.device()],
     )
     p.add_argument("config", type=Path, help="experiment config (TOML) with a [search] table")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-search-<hash>)")
-    p.add_argument("--workers", type=int, help="parallel worker processes")
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--workers", type=options.bounded_int(1, 1024), help="parallel worker processes")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -50,6 +53,4 @@ def add_parser(subparsers) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set search.repeats=2",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.set_defaults(func=cmd_search)

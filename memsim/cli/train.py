@@ -10,29 +10,44 @@ Example::
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from typing import Any
 
-from workloads.base import WORKLOADS, get_workload
-from workloads.train import OPTIMIZERS, SCHEDULES, TrainConfig, train
+from memsim.cli import options
+
+#: Defaults shown in ``--help`` (``workloads.train.TrainConfig`` checks them; not imported
+#: here so that ``--help`` does not load torch).
+_DEFAULTS: dict[str, Any] = {
+    "epochs": 15,
+    "batch_size": 128,
+    "lr": 0.1,
+    "weight_decay": 5e-4,
+    "schedule": "onecycle",
+    "seed": 0,
+    "optimizer": "sgd",
+}
+_SCHEDULES = ("onecycle", "cosine", "constant")
+_OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` verb."""
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = _DEFAULTS
     p = subparsers.add_parser(
         "train",
         help="train a workload's network and save a checkpoint",
         description="Train a workload's network (SGD + one-cycle by default) and save a checkpoint "
-        "with its metadata (architecture, data, test accuracy, recipe).",
+        "with its metadata (architecture, data, test accuracy, recipe). A checkpoint of the "
+        "training state is written after every epoch; the same command resumes from it.",
+        parents=[options.common(), options.device(), options.seed(_DEFAULTS["seed"])],
     )
-    p.add_argument("workload", help=f"workload name ({', '.join(WORKLOADS.names())})")
+    p.add_argument("workload", help="workload name (memsim list workloads)")
     p.add_argument("--out", default=None, help="checkpoint file to write (default: <workload>.pt)")
     p.add_argument("--epochs", type=int, default=defaults["epochs"])
     p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     p.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate")
     p.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
-    p.add_argument("--schedule", choices=SCHEDULES, default=defaults["schedule"])
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults["optimizer"])
+    p.add_argument("--schedule", choices=_SCHEDULES, default=defaults["schedule"])
+    p.add_argument("--optimizer", choices=_OPTIMIZERS, default=defaults["optimizer"])
     p.add_argument("--no-augment", action="store_true", help="turn off the workload's augmentation")
     p.add_argument(
         "--no-autocast", action="store_true", help="train in float32 instead of bf16 autocast"
@@ -40,10 +55,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="train on this many samples only")
     p.add_argument(
         "--eval-limit", type=int, default=None, help="test samples for the reported accuracy"
-    )
-    p.add_argument("--seed", type=int, default=defaults["seed"])
-    p.add_argument(
-        "--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1..."
     )
     p.add_argument(
         "--data-root", default=None, help="data folder (else $MEMSIM_DATA, else ../shared/data)"
@@ -64,17 +75,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--noise-bits", default=None, help="noisy-bit mask: all, mantissa, first_noisy:9, ..."
     )
     p.add_argument("--noise-format", default="float32", help="storage format whose bits flip")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memsim train`` with parsed arguments."""
-    options = {}
+    from workloads.base import get_workload
+    from workloads.train import TrainConfig, train
+
+    extra = {}
     if args.data_root is not None or args.download:
-        options = {"data_root": args.data_root, "download": args.download}
-    workload = get_workload(args.workload, **options)
+        extra = {"data_root": args.data_root, "download": args.download}
+    workload = get_workload(args.workload, **extra)
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -96,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
         workload,
         config,
         out=out,
-        device=args.device,
-        progress=not args.no_progress,
+        device=options.torch_device(args),
+        progress=options.progress(args),
         eval_limit=args.eval_limit,
     )
     print(

@@ -38,6 +38,14 @@ GRANULARITIES = ("module", "op", "fused")
 #: The embedded default experiment (``memsim run`` with no config).
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
+#: Upper bounds: a value beyond them is a typo, and would run for days or exhaust memory.
+MAX_REPEATS = 10_000
+MAX_IMAGES = 10_000_000
+MAX_BOOTSTRAP = 100_000
+MAX_GRID_POINTS = 10_000
+#: Seeds are 64-bit; a larger one would silently equal a smaller one.
+SEED_MAX = 2**64 - 1
+
 
 # --------------------------------------------------------------------------- config objects
 
@@ -62,6 +70,18 @@ class GridConfig:
         if not self.p_min < self.p_max:
             raise ValueError(f"'p_min' ({self.p_min}) must be below 'p_max' ({self.p_max}).")
         check_range("grid", "points_per_decade", self.points_per_decade, kind=int, low=1, high=1000)
+        if len(self.values) > MAX_GRID_POINTS:
+            raise ValueError(
+                f"'values' lists {len(self.values)} p values; at most {MAX_GRID_POINTS} are allowed."
+            )
+        if not self.values:
+            decades = math.log10(self.p_max) - math.log10(self.p_min)
+            n = round(decades * self.points_per_decade) + 1
+            if n > MAX_GRID_POINTS:
+                raise ValueError(
+                    f"The grid from p_min to p_max at {self.points_per_decade} points per decade "
+                    f"has {n} points; at most {MAX_GRID_POINTS} are allowed."
+                )
         for i, v in enumerate(self.values):
             check_probability(f"values[{i}]", v, owner="grid", low_open=True)
         if len(set(self.values)) != len(self.values):
@@ -139,15 +159,25 @@ class SweepConfig:
         object.__setattr__(
             self, "granularity", "fused" if self.fused else self.granularity or "module"
         )
-        check_range("sweep", "repeats", self.repeats, kind=int, low=1)
+        check_range("sweep", "repeats", self.repeats, kind=int, low=1, high=MAX_REPEATS)
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(
                 f"The 'compute_dtype' parameter of sweep must be one of {list(COMPUTE_DTYPES)}. "
                 f"Got {self.compute_dtype!r}."
             )
-        check_range("sweep", "images", self.images, kind=int, low=0)
-        check_range("sweep", "batch_size", self.batch_size, kind=int, low=1)
-        check_range("sweep", "calibration_images", self.calibration_images, kind=int, low=1)
+        check_range("sweep", "images", self.images, kind=int, low=0, high=MAX_IMAGES)
+        check_range("sweep", "batch_size", self.batch_size, kind=int, low=1, high=65536)
+        check_range(
+            "sweep", "calibration_images", self.calibration_images, kind=int, low=1, high=MAX_IMAGES
+        )
+        if self.split not in ("train", "test"):
+            raise ValueError(
+                f"The 'split' parameter of sweep must be train or test. Got {self.split!r}."
+            )
+        if not isinstance(self.engine, str) or not self.engine:
+            raise ValueError(
+                f"The 'engine' parameter of sweep must be an engine name. Got {self.engine!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -165,10 +195,17 @@ class AdaptiveConfig:
 
     def __post_init__(self) -> None:
         check_range("adaptive", "bracket_decades", self.bracket_decades, low=0, low_open=True)
-        check_range("adaptive", "refine_points", self.refine_points, kind=int, low=3)
+        check_range("adaptive", "refine_points", self.refine_points, kind=int, low=3, high=1000)
         check_range("adaptive", "refine_decades", self.refine_decades, low=0, low_open=True)
         check_range("adaptive", "min_repeats", self.min_repeats, kind=int, low=2)
-        check_range("adaptive", "max_repeats", self.max_repeats, kind=int, low=self.min_repeats)
+        check_range(
+            "adaptive",
+            "max_repeats",
+            self.max_repeats,
+            kind=int,
+            low=self.min_repeats,
+            high=MAX_REPEATS,
+        )
         check_range("adaptive", "ci_decades", self.ci_decades, low=0, low_open=True)
 
 
@@ -181,7 +218,7 @@ class FitConfig:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        check_range("fit", "bootstrap", self.bootstrap, kind=int, low=0)
+        check_range("fit", "bootstrap", self.bootstrap, kind=int, low=0, high=MAX_BOOTSTRAP)
         check_range(
             "fit", "confidence", self.confidence, low=0, high=1, low_open=True, high_open=True
         )
@@ -196,7 +233,7 @@ class MemoryConfig:
     trace_images: int = 16
 
     def __post_init__(self) -> None:
-        check_range("memory", "trace_images", self.trace_images, kind=int, low=1)
+        check_range("memory", "trace_images", self.trace_images, kind=int, low=1, high=100_000)
 
 
 @dataclass(frozen=True)
@@ -251,7 +288,7 @@ class ExperimentConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
-        check_range("the experiment", "seed", self.seed, kind=int, low=0)
+        check_range("the experiment", "seed", self.seed, kind=int, low=0, high=SEED_MAX)
         for key in ("workloads", "formats", "policies", "masks"):
             if not getattr(self, key):
                 raise ValueError(f"'{key}' must list at least one entry.")

@@ -12,9 +12,13 @@ process pool), ``next_done()`` to receive one finished ``(ticket, result)`` at a
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -86,7 +90,36 @@ class SerialExecutor(Executor):
         self._queue.clear()
 
 
-def _init_worker() -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker when the process that started it dies (even by ``kill -9``).
+
+    On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); everywhere,
+    a daemon thread also polls the parent pid, since a dead parent's orphans are re-parented.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread remains
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="memsim-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_POLL_S = 0.5
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     # Ctrl-C goes to the whole process group: let the parent alone handle it (it keeps what
     # finished and shuts the pool down) instead of every worker printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -119,6 +152,7 @@ class LocalPool(Executor):
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         self._futures: dict[Future, int] = {}
         self._done: deque[tuple[int, Future]] = deque()

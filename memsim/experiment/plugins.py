@@ -10,6 +10,7 @@ by ``incompatible = "skip"`` are described by :func:`skipped_combinations`).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memsim.config import ConfigError, where_text
@@ -41,10 +42,11 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 raise ConfigError(
                     f"{where_text(f'masks[{j}]', source)} for format {fmt}: {exc}"
                 ) from None
-    for i, workload in enumerate(config.workloads):
-        _check_lookup(
-            f"workloads[{i}]", source, lambda w=workload: _workload_registry().get(w.name)
-        )
+    for i, wspec in enumerate(config.workloads):
+        _check_lookup(f"workloads[{i}]", source, lambda w=wspec: _workload_registry().get(w.name))
+        # Options are checked by building the workload (cheap: nothing is loaded yet).
+        _check_lookup(f"workloads[{i}].options", source, lambda w=wspec: _build_workload(w))
+    _check_lookup("sweep.engine", source, lambda: _engine(config.sweep.engine))
     for i, spec in enumerate(config.policies):
         policy = _check_lookup(f"policies[{i}]", source, lambda s=spec: make_policy(s))
         errors = []
@@ -73,6 +75,41 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
             )
     if config.memory.enabled:
         _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
+    n_points = len(curves_of(config)) * len(config.grid.ps()) * config.sweep.repeats
+    if n_points > MAX_POINTS:
+        raise ConfigError(
+            f"{where_text('sweep.repeats', source)}: the experiment has {n_points:,} points "
+            f"(curves × grid × repeats); at most {MAX_POINTS:,} are allowed."
+        )
+
+
+#: The most points one experiment may plan (a larger sweep is a typo, not a study).
+MAX_POINTS = 10_000_000
+
+
+def check_files(config: ExperimentConfig, source: Any = None) -> None:
+    """Check the files a run reads (workload checkpoints) exist; called before a run starts.
+
+    Kept apart from :func:`check_plugins`: a config may name a checkpoint that is trained later.
+    """
+    for i, spec in enumerate(config.workloads):
+        if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
+            raise ConfigError(
+                f"{where_text(f'workloads[{i}].checkpoint', source)}: checkpoint file "
+                f"{spec.checkpoint} does not exist."
+            )
+
+
+def _build_workload(spec):
+    from workloads import get_workload
+
+    return get_workload(spec.name, **dict(spec.options))
+
+
+def _engine(name: str):
+    from memsim.noise.engines import engine_by_name
+
+    return engine_by_name(name)
 
 
 def _check_masks(config: ExperimentConfig, source: Any) -> None:

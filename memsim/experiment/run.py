@@ -20,6 +20,7 @@ layer over these functions.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from memsim.experiment.config import (
 from memsim.experiment.load import load_experiment, parse_experiment
 from memsim.experiment.memory import memory_table, writes_table
 from memsim.experiment.plugins import (
+    check_files,
     check_plugins,
     curves_of,
     load_condition_device,
@@ -114,8 +116,13 @@ def operating_points(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def default_out(config: ExperimentConfig) -> Path:
-    """``runs/<name>-<hash>``: one folder per experiment identity."""
-    return Path("runs") / f"{config.name}-{config.digest()[:8]}"
+    """``runs/<name>-<hash>``: one folder per experiment identity, always inside ``runs/``.
+
+    The name is reduced to letters, digits, ``.``, ``_`` and ``-`` (no path separators, no
+    leading dot), so a name such as ``"../../x"`` cannot point the folder elsewhere.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", config.name).lstrip(".") or "experiment"
+    return Path("runs") / f"{slug[:80]}-{config.digest()[:8]}"
 
 
 def run_experiment(
@@ -146,20 +153,31 @@ def run_experiment(
 
     Raises
     ------
+    ConfigError
+        A bad plug-in name or combination, a missing checkpoint (before anything is written).
+    ValueError
+        A torch device this machine lacks (before anything is written).
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
+    from memsim.compute import resolve_device
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
-    if evaluator is None:  # a device that is not there is reported before anything is written
-        from memsim.inference.network import check_device
-
-        check_device(run.device)
+    # What can be checked is checked before the output folder is claimed, the same way as
+    # load_experiment does (a config built in Python skips the loader).
+    check_plugins(config)
+    resolve_device(run.device)
+    check_files(config)
     if run.executor == "ray":  # a missing extra is reported before anything is written
         from memsim.experiment.ray_executor import require_ray
 
         require_ray()
+    if evaluator is None:
+        # Train/cache/load the models once, before any worker starts and before the folder is
+        # claimed: a corrupt checkpoint or missing data set is refused with nothing written.
+        for spec in config.workloads:
+            load_workload(spec)
     out = Path(run.out) if run.out is not None else default_out(config)
     digest = config.digest()
     with ResultsStore.open(out, config=config.to_dict(), digest=digest) as store:
@@ -186,8 +204,6 @@ def run_experiment(
             evaluator = NetworkEvaluator(
                 config.workloads, config.policies, config.sweep, run.device
             )
-            for spec in config.workloads:  # train/cache models once, before any worker starts
-                load_workload(spec)
         curves = curves_of(config)
         grid = config.grid.ps()
         ops = [(c["operating_p01"], c["operating_p10"]) for c in conditions]

@@ -129,7 +129,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -178,9 +178,11 @@ class ResultsStore:
         lock_fd: int,
         rows: dict[str, dict],
         schema: RowSchema = SWEEP_ROWS,
+        digest: str | None = None,
     ) -> None:
         self.folder = folder
         self.schema = schema
+        self.digest = digest
         self._fd = fd
         self._lock_fd = lock_fd
         self._rows = rows
@@ -217,9 +219,9 @@ class ResultsStore:
             ) from None
         log = folder / POINTS_LOG
         _repair_torn_tail(log)
-        rows = {row["point_id"]: row for row in read_log(log, schema)}
+        rows = {row["point_id"]: row for row in read_log(log, schema, config=config, digest=digest)}
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return cls(folder, fd, lock_fd, rows, schema)
+        return cls(folder, fd, lock_fd, rows, schema, digest)
 
     def finished(self) -> dict[str, dict]:
         """Finished points by ``point_id`` (a copy)."""
@@ -233,6 +235,8 @@ class ResultsStore:
         pid = row["point_id"]
         if pid in self._rows:
             return
+        if self.digest is not None:  # ties the row to its experiment (foreign rows are refused)
+            row = {**row, "config_hash": self.digest}
         line = json.dumps(_jsonable(row), sort_keys=True) + "\n"
         data = line.encode()
         # One write on an O_APPEND descriptor: the line lands whole or (if killed) torn at the
@@ -265,12 +269,7 @@ def claim_folder(folder: Path, *, config: Mapping[str, Any], digest: str) -> Non
     """Tie ``folder`` to an experiment, or refuse when it belongs to another one."""
     marker = folder / EXPERIMENT_FILE
     if marker.exists():
-        try:
-            found = json.loads(marker.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ResultsError(
-                f"{marker} is corrupt; remove the folder or choose another --out."
-            ) from None
+        found = read_json(marker)
         if found.get("config_hash") != digest:
             raise ResultsError(
                 f"Output folder {folder} holds results of a different experiment "
@@ -295,25 +294,57 @@ def read_experiment(folder: str | os.PathLike) -> dict:
         raise ResultsError(
             f"{folder} is not a memsim results folder ({EXPERIMENT_FILE} is missing)."
         )
-    payload = json.loads(marker.read_text())
+    payload = read_json(marker)
     if payload.get("schema") != SCHEMA or payload.get("version") != SCHEMA_VERSION:
         raise ResultsError(
             f"{marker} has schema {payload.get('schema')!r} version {payload.get('version')!r}; "
             f"this memsim reads {SCHEMA!r} version {SCHEMA_VERSION}."
         )
+    if not isinstance(payload.get("config_hash"), str) or not isinstance(
+        payload.get("config"), dict
+    ):
+        raise ResultsError(f"{marker} lacks its 'config_hash' or 'config'; it is corrupt.")
     return payload
 
 
-def read_log(path: str | os.PathLike, schema: RowSchema = SWEEP_ROWS) -> list[dict]:
-    """Rows of a ``points.jsonl`` file, first occurrence of each ``point_id`` only.
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; anything else is a :class:`ResultsError` naming the file."""
+    try:
+        payload = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path} is not UTF-8 text; it is corrupt.") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{path} line {exc.lineno} is not valid JSON ({exc.msg}); it is corrupt."
+        ) from None
+    if not isinstance(payload, dict):
+        raise ResultsError(f"{path} does not hold a JSON object; it is corrupt.")
+    return payload
 
-    A torn last line (an interrupted write) is skipped; a bad line elsewhere is an error.
+
+def read_log(
+    path: str | os.PathLike,
+    schema: RowSchema = SWEEP_ROWS,
+    *,
+    config: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+) -> list[dict]:
+    """Rows of a ``points.jsonl`` file, each checked (:func:`check_row`), once per ``point_id``.
+
+    A torn last line (an interrupted write) is skipped; a bad line elsewhere, a row of another
+    experiment, or a point repeated with different values is a :class:`ResultsError` naming
+    the file and line.
     """
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text().split("\n")
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path} is not UTF-8 text; it is corrupt.") from None
     rows: dict[str, dict] = {}
+    first_line: dict[str, int] = {}
+    numbered: list[tuple[int, dict]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -323,8 +354,226 @@ def read_log(path: str | os.PathLike, schema: RowSchema = SWEEP_ROWS) -> list[di
             if number == len(lines):  # torn tail: the write in progress when killed
                 continue
             raise ResultsError(f"{path} line {number} is corrupt: {line[:80]!r}") from None
-        rows.setdefault(row["point_id"], _from_json(row, schema.float_columns))
+        where = f"{path} line {number}"
+        if isinstance(row, dict):
+            row = _from_json(row, schema.float_columns)
+        row = check_row(row, where, config, digest, schema)
+        _add_unique(rows, first_line, row, number, where)
+        numbered.append((number, row))
+    _check_tagged(numbered, path)
     return list(rows.values())
+
+
+def _check_tagged(rows: list[tuple[int, dict]], path: Path) -> None:
+    """Rows written by this store carry the folder's config hash; an untagged one among tagged
+    rows was put there by something else (older folders, with no tags at all, are accepted)."""
+    tagged = [number for number, row in rows if row.get("config_hash") is not None]
+    untagged = [number for number, row in rows if row.get("config_hash") is None]
+    if tagged and untagged:
+        raise ResultsError(
+            f"{path} line {untagged[0]} lacks the 'config_hash' every other row carries; "
+            "it was not written by this experiment."
+        )
+
+
+def _add_unique(rows: dict, first_line: dict, row: dict, number: int, where: str) -> None:
+    pid = row["point_id"]
+    if pid not in rows:
+        rows[pid] = row
+        first_line[pid] = number
+    elif not _same_row(rows[pid], row):
+        raise ResultsError(
+            f"{where} repeats point {pid} of line {first_line[pid]} with different values."
+        )
+
+
+def _same_row(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    keys = (set(a) | set(b)) - {"config_hash"}
+    return all(_same_value(a.get(k), b.get(k)) for k in keys)
+
+
+def _same_value(x: Any, y: Any) -> bool:
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return x == y
+
+
+def _labels(config: Mapping[str, Any]) -> dict[str, set]:
+    """The labels a row of this experiment may carry, per key column (only those the config lists)."""
+    out: dict[str, set] = {}
+    if isinstance(config.get("workloads"), list):
+        out["workload"] = {
+            w.get("label") or w.get("name") if isinstance(w, Mapping) else w
+            for w in config["workloads"]
+        }
+    if isinstance(config.get("policies"), list):
+        out["policy"] = {
+            p.get("label") if isinstance(p, Mapping) else p for p in config["policies"]
+        }
+    for column, key in (("format", "formats"), ("mask", "masks")):
+        if isinstance(config.get(key), list):
+            out[column] = set(config[key])
+    return out
+
+
+#: Kinds of points (``memsim.experiment.points.KINDS``).
+POINT_KINDS = ("clean", "sweep", "operating")
+
+
+def check_row(
+    row: Any,
+    where: str,
+    config: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+    schema: RowSchema = SWEEP_ROWS,
+    verify_id: bool = True,
+) -> dict:
+    """Check one stored point against the store's schema and the folder's experiment.
+
+    For every schema: the key columns must be present, ``point_id`` must be their hash and a
+    ``config_hash`` (when present) the folder's. For the accuracy sweep's rows
+    (:data:`SWEEP_ROWS`) also: the key columns well typed, the accuracy a fraction (or NaN) and
+    the labels those the experiment lists. Returns the row; raises :class:`ResultsError` naming
+    ``where``.
+    """
+    if not isinstance(row, dict):
+        raise ResultsError(f"{where} is not a point (a JSON object). Got {str(row)[:60]!r}.")
+    required = (*schema.key_columns, "point_id", *(("accuracy",) if schema == SWEEP_ROWS else ()))
+    missing = [c for c in required if c not in row]
+    if missing:
+        raise ResultsError(f"{where} lacks column(s) {', '.join(missing)}.")
+    if not isinstance(row["point_id"], str):
+        raise ResultsError(f"{where}: 'point_id' must be a string. Got {row['point_id']!r}.")
+    if schema == SWEEP_ROWS:
+        _check_sweep_row(row, where)
+    if verify_id and row["point_id"] != point_id(row, schema):
+        raise ResultsError(
+            f"{where}: 'point_id' {row['point_id']!r} does not match the row's key columns "
+            "(the row was edited or is corrupt)."
+        )
+    found = row.get("config_hash")
+    if digest is not None and found is not None and found != digest:
+        raise ResultsError(
+            f"{where} is a point of another experiment (config hash {found}, this folder's "
+            f"{digest}); it was copied in from elsewhere."
+        )
+    if schema == SWEEP_ROWS:
+        for column, allowed in _labels(config or {}).items():
+            if row[column] not in allowed:
+                raise ResultsError(
+                    f"{where}: {column} {row[column]!r} is not one of this folder's experiment "
+                    f"({', '.join(sorted(map(str, allowed)))}); the row belongs to another "
+                    "experiment."
+                )
+    return row
+
+
+def _check_sweep_row(row: dict, where: str) -> None:
+    """Types and ranges of an accuracy-sweep row's key columns and accuracy."""
+    for name in ("workload", "format", "policy", "mask", "kind", "point_id"):
+        if not isinstance(row[name], str):
+            raise ResultsError(f"{where}: '{name}' must be a string. Got {row[name]!r}.")
+    if row["kind"] not in POINT_KINDS:
+        raise ResultsError(
+            f"{where}: 'kind' must be one of {', '.join(POINT_KINDS)}. Got {row['kind']!r}."
+        )
+    for name in ("p", "p10"):
+        value = row[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ResultsError(f"{where}: '{name}' must be a probability in [0, 1]. Got {value!r}.")
+        row[name] = float(value)
+    if isinstance(row["repeat"], bool) or not isinstance(row["repeat"], int) or row["repeat"] < 0:
+        raise ResultsError(f"{where}: 'repeat' must be an int >= 0. Got {row['repeat']!r}.")
+    acc = row["accuracy"]
+    if (
+        isinstance(acc, bool)
+        or not isinstance(acc, int | float)
+        or not (math.isnan(acc) or 0 <= acc <= 1)
+    ):
+        raise ResultsError(f"{where}: 'accuracy' must be a fraction in [0, 1]. Got {acc!r}.")
+
+
+def read_points_csv(
+    path: str | os.PathLike,
+    schema: RowSchema = SWEEP_ROWS,
+    *,
+    config: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+) -> list[dict]:
+    """Rows of a ``points.csv`` table, checked like :func:`read_log` (line numbers count the header)."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan", ""])
+    except pd.errors.EmptyDataError:
+        raise ResultsError(f"{path} is empty (not even a header); it is corrupt.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ResultsError(f"{path} is not a readable CSV table: {exc}".strip()) from None
+    rows: dict[str, dict] = {}
+    first_line: dict[str, int] = {}
+    numbered: list[tuple[int, dict]] = []
+    for i, record in enumerate(frame.to_dict("records")):
+        number = i + 2  # line 1 is the header
+        where = f"{path} line {number}"
+        row = {k: _from_csv(k, v, schema.float_columns) for k, v in record.items()}
+        # CSV keeps no types: only the sweep's key columns are typed well enough to rehash.
+        row = check_row(row, where, config, digest, schema, verify_id=schema == SWEEP_ROWS)
+        _add_unique(rows, first_line, row, number, where)
+        numbered.append((number, row))
+    _check_tagged(numbered, path)
+    return list(rows.values())
+
+
+def _from_csv(column: str, value: Any, float_columns: tuple[str, ...] = FLOAT_COLUMNS) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value) and column not in float_columns:
+        return None  # an empty cell
+    if column in ("repeat", "seed", "n_images", "num_classes") and isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+    if column in float_columns and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if column == "coupled" and isinstance(value, str) and value in ("True", "False"):
+        return value == "True"
+    return value
+
+
+def load_points(
+    folder: str | os.PathLike, experiment: Mapping[str, Any], schema: RowSchema = SWEEP_ROWS
+) -> pd.DataFrame:
+    """The checked points of a results folder, from ``points.jsonl`` (else ``points.csv``).
+
+    Never less than what the folder already shows: when ``points.csv`` holds a point that the
+    store lacks, or a different value for one, this is an error rather than a silent loss.
+    """
+    folder = Path(folder)
+    config, digest = experiment.get("config"), experiment.get("config_hash")
+    log, table = folder / POINTS_LOG, folder / POINTS_CSV
+    logged = read_log(log, schema, config=config, digest=digest) if log.exists() else []
+    shown = read_points_csv(table, schema, config=config, digest=digest) if table.exists() else []
+    if logged or (log.exists() and shown):
+        by_id = {r["point_id"]: r for r in logged}
+        lost = [r for r in shown if r["point_id"] not in by_id]
+        if lost:
+            raise ResultsError(
+                f"{table} holds {len(lost)} point(s) that {log} lacks (the store was truncated "
+                "or replaced); refusing to overwrite the table with less. Restore "
+                f"{POINTS_LOG} or remove {POINTS_CSV}."
+            )
+        for r in shown:
+            stored = by_id[r["point_id"]]
+            measured = [c for c in r if c in schema.float_columns and c in stored]
+            if not all(_same_value(r[c], stored[c]) for c in measured):
+                raise ResultsError(
+                    f"{table} and {log} disagree on the values of point {r['point_id']}; "
+                    "one was edited or copied in from elsewhere."
+                )
+        return points_frame(logged, schema)
+    if shown:
+        return points_frame(shown, schema)
+    raise ResultsError(
+        f"{folder} holds no points ({POINTS_LOG} or {POINTS_CSV}); run a sweep first."
+    )
 
 
 def points_frame(rows: Iterable[Mapping[str, Any]], schema: RowSchema = SWEEP_ROWS) -> pd.DataFrame:

@@ -11,7 +11,6 @@ points into ``OTHER`` and leaves ``DIR`` as it was.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,16 +21,15 @@ from memsim.experiment.store import (
     MEMORY_CSV,
     METADATA_FILE,
     POINTS_CSV,
-    POINTS_LOG,
     SUMMARY_CSV,
     WRITES_CSV,
     ResultsError,
-    points_frame,
     read_experiment,
-    read_log,
+    read_json,
     write_csv_atomic,
     write_text_atomic,
 )
+from memsim.experiment.store import load_points as store_load_points
 
 CONDITIONS_CSV = "conditions.csv"
 REPORT_MD = "report.md"
@@ -39,24 +37,18 @@ FIGURES_DIR = "figures"
 
 
 def load_points(folder: str | os.PathLike) -> pd.DataFrame:
-    """The points of a results folder: ``points.jsonl`` (the store) or else ``points.csv``."""
-    folder = Path(folder)
-    if (folder / POINTS_LOG).exists():
-        return points_frame(read_log(folder / POINTS_LOG))
-    if (folder / POINTS_CSV).exists():
-        return pd.read_csv(folder / POINTS_CSV, keep_default_na=False, na_values=["NaN", "nan"])
-    raise ResultsError(
-        f"{folder} holds no points ({POINTS_LOG} or {POINTS_CSV}); run a sweep first."
-    )
+    """The checked points of a results folder (:func:`memsim.experiment.store.load_points`)."""
+    return store_load_points(folder, read_experiment(folder))
 
 
 def _optional_csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
     # keep_default_na=False: an empty condition name must stay "", not become NaN.
-    return (
-        pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan"])
-        if path.exists()
-        else None
-    )
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=["NaN", "nan"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path} is not a readable CSV table: {exc}".strip()) from None
 
 
 def write_report(
@@ -112,15 +104,11 @@ def write_report(
             )
 
         return write_folder_report(folder)
-    points = load_points(folder)
+    points = store_load_points(folder, experiment)
     memory = _optional_csv(folder / MEMORY_CSV)
     writes = _optional_csv(folder / WRITES_CSV)
     conditions = _optional_csv(folder / CONDITIONS_CSV)
-    metadata = (
-        json.loads((folder / METADATA_FILE).read_text())
-        if (folder / METADATA_FILE).exists()
-        else {}
-    )
+    metadata = read_json(folder / METADATA_FILE) if (folder / METADATA_FILE).exists() else {}
     config = {**config, "fit": {**config.get("fit", {}), **(fit_options or {})}}
     fit = config["fit"]
     fits = fit_curves(

@@ -243,18 +243,14 @@ def describe(config: dict) -> str:
 
 def write_folder_report(folder: str | os.PathLike) -> Path:
     """(Re-)create ``summary.csv``, ``comparison.csv``, figures and ``bnn_report.md`` of a study folder."""
-    from memsim.experiment.store import (
-        POINTS_LOG,
-        points_frame,
-        read_experiment,
-        read_log,
-        write_csv_atomic,
-    )
+    from memsim.experiment.store import load_points, read_experiment, write_csv_atomic
     from memsim.studies.bnn import BNN_ROWS
 
     folder = Path(folder)
-    config = read_experiment(folder)["config"]
-    points = points_frame(read_log(folder / POINTS_LOG, BNN_ROWS), BNN_ROWS)
+    experiment = read_experiment(folder)
+    config = experiment["config"]
+    # Checked rows, and never fewer points than points.csv already shows.
+    points = load_points(folder, experiment, BNN_ROWS)
     conditions = pd.read_csv(
         folder / "conditions.csv", keep_default_na=False, na_values=["NaN", "nan"]
     )

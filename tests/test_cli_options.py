@@ -1,0 +1,192 @@
+"""The command line behaves one way: shared options, logging, version, light --help, training.
+
+One set of options (``memsim/cli/options.py``) with one name, meaning and default on every verb;
+``--help`` loads neither torch nor scipy; ``python -m memsim`` and ``--version`` work; ``train``
+saves generic workloads and resumes an interrupted training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import memsim
+from memsim.cli import options
+from memsim.cli.main import build_parser, main
+from workloads import WORKLOADS, get_workload
+from workloads.generic import register
+from workloads.train import TrainConfig, train
+
+COMMON = ("--debug", "--no-progress", "--quiet", "--verbose")
+
+
+def _verbs() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {flag: a for a in parser._actions for flag in a.option_strings}
+
+
+def test_every_verb_has_the_common_options():
+    for verb, parser in _verbs().items():
+        flags = _flags(parser)
+        missing = [f for f in (*COMMON, "-q", "-v") if f not in flags]
+        assert not missing, f"memsim {verb} lacks {missing}"
+
+
+def test_shared_options_have_one_meaning_and_default_everywhere():
+    for verb, parser in _verbs().items():
+        flags = _flags(parser)
+        if "--device" in flags and flags["--device"].help != argparse.SUPPRESS:
+            assert "torch device" in flags["--device"].help, verb
+            assert flags["--device"].default is None  # resolved to options.DEFAULT_DEVICE
+        for name in ("--p", "--p01"):
+            if name in flags:
+                assert flags[name].dest == "p", verb
+        assert "--noise-p01" not in flags
+    assert _flags(_verbs()["eval"])["--p"] is not None
+    assert _flags(_verbs()["flip-demo"])["--p"].dest == "p"
+    assert options.torch_device(argparse.Namespace(device=None)) == "cpu"
+
+
+def test_memory_names_the_rram_preset_rram_and_keeps_device_as_deprecated_alias():
+    parser = _verbs()["memory"]
+    assert parser.parse_args(["t.json", "--rram", "low_energy"]).rram == "low_energy"
+    assert parser.parse_args(["t.json", "--device", "low_energy"]).rram == "low_energy"
+
+
+def test_bits_take_lists_as_the_readme_says():
+    args = _verbs()["eval"].parse_args(["digits", "--bits", "sign,exponent"])
+    assert args.bits == ["sign", "exponent"]
+    assert (
+        options.bits_list("all") is None and options.bits_list("first_noisy:9") == "first_noisy:9"
+    )
+    from memsim.formats import get_format, resolve_bits
+
+    mask = resolve_bits(get_format("float32"), args.bits)
+    assert mask.sum() == 9  # one sign bit and eight exponent bits
+
+
+def test_help_choices_match_the_library():
+    from memsim.cli import experiment, inference
+    from memsim.cli import train as train_verb
+    from memsim.experiment import config
+    from memsim.inference.graph import GRANULARITIES
+    from workloads.train import OPTIMIZERS, SCHEDULES
+
+    assert experiment.EXECUTORS == config.EXECUTORS
+    assert experiment.COMPUTE_DTYPES == config.COMPUTE_DTYPES
+    assert inference.GRANULARITIES == GRANULARITIES
+    assert train_verb._SCHEDULES == SCHEDULES and train_verb._OPTIMIZERS == OPTIMIZERS
+
+
+def test_train_help_defaults_match_the_recipe():
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    parser = _verbs()["train"]
+    for dest in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "seed", "optimizer"):
+        assert parser.get_default(dest) == defaults[dest], dest
+
+
+def test_version_and_python_dash_m(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"memsim {memsim.__version__}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "memsim", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and memsim.__version__ in proc.stdout
+
+
+def test_help_imports_neither_torch_nor_scipy():
+    code = (
+        "import sys\n"
+        "from memsim.cli.main import main\n"
+        "for argv in (['--help'], ['run', '--help'], ['device', '--help'], ['flip-demo', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'scipy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+def test_logging_is_configured_by_the_cli_only():
+    import logging
+
+    import memsim.experiment.run  # noqa: F401  (libraries add no handlers)
+
+    assert not [
+        h
+        for h in logging.getLogger("memsim").handlers
+        if type(h).__module__ != "memsim.cli.options"
+    ]
+    args = argparse.Namespace(quiet=True, verbose=0)
+    options.configure_logging(args)
+    assert logging.getLogger("memsim").level == logging.WARNING
+    options.configure_logging(argparse.Namespace(quiet=False, verbose=1))
+    assert logging.getLogger("memsim").level == logging.DEBUG
+
+
+# ------------------------------------------------------------------------------------- training
+
+QUICK = dict(epochs=2, batch_size=32, lr=0.05, autocast=False, augment=False)
+
+
+@pytest.fixture
+def generic_workload():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 6, generator=gen)
+    y = (x[:, 0] > 0).long()
+    register(
+        "generic_train_test",
+        lambda: nn.Sequential(nn.Linear(6, 2)),
+        {"train": (x, y), "test": (x, y)},
+    )
+    yield get_workload("generic_train_test")
+    WORKLOADS._items.pop("generic_train_test", None)
+
+
+def test_train_saves_a_generic_workload_without_normalisation(generic_workload, tmp_path):
+    assert getattr(generic_workload, "mean", None) is None
+    result = train(generic_workload, TrainConfig(**QUICK), out=tmp_path / "g.pt", progress=False)
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["mean"] is None and payload["workload"] == "generic_train_test"
+    assert not (tmp_path / "g.pt.train-state").exists()  # done: nothing left to resume
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(generic_workload, tmp_path, monkeypatch):
+    config = TrainConfig(**QUICK)
+    whole = train(generic_workload, config, out=tmp_path / "whole.pt", progress=False)
+
+    import workloads.train as train_module
+
+    real_save = train_module._save_train_state
+    calls = []
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        calls.append(state["epoch"])
+        raise KeyboardInterrupt  # interrupted right after the first epoch's state is saved
+
+    monkeypatch.setattr(train_module, "_save_train_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(generic_workload, config, out=tmp_path / "cut.pt", progress=False)
+    assert calls == [1] and (tmp_path / "cut.pt.train-state").exists()
+    monkeypatch.setattr(train_module, "_save_train_state", real_save)
+    resumed = train(generic_workload, config, out=tmp_path / "cut.pt", progress=False)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)  # the same weights as an uninterrupted run
