@@ -175,3 +175,10 @@ def test_list_shows_plugins_and_presets(capsys):
 def test_shipped_configs_can_be_named_without_a_path():
     config, _ = load_experiment("labs/lab1_noise_curve")
     assert config.name == "lab1-noise-curve"
+
+
+def test_the_default_experiment_keeps_its_identity():
+    # Keys added since (report, compute_dtype, granularity) are left out at their defaults, so
+    # results folders of the default experiment made by earlier versions are still resumable.
+    config, _ = load_experiment()
+    assert config.digest() == "736fecfaf97c73b8"
