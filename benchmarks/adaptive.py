@@ -3,7 +3,7 @@
 Runs the full grid (1e-8 … 1e-1, 3 points per decade = 22 p, 5 repeats, coupled) and the
 adaptive search on the same curve, fits both and prints μ, its CI and the number of inference
 passes (one pass = one evaluation of the whole image subset at one p; the noise-free point
-that both need is not counted). Target (issue 6): |μ_adaptive / μ_grid − 1| ≤ 10 % with at
+that both need is not counted). Target: |μ_adaptive / μ_grid − 1| ≤ 10 % with at
 most one third of the passes.
 
     python benchmarks/adaptive.py                  # digits CNN, float32, baseline (real network)

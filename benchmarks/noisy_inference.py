@@ -12,7 +12,7 @@ disturbed measurement); the median of the per-repeat ratios is printed beside it
 slow (a float64 uniform per bit), so by default it runs on ``--reference-batch`` images and
 its time is scaled linearly to the full batch (its cost is proportional to the bits written).
 
-Targets (issue 3): noisy ≤ 1.05 × clean at p ≤ 1e-3; auto ≥ 50 × faster than reference at
+Targets: noisy ≤ 1.05 × clean at p ≤ 1e-3; auto ≥ 50 × faster than reference at
 p = 1e-5.
 
 Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3]``

@@ -1,4 +1,4 @@
-"""Logistic fits of accuracy against bit-flip probability (DESIGN §7).
+"""Logistic fits of accuracy against bit-flip probability (docs/design.md §7).
 
 Sits between the sweep (a points table: ``p``, ``repeat``, ``accuracy``) and the report (one
 summary row per workload × format × policy). The model is

@@ -1,6 +1,6 @@
 """Storage formats: bit widths, integer views and named bit fields.
 
-Bit positions are numbered from the most significant bit, starting at 0 (DESIGN §3): for
+Bit positions are numbered from the most significant bit, starting at 0 (docs/design.md §3): for
 float32, position 0 is the sign, 1–8 the exponent and 9–31 the mantissa. A stored word is
 reinterpreted as an unsigned integer of the same width; position ``k`` is the integer bit
 ``width - 1 - k``.
@@ -150,7 +150,7 @@ FORMATS: dict[str, StorageFormat] = {
     ]
 }
 
-#: Formats a network can store its activations in (DESIGN §3).
+#: Formats a network can store its activations in (docs/design.md §3).
 ACTIVATION_FORMATS = (
     "float64",
     "float32",
@@ -220,7 +220,7 @@ def get_format(spec: str | torch.dtype | np.dtype | StorageFormat) -> StorageFor
 
 @dataclass(frozen=True)
 class FirstNoisy:
-    """Positions ``k … width-1`` are noisy; ``0 … k-1`` are protected (DESIGN §3)."""
+    """Positions ``k … width-1`` are noisy; ``0 … k-1`` are protected (docs/design.md §3)."""
 
     k: int
 

@@ -1,6 +1,6 @@
 """The policy interface: how a tensor's bits are stored, and what that does and costs.
 
-A policy answers two questions for every tensor written (DESIGN §5):
+A policy answers two questions for every tensor written (docs/design.md §5):
 
 (a) accuracy side: given the device's raw single-pulse flip probabilities, what channel
     corrupts the stored tensor (``channel``);

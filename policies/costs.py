@@ -12,7 +12,7 @@ so that the expected counts are exact):
   stored word is 1. When the policy stores another format than the traced one, the bits are
   estimated: bfloat16 from float32 keeps the first 16 fractions (bfloat16 is the top half of a
   float32), otherwise every bit is 1 with probability ``(1 − zero_fraction)/2``.
-* **Plain write** (every cell pulsed, reference notes §6): a cell holding 1 gets a SET, a cell
+* **Plain write** (every cell pulsed, sources §6): a cell holding 1 gets a SET, a cell
   holding 0 a RESET, ``E = (#ones)·E_SET + (#zeros)·E_RESET``.
 * **Data-comparison write**: see :mod:`policies.impl.dcw` (old content independent with the same
   statistics: ``n01 = n10 = Σ_i numel·f_i·(1 − f_i)``; pre-read of every cell).
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from memsim.trace.records import WriteRecord
     from policies.stage import StorageSpec
 
-#: RRAM bits programmed together when the device bundle does not say (notes §1 row 19).
+#: RRAM bits programmed together when the device bundle does not say (sources §1 row 19).
 DEFAULT_UNIT_BITS = 64
 
 

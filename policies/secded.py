@@ -1,6 +1,6 @@
 """The (72,64) Hsiao SECDED code: encoding, decoding and exact codeword corruption.
 
-Used by the ``ecc_secded`` policy on both sides of the data flow (DESIGN §5):
+Used by the ``ecc_secded`` policy on both sides of the data flow (docs/design.md §5):
 
 * accuracy side: :func:`corrupt_words` flips the bits of every 72-bit codeword that holds a
   tensor's RRAM bits and decodes the words that were hit, exactly as the hardware would
@@ -12,7 +12,7 @@ Bits are handled as ``uint8`` 0/1 matrices, one row per codeword (columns 0–63
 first; 64–71 check bits), so that only the few words that got a flip are ever materialised.
 
 The parity-check matrix is Hsiao's odd-weight-column construction (reference
-``memory_models.md`` §7.3): the 56 weight-3 columns and 8 weight-5 columns (cyclic runs of
+docs/sources.md §7.3): the 56 weight-3 columns and 8 weight-5 columns (cyclic runs of
 five rows) for the data bits, unit columns for the check bits. Every row has 26 data ones.
 """
 

@@ -1,6 +1,6 @@
 """Composable policies: every built-in policy is a *stage* that fills one slot of a storage spec.
 
-Composition is the point of this module (DESIGN §5: "policies compose"). A policy does not
+Composition is the point of this module (docs/design.md §5: "policies compose"). A policy does not
 compute its noise and costs alone; it states one decision about how bits are stored, in one
 of these slots of a :class:`StorageSpec`:
 

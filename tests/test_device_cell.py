@@ -108,13 +108,13 @@ def test_inverse_round_trips(p_bf, split):
 
 
 def test_sigma_sum_matches_reference_z_values():
-    # z = Φ⁻¹(1 − p): 4.753 at 1e-6, 1.751 at 4e-2 (reference notes §3.1)
+    # z = Φ⁻¹(1 − p): 4.753 at 1e-6, 1.751 at 4e-2 (sources §3.1)
     assert sigma_sum_for_pbf(1e-6, 10.0) == pytest.approx(math.log(10) / 4.753, rel=1e-3)
     assert sigma_sum_for_pbf(4e-2, 5.0) == pytest.approx(math.log(5) / 1.751, rel=1e-3)
 
 
 def test_reference_worked_values_of_1t1r_and_2t2r():
-    # reference notes §3.2: ratio 10, σ 0.25 / 0.7 -> 7.7e-3 (1T1R), 9.8e-4 (2T2R)
+    # sources §3.2: ratio 10, σ 0.25 / 0.7 -> 7.7e-3 (1T1R), 9.8e-4 (2T2R)
     cell = make_cell(1e4, 0.25, 10.0, 0.7)
     assert cell.p_bf == pytest.approx(7.7e-3, rel=0.02)
     assert cell.p_2t2r() == pytest.approx(9.8e-4, rel=0.02)

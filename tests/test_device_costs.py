@@ -33,7 +33,7 @@ def test_secded_word_failure_matches_simulation_of_72_bit_words(p):
 
 def test_secded_word_failure_reference_values_and_small_p_limit():
     ecc = SECDEDParams()
-    # reference notes §7.3 table
+    # sources §7.3 table
     assert ecc.word_failure(1e-4) == pytest.approx(2.5e-5, rel=0.02)
     assert ecc.word_failure(1e-2) == pytest.approx(0.16, rel=0.02)
     assert ecc.word_failure(4e-2) == pytest.approx(0.79, rel=0.01)

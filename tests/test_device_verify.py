@@ -74,7 +74,7 @@ def test_rounds_per_unit_are_the_max_over_cells_as_in_monte_carlo(unit_cells):
 
 
 def test_reference_worked_values_of_expected_rounds():
-    # reference notes §4.2, N = 8: q = 0.1 -> E[P] 1.111, E[R] 2.54 at n = 64; q = 0.3 -> 4.43
+    # sources §4.2, N = 8: q = 0.1 -> E[P] 1.111, E[R] 2.54 at n = 64; q = 0.3 -> 4.43
     wv = WriteVerify(7)
     assert wv.expected_pulses(0.1) == pytest.approx(1.111, abs=1e-3)
     assert wv.expected_rounds(0.1, 64) == pytest.approx(2.54, abs=0.01)

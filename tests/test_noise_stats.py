@@ -1,4 +1,4 @@
-"""Every bit-flip engine is statistically identical to the dense reference operator (DESIGN §3).
+"""Every bit-flip engine is statistically identical to the dense reference operator (docs/design.md §3).
 
 Counts are compared with their exact Binomial laws at fixed seeds, so the tests are
 deterministic: per bit position (two-sided binomial bounds), across positions (chi-square),

@@ -1,6 +1,6 @@
 """The workload interface: a network factory, its data and its trained weights.
 
-A workload is the first stage of memsim's data flow (DESIGN §2): tracing records the writes of
+A workload is the first stage of memsim's data flow (docs/design.md §2): tracing records the writes of
 ``load_model()`` on ``dataset("test")``, and noisy inference evaluates the same pair under a
 write channel. Workloads register by name in :data:`WORKLOADS`; outside packages add their own
 through the ``memsim.workloads`` entry-point group, each entry being a callable

@@ -1,6 +1,6 @@
 """VGG-A/B/D/E (VGG-11/13/16/19) with batch norm for CIFAR-10, and their workloads.
 
-The architecture is DESIGN §8's: for each config entry a 3×3 convolution (padding 1),
+The architecture is docs/design.md §8's: for each config entry a 3×3 convolution (padding 1),
 BatchNorm2d and ReLU; ``"M"`` is a 2×2 max-pool; then flatten and one ``Linear(512, 10)``.
 Module names (``features.N``, ``classifier``) follow torchvision's ``vgg.make_layers``, so the
 shared checkpoints in ``../shared/checkpoints/vgg_<X>.pt`` load as they are. Flattening is a

@@ -4,7 +4,7 @@ This is the bottom of the data flow: a programming condition (``conditions.py``)
 resistance distributions of a cell, this module turns them into the probabilities the noise
 channel injects (``p01``, ``p10``) and into the error rate of a 2T2R differential read.
 
-Conventions (used everywhere in memsim, see reference notes §6):
+Conventions (used everywhere in memsim, see sources §6):
 
 * logic 1 is the low-resistance state (LRS), logic 0 the high-resistance state (HRS);
 * a 0→1 write is a SET (HRS → LRS), a 1→0 write is a RESET (LRS → HRS);
@@ -137,7 +137,7 @@ class RRAMCell:
 
     @property
     def symmetric_threshold_ohm(self) -> float:
-        """The equal-error threshold: ln R_th = (σ_H μ_L + σ_L μ_H) / (σ_L + σ_H) (notes §3.1)."""
+        """The equal-error threshold: ln R_th = (σ_H μ_L + σ_L μ_H) / (σ_L + σ_H) (sources §3.1)."""
         s_l, s_h = self.lrs.sigma_ln, self.hrs.sigma_ln
         return math.exp((s_h * self.lrs.mu_ln + s_l * self.hrs.mu_ln) / (s_l + s_h))
 
@@ -161,7 +161,7 @@ class RRAMCell:
         """Bit-flip probability of a single-ended read.
 
         With the symmetric threshold this is the closed form Φ(−ln(R_H/R_L) / (σ_L + σ_H))
-        (notes §3.1); with an explicit threshold it is the mean of ``p01`` and ``p10`` (the
+        (sources §3.1); with an explicit threshold it is the mean of ``p01`` and ``p10`` (the
         error rate for data with as many 0s as 1s).
         """
         if self.threshold_ohm is None:
@@ -169,7 +169,7 @@ class RRAMCell:
         return 0.5 * (self.p01 + self.p10)
 
     def p_2t2r(self, sigma_sa_ln: float = 0.0) -> float:
-        """Error probability of a 2T2R differential read (notes §3.3).
+        """Error probability of a 2T2R differential read (sources §3.3).
 
         The two devices of a bit are independent; the read fails when the device meant to
         be in LRS shows a higher resistance than its HRS twin, plus a sense-amplifier offset
@@ -195,7 +195,7 @@ def _z_for(p_bf: float, owner: str) -> float:
 def sigma_sum_for_pbf(p_bf: float, ratio: float) -> float:
     """σ_L + σ_H giving a symmetric bit-flip probability ``p_bf`` at median ratio ``ratio``.
 
-    Inverse of :attr:`RRAMCell.p_bf`: σ_L + σ_H = ln(ratio) / Φ⁻¹(1 − p_bf) (notes §3.1).
+    Inverse of :attr:`RRAMCell.p_bf`: σ_L + σ_H = ln(ratio) / Φ⁻¹(1 − p_bf) (sources §3.1).
 
     Parameters
     ----------

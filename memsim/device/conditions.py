@@ -96,7 +96,7 @@ def scale_compliance(
 ) -> ProgrammingCondition:
     """A condition programmed with ``current_ratio`` × the base compliance current.
 
-    The continuous knob of reference notes §7.4 (literature scaling, not re-measured): pulse
+    The continuous knob of sources §7.4 (literature scaling, not re-measured): pulse
     energies ∝ I_C; LRS median ∝ 1/I_C; LRS log-sigma ∝ I_C^(-1/2); the HRS is set by the
     RESET voltage and stays as it is. Lowering the current moves the LRS up towards the HRS
     and widens it, so ``p_bf`` rises.
@@ -126,7 +126,7 @@ def scale_compliance(
         e_set_pj=base.e_set_pj * current_ratio,
         e_reset_pj=base.e_reset_pj * current_ratio,
         compliance_current_ua=current,
-        description=f"{base.name} at {current_ratio:g}x compliance current (scaling law, notes §7.4)",
+        description=f"{base.name} at {current_ratio:g}x compliance current (scaling law, sources §7.4)",
         notes="Derived with memsim.device.scale_compliance.",
     )
 

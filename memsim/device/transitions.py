@@ -2,7 +2,7 @@
 
 Given the old and new contents of RRAM words (unsigned-integer views of the stored tensor),
 count the 0→1 (SET) and 1→0 (RESET) transitions and the unchanged cells, then price a write
-under one of the schemes of reference notes §6:
+under one of the schemes of sources §6:
 
 * ``"plain"``: every cell is pulsed towards its new value,
   E = (n01 + n11)·E_SET + (n10 + n00)·E_RESET;

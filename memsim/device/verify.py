@@ -5,7 +5,7 @@ and memory-system model: a policy asks how often a verified write still leaves a
 (the noise it injects), how many pulses a cell draws on average (energy) and how many rounds
 a write unit of n cells needs (the SimPy model samples per-unit latency from ``rounds_pmf``).
 
-Model (reference notes §4.1-4.2, derived again here with a verify margin and misreads):
+Model (sources §4.1-4.2, derived again here with a verify margin and misreads):
 
 * Each attempt pulses a cell; the new resistance is an independent draw. With probability
   ``p`` it lands beyond the read threshold (a wrong bit); with probability ``q >= p`` it lands
@@ -192,7 +192,7 @@ class WriteVerify:
         return np.diff(self.rounds_cdf([(self.retry_prob(p, q_verify), unit_cells)]), prepend=0.0)
 
     def expected_rounds(self, p: float, unit_cells: int, q_verify: float | None = None) -> float:
-        """Mean rounds per unit, Σ_{r=0}^{N−1} [1 − (1 − a^r)^n] (notes §4.2)."""
+        """Mean rounds per unit, Σ_{r=0}^{N−1} [1 − (1 − a^r)^n] (sources §4.2)."""
         pmf = self.rounds_pmf(p, unit_cells, q_verify)
         return float(np.dot(np.arange(1, len(pmf) + 1), pmf))
 

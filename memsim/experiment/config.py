@@ -1,6 +1,6 @@
 """Experiment configs: a TOML file into a frozen :class:`ExperimentConfig` and :class:`RunOptions`.
 
-The first stage of an experiment (DESIGN §2, §7). :func:`load_experiment` validates a config
+The first stage of an experiment (docs/design.md §2, §7). :func:`load_experiment` validates a config
 file, with ``--set`` overrides, into a frozen :class:`ExperimentConfig` (what is modelled; its
 hash, :meth:`ExperimentConfig.digest`, is the experiment's identity) and :class:`RunOptions`
 (workers, output folder, torch device: how it runs, not part of the identity). Plug-in names
@@ -211,7 +211,7 @@ class AdaptiveConfig:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Logistic fit options (DESIGN §7)."""
+    """Logistic fit options (docs/design.md §7)."""
 
     scale: Literal["log10p", "p"] = "log10p"
     bootstrap: int = 200

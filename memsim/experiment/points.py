@@ -9,7 +9,7 @@ and benchmarks) on an :class:`~memsim.experiment.executor.Executor`, and appende
 
 Seeds come from the run seed by name (:func:`point_seed`), never from the order of execution,
 so any number of workers gives identical results. With coupled sampling (common random
-numbers, DESIGN §3) all p of one repeat share a seed and the channels share a ``ladder``, so
+numbers, docs/design.md §3) all p of one repeat share a seed and the channels share a ``ladder``, so
 flips at a smaller p are a subset of those at a larger one; it is used only where it is exact
 (every channel along the grid is a :class:`~memsim.noise.channel.BitFlip` with non-decreasing
 per-bit rates), otherwise each p gets its own seed.

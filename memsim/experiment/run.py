@@ -1,6 +1,6 @@
 """Experiments: a TOML config in, a results folder (points, fits, costs, report) out.
 
-This is the top of the data flow (DESIGN §2, §7). :func:`load_experiment` validates a config
+This is the top of the data flow (docs/design.md §2, §7). :func:`load_experiment` validates a config
 file into a frozen :class:`ExperimentConfig` (what is modelled; its hash is the experiment's
 identity) and :class:`RunOptions` (workers, output folder, torch device: how it runs, not part
 of the identity). :func:`run_experiment` then

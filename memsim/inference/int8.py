@@ -6,7 +6,7 @@ flips the packed bytes (:class:`memsim.noise.channel.BitFlip` on ``int4``). Ever
 that says int8 holds for int4 with those ranges; biases are int32 codes in both.
 
 Where it sits: :class:`memsim.inference.network.NoisyNetwork` uses this module for ``fmt="int8"``
-(DESIGN §3). The network computes in float32 (fake quantization); what is *stored* is int8:
+(docs/design.md §3). The network computes in float32 (fake quantization); what is *stored* is int8:
 
 * **Activations**: per-tensor affine int8 (scale, zero point over [-128, 127]) per write
   point, calibrated on a calibration subset by observing each write point's range on the

@@ -1,6 +1,6 @@
 """Noisy inference: a network whose every write goes through a noise channel.
 
-Where it sits (DESIGN §2): a workload's trained model comes in, a policy's
+Where it sits (docs/design.md §2): a workload's trained model comes in, a policy's
 :class:`memsim.noise.channel.Channel` says what a write does to stored bits, and
 :class:`NoisyNetwork` runs the model with forward hooks (:mod:`memsim.inference.taps`) that, at every
 write point, (1) put the output in its storage format (float64/32/16, bfloat16 or int8

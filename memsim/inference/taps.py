@@ -1,6 +1,6 @@
 """Write points: where a network writes tensors to memory, found with forward hooks.
 
-This is the first stage of the accuracy side (DESIGN §2-§3): :class:`Taps` runs one forward
+This is the first stage of the accuracy side (docs/design.md §2-§3): :class:`Taps` runs one forward
 pass on an example batch, lists every tensor the network writes (a :class:`WritePoint` per
 write, in execution order), and afterwards installs hooks that hand each written tensor to a
 callback (noisy inference flips its bits, tracing measures them).

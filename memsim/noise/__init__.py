@@ -1,4 +1,4 @@
-"""Bit-flip noise: how written bits go wrong (DESIGN §3).
+"""Bit-flip noise: how written bits go wrong (docs/design.md §3).
 
 Data flow: a policy turns a device error rate into per-bit ``p01``/``p10`` and a
 :class:`~memsim.noise.channel.Channel`; noisy inference calls the channel at every write point,

@@ -38,7 +38,7 @@ def flip(
     seed: int | None = None,
     ladder: Sequence[object] | None = None,
 ) -> A:
-    """Return a copy of ``x`` whose stored bits flipped independently (DESIGN §3).
+    """Return a copy of ``x`` whose stored bits flipped independently (docs/design.md §3).
 
     Parameters
     ----------

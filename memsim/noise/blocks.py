@@ -1,6 +1,6 @@
 """Numba kernels of the CPU engine's block sampler: a few nanoseconds per flip, cache friendly.
 
-The sparse problem (DESIGN §3): in a group's index space of ``words.size * npos`` eligible bits
+The sparse problem (docs/design.md §3): in a group's index space of ``words.size * npos`` eligible bits
 (element-major: bit ``j`` of the group in word ``w``), every bit is a *candidate* independently
 with probability ``pmax = max(p01, p10)``; a candidate storing 0 flips with ``p01 / pmax`` and
 one storing 1 with ``p10 / pmax`` (thinning), so each bit flips with exactly its direction's

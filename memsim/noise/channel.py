@@ -69,7 +69,7 @@ def per_position(fmt: str, value: object, name: str) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class BitFlip(Channel):
-    """Independent per-bit flips (DESIGN §3), optionally only at noisy positions.
+    """Independent per-bit flips (docs/design.md §3), optionally only at noisy positions.
 
     Parameters
     ----------

@@ -191,7 +191,7 @@ def _dense_rest(arr: np.ndarray, rest: Sequence[Layer], events: np.ndarray) -> N
 
     The union of the layers ``rest`` has rates ``q = 1 - prod(1 - r)``; one uniform per bit,
     keyed by the first of them (the same layer at every ladder entry above the split), flips a
-    bit when it falls below ``q``, so a higher entry's flips contain a lower one's (DESIGN §3).
+    bit when it falls below ``q``, so a higher entry's flips contain a lower one's (docs/design.md §3).
     """
     keep01 = np.prod([1 - layer.p01 for layer in rest], axis=0)
     keep10 = np.prod([1 - layer.p10 for layer in rest], axis=0)

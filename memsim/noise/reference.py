@@ -1,7 +1,7 @@
 """The dense reference operator: the oracle and the speed baseline of every bit-flip engine.
 
 For each word it draws one float64 uniform per noisy bit for the 0→1 mask ``f1`` and one for
-the 1→0 mask ``f2`` and applies ``y = (x | f1) ^ (x & f2)`` exactly as DESIGN §3 writes it.
+the 1→0 mask ``f2`` and applies ``y = (x | f1) ^ (x & f2)`` exactly as docs/design.md §3 writes it.
 float64 uniforms keep probabilities down to 1e-12 exact (float32 would stop near 6e-8). It runs
 on any torch device and works through the tensor in chunks so memory stays bounded.
 """

@@ -1,4 +1,4 @@
-"""The cost side's memory-system model (DESIGN §6).
+"""The cost side's memory-system model (docs/design.md §6).
 
 Policies turn trace records into :class:`WritePlan` objects; :func:`simulate` runs them on a
 SimPy model of a processor, a bounded write queue, RRAM banks and SRAM banks, configured by

@@ -79,7 +79,7 @@ def sample_rounds(
         return np.full(n_units, float(np.dot(rounds, pmf)))
     if rng is None:
         raise ValueError("sample_rounds needs an rng unless deterministic=True.")
-    # Inverse CDF: one uniform per unit, no per-bit draws (memory_models.md §8.3 item 4).
+    # Inverse CDF: one uniform per unit, no per-bit draws (docs/sources.md §8.3 item 4).
     cdf = np.cumsum(pmf)
     idx = np.searchsorted(cdf, rng.random(n_units), side="right")
     return rounds[np.minimum(idx, len(pmf) - 1)]

@@ -4,7 +4,7 @@ Where it sits: a policy decides *what* is written (:class:`~memsim.timing.plan.W
 bits, unit size, pulse rounds, per-pulse times, energy); these parameters describe the
 *machine* the writes run on (how many banks, how deep the write queue is, how fast the
 processor computes). They come from TOML presets in ``configs/memory/`` whose numbers name
-their source (``reference/memory_models.md`` rows 19–22 and §8).
+their source (``docs/sources.md`` rows 19–22 and §8).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class MemoryParams:
         Cells a bank programs in parallel in one pass (its write drivers). A write unit with
         more cells (``unit_bits × devices_per_bit``; 2T2R has two devices per bit) is
         programmed in ``ceil(cells / write_width_bits)`` passes, one after the other ("sum of
-        maxes", memory_models.md §4.2).
+        maxes", docs/sources.md §4.2).
     interleave_units : int
         Interleaving granularity: this many consecutive write units go to one bank before the
         controller moves to the next bank (round-robin; 1 = unit interleaving).

@@ -1,6 +1,6 @@
 """Simulate the writes of one traced inference: plans + trace + machine → :class:`MemoryResult`.
 
-Where it sits: the last step of the cost side (DESIGN §6). Inputs are the trace (execution
+Where it sits: the last step of the cost side (docs/design.md §6). Inputs are the trace (execution
 order and operation counts), one :class:`~memsim.timing.plan.WritePlan` per written record
 (from a policy) and :class:`~memsim.timing.params.MemoryParams`. Pulse rounds are drawn per
 write unit, vectorised per tensor, from a generator derived from ``seed`` and the record

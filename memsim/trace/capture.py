@@ -1,6 +1,6 @@
 """Tracing: the write trace of one inference, measured on real data.
 
-Where it sits (DESIGN §2): a workload's model and a batch of its data come in, a
+Where it sits (docs/design.md §2): a workload's model and a batch of its data come in, a
 :class:`memsim.trace.records.Trace` goes out to the memory model. Writes are the write points of
 :mod:`memsim.inference.taps` / :mod:`memsim.inference.graph` (same ``granularity`` /
 ``noisy_input`` options as noisy inference), stored in

@@ -1,6 +1,6 @@
 """The write trace: one record per tensor written during one inference.
 
-It is the arrow between the accuracy side and the cost side (DESIGN §2): workloads produce it
+It is the arrow between the accuracy side and the cost side (docs/design.md §2): workloads produce it
 with forward hooks (``memsim.trace.capture``), the memory model (``memsim.timing``) consumes it.
 Sizes are per inference of one input (the batch dimension is divided out); bit statistics are
 measured on real data.

@@ -1,4 +1,4 @@
-"""The ``compose`` policy: a list of stages applied together (DESIGN §5, "policies compose").
+"""The ``compose`` policy: a list of stages applied together (docs/design.md §5, "policies compose").
 
 Each stage decides one slot of a storage spec (:mod:`policies.stage`); ``Compose`` folds them
 in order, so ``Compose((FormatChange("int8"), WriteVerify(2)))`` stores int8 codes written

@@ -2,7 +2,7 @@
 
 Fills the ``condition`` slot of a storage spec (:mod:`policies.stage`). The condition is a
 device preset (``configs/device/conditions/``; default ``low_energy``: 1/30 of the nominal
-pulse energy at ``p_bf`` = 4e-2, Hirtzlin et al. 2019, reference notes §7.4).
+pulse energy at ``p_bf`` = 4e-2, Hirtzlin et al. 2019, sources §7.4).
 
 Cost side: the condition's pulse energies, times and, for write-verify, its per-pulse error.
 Accuracy side, chosen by ``p_source``:

@@ -3,7 +3,7 @@
 Fill the ``placement`` slot of a storage spec (:mod:`policies.stage`). The first ``n`` bits
 (MSB first) of every stored word go to SRAM, which is noiseless; the rest go to RRAM. By
 default ``n`` covers the sign and the exponent of a float format (fp32: 9 bits, bf16: 9,
-fp16: 6, fp64: 12; reference notes §7.1), which removes the catastrophic flips.
+fp16: 6, fp64: 12; sources §7.1), which removes the catastrophic flips.
 
 Accuracy side: positions ``0 … n-1`` never flip. Cost side: ``numel·n`` SRAM bits at the SRAM
 write energy, the rest priced as RRAM cells (:mod:`policies.costs`).

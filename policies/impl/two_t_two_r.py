@@ -1,7 +1,7 @@
 """The ``two_t_two_r`` policy: differential cells, two complementary devices per bit.
 
 Fills the ``cell`` slot of a storage spec (:mod:`policies.stage`). A bit is read by comparing
-its two devices (reference notes §3.3): it errs when the device meant to be in LRS shows a
+its two devices (sources §3.3): it errs when the device meant to be in LRS shows a
 higher resistance than its HRS twin, p = Φ(−(μ_H − μ_L) / sqrt(σ_L² + σ_H² + σ_SA²)).
 
 Accuracy side: the swept single-ended ``p`` (equal-error threshold, p = Φ(−Δμ/(σ_L + σ_H)))
@@ -11,7 +11,7 @@ log-sigmas of the programming condition (the composed ``low_energy`` one, else
 ``condition``). At the condition's own ``p_bf`` this is exactly ``RRAMCell.p_2t2r``.
 
 Cost side (:mod:`policies.costs`): two devices per bit; every pulsed bit programs one SET and
-one RESET device (E = E_SET + E_RESET per bit, notes §3.3, §6); reads sense both devices.
+one RESET device (E = E_SET + E_RESET per bit, sources §3.3, §6); reads sense both devices.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``write_verify`` policy: write, read back, re-pulse the failed cells (write-check-correct).
 
 Fills the ``verify`` slot of a storage spec (:mod:`policies.stage`). The model itself is the
-device's (:class:`memsim.device.verify.WriteVerify`, reference notes §4):
+device's (:class:`memsim.device.verify.WriteVerify`, sources §4):
 
 * accuracy side: each direction's per-pulse error ``p`` becomes the residual error after
   ``1 + max_extra_rounds`` pulses (``p^(k+1)`` without misreads);
@@ -38,7 +38,7 @@ class WriteVerify(Stage):
     ----------
     max_extra_rounds : int
         Extra rounds after the first pulse, in [0, 64] (the default 7 gives the 8 pulses of
-        reference notes §1 row 23; 0 is a single pulse without verify reads).
+        sources §1 row 23; 0 is a single pulse without verify reads).
     misread_prob : float or None
         Probability that a verify read passes a failed cell. ``None``: 0 on the accuracy side,
         the device bundle's value on the cost side.
