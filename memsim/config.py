@@ -62,6 +62,26 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"Malformed TOML in {path}: {exc}") from None
 
 
+def preset_path(name_or_path: str | os.PathLike, directory: Path, kind: str) -> Path:
+    """A shipped preset's file (``directory/<name>.toml``) or the given TOML path.
+
+    A name without a ``.toml`` suffix or a path separator that is not an existing file is a
+    preset name; an unknown one is a :class:`ConfigError` listing the known presets.
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.suffix == ".toml" or os.sep in text or path.is_file():
+        return path
+    path = directory / f"{text}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml"))) or "none"
+        raise ConfigError(
+            f"Unknown {kind} preset '{text}'. Known presets: {known} (in {directory}), "
+            "or give the path of a .toml file."
+        )
+    return path
+
+
 def loads_toml(text: str, source: str = "<string>") -> dict[str, Any]:
     """Parse TOML text; a syntax error names the source and line."""
     try:

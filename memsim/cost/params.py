@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from memsim.config import CONFIG_DIR, ConfigError, build, check_range, load_toml
+from memsim.config import CONFIG_DIR, build, check_range, load_toml, preset_path
 
 #: Folder of the shipped area/leakage presets.
 PRESET_DIR = CONFIG_DIR / "cost"
@@ -95,15 +94,7 @@ def load_technology(name_or_path: str | os.PathLike = "default", **overrides) ->
     ConfigError
         Unknown preset (the known ones are listed), unknown keys, values out of range.
     """
-    text = os.fspath(name_or_path)
-    path = Path(text)
-    if not (path.suffix == ".toml" or os.sep in text or path.is_file()):
-        path = PRESET_DIR / f"{text}.toml"
-        if not path.is_file():
-            raise ConfigError(
-                f"Unknown technology preset '{text}'. Known presets: "
-                f"{', '.join(preset_names()) or 'none'} (in {PRESET_DIR}), or give a .toml path."
-            )
+    path = preset_path(name_or_path, PRESET_DIR, "technology")
     data = load_toml(path)
     data.pop("description", None)
     return build(TechnologyParams, {**data, **overrides}, source=path)

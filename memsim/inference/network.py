@@ -49,7 +49,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from memsim.formats import FORMATS, StorageFormat
+from memsim.formats import ACTIVATION_FORMATS, FORMATS, StorageFormat
 from memsim.inference.faults import FaultMap
 from memsim.inference.graph import GraphTaps, check_granularity, make_taps
 from memsim.inference.int8 import (
@@ -63,17 +63,9 @@ from memsim.inference.taps import Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed
 
-#: Storage formats noisy inference supports.
-INFERENCE_FORMATS = (
-    "float64",
-    "float32",
-    "float16",
-    "bfloat16",
-    "float8_e4m3",
-    "float8_e5m2",
-    "int8",
-    "int4",
-)
+#: Storage formats noisy inference supports: every activation format but 1-bit binary (binarized
+#: networks binarize inside their own layers).
+INFERENCE_FORMATS = tuple(f for f in ACTIVATION_FORMATS if f != "binary")
 #: Float dtypes a network can compute in.
 _FLOAT_DTYPES = {
     "float64": torch.float64,

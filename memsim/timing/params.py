@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from memsim.config import CONFIG_DIR, ConfigError, build, check_choice, check_range, load_toml
+from memsim.config import (
+    CONFIG_DIR,
+    build,
+    check_choice,
+    check_range,
+    load_toml,
+    preset_path,
+)
 
 #: Folder of the shipped memory-system presets.
 PRESET_DIR = CONFIG_DIR / "memory"
@@ -177,15 +183,7 @@ def load_memory_params(name_or_path: str | os.PathLike = "default", **overrides)
         Unknown preset (the known ones are listed), unknown or ill-typed keys, or a value out
         of range; the message names the key and the file.
     """
-    text = os.fspath(name_or_path)
-    path = Path(text)
-    if not (path.suffix == ".toml" or os.sep in text or path.is_file()):
-        path = PRESET_DIR / f"{text}.toml"
-        if not path.is_file():
-            raise ConfigError(
-                f"Unknown memory preset '{text}'. Known presets: {', '.join(preset_names()) or 'none'} "
-                f"(in {PRESET_DIR}), or give the path of a .toml file."
-            )
+    path = preset_path(name_or_path, PRESET_DIR, "memory")
     data = load_toml(path)
     data.pop("description", None)
     return build(MemoryParams, {**data, **overrides}, source=path)
