@@ -181,7 +181,8 @@ def _tolerance(q: Question, rows: pd.DataFrame, value: float) -> str:
         half = 2 * math.sqrt(max(value * (1 - value), 1e-12) / max(n, 1))
         return f"± {half:.3g} (two binomial standard errors over {int(n)} images)"
     if "relative" in tol:
-        return f"± {100 * float(tol['relative']):g} % (deterministic model; differs only if the config does)"
+        note = tol.get("note", "a deterministic cost model: it differs only if the config does")
+        return f"± {100 * float(tol['relative']):g} % ({note})"
     if "absolute" in tol:
         return f"± {float(tol['absolute']):g}"
     return "exact (a count fixed by the config)"

@@ -108,12 +108,12 @@ def _network(args: argparse.Namespace):
 
 
 def run_trace(args: argparse.Namespace) -> int:
-    from memsim.inference.network import check_device
+    from memsim.compute import resolve_device
     from memsim.trace.capture import trace_model
 
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)
-    check_device(options.torch_device(args))
+    resolve_device(options.torch_device(args))
     if (
         options.torch_device(args) != "cpu"
     ):  # the network moves on its first run; the data once, here
@@ -161,10 +161,10 @@ def format_trace(trace) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from memsim.inference.network import check_device
+    from memsim.compute import resolve_device
     from memsim.noise.channel import BitFlip
 
-    check_device(options.torch_device(args))
+    resolve_device(options.torch_device(args))
     # The channel is always built, so p, bits and engine are checked even when p is 0.
     channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
     workload, net = _network(args)

@@ -199,27 +199,6 @@ def resolve_channels(channel: ChannelSpec, points: tuple[WritePoint, ...]) -> li
     return resolved
 
 
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device that exists here, or a ``ValueError`` naming it.
-
-    Entry points call this before anything runs or is written (``--device cuda`` on a machine
-    without CUDA is a one-line error, not a driver traceback mid-run).
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"Unknown torch device {device!r}: use cpu, cuda or cuda:N.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"Device {device!r} asked for, but no CUDA device is available.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"Device {device!r} asked for, but only {torch.cuda.device_count()} CUDA "
-                "device(s) are available."
-            )
-    return dev
-
-
 def _as_float_dtype(value: object, name: str) -> torch.dtype:
     if isinstance(value, torch.dtype) and value in _FLOAT_DTYPES.values():
         return value
