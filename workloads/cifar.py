@@ -45,7 +45,7 @@ class CifarWorkload(Workload):
         Architecture tag stored in and checked against checkpoints.
     factory : callable
         ``factory(num_classes) -> nn.Module``, a freshly initialised network.
-    cfg : dict
+    cfg : dict or list
         Plain description of the architecture (stored in checkpoints and result files).
     checkpoint : path, optional
         Default weights for :meth:`load_model`.
@@ -61,14 +61,14 @@ class CifarWorkload(Workload):
         name: str,
         arch: str,
         factory: Callable[[int], nn.Module],
-        cfg: dict[str, object],
+        cfg: object,
         checkpoint: str | os.PathLike | None = None,
         data_root: str | os.PathLike | None = None,
         download: bool = False,
     ) -> None:
         self.name = name
         self.arch = arch
-        self.cfg = dict(cfg)
+        self.cfg = cfg
         self._factory = factory
         self.checkpoint = checkpoint
         self.data = Cifar10Data(data_root=data_root, download=download)
@@ -83,22 +83,33 @@ class CifarWorkload(Workload):
     def build_model(self) -> nn.Module:
         return self._factory(self.num_classes).train()
 
+    def stored_checkpoint(self) -> Path:
+        """Where :meth:`load_model` looks for weights when no checkpoint is given."""
+        return cached_checkpoint(self.name)
+
+    def train_hint(self) -> str:
+        """How to get weights, for the error when there are none."""
+        return f"train one with `memsim train {self.name} --out {self.stored_checkpoint()}`"
+
     def default_checkpoint(self) -> Path | None:
         """The checkpoint ``load_model()`` uses without an argument (None when there is none)."""
         if self.checkpoint is not None:
             return Path(self.checkpoint)
-        cached = cached_checkpoint(self.name)
-        return cached if cached.is_file() else None
+        stored = self.stored_checkpoint()
+        return stored if stored.is_file() else None
+
+    def read_checkpoint(self, path: Path) -> dict:
+        """The checkpoint's payload (a family may verify or compare more here)."""
+        return load_checkpoint(path)
 
     def load_model(self, checkpoint: str | os.PathLike | None = None) -> nn.Module:
         path = checkpoint if checkpoint is not None else self.default_checkpoint()
         if path is None:
             raise FileNotFoundError(
-                f"No trained weights for {self.name}: {cached_checkpoint(self.name)} does not "
-                f"exist. Pass checkpoint=PATH, or train one with `memsim train {self.name} "
-                f"--out {cached_checkpoint(self.name)}`."
+                f"No trained weights for {self.name}: {self.stored_checkpoint()} does not "
+                f"exist. Pass checkpoint=PATH, or {self.train_hint()}."
             )
-        payload = load_checkpoint(path)
+        payload = self.read_checkpoint(Path(path))
         check_arch(payload, self.arch, path)
         model = load_state(self.build_model(), payload["state_dict"], source=f"Checkpoint {path}")
         return model.float().eval()

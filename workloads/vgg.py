@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workloads.base import WORKLOADS, Workload
-from workloads.checkpoints import check_arch, load_checkpoint, load_state, verify_reference
-from workloads.data import Cifar10Data, shared_dir
+from workloads.base import WORKLOADS
+from workloads.checkpoints import load_checkpoint, verify_reference
+from workloads.cifar import CifarWorkload
+from workloads.data import shared_dir
 
 #: Layer lists: ints are conv output channels, "M" a max-pool (Simonyan & Zisserman, table 1).
 CFGS: dict[str, list[int | str]] = {
@@ -81,7 +82,7 @@ def shared_checkpoint(arch: str) -> Path:
     return shared_dir() / "checkpoints" / f"vgg_{arch}.pt"
 
 
-class VGGWorkload(Workload):
+class VGGWorkload(CifarWorkload):
     """VGG-``arch`` with batch norm on CIFAR-10.
 
     Parameters
@@ -92,9 +93,6 @@ class VGGWorkload(Workload):
     data_root, download
         See :class:`workloads.data.Cifar10Data`.
     """
-
-    num_classes = 10
-    input_shape = (3, 32, 32)
 
     def __init__(
         self,
@@ -107,53 +105,30 @@ class VGGWorkload(Workload):
             raise ValueError(
                 f"The 'arch' parameter must be one of {', '.join(CFGS)}. Got {arch!r}."
             )
-        self.data = Cifar10Data(data_root=data_root, download=download)
-        self.mean, self.std = self.data.mean, self.data.std
-        self.arch = arch
-        self.name = f"vgg_{arch}"
-        self.checkpoint = checkpoint
+        factory = functools.partial(vgg, arch)
+        super().__init__(f"vgg_{arch}", arch, factory, CFGS[arch], checkpoint, data_root, download)
 
-    def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.data.dataset(split, limit)
+    def stored_checkpoint(self) -> Path:
+        return shared_checkpoint(self.arch)
 
-    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.data.augment(x, generator)
+    def train_hint(self) -> str:
+        return f"train one with `memsim train {self.name}`"
 
-    def build_model(self) -> nn.Module:
-        return vgg(self.arch, self.num_classes)
-
-    def default_checkpoint(self) -> Path | None:
-        """The checkpoint ``load_model()`` uses without an argument (None when there is none)."""
-        if self.checkpoint is not None:
-            return Path(self.checkpoint)
-        shared = shared_checkpoint(self.arch)
-        return shared if shared.is_file() else None
-
-    def load_model(self, checkpoint: str | os.PathLike | None = None) -> nn.Module:
-        path = checkpoint if checkpoint is not None else self.default_checkpoint()
-        if path is None:
-            raise FileNotFoundError(
-                f"No trained weights for {self.name}: {shared_checkpoint(self.arch)} does not exist. "
-                f"Pass checkpoint=PATH, or train one with `memsim train {self.name}`."
-            )
-        if Path(path) == shared_checkpoint(self.arch):
+    def read_checkpoint(self, path: Path) -> dict:
+        """The payload, the shared reference verified by its hash; a normalisation differing
+        from this workload's is a warning."""
+        if path == shared_checkpoint(self.arch):
             verify_reference(path)
         payload = load_checkpoint(path)
-        check_arch(payload, self.arch, path)
         mean, std = payload.get("mean"), payload.get("std")
         if mean is not None and std is not None:
             if max(abs(a - b) for a, b in zip([*mean, *std], [*self.mean, *self.std])) > 1e-4:
                 warnings.warn(
                     f"{path} was trained with mean={mean}, std={std}, but {self.name} normalises "
                     f"with mean={self.mean}, std={self.std}; accuracy may suffer.",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-        model = load_state(self.build_model(), payload["state_dict"], source=f"Checkpoint {path}")
-        return model.float().eval()
-
-    def describe(self) -> dict[str, object]:
-        info = {"arch": self.arch, "cfg": CFGS[self.arch], "data": self.data.describe()}
-        return {**super().describe(), **info}
+        return payload
 
 
 for _arch in CFGS:

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
         "bnn",
         help="binarized networks in RRAM: BER tolerance, error-aware training, programming energy",
         description=__doc__.split("\n\n")[0],
-        parents=[options.common()],
+        parents=[options.common(), options.overrides("--set repeats=2 --set train.epochs=5")],
     )
     p.add_argument(
         "config", help="study config: a TOML path or a name under configs/bnn/ (digits, cifar10...)"
@@ -46,14 +46,6 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set repeats=2 --set train.epochs=5",
-    )
     p.add_argument(
         "--workers", type=options.bounded_int(1, 1024), default=1, help="parallel worker processes"
     )

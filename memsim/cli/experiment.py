@@ -9,7 +9,6 @@ tables, figures and report of an existing results folder without simulating anyt
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -33,14 +32,6 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
         "--workers",
         type=options.bounded_int(1, 1024),
         help="parallel worker processes (results do not depend on it)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set sweep.repeats=2 --set grid.points_per_decade=1",
     )
     _add_scale_options(p)
 
@@ -95,15 +86,7 @@ def _options(args: argparse.Namespace):
 
     scale_overrides, changes = _scale_changes(args)
     config, run = load_experiment(args.config, overrides=[*args.overrides, *scale_overrides])
-    if args.out is not None:
-        changes["out"] = args.out
-    if args.workers is not None:
-        changes["workers"] = args.workers
-    if args.device is not None:
-        changes["device"] = args.device
-    if not options.progress(args):
-        changes["progress"] = False
-    return config, dataclasses.replace(run, **changes)
+    return config, options.apply_run_options(run, args, **changes)
 
 
 def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
@@ -168,7 +151,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     """Add the ``run``, ``sweep`` and ``report`` verbs."""
-    parents = [options.common(), options.device()]
+    parents = [
+        options.common(),
+        options.device(),
+        options.overrides("--set sweep.repeats=2 --set grid.points_per_decade=1"),
+    ]
     p = subparsers.add_parser(
         "run", help="run an experiment: sweeps, memory model, fits, report", parents=parents
     )

@@ -16,11 +16,18 @@ nothing heavy: ``memsim --help`` must not load torch or scipy.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from memsim.compute import DEFAULT_DEVICE
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 #: Seeds are 64-bit: a larger one would silently equal a smaller one.
 SEED_MAX = 2**64 - 1
@@ -127,6 +134,31 @@ def noise(default_p: float = 0.0) -> argparse.ArgumentParser:
         "--engine", default="auto", help="bit-flip engine: auto, numba, torch, reference"
     )
     return p
+
+
+def overrides(example: str) -> argparse.ArgumentParser:
+    """``--set KEY=VALUE`` (repeatable): config overrides, collected in ``args.overrides``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. {example}",
+    )
+    return p
+
+
+def apply_run_options(run: R, args: argparse.Namespace, **changes: Any) -> R:
+    """``run`` (a config's :class:`~memsim.experiment.config.RunOptions`) with the run options
+    given on the command line (``--out``, ``--workers``, ``--device``, progress) and ``changes``."""
+    for name in ("out", "workers", "device"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if not progress(args):
+        changes["progress"] = False
+    return dataclasses.replace(run, **changes)
 
 
 def progress(args: argparse.Namespace) -> bool:

@@ -7,7 +7,6 @@ experiment config with a ``[search]`` table and prints where the report is.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -18,16 +17,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from memsim.studies.search import load_search, run_search, search_digest
 
     config, search, run = load_search(args.config, args.overrides)
-    changes = {}
-    if args.out is not None:
-        changes["out"] = args.out
-    if args.workers is not None:
-        changes["workers"] = args.workers
-    if args.device is not None:
-        changes["device"] = args.device
-    if not options.progress(args):
-        changes["progress"] = False
-    run = dataclasses.replace(run, **changes)
+    run = options.apply_run_options(run, args)
     digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
     out = run_search(config, search, run)
@@ -40,17 +30,13 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "search",
         help="per-layer sensitivity and the cheapest per-layer policy assignment",
-        parents=[options.common(), options.device()],
+        parents=[
+            options.common(),
+            options.device(),
+            options.overrides("--set search.repeats=2"),
+        ],
     )
     p.add_argument("config", type=Path, help="experiment config (TOML) with a [search] table")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-search-<hash>)")
     p.add_argument("--workers", type=options.bounded_int(1, 1024), help="parallel worker processes")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set search.repeats=2",
-    )
     p.set_defaults(func=cmd_search)
