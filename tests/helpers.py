@@ -62,3 +62,23 @@ def activation_record(
     return WriteRecord(
         layer, name, kind, "activation", (numel,), numel, fmt, width, ops, ones_per_bit, changed
     )
+
+
+def binomial_counts_pvalue(counts: np.ndarray, n: int, p: float) -> float:
+    """Chi-square p-value of per-word flip counts against Binomial(``n``, ``p``).
+
+    Cells with expected count below 5 are pooled into one tail cell, and a tail still below 5
+    is merged into its neighbour.
+    """
+    from scipy import stats
+
+    observed = np.bincount(counts, minlength=n + 1)
+    expected = stats.binom.pmf(np.arange(n + 1), n, p) * counts.size
+    keep = expected >= 5
+    obs = np.append(observed[keep], observed[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    if exp[-1] < 5:
+        obs[-2] += obs[-1]
+        exp[-2] += exp[-1]
+        obs, exp = obs[:-1], exp[:-1]
+    return float(stats.chisquare(obs, exp).pvalue)

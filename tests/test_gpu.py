@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import stats
+from helpers import binomial_counts_pvalue
 from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, filled, random_words
 
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
@@ -96,16 +96,7 @@ def test_flips_per_word_are_independent_on_cuda(use, variant, p):
     engine = use(variant)
     x = torch.zeros(40_000, device="cuda")
     counts = (bit_matrix(x.cpu()) != bit_matrix(flip(x, p, engine=engine, seed=3).cpu())).sum(1)
-    observed = np.bincount(counts, minlength=33)
-    expected = stats.binom.pmf(np.arange(33), 32, p) * counts.size
-    keep = expected >= 5
-    obs = np.append(observed[keep], observed[~keep].sum())
-    exp = np.append(expected[keep], expected[~keep].sum())
-    if exp[-1] < 5:
-        obs[-2] += obs[-1]
-        exp[-2] += exp[-1]
-        obs, exp = obs[:-1], exp[:-1]
-    assert stats.chisquare(obs, exp).pvalue > ALPHA
+    assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
 @pytest.mark.parametrize("variant", variants())

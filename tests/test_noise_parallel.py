@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from helpers import binomial_counts_pvalue
 from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, random_words
 
 from memsim.noise import flip
@@ -46,16 +46,7 @@ def test_flips_per_word_are_independent():
     p = 0.02
     x = torch.zeros(200_000)
     counts = (bit_matrix(x) != bit_matrix(flip(x, p, engine="numba", seed=6))).sum(axis=1)
-    observed = np.bincount(counts, minlength=33)
-    expected = stats.binom.pmf(np.arange(33), 32, p) * counts.size
-    keep = expected >= 5
-    obs = np.append(observed[keep], observed[~keep].sum())
-    exp = np.append(expected[keep], expected[~keep].sum())
-    if exp[-1] < 5:
-        obs[-2] += obs[-1]
-        exp[-2] += exp[-1]
-        obs, exp = obs[:-1], exp[:-1]
-    assert stats.chisquare(obs, exp).pvalue > ALPHA
+    assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
 @pytest.mark.parametrize("ladder", [None, [1e-4, 1e-3]], ids=["in_place", "recorded"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import binomial_counts_pvalue
 from scipy import stats
 
 from memsim.formats import get_format
@@ -133,17 +134,7 @@ def test_flips_per_word_are_independent(use, engine, p):
     engine = use(engine)
     x = torch.zeros(40_000)
     counts = (bit_matrix(x) != bit_matrix(flip(x, p, engine=engine, seed=3))).sum(axis=1)
-    observed = np.bincount(counts, minlength=33)
-    expected = stats.binom.pmf(np.arange(33), 32, p) * counts.size
-    keep = expected >= 5
-    extra = observed[~keep].sum()  # pool the sparse tail into one cell
-    obs = np.append(observed[keep], extra)
-    exp = np.append(expected[keep], expected[~keep].sum())
-    if exp[-1] < 5:
-        obs[-2] += obs[-1]
-        exp[-2] += exp[-1]
-        obs, exp = obs[:-1], exp[:-1]
-    assert stats.chisquare(obs, exp).pvalue > ALPHA
+    assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
 @pytest.mark.parametrize("engine", VARIANTS)
