@@ -6,7 +6,12 @@ Imported by test modules as ``from helpers import ...`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,3 +87,46 @@ def binomial_counts_pvalue(counts: np.ndarray, n: int, p: float) -> float:
         exp[-2] += exp[-1]
         obs, exp = obs[:-1], exp[:-1]
     return float(stats.chisquare(obs, exp).pvalue)
+
+
+def kill_after_points(
+    cmd: Sequence[str],
+    log: Path,
+    points: int,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    new_session: bool = False,
+) -> int:
+    """Start ``cmd``, SIGKILL it once its results log holds ``points`` lines, return the lines.
+
+    With ``new_session`` the command gets its own process group, killed as a whole afterwards
+    (a local Ray instance shares the driver's group).
+    """
+    proc = subprocess.Popen(
+        list(cmd),
+        env=None if env is None else dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=new_session,
+    )
+    assert proc.stderr is not None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and log.read_text().count("\n") >= points:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, (
+            f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if new_session:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.stderr.close()
+    return log.read_text().count("\n")

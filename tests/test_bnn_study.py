@@ -7,13 +7,12 @@ import argparse
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+from helpers import kill_after_points
 
 from memsim.config import ConfigError, build
 from memsim.device import load_condition
@@ -303,22 +302,8 @@ def test_memsim_run_on_a_bnn_config_runs_the_study(small_reference):
 def test_bnn_run_killed_with_sigkill_resumes_to_the_same_points(tmp_path, small_reference):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        _run_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     log = out / POINTS_LOG
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count("\n") >= 10:
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None, (
-        f"the study ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    )
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    done_before = log.read_text().count("\n")
+    done_before = kill_after_points(_run_cmd(out), log, 10, timeout_s=180, env=env)
     assert 10 <= done_before < len(small_reference)
 
     subprocess.run(_run_cmd(out), env=env, check=True, capture_output=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+from helpers import kill_after_points
 
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
 from memsim.experiment.store import POINTS_LOG, ResultsError
@@ -202,22 +201,8 @@ def _config_path():
 def test_sweep_killed_with_sigkill_resumes_to_the_same_table(tmp_path, small_reference):
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        _sweep_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
     log = out / POINTS_LOG
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count("\n") >= 10:
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None, (
-        f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    )
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    done_before = log.read_text().count("\n")
+    done_before = kill_after_points(_sweep_cmd(out), log, 10, timeout_s=120, env=env)
     assert 10 <= done_before < len(small_reference)
 
     subprocess.run(_sweep_cmd(out), env=env, check=True, capture_output=True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import kill_after_points
 
 from memsim.experiment.points import NetworkEvaluator
 from memsim.experiment.run import DEFAULT_CONFIG, RunOptions, load_experiment, run_experiment
@@ -121,27 +120,7 @@ def test_driver_killed_with_sigkill_resumes_to_the_same_table(local_ray, serial_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # Its own session: the driver's local Ray instance shares its process group, so all of it
     # can be cleaned up after the driver alone was killed.
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    log = out / POINTS_LOG
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.exists() and log.read_text().count("\n") >= 4:
-                break
-            time.sleep(0.005)
-        assert proc.poll() is None, (
-            f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        )
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.stderr.close()
+    kill_after_points(cmd, out / POINTS_LOG, 4, timeout_s=180, env=env, new_session=True)
     done_before = _log_lines(out)
     assert 4 <= done_before < len(serial_points)
 
