@@ -13,7 +13,6 @@ from memsim.inference.faults import (
     FaultMap,
     activation_channel,
     cell_rates,
-    draw_fault_map,
     weight_bits,
 )
 from memsim.inference.network import NoisyNetwork
@@ -46,7 +45,7 @@ def test_fault_count_is_binomial_for_each_direction_separately():
     signs = torch.cat([torch.ones(1, N // 2), -torch.ones(1, N // 2)], dim=1)
     model = _layer_with(signs)
     p01, p10 = 0.002, 0.03
-    flips = draw_fault_map(model, p01, p10, seed=7)["0"].reshape(-1).numpy()
+    flips = FaultMap.draw(model, p01, p10, seed=7)["0"].reshape(-1).numpy()
     k10, k01 = int(flips[: N // 2].sum()), int(flips[N // 2 :].sum())
     assert _binomial_ok(k10, N // 2, p10)
     assert _binomial_ok(k01, N // 2, p01)
@@ -56,24 +55,24 @@ def test_fault_count_is_binomial_for_each_direction_separately():
 def test_all_ones_and_all_zeros_see_only_their_direction():
     plus = _layer_with(torch.ones(1, N))
     minus = _layer_with(-torch.ones(1, N))
-    assert int(draw_fault_map(plus, 0.5, 0.0, seed=1)["0"].sum()) == 0
-    assert int(draw_fault_map(minus, 0.0, 0.5, seed=1)["0"].sum()) == 0
-    assert _binomial_ok(int(draw_fault_map(minus, 0.01, 0.0, seed=1)["0"].sum()), N, 0.01)
+    assert int(FaultMap.draw(plus, 0.5, 0.0, seed=1)["0"].sum()) == 0
+    assert int(FaultMap.draw(minus, 0.0, 0.5, seed=1)["0"].sum()) == 0
+    assert _binomial_ok(int(FaultMap.draw(minus, 0.01, 0.0, seed=1)["0"].sum()), N, 0.01)
 
 
 def test_fault_positions_are_uniform():
     model = _layer_with(torch.ones(1, N))
-    flips = draw_fault_map(model, 0.0, 0.05, seed=3)["0"].reshape(-1).numpy()
+    flips = FaultMap.draw(model, 0.0, 0.05, seed=3)["0"].reshape(-1).numpy()
     counts = flips.reshape(20, -1).sum(axis=1)
     assert stats.chisquare(counts).pvalue > 1e-4
 
 
 def test_maps_are_persistent_per_seed_and_nested_across_rates():
     model = BinaryMLP(64, (128,), 10)
-    a = draw_fault_map(model, 0.01, seed=5)
-    b = draw_fault_map(model, 0.01, seed=5)
-    c = draw_fault_map(model, 0.05, seed=5)
-    d = draw_fault_map(model, 0.01, seed=6)
+    a = FaultMap.draw(model, 0.01, seed=5)
+    b = FaultMap.draw(model, 0.01, seed=5)
+    c = FaultMap.draw(model, 0.05, seed=5)
+    d = FaultMap.draw(model, 0.01, seed=6)
     for name in a:
         assert torch.equal(a[name], b[name])
         assert bool((c[name] | ~a[name]).all())  # faults at 0.01 ⊂ faults at 0.05
@@ -86,10 +85,10 @@ def test_zero_errors_equal_the_clean_network_bit_for_bit():
     x = torch.randn(16, 3, 32, 32)
     clean = model(x)
     noisy = predict(
-        model, x, faults=draw_fault_map(model, 0.0, seed=1), act_channel=BinaryChannel(0.0), seed=3
+        model, x, faults=FaultMap.draw(model, 0.0, seed=1), act_channel=BinaryChannel(0.0), seed=3
     )
     assert torch.equal(clean, noisy)
-    with draw_fault_map(model, 0.2, seed=1).applied(model):
+    with FaultMap.draw(model, 0.2, seed=1).applied(model):
         assert not torch.equal(model(x), clean)
     assert torch.equal(model(x), clean)  # the map is removed on exit
 
@@ -119,13 +118,13 @@ def test_workload_layers_reach_the_engine_through_the_registry():
     assert [type(m) for _, m in binary_activations(model)] == [SignActivation, SignActivation]
     # A plain network has no binary layers: an empty fault map, nothing counted.
     plain = torch.nn.Sequential(torch.nn.Linear(4, 2))
-    assert len(draw_fault_map(plain, 0.5, seed=0)) == 0
+    assert len(FaultMap.draw(plain, 0.5, seed=0)) == 0
     assert weight_bits(plain) == {"bits": 0, "ones": 0, "zeros": 0}
 
 
 def test_fault_map_flips_exactly_the_faulty_weight_signs():
     model = BinaryMLP(64, (32,), 10).eval()
-    faults = draw_fault_map(model, 0.1, seed=2)
+    faults = FaultMap.draw(model, 0.1, seed=2)
     x = torch.randn(4, 1, 8, 8)
     reference = BinaryMLP(64, (32,), 10).eval()
     reference.load_state_dict(model.state_dict())
@@ -168,7 +167,7 @@ def test_weight_bits_and_cell_rates():
     with pytest.raises(ValueError, match="cell"):
         cell_rates(low, "3t3r")
     with pytest.raises(ValueError, match="p01"):
-        draw_fault_map(model, 1.5, seed=0)
+        FaultMap.draw(model, 1.5, seed=0)
 
 
 def test_binomial_helper_rejects_wrong_rate():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memsim.inference.faults import draw_fault_map
+from memsim.inference.faults import FaultMap
 from memsim.inference.network import NoisyNetwork
 from workloads.bnn import BNNDigitsWorkload, bnn_recipe
 from workloads.bnn_layers import ClipLatentWeights, ErrorAwareFlips, error_aware
@@ -31,7 +31,7 @@ def _accuracy(model, x, y, faults=None) -> float:
 
 def _noisy_accuracy(model, x, y, p: float, draws: int = 3) -> float:
     return (
-        sum(_accuracy(model, x, y, draw_fault_map(model, p, seed=s)) for s in range(draws)) / draws
+        sum(_accuracy(model, x, y, FaultMap.draw(model, p, seed=s)) for s in range(draws)) / draws
     )
 
 

@@ -184,18 +184,6 @@ def clear_faults(model: nn.Module) -> None:
         layer.fault_mask = None
 
 
-def draw_fault_map(
-    model: nn.Module,
-    p01: float,
-    p10: float | None = None,
-    *,
-    seed: int,
-    uniforms: Mapping[str, np.ndarray] | None = None,
-) -> FaultMap:
-    """Shorthand for :meth:`FaultMap.draw`."""
-    return FaultMap.draw(model, p01, p10, seed=seed, uniforms=uniforms)
-
-
 def activation_channel(model: nn.Module, channel: Channel | None) -> Callable | None:
     """A per-write channel for :class:`NoisyNetwork`: ``channel`` on binary activation writes only.
 

@@ -9,7 +9,7 @@ index, so a result depends only on its inputs and seed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -205,26 +205,8 @@ def _result(
         layers[f"energy_{cat}_pj"] = [
             float(sum(r.energy_pj.get(cat, 0.0) for r in reads.get(w.index, ()))) for w in works
         ]
-    read_cols = [f"energy_{cat}_pj" for cat in READ_CATEGORIES]
-    read_by_cat = layers[read_cols].sum().to_numpy()
-    read_pj = float(read_by_cat.sum())
-    read_energy = pd.DataFrame(
-        {
-            "category": list(READ_CATEGORIES),
-            "energy_pj": read_by_cat,
-            "share": read_by_cat / read_pj if read_pj > 0 else np.zeros(len(read_by_cat)),
-        }
-    )
-    energy_cols = [f"energy_{cat}_pj" for cat in ENERGY_CATEGORIES]
-    by_cat = layers[energy_cols].sum().to_numpy()
-    total_pj = float(by_cat.sum())
-    energy = pd.DataFrame(
-        {
-            "category": list(ENERGY_CATEGORIES),
-            "energy_pj": by_cat,
-            "share": by_cat / total_pj if total_pj > 0 else np.zeros(len(by_cat)),
-        }
-    )
+    read_energy = _by_category(layers, READ_CATEGORIES)
+    energy = _by_category(layers, ENERGY_CATEGORIES)
     keys = sorted(mon.busy_write_ns, key=lambda k: (SERVERS.index(k[0]), k[1]))
     busy_read = np.array([mon.busy_read_ns[k] for k in keys])
     busy_write = np.array([mon.busy_write_ns[k] for k in keys])
@@ -262,7 +244,7 @@ def _result(
         queue_mean_units=queue_mean,
         queue_max_units=int(level.max()),
         events=int(events),
-        energy_pj=total_pj,
+        energy_pj=float(energy["energy_pj"].sum()),
         layers=layers,
         banks=banks,
         energy=energy,
@@ -270,7 +252,7 @@ def _result(
         seed=seed,
         deterministic=deterministic,
         stall_read_ns=stall_r,
-        read_energy_pj=read_pj,
+        read_energy_pj=float(read_energy["energy_pj"].sum()),
         read_energy=read_energy,
     )
 
@@ -283,6 +265,19 @@ class Planner(Protocol):
     """What :func:`plan_trace` asks of a policy (every :class:`policies.base.Policy` is one)."""
 
     def plan(self, record: WriteRecord, device: DeviceParams) -> WritePlan: ...
+
+
+def _by_category(layers: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
+    """Energy per category summed over layers, with each category's share of the total."""
+    by_cat = layers[[f"energy_{cat}_pj" for cat in categories]].sum().to_numpy()
+    total = float(by_cat.sum())
+    return pd.DataFrame(
+        {
+            "category": list(categories),
+            "energy_pj": by_cat,
+            "share": by_cat / total if total > 0 else np.zeros(len(by_cat)),
+        }
+    )
 
 
 def plan_trace(
