@@ -242,3 +242,103 @@ def test_cli_granularity_option_reaches_trace_and_eval(capsys):
     argv = ["eval", "digits", "--granularity", "fused", "--p", "1e-3", "--limit", "20", "--json"]
     assert cli(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["granularity"] == "fused"
+
+
+# ------------------------------------------------------------------ fused granularity (graph)
+def _described(points):
+    return [(p.name, p.module_type, p.shape, p.ops, p.members) for p in points]
+
+
+@pytest.mark.parametrize("arch", sorted(CFGS))
+def test_vgg_graph_fusion_equals_module_hook_fusion(arch):
+    model = vgg(arch).eval()
+    graph = GraphTaps(model, IMAGES, fused=True)
+    hooks = Taps(model, IMAGES, fused=True)
+    assert graph.granularity == "fused"
+    assert _described(graph.points) == _described(hooks.points)
+    assert any(p.module_type == "Conv2d+BatchNorm2d+ReLU" for p in graph.points)
+    assert len(graph.points) < len(GraphTaps(model, IMAGES).points)
+
+
+def test_resnet_fusion_joins_the_residual_sum_into_conv_bn_relu():
+    points = make_taps(resnet("resnet_tiny").eval(), IMAGES, "fused").points
+    by_name = {p.name: p for p in points}
+    # conv1 → bn1 → relu1 is one write; conv2 → bn2 → (+ shortcut) → relu2 is one write.
+    assert by_name["layer1.0.relu1"].module_type == "Conv2d+BatchNorm2d+ReLU"
+    block_out = by_name["layer1.0.relu2"]
+    assert block_out.module_type == "Conv2d+BatchNorm2d+add+ReLU"
+    assert block_out.members == (
+        "layer1.0.conv2",
+        "layer1.0.bn2",
+        "layer1.0.add",
+        "layer1.0.relu2",
+    )
+    # The 1×1 shortcut (conv + bn) of a downsampling block stays a write of its own.
+    assert by_name["layer2.0.shortcut.1"].module_type == "Conv2d+BatchNorm2d"
+    assert not any(n.endswith(".add") or n.endswith(".bn2") for n in by_name)
+
+
+def test_vit_fusion_keeps_attention_writes_and_fuses_the_mlp():
+    points = make_taps(vit("vit_tiny").eval(), IMAGES, "fused").points
+    kinds = [p.module_type for p in points]
+    assert "Linear+GELU" in kinds
+    for kind in ("softmax", "matmul", "cat", "add", "LayerNorm"):
+        assert kind in kinds, kind
+    op = GraphTaps(vit("vit_tiny").eval(), IMAGES).points
+    assert sum(p.numel for p in points) < sum(p.numel for p in op)
+    assert sum(p.ops for p in points) == sum(p.ops for p in op)  # fusion moves no work
+
+
+class FunctionalChain(nn.Module):
+    """conv → batch norm → relu written with torch.nn.functional, then a used intermediate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.register_buffer("mean", torch.zeros(4))
+        self.register_buffer("var", torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(F.batch_norm(F.conv2d(x, self.w, padding=1), self.mean, self.var))
+        z = F.conv2d(y, self.w[:, :1].expand(4, 4, 3, 3).contiguous(), padding=1)
+        return F.relu(z) + z  # z has two users: not fused
+
+
+def test_functional_chains_fuse_and_shared_intermediates_do_not():
+    points = GraphTaps(FunctionalChain().eval(), IMAGES, fused=True).points
+    kinds = [p.module_type for p in points]
+    assert kinds[0] == "conv2d+batch_norm+relu"
+    assert "conv2d" in kinds and "relu" in kinds and kinds[-1] == "add"
+
+
+def test_fused_noise_hits_the_chain_output_only():
+    model = resnet("resnet_tiny").eval()
+    net = NoisyNetwork(model, "float32", granularity="fused")
+    names = [p.name for p in net.write_points(IMAGES)]
+    clean = net.logits(IMAGES)
+    flips = BitFlip("float32", 0.05, bits="exponent")
+    for target in ("layer1.0.relu2", "layer2.0.shortcut.1"):
+        assert target in names
+        noisy = net.logits(IMAGES, lambda wp, t=target: flips if wp.name == t else None, seed=0)
+        assert not torch.equal(noisy, clean), target
+    # The chain's inner members are not writes: a channel asked for them is never used.
+    asked = []
+    net.logits(IMAGES, lambda wp: asked.append(wp.name), seed=0)
+    assert "layer1.0.bn2" not in asked and "layer1.0.add" not in asked and len(asked) == len(names)
+
+
+def test_fused_falls_back_to_module_hook_fusion():
+    with pytest.warns(RuntimeWarning, match="module-hook chain fusion"):
+        taps = make_taps(Branching().eval(), X8, "fused")
+    assert isinstance(taps, Taps) and taps.granularity == "fused" and taps.fallback
+
+
+@pytest.mark.parametrize("granularity", ["op", "fused"])
+def test_per_layer_int8_parameters_follow_the_granularity(granularity):
+    from memsim.inference.mixed import int8_point_qparams
+
+    model = resnet("resnet_tiny").eval()
+    q = int8_point_qparams(model, IMAGES, IMAGES, granularity=granularity)
+    points = NoisyNetwork(model, "float32", granularity=granularity).write_points(IMAGES)
+    assert set(q) == {p.index for p in points}
+    assert len(points) != len(NoisyNetwork(model).write_points(IMAGES))

@@ -62,9 +62,12 @@ def layer_channel_for(
     return for_point
 
 
-def write_point_names(model: Any, example: Any, *, fused: bool, noisy_input: bool) -> list[str]:
-    """Names of the activation write points of ``model`` (found on ``example``)."""
+def write_point_names(
+    model: Any, example: Any, *, granularity: str, noisy_input: bool
+) -> list[str]:
+    """Names of the activation write points of ``model`` at ``granularity`` (found on
+    ``example``)."""
     from memsim.inference.network import NoisyNetwork
 
-    net = NoisyNetwork(model, "float32", fused=fused, noisy_input=noisy_input)
+    net = NoisyNetwork(model, "float32", granularity=granularity, noisy_input=noisy_input)
     return [wp.name for wp in net.write_points(example)]

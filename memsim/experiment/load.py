@@ -86,7 +86,10 @@ def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
         workload, model = load_workload(spec)
         example = workload.dataset(config.sweep.split, limit=2)[0]
         names = write_point_names(
-            model, example, fused=config.sweep.fused, noisy_input=config.sweep.noisy_input
+            model,
+            example,
+            granularity=spec.granularity or config.sweep.granularity,
+            noisy_input=config.sweep.noisy_input,
         )
         for i, policy in layered:
             try:

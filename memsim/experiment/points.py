@@ -322,7 +322,11 @@ class NetworkEvaluator:
             x = self._network(label, fmt)[1]
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
             return int8_point_qparams(
-                model, x[:2], calibration, fused=s.fused, noisy_input=s.noisy_input
+                model,
+                x[:2],
+                calibration,
+                granularity=spec.granularity or s.granularity,
+                noisy_input=s.noisy_input,
             )
 
         key = ("int8_points", self._spec_key("workload", label), fmt, self.sweep)

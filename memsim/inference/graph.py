@@ -31,8 +31,22 @@ Capture: symbolic tracing needs static control flow. A model it cannot capture r
 ``granularity`` / ``fallback`` attributes say so (results and traces record them).
 
 Granularities (:data:`GRANULARITIES`): ``module`` (module hooks, each leaf module call),
-``op`` (this module), ``fused`` (module hooks, conv/linear → norm → activation chains written
-once, as an accelerator with fused kernels would).
+``op`` (this module), ``fused`` (this module's writes, with every conv/linear → norm →
+activation chain written once, as an accelerator with fused kernels would).
+
+What ``fused`` merges
+---------------------
+A chain starts at a convolution or linear layer (module or ``F.conv*``/``F.linear``) and
+follows the data flow while each link's output has exactly one user: an optional
+normalisation (batch, layer, group or instance norm), then an optional activation. A residual
+sum between the norm and the activation (``act(bn(conv(x)) + shortcut)``, in place or not)
+joins the chain when the activation follows it, as a fused conv-bn-add-relu kernel would; the
+shortcut operand stays a write of its own. The chain is one write of its last output, named
+after its last member, with ``module_type`` joining the members' kinds
+(``Conv2d+BatchNorm2d+ReLU``) and their ``ops`` added up; everything else is written as at
+``op`` granularity. On networks made of modules only (VGG) this is exactly the module-hook
+chain fusion of :mod:`memsim.inference.taps`, which remains the fallback when a graph cannot
+be captured.
 """
 
 from __future__ import annotations
@@ -48,7 +62,15 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from memsim.inference.taps import Taps, WritePoint, _is_write, _ops_per_input
+from memsim.inference.taps import (
+    _ACT_TYPES,
+    _NORM_TYPES,
+    WEIGHTED_LAYERS,
+    Taps,
+    WritePoint,
+    _is_write,
+    _ops_per_input,
+)
 
 #: Write-point granularities, coarsest last.
 GRANULARITIES = ("module", "op", "fused")
@@ -121,6 +143,20 @@ _INPLACE_OPERATORS = {
     operator.imatmul,
 }
 _MATMULS = {torch.matmul, operator.matmul, torch.bmm, torch.mm}
+F = nn.functional
+#: Fused-chain links given as functions or tensor methods (modules: the taps' type tuples).
+_HEAD_FUNCTIONS = {F.conv1d, F.conv2d, F.conv3d, F.linear}
+_NORM_FUNCTIONS = {F.batch_norm, F.layer_norm, F.group_norm, F.instance_norm}
+_ACT_FUNCTIONS = {
+    F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+    F.hardswish, F.hardsigmoid, F.hardtanh, F.softplus, torch.relu, torch.sigmoid, torch.tanh,
+    F.sigmoid, F.tanh,
+}  # fmt: skip
+_ACT_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_"}
+_ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+_ADD_METHODS = {"add", "add_"}
+#: Leaf modules that are norms in a fused chain (the taps' batch norms, and the others).
+_NORM_MODULES = (*_NORM_TYPES, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)
 
 
 class GraphCaptureError(RuntimeError):
@@ -236,6 +272,9 @@ class GraphTaps:
         Mark the network input as written (write 0).
     fmt : str
         Storage format name recorded in each :class:`WritePoint`.
+    fused : bool
+        Write conv/linear → norm → activation chains once (``fused`` granularity, see the
+        module docstring).
 
     Raises
     ------
@@ -243,16 +282,22 @@ class GraphTaps:
         The model cannot be captured by torch.fx.
     """
 
-    granularity = "op"
     fallback = ""
 
     def __init__(
-        self, model: nn.Module, example: torch.Tensor, *, noisy_input: bool = False, fmt: str = ""
+        self,
+        model: nn.Module,
+        example: torch.Tensor,
+        *,
+        noisy_input: bool = False,
+        fmt: str = "",
+        fused: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module. Got {type(model).__name__}.")
         self.model = model
-        self.fused = False
+        self.fused = bool(fused)
+        self.granularity = "fused" if self.fused else "op"
         self.noisy_input = bool(noisy_input)
         self._gm = capture(model)
         values = self._run_example(example)
@@ -289,6 +334,7 @@ class GraphTaps:
                 WritePoint(0, "input", "input", "input", tuple(example.shape[1:]), 0, fmt, ())
             )
             nodes.append((placeholders[0], 0))
+        writes: dict[fx.Node, tuple[str, str, tuple[int, ...], int]] = {}
         for node in self._gm.graph.nodes:
             if node.op not in ("call_module", "call_function", "call_method"):
                 continue
@@ -314,11 +360,23 @@ class GraphTaps:
             occurrence = seen.get(base, 0)
             seen[base] = occurrence + 1
             name = base if occurrence == 0 else f"{base}#{occurrence}"
+            writes[node] = (name, kind, tuple(out.shape[1:]), ops)
+        chains = _chains(list(writes), modules) if self.fused else [[n] for n in writes]
+        for chain in chains:
+            last = chain[-1]
+            name, _, shape, _ = writes[last]
             wp = WritePoint(
-                len(points), name, kind, "activation", tuple(out.shape[1:]), ops, fmt, (name,)
+                len(points),
+                name,
+                "+".join(writes[n][1] for n in chain),
+                "activation",
+                shape,
+                sum(writes[n][3] for n in chain),
+                fmt,
+                tuple(writes[n][0] for n in chain),
             )
             points.append(wp)
-            nodes.append((node, wp.index))
+            nodes.append((last, wp.index))
         return tuple(points), nodes
 
     def _insert_taps(self, write_nodes: list[tuple[fx.Node, int]]) -> None:
@@ -361,6 +419,76 @@ class GraphTaps:
             self._tap.callback = None
 
 
+def _link(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    """The role of ``node`` in a fused chain: ``head``, ``norm``, ``add``, ``act`` or ``""``."""
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        for role, types in (
+            ("head", WEIGHTED_LAYERS),
+            ("norm", _NORM_MODULES),
+            ("act", _ACT_TYPES),
+        ):
+            if isinstance(module, types):
+                return role
+        return ""
+    if node.op == "call_function":
+        for role, functions in (
+            ("head", _HEAD_FUNCTIONS),
+            ("norm", _NORM_FUNCTIONS),
+            ("add", _ADD_FUNCTIONS),
+            ("act", _ACT_FUNCTIONS),
+        ):
+            if node.target in functions:
+                return role
+        return ""
+    if node.op == "call_method":
+        if node.target in _ADD_METHODS:
+            return "add"
+        return "act" if node.target in _ACT_METHODS else ""
+    return ""
+
+
+def _chains(writes: list[fx.Node], modules: dict[str, nn.Module]) -> list[list[fx.Node]]:
+    """The writes grouped into fused chains head → [norm] → [add → act | act], in graph order.
+
+    A link joins when it is the only user of the chain's last output, is itself a write and
+    belongs to no earlier chain (of two branches meeting in a residual sum, the one whose head
+    runs first takes the sum); a residual ``add`` joins only when an activation follows it.
+    """
+    is_write = set(writes)
+
+    taken: set[fx.Node] = set()
+
+    def sole_user(node: fx.Node) -> fx.Node | None:
+        """The one user of ``node``'s output, if it is a write no earlier chain took."""
+        users = list(node.users)
+        if len(users) != 1 or users[0] not in is_write or users[0] in taken:
+            return None
+        return users[0]
+
+    chains: list[list[fx.Node]] = []
+    for node in writes:
+        if node in taken:
+            continue
+        chain = [node]
+        if _link(node, modules) == "head":
+            nxt = sole_user(node)
+            if nxt is not None and _link(nxt, modules) == "norm":
+                chain.append(nxt)
+                nxt = sole_user(nxt)
+            if nxt is not None and _link(nxt, modules) == "add":
+                act = sole_user(nxt)
+                if act is not None and _link(act, modules) == "act":
+                    chain += [nxt, act]
+            elif nxt is not None and _link(nxt, modules) == "act":
+                chain.append(nxt)
+        taken.update(chain)
+        chains.append(chain)
+    # A chain is written where its last member runs: order the writes by that node.
+    order = {n: i for i, n in enumerate(writes)}
+    return sorted(chains, key=lambda c: order[c[-1]])
+
+
 def _lookup(args: object, values: dict[fx.Node, object]) -> object:
     # map_arg is typed for graph arguments; here it puts run-time values in place of nodes.
     return fx.node.map_arg(args, lambda n: values.get(n))  # type: ignore[type-var, arg-type, return-value]
@@ -388,27 +516,28 @@ def make_taps(
 ) -> Taps | GraphTaps:
     """Write points of ``model`` at ``granularity`` (one of :data:`GRANULARITIES`).
 
-    With ``fallback=True`` a model that torch.fx cannot capture gets module hooks at ``op``
-    granularity, with a ``RuntimeWarning``; the result's ``granularity`` is then ``"module"``
-    and its ``fallback`` holds the reason. With ``fallback=False`` the
-    :class:`GraphCaptureError` propagates.
+    ``op`` and ``fused`` capture the graph. With ``fallback=True`` a model that torch.fx cannot
+    capture gets module hooks instead (``op`` → ``module``, ``fused`` → module-hook chain
+    fusion), with a ``RuntimeWarning``; the result's ``granularity`` then names the hooks' and
+    its ``fallback`` holds the reason. With ``fallback=False`` the :class:`GraphCaptureError`
+    propagates.
     """
     check_granularity(granularity)
-    if granularity == "op":
-        try:
-            return GraphTaps(model, example, noisy_input=noisy_input, fmt=fmt)
-        except GraphCaptureError as exc:
-            if not fallback:
-                raise
-            warnings.warn(
-                f"{exc} Falling back to module hooks (module granularity).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            taps = Taps(model, example, noisy_input=noisy_input, fmt=fmt)
-            taps.fallback = str(exc)
-            return taps
-    return Taps(model, example, fused=granularity == "fused", noisy_input=noisy_input, fmt=fmt)
+    fused = granularity == "fused"
+    if granularity == "module":
+        return Taps(model, example, noisy_input=noisy_input, fmt=fmt)
+    try:
+        return GraphTaps(model, example, noisy_input=noisy_input, fmt=fmt, fused=fused)
+    except GraphCaptureError as exc:
+        if not fallback:
+            raise
+        hooks = "module-hook chain fusion" if fused else "module granularity"
+        warnings.warn(
+            f"{exc} Falling back to module hooks ({hooks}).", RuntimeWarning, stacklevel=2
+        )
+        taps = Taps(model, example, fused=fused, noisy_input=noisy_input, fmt=fmt)
+        taps.fallback = str(exc)
+        return taps
 
 
 def check_granularity(granularity: object) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from memsim.inference.graph import make_taps
 from memsim.inference.int8 import QParams, calibrate, dequantize_into_, quantize
-from memsim.inference.taps import Taps
 from memsim.noise.channel import Channel
 
 
@@ -41,12 +41,15 @@ def int8_point_qparams(
     example: torch.Tensor,
     calibration: torch.Tensor,
     *,
-    fused: bool = False,
+    granularity: str = "module",
     noisy_input: bool = False,
 ) -> dict[int, QParams]:
-    """Affine int8 parameters of every write point (by index), calibrated on a float32 copy."""
+    """Affine int8 parameters of every write point (by index, at ``granularity``), calibrated
+    on a float32 copy."""
     float_model = copy.deepcopy(model).float().eval()
-    taps = Taps(float_model, example[:2].float(), fused=fused, noisy_input=noisy_input, fmt="int8")
+    taps = make_taps(
+        float_model, example[:2].float(), granularity, noisy_input=noisy_input, fmt="int8"
+    )
     cal = calibrate(float_model, taps, calibration)
     out = dict(cal.activations)
     for wp in taps.points:

@@ -32,8 +32,8 @@ them.
 Which tensors are writes is the ``granularity``: ``module`` (each leaf module call; functional
 operations such as a residual add are computed in the compute dtype and are not writes, see
 :mod:`memsim.inference.taps`), ``op`` (every operation producing a new tensor, from the
-captured graph: :mod:`memsim.inference.graph`) or ``fused`` (conv/linear → norm → activation
-chains written once).
+captured graph: :mod:`memsim.inference.graph`) or ``fused`` (the ``op`` writes with conv/linear → norm →
+activation chains written once).
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ class NoisyNetwork:
         ``granularity="fused"``.
     granularity : {"module", "op", "fused"}, optional
         Which tensors are writes (see :mod:`memsim.inference.graph`); default ``module``, or
-        ``fused`` when ``fused=True``. A model torch.fx cannot capture falls back from ``op``
-        to ``module`` with a warning; :attr:`granularity` and :attr:`fallback` say so.
+        ``fused`` when ``fused=True``. A model torch.fx cannot capture falls back to module
+        hooks (``op`` → ``module``, ``fused`` → module-hook chain fusion) with a warning; :attr:`granularity` and :attr:`fallback` say so.
     noisy_input : bool
         The network input is written too (write 0).
     compute_dtype : str or torch.dtype, optional
@@ -372,7 +372,8 @@ class NoisyNetwork:
             fmt=self.fmt,
         )
         if taps.fallback:
-            self.granularity, self.fallback, self.fused = taps.granularity, taps.fallback, False
+            self.granularity, self.fallback = taps.granularity, taps.fallback
+            self.fused = taps.granularity == "fused"
         return taps
 
     def _ensure_taps(self, example: torch.Tensor) -> Taps | GraphTaps:

@@ -313,7 +313,7 @@ def run_search(
     plans = {}
     for wspec in config.workloads:  # costs first: a missing objective fails before any output
         workload, model = load_workload(wspec)
-        names = _names(config, workload, model)
+        names = _names(config, workload, model, wspec.granularity or config.sweep.granularity)
         plans[wspec.label] = (names, _cost_model(config, options, wspec.label, names, cands))
     out = Path(run.out) if run.out is not None else default_out(config, options)
     digest = search_digest(config, options)
@@ -351,12 +351,12 @@ def run_search(
     return out
 
 
-def _names(config: ExperimentConfig, workload, model) -> list[str]:
+def _names(config: ExperimentConfig, workload, model, granularity: str) -> list[str]:
     from memsim.experiment.layers import write_point_names
 
     example = workload.dataset(config.sweep.split, limit=2)[0]
     return write_point_names(
-        model, example, fused=config.sweep.fused, noisy_input=config.sweep.noisy_input
+        model, example, granularity=granularity, noisy_input=config.sweep.noisy_input
     )
 
 
