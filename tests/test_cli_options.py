@@ -92,8 +92,30 @@ def test_help_choices_match_the_library():
 def test_train_help_defaults_match_the_recipe():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parser = _verbs()["train"]
-    for dest in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "seed", "optimizer"):
-        assert parser.get_default(dest) == defaults[dest], dest
+    assert parser.get_default("seed") == defaults["seed"]
+    text = parser.format_help()
+    for dest in ("epochs", "batch_size", "lr", "weight_decay", "schedule", "optimizer"):
+        assert parser.get_default(dest) is None, dest  # None: the workload's recipe decides
+        assert f"else {defaults[dest]})" in " ".join(text.split()), dest
+
+
+def test_train_starts_from_the_workload_recipe_and_options_replace_fields():
+    from memsim.cli.train import recipe_from_args
+    from workloads import get_workload
+    from workloads.vit import RECIPE
+
+    parser = _verbs()["train"]
+    vit = get_workload("vit_small")
+    assert recipe_from_args(vit, parser.parse_args(["vit_small"])) == RECIPE
+    changed = recipe_from_args(
+        vit, parser.parse_args(["vit_small", "--epochs", "2", "--no-augment"])
+    )
+    assert (changed.epochs, changed.augment, changed.optimizer) == (2, False, "adamw")
+    from workloads.digits import RECIPE as DIGITS
+
+    assert recipe_from_args(get_workload("digits"), parser.parse_args(["digits"])) == DIGITS
+    generic = recipe_from_args(get_workload("vgg_A"), parser.parse_args(["vgg_A"]))
+    assert generic == TrainConfig()
 
 
 def test_version_and_python_dash_m(capsys):

@@ -3,7 +3,9 @@
 Used by the residual and attention workloads (:mod:`workloads.resnet`, :mod:`workloads.vit`),
 which have no shared reference checkpoint: ``load_model()`` reads ``checkpoint`` when given,
 else ``<memsim cache>/checkpoints/<name>.pt`` (what ``memsim train <name> --out`` of that path
-writes), else fails with a message that says how to train one.
+writes), else the weights shipped with memsim in ``workloads/weights/<name>.pt`` (trained with
+the workload's own recipe, :meth:`CifarWorkload.default_recipe`), else fails with a message that
+says how to train one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import nn
@@ -19,6 +21,12 @@ from torch import nn
 from workloads.base import Workload, cache_dir
 from workloads.checkpoints import check_arch, load_checkpoint, load_state
 from workloads.data import Cifar10Data
+
+if TYPE_CHECKING:
+    from workloads.train import TrainConfig
+
+#: Weights trained by memsim with each workload's recipe, shipped in the package.
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
 
 
 def cached_checkpoint(name: str) -> Path:
@@ -51,6 +59,8 @@ class CifarWorkload(Workload):
         Default weights for :meth:`load_model`.
     data_root, download
         See :class:`workloads.data.Cifar10Data`.
+    recipe : TrainConfig, optional
+        The training recipe of the workload's own weights (``memsim train`` starts from it).
     """
 
     num_classes = 10
@@ -65,8 +75,10 @@ class CifarWorkload(Workload):
         checkpoint: str | os.PathLike | None = None,
         data_root: str | os.PathLike | None = None,
         download: bool = False,
+        recipe: TrainConfig | None = None,
     ) -> None:
         self.name = name
+        self.recipe = recipe
         self.arch = arch
         self.cfg = cfg
         self._factory = factory
@@ -91,12 +103,18 @@ class CifarWorkload(Workload):
         """How to get weights, for the error when there are none."""
         return f"train one with `memsim train {self.name} --out {self.stored_checkpoint()}`"
 
+    def default_recipe(self) -> TrainConfig | None:
+        return self.recipe
+
     def default_checkpoint(self) -> Path | None:
-        """The checkpoint ``load_model()`` uses without an argument (None when there is none)."""
+        """The checkpoint ``load_model()`` uses without an argument (None when there is none):
+        ``checkpoint``, else the cached one, else the shipped one."""
         if self.checkpoint is not None:
             return Path(self.checkpoint)
-        stored = self.stored_checkpoint()
-        return stored if stored.is_file() else None
+        for path in (self.stored_checkpoint(), SHIPPED_WEIGHTS / f"{self.name}.pt"):
+            if path.is_file():
+                return path
+        return None
 
     def read_checkpoint(self, path: Path) -> dict:
         """The checkpoint's payload (a family may verify or compare more here)."""

@@ -124,6 +124,9 @@ class DigitsWorkload(Workload):
         x, y = _load_splits()[split]
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
+    def default_recipe(self) -> TrainConfig:
+        return RECIPE
+
     def cache_path(self) -> Path:
         """Where the default weights are cached."""
         return cache_dir() / f"digits-{recipe_hash()}.pt"

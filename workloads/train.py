@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -400,6 +401,7 @@ def train_model(
                 file=sys.stderr,
                 leave=False,
             )
+            started, loss_sum, loss_count = time.perf_counter(), 0.0, 0
             for b in bar:
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
                 xb = x[idx]
@@ -417,6 +419,7 @@ def train_model(
                     loss.backward()
                     finite = saved is None or _grads_finite(model)
                 if finite:
+                    loss_sum, loss_count = loss_sum + float(loss), loss_count + 1
                     optimizer.step()
                     for hook in hooks:
                         hook.after_step(model)
@@ -433,6 +436,14 @@ def train_model(
                 step[0] += 1
                 if b % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+            log.info(
+                "%s epoch %d/%d: mean loss %.4f, %.0f s",
+                workload.name,
+                epoch + 1,
+                config.epochs,
+                loss_sum / max(loss_count, 1),
+                time.perf_counter() - started,
+            )
             if state_path is not None:
                 _save_train_state(
                     state_path,

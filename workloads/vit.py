@@ -21,6 +21,7 @@ from torch import nn
 
 from workloads.base import WORKLOADS
 from workloads.cifar import CifarOptions, CifarWorkload
+from workloads.train import TrainConfig
 
 
 class Attention(nn.Module):
@@ -105,6 +106,15 @@ VARIANTS: dict[str, dict[str, int]] = {
 }
 
 
+#: The small ViT's recipe: AdamW (decoupled weight decay 0.05, the usual transformer choice),
+#: one-cycle schedule peaking at 1e-3, random crop + flip, bf16 autocast; 60 epochs take about
+#: 30 minutes on 2 CPU cores. Small ViTs trained from scratch on CIFAR-10 without heavy
+#: augmentation stay well below ResNets; see the shipped checkpoint's ``test_acc``.
+RECIPE = TrainConfig(
+    epochs=60, batch_size=128, lr=1e-3, weight_decay=0.05, optimizer="adamw", schedule="onecycle"
+)
+
+
 def vit(name: str, num_classes: int = 10) -> ViT:
     """An untrained ViT variant (``"vit_small"`` or ``"vit_tiny"``)."""
     if name not in VARIANTS:
@@ -115,7 +125,9 @@ def vit(name: str, num_classes: int = 10) -> ViT:
 
 
 def _workload(name: str, **options: Unpack[CifarOptions]) -> CifarWorkload:
-    return CifarWorkload(name, name, functools.partial(vit, name), dict(VARIANTS[name]), **options)
+    return CifarWorkload(
+        name, name, functools.partial(vit, name), dict(VARIANTS[name]), recipe=RECIPE, **options
+    )
 
 
 for _name in VARIANTS:

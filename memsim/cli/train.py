@@ -14,8 +14,10 @@ from typing import Any
 
 from memsim.cli import options
 
-#: Defaults shown in ``--help`` (``workloads.train.TrainConfig`` checks them; not imported
-#: here so that ``--help`` does not load torch).
+#: The generic recipe shown in ``--help`` (``workloads.train.TrainConfig`` checks it; not
+#: imported here so that ``--help`` does not load torch). A workload with a recipe of its own
+#: (ResNet-20, the ViT, the binarized networks) starts from that one instead; options given on
+#: the command line replace single fields of it.
 _DEFAULTS: dict[str, Any] = {
     "epochs": 15,
     "batch_size": 128,
@@ -25,6 +27,7 @@ _DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "optimizer": "sgd",
 }
+_RECIPE_HELP = "(default: the workload's own recipe, else {})"
 _SCHEDULES = ("onecycle", "cosine", "constant")
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -42,15 +45,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("workload", help="workload name (memsim list workloads)")
     p.add_argument("--out", default=None, help="checkpoint file to write (default: <workload>.pt)")
-    p.add_argument("--epochs", type=int, default=defaults["epochs"])
-    p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    p.add_argument("--lr", type=float, default=defaults["lr"], help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
-    p.add_argument("--schedule", choices=_SCHEDULES, default=defaults["schedule"])
-    p.add_argument("--optimizer", choices=_OPTIMIZERS, default=defaults["optimizer"])
-    p.add_argument("--no-augment", action="store_true", help="turn off the workload's augmentation")
+    p.add_argument("--epochs", type=int, help=_RECIPE_HELP.format(defaults["epochs"]))
+    p.add_argument("--batch-size", type=int, help=_RECIPE_HELP.format(defaults["batch_size"]))
     p.add_argument(
-        "--no-autocast", action="store_true", help="train in float32 instead of bf16 autocast"
+        "--lr", type=float, help="peak learning rate " + _RECIPE_HELP.format(defaults["lr"])
+    )
+    p.add_argument("--weight-decay", type=float, help=_RECIPE_HELP.format(defaults["weight_decay"]))
+    p.add_argument("--schedule", choices=_SCHEDULES, help=_RECIPE_HELP.format(defaults["schedule"]))
+    p.add_argument(
+        "--optimizer", choices=_OPTIMIZERS, help=_RECIPE_HELP.format(defaults["optimizer"])
+    )
+    p.add_argument(
+        "--no-augment",
+        action="store_const",
+        const=False,
+        dest="augment",
+        help="turn off the workload's augmentation",
+    )
+    p.add_argument(
+        "--no-autocast",
+        action="store_const",
+        const=False,
+        dest="autocast",
+        help="train in float32 instead of bf16 autocast",
     )
     p.add_argument("--limit", type=int, default=None, help="train on this many samples only")
     p.add_argument(
@@ -81,28 +98,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``memsim train`` with parsed arguments."""
     from workloads.base import get_workload
-    from workloads.train import TrainConfig, train
+    from workloads.train import train
 
     extra = {}
     if args.data_root is not None or args.download:
         extra = {"data_root": args.data_root, "download": args.download}
     workload = get_workload(args.workload, **extra)
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        optimizer=args.optimizer,
-        augment=not args.no_augment,
-        autocast=not args.no_autocast,
-        limit=args.limit,
-        seed=args.seed,
-        noise_p=args.noise_p,
-        noise_p10=args.noise_p10,
-        noise_bits=args.noise_bits,
-        noise_format=args.noise_format,
-    )
+    config = recipe_from_args(workload, args)
+    print(f"{workload.name}: {config.describe()}")
     out = args.out or f"{workload.name}.pt"
     result = train(
         workload,
@@ -118,3 +121,33 @@ def run(args: argparse.Namespace) -> int:
     if result.skipped_batches:
         print(f"note: {result.skipped_batches} batches had a non-finite loss and were skipped")
     return 0
+
+
+def recipe_from_args(workload: Any, args: argparse.Namespace) -> Any:
+    """The workload's own recipe (else the generic one) with the options given replacing fields."""
+    import dataclasses
+
+    from workloads.train import TrainConfig
+
+    given = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "optimizer": args.optimizer,
+        "augment": args.augment,
+        "autocast": args.autocast,
+    }
+    recipe = workload.default_recipe() or TrainConfig()
+    config = dataclasses.replace(
+        recipe,
+        **{k: v for k, v in given.items() if v is not None},
+        limit=args.limit,
+        seed=args.seed,
+        noise_p=args.noise_p,
+        noise_p10=args.noise_p10,
+        noise_bits=args.noise_bits,
+        noise_format=args.noise_format,
+    )
+    return config
