@@ -20,7 +20,7 @@ import torch
 from memsim.formats import StorageFormat, get_format, resolve_bits
 from memsim.noise.bits import int_view_dtype, signed_numpy_dtype
 from memsim.noise.engines import Engine, get_engine
-from memsim.noise.rates import Layer, Rates, ladder_layers, rate_vector
+from memsim.noise.rates import LadderLayers, Layer, Rates, ladder_layers, rate_vector
 
 Array = torch.Tensor | np.ndarray
 #: A tensor or an array: functions taking one return the same kind.
@@ -112,7 +112,11 @@ def apply_layers_(x: A, fmt: StorageFormat, eng: Engine, layers: Sequence[Layer]
     the layers' rate vectors have ``fmt.width`` entries.
     """
     empty = x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0
-    if empty or all(layer.is_noiseless for layer in layers):
+    if isinstance(layers, LadderLayers):
+        noiseless = layers.is_noiseless  # without building the layers
+    else:
+        noiseless = all(layer.is_noiseless for layer in layers)
+    if empty or noiseless:
         return x
     with _words(x, fmt) as words:
         eng.apply_(words, fmt, layers)
@@ -174,7 +178,7 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
-def _layers(fmt: StorageFormat, p01, p10, bits, seed, ladder) -> list[Layer]:
+def _layers(fmt: StorageFormat, p01, p10, bits, seed, ladder) -> Sequence[Layer]:
     mask = resolve_bits(fmt, bits)
     r01 = rate_vector(fmt, p01, "p01") * mask
     r10 = r01 if p10 is None else rate_vector(fmt, p10, "p10") * mask

@@ -162,7 +162,7 @@ class BitFlip(Channel):
         independent per-bit operator on each code.
         """
         from memsim.noise.api import _layers, apply_layers_, check_seed
-        from memsim.noise.rates import Layer
+        from memsim.noise.rates import LadderLayers, Layer
 
         fmt = self._format
         if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
@@ -173,10 +173,14 @@ class BitFlip(Channel):
         seed = check_seed(seed) if seed is not None else None
         layers = _layers(fmt, self._p01, self._p10, self._mask, seed, self.ladder)
         per = 8 // fmt.width
-        tiled = [
-            Layer(np.tile(layer.p01, per), np.tile(layer.p10, per), layer.seed, layer.coupled)
-            for layer in layers
-        ]
+        tiled: Sequence[Layer]
+        if isinstance(layers, LadderLayers):
+            tiled = layers.tiled(per)
+        else:
+            tiled = [
+                Layer(np.tile(layer.p01, per), np.tile(layer.p10, per), layer.seed, layer.coupled)
+                for layer in layers
+            ]
         return apply_layers_(x, get_format("uint8"), _engine(self.engine, x.device), tiled)
 
 

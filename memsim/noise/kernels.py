@@ -147,55 +147,6 @@ def flip_group(words, shifts, p01, p10, state):
 
 
 @jit
-def collect_group(words, shifts, p01, p10, state, out, n_out):
-    """Like :func:`flip_group`, but only read ``words`` and record accepted bits.
-
-    Events are appended to ``out`` as ``word_index * 64 + shift`` from position ``n_out`` on
-    (the buffer grows as needed); returns the buffer and the new count. Used for ladders, where
-    every layer must be judged against the original bits.
-    """
-    npos = shifts.size
-    total = float(words.size * npos)
-    if total == 0 or max(p01, p10) <= 0.0:
-        return out, n_out
-    inv_logq, a01, a10, pshift = _setup(npos, p01, p10)
-    thin = a01 < 1.0 or a10 < 1.0
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    fi = -1.0
-    while True:
-        fi, s0, s1, s2, s3 = _skip(fi, inv_logq, s0, s1, s2, s3)
-        if not fi < total:  # also ends on NaN (0 * inf for subnormal p)
-            break
-        w, j = _locate(np.int64(fi), npos, pshift)
-        s = np.uint64(shifts[j])
-        if thin:  # only asymmetric rates need the stored bit
-            ok, s0, s1, s2, s3 = _thin(words[w], s, a01, a10, s0, s1, s2, s3)
-            if not ok:
-                continue
-        if n_out == out.size:
-            grown = np.empty(max(2 * out.size, 64), dtype=np.int64)
-            grown[:n_out] = out[:n_out]
-            out = grown
-        out[n_out] = w * 64 + np.int64(s)
-        n_out += 1
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    return out, n_out
-
-
-@jit
-def xor_events(words, events):
-    """Flip each distinct bit named in ``events`` (``word_index * 64 + shift``) once."""
-    events.sort()
-    one = np.uint64(1)
-    prev = -1
-    for e in events:
-        if e == prev:  # the same bit drawn by two layers is one flip (a union, not XOR)
-            continue
-        prev = e
-        words[e >> 6] ^= one << np.uint64(e & 63)
-
-
-@jit
 def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
     """Flip every lane of every word with its own probability, 64 lanes at a time.
 
@@ -246,7 +197,7 @@ _KEYED_CHUNK = 1 << 14
 
 
 @jit(parallel=True)
-def dense_keyed(words, t01, t10, e01, e10, f01, f10, key, events, per, width, offset, key0):
+def dense_keyed(words, t01, t10, e01, e10, f01, f10, key, mask, key0):
     """:func:`dense_flip` with one uniform per lane that depends only on ``key`` and the lane.
 
     Level ``i`` of word ``k`` draws element ``(key0 + k) * 64 + i`` of the SplitMix64 stream
@@ -256,31 +207,23 @@ def dense_keyed(words, t01, t10, e01, e10, f01, f10, key, events, per, width, of
     numbers), and each lane flips with exactly its own ``q`` as in :func:`dense_flip`. Words are
     independent, so they run in parallel chunks with results independent of the thread count.
 
-    ``events`` (sorted ``native_word * 64 + shift``, duplicates allowed) are bits that flip
-    anyway (a union with the draws, judged on the original bits). Word ``k`` of ``words`` packs
-    native words ``offset + k * per`` … ``offset + k * per + per - 1`` of ``width`` bits each,
-    little-endian; events outside ``words`` are ignored.
+    ``mask`` (same size as ``words``, or empty) holds bits that flip anyway: a union with the
+    draws, judged on the original bits.
     """
     nlev = t01.size
     n = words.size
     nchunks = (n + _KEYED_CHUNK - 1) // _KEYED_CHUNK
     one = np.uint64(1)
+    has_mask = mask.size > 0
     for c in numba.prange(nchunks):
         lo = c * _KEYED_CHUNK
         hi = min(n, lo + _KEYED_CHUNK)
-        e = np.searchsorted(events, (offset + lo * per) * 64)
         for k in range(lo, hi):
             x = np.uint64(words[k])
             nx = ~x
-            union = np.uint64(0)
-            end = (offset + (k + 1) * per) * 64
-            while e < events.size and events[e] < end:
-                rel = events[e] - (offset + k * per) * 64
-                union |= one << np.uint64((rel >> 6) * width + (rel & 63))
-                e += 1
-            undecided = (nx & e01) | (x & e10)
+            union = np.uint64(mask[k]) if has_mask else np.uint64(0)
+            undecided = ((nx & e01) | (x & e10)) & ~union
             flips = (nx & f01) | (x & f10) | union
-            undecided &= ~union
             ctr = key + ((np.uint64(key0 + k) << np.uint64(6)) + one) * _GAMMA
             i = 0
             while undecided != 0 and i < nlev:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from typing import Literal, overload
 
+import numba
 import numpy as np
 import torch
 
@@ -48,15 +48,9 @@ from memsim.noise.blocks import (
     chunk_states,
 )
 from memsim.noise.engine import ENGINES, Engine
-from memsim.noise.kernels import (
-    collect_group,
-    dense_flip,
-    dense_keyed,
-    flip_group,
-    seed_state,
-    xor_events,
-)
-from memsim.noise.rates import Group, Layer
+from memsim.noise.kernels import dense_flip, dense_keyed, flip_group, seed_state
+from memsim.noise.ladder import ladder_counts, ladder_flips
+from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
 #: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; blocks 3.0 ms at 0.02,
@@ -73,6 +67,9 @@ BLOCK_TO = 0.25
 #: --coupled`` (1M float32, one thread, CPU ms): recording every layer costs 21 at p = 1e-2, 198
 #: at 0.1; the keyed pass ~17 plus merging the events below the split.
 COUPLED_DENSE_FROM = 0.012
+#: Small tensors (below ``DENSE_MIN_BYTES``) draw ladder entries sparsely up to this candidate
+#: rate; above it the expected draws per distinct bit (1 / (1 - rate)) grow without bound.
+COUPLED_SPARSE_MAX = 0.9
 #: Fewer expected candidates than this in a group: geometric skipping, whose set-up is ~14 us
 #: cheaper (no count generator, no Binomial draws) and is worth ~1000 flips at ~14 ns saved each.
 BLOCK_MIN_CANDIDATES = 1000
@@ -90,28 +87,30 @@ class NumbaEngine(Engine):
 
     def apply_(self, words: torch.Tensor, fmt: StorageFormat, layers: Sequence[Layer]) -> None:
         arr = uint_words(words, fmt)
-        if len(layers) == 1 and not layers[0].coupled:
-            layer = layers[0]
-            if _use_dense(layer, arr.nbytes):
-                _dense(arr, layer)
-                return
-            sampler = _Sparse(layer.seed)
-            for g in layer.groups:
-                sampler.group(arr, g, record=False)
+        ladder = layers.ladder if isinstance(layers, LadderLayers) else None
+        if ladder is not None:
+            _coupled(arr, ladder)
             return
-        # Ladder layers are judged against the original bits (record, then flip once), so a
-        # layer's events are the same at every ladder entry.
-        m = _sparse_prefix(layers, arr.nbytes)
-        events: list[np.ndarray] = []
-        for layer in layers[:m]:
-            sampler = _Sparse(layer.seed)
-            events.extend(sampler.group(arr, g, record=True) for g in layer.groups)
-        if m < len(layers):
-            # PERF: each group's events are sorted already: a stable sort (timsort) only merges runs.
-            merged = np.sort(np.concatenate(events), kind="stable") if events else _NO_EVENTS
-            _dense_rest(arr, layers[m:], merged)
-        elif events:
-            xor_events(arr, np.concatenate(events))
+        if len(layers) == 1:
+            _independent(arr, layers[0])
+            return
+        # Several plain layers: a union, each judged against the original bits.
+        flips = np.zeros_like(arr)
+        for layer in layers:
+            work = arr.copy()
+            _independent(work, layer)
+            flips |= work ^ arr
+        arr ^= flips
+
+
+def _independent(arr: np.ndarray, layer: Layer) -> None:
+    """Flip ``arr`` in place with one layer's rates (dense or sparse, by density)."""
+    if _use_dense(layer, arr.nbytes):
+        _dense(arr, layer)
+        return
+    sampler = _Sparse(layer.seed)
+    for g in layer.groups:
+        sampler.group(arr, g)
 
 
 #: Seeds the Binomial block counts apart from the xoshiro stream of the same seed.
@@ -128,14 +127,8 @@ class _Sparse:
         self.state = seed_state(seed)
         self._counts: np.random.Generator | None = None
 
-    @overload
-    def group(self, arr: np.ndarray, g: Group, record: Literal[True]) -> np.ndarray: ...
-
-    @overload
-    def group(self, arr: np.ndarray, g: Group, record: Literal[False]) -> None: ...
-
-    def group(self, arr: np.ndarray, g: Group, record: bool) -> np.ndarray | None:
-        """Flip one group's bits (``record=False``) or return them as ``word * 64 + shift``."""
+    def group(self, arr: np.ndarray, g: Group) -> None:
+        """Flip one group's bits in place."""
         pmax = max(g.p01, g.p10)
         npos = g.shifts.size
         if BLOCK_FROM <= pmax <= BLOCK_TO and arr.size * npos * pmax >= BLOCK_MIN_CANDIDATES:
@@ -143,77 +136,126 @@ class _Sparse:
                 self._counts = np.random.default_rng([self.seed, _COUNTS_STREAM])
             m = choose_block_log2(arr.size, npos, pmax)
             counts = self._counts.binomial(block_trials(arr.size, npos, m), pmax)
-            out = np.empty(int(counts.sum()) if record else 0, dtype=np.int64)
+            out = np.empty(0, dtype=np.int64)
             if counts.size <= CHUNK_BLOCKS:
-                n = block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, record)
+                block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, False)
             else:
                 # Chunks of blocks in parallel; chunk c >= 1 is seeded from this layer's stream,
                 # so the result depends on the seed only, never on the thread count.
                 nchunks = -(-counts.size // CHUNK_BLOCKS)
                 states = chunk_states(np.uint64(self.state[0] ^ _CHUNKS_STREAM), nchunks)
-                n = block_flips_chunked(
-                    arr, g.shifts, g.p01, g.p10, counts, m, self.state, states, out, record
+                block_flips_chunked(
+                    arr, g.shifts, g.p01, g.p10, counts, m, self.state, states, out, False
                 )
-            return out[:n] if record else None
-        if record:
-            events, n = collect_group(
-                arr, g.shifts, g.p01, g.p10, self.state, np.empty(64, dtype=np.int64), 0
-            )
-            return events[:n]
+            return
         flip_group(arr, g.shifts, g.p01, g.p10, self.state)
-        return None
 
 
-_NO_EVENTS = np.empty(0, dtype=np.int64)
+#: Keys of the coupled sampler's streams, apart from each other for one ladder seed.
+_LADDER_GROUPS = np.uint64(0x6C6164646572)
+_LADDER_DENSE = np.uint64(0x6B65796564)
+_LADDER_TAIL = np.uint64(0x7461696C)
 
 
-def _sparse_prefix(layers: Sequence[Layer], nbytes: int) -> int:
-    """How many leading ladder layers are sampled sparsely; the rest share one dense draw.
+def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
+    """Flip ``arr`` at ``ladder.entry`` with one hidden uniform per bit (docs/design.md §3).
 
-    Layers stay sparse while the union of the layers so far has a mean candidate rate below
-    ``COUPLED_DENSE_FROM``. The count depends only on the layers up to that point, which every
-    ladder entry above it shares, so all entries split the ladder at the same layer.
+    Entries up to the ladder's split are drawn sparsely (:mod:`memsim.noise.ladder`), in
+    place. Above it, the flips of the split entry go into a mask and the rest, at rates
+    ``(P_k - P_split) / (1 - P_split)``, come from one keyed dense pass united with it; the split
+    depends on the ladder and the tensor size only, so every entry agrees on it.
     """
-    if not _LITTLE_ENDIAN or nbytes < DENSE_MIN_BYTES:
-        return len(layers)
-    keep01 = keep10 = None  # probability that no layer so far selected the position
-    for j, layer in enumerate(layers):
-        keep01 = (1 - layer.p01) if keep01 is None else keep01 * (1 - layer.p01)
-        keep10 = (1 - layer.p10) if keep10 is None else keep10 * (1 - layer.p10)
-        if float(np.maximum(1 - keep01, 1 - keep10).mean()) >= COUPLED_DENSE_FROM:
-            return j
-    return len(layers)
+    k = ladder.entry
+    split = _split(ladder, arr.nbytes)
+    top = min(k, split)
+    mask = arr if k <= split else np.zeros_like(arr)
+    if top >= 0:
+        keys = chunk_states(
+            np.uint64(seed_state(ladder.seed)[0]) ^ _LADDER_GROUPS, len(ladder.groups)
+        )
+        for g, key in zip(ladder.groups, keys):
+            _coupled_group(arr, mask, g, top, key)
+    if k > split:
+        p01 = ladder.p01[max(split, 0)] if split >= 0 else np.zeros(ladder.p01.shape[1])
+        p10 = ladder.p10[max(split, 0)] if split >= 0 else np.zeros(ladder.p10.shape[1])
+        q01 = increment(p01, ladder.p01[k])
+        q10 = increment(p10, ladder.p10[k])
+        _dense_keyed(arr, q01, q10, mask if split >= 0 else None, ladder.seed)
 
 
-def _dense_rest(arr: np.ndarray, rest: Sequence[Layer], events: np.ndarray) -> None:
-    """Flip the union of ``rest`` (one keyed dense draw) and of ``events``, judged on the
-    original bits.
+def _coupled_group(
+    arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
+) -> None:
+    """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
+    hi = g.pmax[: top + 1]
+    if hi[-1] <= 0:
+        return
+    lo = np.concatenate([[0.0], hi[:-1]])
+    npos = g.shifts.size
+    block_log2 = superblock_log2(arr.size, npos)
+    trials = block_trials(arr.size, npos, block_log2)
+    counts = ladder_counts(trials, increment(lo, hi), seed_state(int(key[0])))
+    if not counts[-1].any():
+        return
+    states = chunk_states(key[1], trials.size)
+    ladder_flips(
+        arr, out, g.shifts, lo, hi, float(g.p01[top]), float(g.p10[top]), counts, block_log2,
+        states, key[2], numba.get_num_threads(),
+    )  # fmt: skip
 
-    The union of the layers ``rest`` has rates ``q = 1 - prod(1 - r)``; one uniform per bit,
-    keyed by the first of them (the same layer at every ladder entry above the split), flips a
-    bit when it falls below ``q``, so a higher entry's flips contain a lower one's (docs/design.md §3).
+
+def superblock_log2(nwords: int, npos: int) -> int:
+    """Slots per superblock (log2) of coupled sampling: ``MAX_BLOCK_LOG2``, or the whole tensor."""
+    return choose_block_log2(nwords, npos, 0.0)
+
+
+def _split(ladder: Ladder, nbytes: int) -> int:
+    """The last ladder entry drawn sparsely (-1: none); entries above it take the dense pass.
+
+    Sparse while the mean candidate rate per bit is below ``COUPLED_DENSE_FROM``; tensors below
+    ``DENSE_MIN_BYTES`` stay sparse while every candidate rate is at most ``COUPLED_SPARSE_MAX``
+    (beyond, drawing distinct bits turns into a coupon collector).
     """
-    keep01 = np.prod([1 - layer.p01 for layer in rest], axis=0)
-    keep10 = np.prod([1 - layer.p10 for layer in rest], axis=0)
-    q01 = np.where(keep01 <= 0, 1.0, 1 - keep01)
-    q10 = np.where(keep10 <= 0, 1.0, 1 - keep10)
+    width = ladder.p01.shape[1]
+    rate = sum(g.pmax * g.shifts.size for g in ladder.groups) / width
+    if nbytes < DENSE_MIN_BYTES:
+        top = np.max([g.pmax for g in ladder.groups], axis=0)
+        sparse = top <= COUPLED_SPARSE_MAX
+    else:
+        sparse = rate < COUPLED_DENSE_FROM
+    return int(np.count_nonzero(sparse)) - 1
+
+
+def _dense_keyed(
+    arr: np.ndarray, q01: np.ndarray, q10: np.ndarray, mask: np.ndarray | None, seed: int
+) -> None:
+    """Flip every bit with ``q01``/``q10`` by one keyed dense pass, united with ``mask``.
+
+    The uniforms depend only on ``seed`` and the bit, so the flips at smaller ``q`` are a subset
+    of those at larger ``q`` (see :func:`~memsim.noise.kernels.dense_keyed`).
+    """
     width = arr.itemsize * 8
     t01, e01, f01 = _planes(q01, width)
     t10, e10, f10 = _planes(q10, width)
-    key = np.uint64(int(seed_state(rest[0].seed)[0]))
-    per64 = 64 // width
-    n_main = arr.size - arr.size % per64
-    main = arr[:n_main].view(np.uint64)
-    dense_keyed(
-        main, t01, t10, np.uint64(e01), np.uint64(e10), np.uint64(f01), np.uint64(f10),
-        key, events, per64, width, 0, 0,
-    )  # fmt: skip
-    if n_main < arr.size:  # the last few words, one per draw, in their own width
-        low = (1 << width) - 1
+    key = np.uint64(seed_state(seed)[0]) ^ _LADDER_DENSE
+    per64 = 64 // width if _LITTLE_ENDIAN else 1
+    n_main = arr.size - arr.size % per64 if per64 > 1 else 0
+    no_mask = np.empty(0, dtype=np.uint64)
+    if n_main:
+        main = arr[:n_main].view(np.uint64)
+        m = no_mask if mask is None else mask[:n_main].view(np.uint64)
         dense_keyed(
-            arr[n_main:], t01 & np.uint64(low), t10 & np.uint64(low),
+            main, t01, t10, np.uint64(e01), np.uint64(e10), np.uint64(f01), np.uint64(f10),
+            key, m, 0,
+        )  # fmt: skip
+    if n_main < arr.size:  # the last few words (all of them on big-endian machines), one per draw
+        low = (1 << width) - 1
+        tail = arr[n_main:]
+        m = no_mask if mask is None else mask[n_main:]
+        dense_keyed(
+            tail, t01 & np.uint64(low), t10 & np.uint64(low),
             np.uint64(e01 & low), np.uint64(e10 & low), np.uint64(f01 & low), np.uint64(f10 & low),
-            key, events, 1, width, n_main, main.size,
+            key ^ _LADDER_TAIL, m, n_main,
         )  # fmt: skip
 
 

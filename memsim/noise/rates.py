@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import overload
 
 import numpy as np
 
 from memsim.checks import check_probabilities, probability_message
-from memsim.formats import StorageFormat
+from memsim.formats import StorageFormat, get_format
 from memsim.rng import child_seed
 
 #: A flip probability: one for every bit position, or one per position (MSB first).
@@ -57,6 +58,70 @@ class Group:
     shifts: np.ndarray  # int64, ascending position order
     p01: float
     p10: float
+
+
+@dataclass(frozen=True)
+class LadderGroup:
+    """Bit positions whose rates agree at every ladder entry; ``p01``/``p10`` per entry."""
+
+    shifts: np.ndarray  # int64 bit indices (LSB 0), ascending position order
+    p01: np.ndarray  # float64, one per ladder entry, non-decreasing
+    p10: np.ndarray
+
+    @property
+    def pmax(self) -> np.ndarray:
+        """Candidate rate per entry, ``max(p01, p10)`` (non-decreasing)."""
+        return np.maximum(self.p01, self.p10)
+
+
+@dataclass(frozen=True, eq=False)
+class Ladder:
+    """The whole masked ladder of a coupled call, the entry being drawn and the call's seed.
+
+    ``p01``/``p10`` have shape ``(entries, width)`` (MSB-first, already masked); every entry of
+    one ladder sees the same table and seed, and differs only in ``entry``.
+    """
+
+    p01: np.ndarray
+    p10: np.ndarray
+    entry: int
+    seed: int
+
+    @cached_property
+    def groups(self) -> tuple[LadderGroup, ...]:
+        """Positions with a non-zero rate somewhere, grouped by equal columns of the table."""
+        return _ladder_groups(self.p01.tobytes(), self.p10.tobytes(), self.p01.shape)
+
+    def tiled(self, per: int) -> Ladder:
+        """The ladder of ``per`` codes packed side by side in one word (rates repeated)."""
+        return Ladder(
+            np.tile(self.p01, (1, per)), np.tile(self.p10, (1, per)), self.entry, self.seed
+        )
+
+
+@lru_cache(maxsize=64)
+def _ladder_groups(
+    p01_bytes: bytes, p10_bytes: bytes, shape: tuple[int, int]
+) -> tuple[LadderGroup, ...]:
+    """:attr:`Ladder.groups` of this table (shared between calls: never modify the arrays)."""
+    p01 = np.frombuffer(p01_bytes, dtype=np.float64).reshape(shape)
+    p10 = np.frombuffer(p10_bytes, dtype=np.float64).reshape(shape)
+    columns = np.concatenate([p01, p10]).T  # one row per position: its rates at every entry
+    active = np.flatnonzero(columns.any(axis=1))
+    if active.size == 0:
+        return ()
+    width = shape[1]
+    uniq, which = np.unique(columns[active], axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    entries = shape[0]
+    return tuple(
+        LadderGroup(
+            (width - 1 - active[which == g]).astype(np.int64),
+            np.ascontiguousarray(col[:entries]),
+            np.ascontiguousarray(col[entries:]),
+        )
+        for g, col in enumerate(uniq)
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,13 +191,15 @@ def ladder_layers(
     mask: np.ndarray,
     ladder: Sequence[object],
     seed: int,
-) -> list[Layer]:
+) -> LadderLayers:
     """Independent layers whose union is exactly Bernoulli(``p01``/``p10``) per bit.
 
     ``ladder`` is a non-decreasing sequence of settings; ``(p01, p10)`` (already masked) must be
     one of them, entry ``k``. Layer ``j`` has rate ``(P_j - P_{j-1}) / (1 - P_{j-1})`` per
     position and direction and seed ``child_seed(seed, "layer", j)``, so with the same seed the
-    union of layers ``1..k`` grows with ``k``.
+    union of layers ``1..k`` grows with ``k``. The layers are built on first access; the result
+    also carries the whole table (:attr:`LadderLayers.ladder`) for engines that sample the
+    ladder directly.
 
     Raises
     ------
@@ -143,6 +210,102 @@ def ladder_layers(
         raise ValueError(
             f"ladder must be a non-empty sequence of probability settings. Got {ladder!r}."
         )
+    frozen = _frozen(ladder)
+    if frozen is None:
+        t01, t10 = _ladder_table(fmt, mask, ladder)
+    else:
+        # PERF: a sweep writes with the same ladder thousands of times; checking its 22 entries
+        # costs ~0.4 ms a write, more than the flips at low p.
+        t01, t10 = _cached_table(fmt.name, np.asarray(mask, dtype=np.float64).tobytes(), frozen)
+    matches = np.flatnonzero((t01 == p01).all(axis=1) & (t10 == p10).all(axis=1))
+    if matches.size == 0:
+        raise ValueError(
+            "With a ladder, (p01, p10) must equal one of its entries (on the noisy bits). "
+            f"Got p01={_short(p01)}, p10={_short(p10)}; ladder={list(ladder)!r}."
+        )
+    return LadderLayers(Ladder(t01, t10, int(matches[0]), seed))
+
+
+class LadderLayers(Sequence[Layer]):
+    """The independent layers ``1..k`` of a ladder entry, built on first access.
+
+    :attr:`ladder` is the whole masked table with the entry and the base seed: the CPU engine
+    samples it as one hidden uniform per bit and never builds the layers.
+    """
+
+    def __init__(self, ladder: Ladder) -> None:
+        self.ladder = ladder
+
+    def __len__(self) -> int:
+        return self.ladder.entry + 1
+
+    @overload
+    def __getitem__(self, i: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Layer]: ...
+
+    def __getitem__(self, i: int | slice) -> Layer | Sequence[Layer]:
+        return self._layers[i]
+
+    @property
+    def is_noiseless(self) -> bool:
+        k = self.ladder.entry
+        return not (self.ladder.p01[k].any() or self.ladder.p10[k].any())
+
+    def tiled(self, per: int) -> LadderLayers:
+        """The layers of ``per`` codes packed side by side in one word (rates repeated)."""
+        return LadderLayers(self.ladder.tiled(per))
+
+    @cached_property
+    def _layers(self) -> list[Layer]:
+        t01, t10, seed = self.ladder.p01, self.ladder.p10, self.ladder.seed
+        layers = []
+        for j in range(self.ladder.entry + 1):
+            prev01 = t01[j - 1] if j else np.zeros_like(t01[0])
+            prev10 = t10[j - 1] if j else np.zeros_like(t10[0])
+            layers.append(
+                Layer(
+                    increment(prev01, t01[j]),
+                    increment(prev10, t10[j]),
+                    child_seed(seed, "layer", j + 1),
+                    coupled=True,
+                )
+            )
+        return layers
+
+
+def _frozen(ladder: Sequence[object]) -> tuple[object, ...] | None:
+    """``ladder`` as nested tuples of floats (a cache key), or None if it holds anything else."""
+    try:
+        return tuple(_freeze(e) for e in ladder)
+    except (TypeError, ValueError):
+        return None
+
+
+def _freeze(e: object) -> object:
+    if isinstance(e, bool | np.bool_):
+        raise TypeError(e)
+    if isinstance(e, int | float | np.integer | np.floating):
+        return float(e)
+    if isinstance(e, tuple | list) or (isinstance(e, np.ndarray) and e.ndim == 1):
+        return tuple(_freeze(x) for x in e)
+    raise TypeError(e)
+
+
+@lru_cache(maxsize=64)
+def _cached_table(
+    fmt: str, mask_bytes: bytes, ladder: tuple[object, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    t01, t10 = _ladder_table(get_format(fmt), np.frombuffer(mask_bytes, dtype=np.float64), ladder)
+    t01.flags.writeable = t10.flags.writeable = False  # shared between calls
+    return t01, t10
+
+
+def _ladder_table(
+    fmt: StorageFormat, mask: np.ndarray, ladder: Sequence[object]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked, masked ladder as two ``(entries, width)`` tables (p01, p10)."""
     entries = [_entry(fmt, e, mask, k) for k, e in enumerate(ladder)]
     for k in range(1, len(entries)):
         if (entries[k][0] < entries[k - 1][0]).any() or (entries[k][1] < entries[k - 1][1]).any():
@@ -150,35 +313,10 @@ def ladder_layers(
                 f"ladder must be non-decreasing (elementwise, on the noisy bits): entry {k} "
                 f"({ladder[k]!r}) is below entry {k - 1} ({ladder[k - 1]!r})."
             )
-    matches = [
-        k
-        for k, (e01, e10) in enumerate(entries)
-        if np.array_equal(e01, p01) and np.array_equal(e10, p10)
-    ]
-    if not matches:
-        raise ValueError(
-            "With a ladder, (p01, p10) must equal one of its entries (on the noisy bits). "
-            f"Got p01={_short(p01)}, p10={_short(p10)}; ladder={list(ladder)!r}."
-        )
-    k = matches[0]
-    layers = []
-    prev01 = np.zeros_like(p01)
-    prev10 = np.zeros_like(p10)
-    for j in range(k + 1):
-        cur01, cur10 = entries[j]
-        layers.append(
-            Layer(
-                _increment(prev01, cur01),
-                _increment(prev10, cur10),
-                child_seed(seed, "layer", j + 1),
-                coupled=True,
-            )
-        )
-        prev01, prev10 = cur01, cur10
-    return layers
+    return np.stack([e[0] for e in entries]), np.stack([e[1] for e in entries])
 
 
-def _increment(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+def increment(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """Rate r with 1 - (1 - prev)(1 - r) = cur; zero where prev is already 1."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(prev < 1, (cur - prev) / (1 - prev), 0.0)
