@@ -118,16 +118,12 @@ def coupled(n: int, min_total_s: float) -> None:
     """
     import numpy as np
 
-    from memsim.noise import numba_engine as ne
-
     grid = [float(p) for p in np.logspace(-8, -1, 22)]
     wide = [float(p) for p in np.logspace(-8, np.log10(0.5), 24)]
     extra = sorted({*grid, 5e-3, 3e-2})  # the grid with the points between its decades
     x = torch.randn(n, generator=torch.Generator().manual_seed(0))
     print(f"\ncoupled vs independent draws, numba, {n} float32 elements, 1 thread, CPU ms")
-    print(
-        f"coupled: sparse up to a mean candidate rate of {ne.COUPLED_DENSE_FROM}, then keyed dense"
-    )
+    print("coupled: sparse up to the ladder's split; above, its flips and a keyed dense pass")
     print(f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>13}")
     cases = [("all bits", None, grid, p) for p in (grid[0], grid[6], 1e-4, grid[15], grid[18])]
     cases += [("all bits", None, extra, p) for p in (5e-3, 3e-2)]

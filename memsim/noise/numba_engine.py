@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -48,7 +49,7 @@ from memsim.noise.blocks import (
     chunk_states,
 )
 from memsim.noise.engine import ENGINES, Engine
-from memsim.noise.kernels import dense_flip, dense_keyed, flip_group, seed_state
+from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
 from memsim.noise.ladder import ladder_counts, ladder_flips
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
 
@@ -61,12 +62,6 @@ DENSE_FROM = 0.05
 #: distinct positions turns into a coupon collector (only reached with the dense path off).
 BLOCK_FROM = 5e-5
 BLOCK_TO = 0.25
-#: Coupled sampling (ladders): once the union of the lower layers reaches this mean candidate
-#: rate per bit, the layers above it are drawn together by one keyed dense pass, whose cost does
-#: not depend on p, instead of recording and merging millions of events. ``benchmarks/bitflip.py
-#: --coupled`` (1M float32, one thread, CPU ms): recording every layer costs 21 at p = 1e-2, 198
-#: at 0.1; the keyed pass ~17 plus merging the events below the split.
-COUPLED_DENSE_FROM = 0.012
 #: Small tensors (below ``DENSE_MIN_BYTES``) draw ladder entries sparsely up to this candidate
 #: rate; above it the expected draws per distinct bit (1 / (1 - rate)) grow without bound.
 COUPLED_SPARSE_MAX = 0.9
@@ -154,7 +149,6 @@ class _Sparse:
 #: Keys of the coupled sampler's streams, apart from each other for one ladder seed.
 _LADDER_GROUPS = np.uint64(0x6C6164646572)
 _LADDER_DENSE = np.uint64(0x6B65796564)
-_LADDER_TAIL = np.uint64(0x7461696C)
 
 
 def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
@@ -212,18 +206,39 @@ def superblock_log2(nwords: int, npos: int) -> int:
 def _split(ladder: Ladder, nbytes: int) -> int:
     """The last ladder entry drawn sparsely (-1: none); entries above it take the dense pass.
 
-    Sparse while the mean candidate rate per bit is below ``COUPLED_DENSE_FROM``; tensors below
-    ``DENSE_MIN_BYTES`` stay sparse while every candidate rate is at most ``COUPLED_SPARSE_MAX``
-    (beyond, drawing distinct bits turns into a coupon collector).
+    An entry above the split costs the sparse draw of the split entry plus a dense pass, so the
+    split is chosen per ladder to keep the worst ratio to independent draws smallest, in a cost
+    model where a sparse draw costs its mean candidate rate ``r`` and a dense pass ``DENSE_FROM``
+    (their crossover): ``max(1, r_k / DENSE_FROM)`` up to the split, ``(r_split + DENSE_FROM) /
+    min(r_k, DENSE_FROM)`` above. It depends on the ladder and the tensor size only, so every
+    entry of a ladder agrees on it. Tensors below ``DENSE_MIN_BYTES`` stay sparse while every
+    candidate rate is at most ``COUPLED_SPARSE_MAX``.
     """
-    width = ladder.p01.shape[1]
-    rate = sum(g.pmax * g.shifts.size for g in ladder.groups) / width
+    groups = ladder.groups
+    if not groups:
+        return ladder.p01.shape[0] - 1
     if nbytes < DENSE_MIN_BYTES:
-        top = np.max([g.pmax for g in ladder.groups], axis=0)
-        sparse = top <= COUPLED_SPARSE_MAX
-    else:
-        sparse = rate < COUPLED_DENSE_FROM
-    return int(np.count_nonzero(sparse)) - 1
+        top = np.max([g.pmax for g in groups], axis=0)
+        return int(np.count_nonzero(top <= COUPLED_SPARSE_MAX)) - 1
+    rate = sum(g.pmax * g.shifts.size for g in groups) / ladder.p01.shape[1]
+    return _best_split(tuple(rate.tolist()), DENSE_FROM)
+
+
+@lru_cache(maxsize=256)
+def _best_split(rates: tuple[float, ...], dense: float) -> int:
+    """:func:`_split`'s choice for these mean candidate rates (non-decreasing) and dense cost."""
+    best, best_worst = len(rates) - 1, math.inf
+    for split in range(-1, len(rates)):
+        below = rates[split] if split >= 0 else 0.0
+        worst = 1.0
+        for k, r in enumerate(rates):
+            if r <= 0:
+                continue
+            ratio = max(1.0, r / dense) if k <= split else (below + dense) / min(r, dense)
+            worst = max(worst, ratio)
+        if worst < best_worst - 1e-12:
+            best, best_worst = split, worst
+    return best
 
 
 def _dense_keyed(
@@ -238,6 +253,7 @@ def _dense_keyed(
     t01, e01, f01 = _planes(q01, width)
     t10, e10, f10 = _planes(q10, width)
     key = np.uint64(seed_state(seed)[0]) ^ _LADDER_DENSE
+    keys = chunk_states(key, 2)  # hash key and stream key of the main words, then the tail's
     per64 = 64 // width if _LITTLE_ENDIAN else 1
     n_main = arr.size - arr.size % per64 if per64 > 1 else 0
     no_mask = np.empty(0, dtype=np.uint64)
@@ -246,7 +262,7 @@ def _dense_keyed(
         m = no_mask if mask is None else mask[:n_main].view(np.uint64)
         dense_keyed(
             main, t01, t10, np.uint64(e01), np.uint64(e10), np.uint64(f01), np.uint64(f10),
-            key, m, 0,
+            chunk_states(keys[0, 1], -(-main.size // KEYED_CHUNK)), keys[0, 0], m, 0,
         )  # fmt: skip
     if n_main < arr.size:  # the last few words (all of them on big-endian machines), one per draw
         low = (1 << width) - 1
@@ -255,7 +271,7 @@ def _dense_keyed(
         dense_keyed(
             tail, t01 & np.uint64(low), t10 & np.uint64(low),
             np.uint64(e01 & low), np.uint64(e10 & low), np.uint64(f01 & low), np.uint64(f10 & low),
-            key ^ _LADDER_TAIL, m, n_main,
+            chunk_states(keys[1, 1], -(-tail.size // KEYED_CHUNK)), keys[1, 0], m, 0,
         )  # fmt: skip
 
 
