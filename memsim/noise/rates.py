@@ -216,7 +216,10 @@ def ladder_layers(
     else:
         # PERF: a sweep writes with the same ladder thousands of times; checking its 22 entries
         # costs ~0.4 ms a write, more than the flips at low p.
-        t01, t10 = _cached_table(fmt.name, np.asarray(mask, dtype=np.float64).tobytes(), frozen)
+        try:
+            t01, t10 = _cached_table(fmt.name, np.asarray(mask, dtype=np.float64).tobytes(), frozen)
+        except (TypeError, ValueError):
+            t01, t10 = _ladder_table(fmt, mask, ladder)  # the same error, naming the given entries
     matches = np.flatnonzero((t01 == p01).all(axis=1) & (t10 == p10).all(axis=1))
     if matches.size == 0:
         raise ValueError(

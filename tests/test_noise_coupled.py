@@ -1,0 +1,219 @@
+"""Coupled sampling (one hidden uniform per bit) in the numba engine: nested and exact.
+
+Below a ladder's split, entries are drawn sparsely in superblocks (nested Binomial level counts,
+a prefix of a random order, thinning by a keyed uniform); above it, the split entry's flips are
+united with one keyed dense pass. Checked here, at every entry of each ladder: the flips are
+nested in those of every larger entry (exactly, same seed), each entry is Binomial per position
+and direction, lanes of a word are independent, and neither thread count nor call history
+changes a result. Cases cover symmetric, asymmetric and per-position ladders (columns equal at
+low entries and different at high ones), masked bits, several formats, int4 codes packed in
+bytes, tensors smaller than a word group and tensors spanning many superblocks.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import torch
+from helpers import binomial_counts_pvalue
+from scipy import stats
+from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, random_words
+
+from memsim.formats import get_format, resolve_bits
+from memsim.noise import BitFlip, flip
+from memsim.noise import numba_engine as ne
+from memsim.noise.blocks import block_trials
+from memsim.noise.kernels import seed_state
+from memsim.noise.ladder import binomials, ladder_counts
+from memsim.noise.rates import ladder_layers
+
+pytestmark = pytest.mark.statistical
+
+GRID = [float(p) for p in np.logspace(-8, -1, 22)]
+WIDE = [float(p) for p in np.logspace(-8, np.log10(0.5), 24)]
+LOW = np.linspace(1e-3, 4e-3, 16)
+# Per-position bfloat16 ladder: every column equal at entries 0 and 1, different at entry 2.
+PER_POSITION = [1e-3, 0.01, (np.linspace(0.02, 0.2, 16), np.linspace(0.05, 0.1, 16))]
+
+
+def entry_flips(x, ladder, seed, bits=None, entries=None):
+    """Changed-bit matrices (elements, width) at the ladder entries (all by default)."""
+    before = bit_matrix(x)
+    out = []
+    for k in range(len(ladder)) if entries is None else entries:
+        e = ladder[k]
+        p01, p10 = e if isinstance(e, tuple) else (e, e)
+        y = flip(x, p01, p10, bits=bits, engine="numba", seed=seed, ladder=ladder)
+        out.append(before != bit_matrix(y))
+    return before, out
+
+
+def rates_of(fmt, e, bits):
+    width = get_format(fmt).width
+    p01, p10 = e if isinstance(e, tuple) else (e, e)
+    mask = resolve_bits(fmt, bits)
+    return np.broadcast_to(p01, width) * mask, np.broadcast_to(p10, width) * mask
+
+
+def check_nested_and_binomial(fmt, ladder, n, seeds, bits=None, entries=None):
+    """Nesting per seed; flips per position and direction summed over seeds are Binomial."""
+    entries = list(range(len(ladder))) if entries is None else entries
+    flips = {k: [np.zeros(get_format(fmt).width, np.int64) for _ in range(2)] for k in entries}
+    trials = [np.zeros(get_format(fmt).width, np.int64) for _ in range(2)]
+    for seed in seeds:
+        x = random_words(fmt, n, seed=seed + 1000)
+        before, changed = entry_flips(x, ladder, seed, bits, entries)
+        for small, large in zip(changed, changed[1:]):
+            assert not (small & ~large).any(), (
+                "a flip at a smaller entry is missing at a larger one"
+            )
+        for value in (0, 1):
+            is_value = before == value
+            trials[value] += is_value.sum(axis=0)
+            for k, c in zip(entries, changed):
+                flips[k][value] += (c & is_value).sum(axis=0)
+    for k in entries:
+        p01, p10 = rates_of(fmt, ladder[k], bits)
+        for value, p in ((0, p01), (1, p10)):
+            assert_binomial_per_position(flips[k][value], trials[value], p)
+
+
+@pytest.mark.parametrize(
+    "fmt,ladder,bits",
+    [
+        ("float32", GRID[-6:], None),
+        ("float16", [(p, p / 2) for p in GRID[-8:]] + [(0.3, 0.2)], None),
+        ("bfloat16", [LOW, 3 * LOW, (6 * LOW, 4 * LOW)], None),
+        ("bfloat16", PER_POSITION, None),
+        ("float32", WIDE[-7:], "first_noisy:7"),
+        ("uint8", [1e-3, 0.02, (0.05, 0.2), (0.4, 0.25)], None),
+    ],
+    ids=["symmetric", "asymmetric", "per_position", "columns_split_late", "masked", "uint8"],
+)
+def test_entries_are_nested_and_binomial_per_position_and_direction(fmt, ladder, bits):
+    check_nested_and_binomial(fmt, ladder, 40_001, seeds=[3], bits=bits)
+
+
+@pytest.mark.parametrize(
+    "ladder",
+    [[1e-3, 0.01, 0.1, 0.5], [(0.01, 0.001), (0.05, 0.2), (0.6, 0.9)], PER_POSITION],
+    ids=["symmetric", "asymmetric", "per_position"],
+)
+def test_tensors_smaller_than_a_word_group(ladder):
+    fmt = "bfloat16" if ladder is PER_POSITION else "float16"
+    check_nested_and_binomial(fmt, ladder, 3, seeds=range(1500))
+
+
+def test_small_tensors_are_sparse_up_to_a_high_rate_and_still_exact():
+    """Below DENSE_MIN_BYTES every entry up to COUPLED_SPARSE_MAX is drawn sparsely."""
+    ladder = [0.05, 0.3, 0.6, 0.85]
+    fmt = get_format("float16")
+    ones = np.ones(16)
+    layers = ladder_layers(fmt, ones * 0.85, ones * 0.85, ones, ladder, seed=0)
+    assert ne._split(layers.ladder, 4000 * 2) == len(ladder) - 1
+    check_nested_and_binomial("float16", ladder, 4000, seeds=range(4))
+
+
+def test_spanning_many_superblocks():
+    n = 400_003  # float32: 32 slots a word, 2**20 a superblock: 13 superblocks, a partial last
+    assert block_trials(n, 32, ne.superblock_log2(n, 32)).size >= 12
+    check_nested_and_binomial("float32", [(2e-4, 1e-4), (2e-3, 3e-3), 0.01], n, seeds=[5])
+
+
+def test_int4_codes_packed_in_bytes():
+    ladder = (1e-3, 0.01, 0.05, 0.3)
+    n = 50_000
+    x = torch.from_numpy(np.random.default_rng(4).integers(0, 256, n, dtype=np.uint8))
+    before = bit_matrix(x)
+    changed = [
+        before != bit_matrix(BitFlip("int4", p, ladder=ladder).apply_(x.clone(), 9)) for p in ladder
+    ]
+    for small, large in zip(changed, changed[1:]):
+        assert not (small & ~large).any()
+    for p, c in zip(ladder, changed):
+        assert_binomial_per_position(c.sum(axis=0), np.full(8, n), np.full(8, p))
+
+
+def test_lower_entries_take_a_prefix_of_the_same_draws():
+    """Each entry is a subset of the next, and the new flips of each step are not empty."""
+    x = torch.randn(100_000)
+    _, changed = entry_flips(x, GRID, seed=8)
+    counts = [int(c.sum()) for c in changed]
+    for small, large in zip(changed, changed[1:]):
+        assert not (small & ~large).any()
+    assert counts[-1] > counts[-4] > counts[-8] > counts[-12] > 0
+
+
+def test_the_standard_grid_splits_below_its_top_entries():
+    fmt = get_format("float32")
+    ones = np.ones(32)
+    splits = {
+        ne._split(ladder_layers(fmt, ones * p, ones * p, ones, GRID, seed=0).ladder, 1 << 22)
+        for p in GRID
+    }
+    assert len(splits) == 1  # the split is a property of the ladder, not of the entry
+    (split,) = splits
+    assert 0 < split < len(GRID) - 1
+
+
+@pytest.mark.parametrize("p", [GRID[15], GRID[-1], 0.5])
+def test_lanes_of_a_word_are_independent(p):
+    x = torch.zeros(60_000)
+    y = flip(x, p, engine="numba", seed=5, ladder=[*GRID, 0.5])
+    counts = (bit_matrix(x) != bit_matrix(y)).sum(axis=1)
+    assert binomial_counts_pvalue(counts, 32, p) > ALPHA
+
+
+def test_level_counts_per_superblock_are_binomial():
+    trials = np.full(4000, 4096, dtype=np.int64)
+    counts = ladder_counts(trials, np.array([0.01, 0.02, 0.3]), seed_state(12))
+    rates = [0.01, 1 - 0.99 * 0.98, 1 - 0.99 * 0.98 * 0.7]
+    for level, q in enumerate(rates):
+        assert binomial_counts_pvalue(counts[level], 4096, q) > ALPHA
+
+
+@pytest.mark.parametrize("n,p", [(1000, 0.003), (10**6, 1e-4), (1 << 16, 0.3), (60, 0.9)])
+def test_binomial_sampler_matches_its_law(n, p):
+    """Inversion (mean <= 30), BTPE (above) and the mirrored p > 1/2 case."""
+    draws = binomials(n, p, 20_000, seed_state(n))
+    assert binomial_counts_pvalue(draws, n, p) > ALPHA
+    assert abs(draws.mean() - n * p) < 6 * np.sqrt(n * p * (1 - p) / draws.size)
+    assert stats.binom.ppf(ALPHA, n, p) <= draws.min()
+
+
+def test_protected_bits_stay_clean_at_one_half():
+    x = torch.randn(30_000)
+    y = flip(x, 0.5, bits="first_noisy:7", engine="numba", seed=1, ladder=WIDE)
+    changed = bit_matrix(x) != bit_matrix(y)
+    assert not changed[:, :7].any()
+    assert_binomial_per_position(changed[:, 7:].sum(0), np.full(25, x.numel()), np.full(25, 0.5))
+
+
+@pytest.mark.parametrize("p", [GRID[15], GRID[-1]], ids=["sparse", "dense"])
+def test_result_does_not_depend_on_the_numba_thread_count(p):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has a single thread here")
+    x = torch.randn(300_000)  # several superblocks and dense chunks
+    saved = numba.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            outs.append(flip(x, p, engine="numba", seed=4, ladder=GRID))
+    finally:
+        numba.set_num_threads(saved)
+    assert (bit_matrix(outs[0]) != bit_matrix(x)).any()
+    for other in outs[1:]:
+        assert torch.equal(other.view(torch.int32), outs[0].view(torch.int32))
+
+
+@pytest.mark.parametrize("p", [GRID[12], GRID[-1]], ids=["sparse", "dense"])
+def test_same_seed_same_flips_other_seed_other_flips(p):
+    x = torch.randn(100_000)
+    a = flip(x, p, engine="numba", seed=6, ladder=GRID)
+    flip(torch.randn(5000), 0.3, engine="numba", seed=1, ladder=[0.3])  # history must not matter
+    b = flip(x, p, engine="numba", seed=6, ladder=GRID)
+    c = flip(x, p, engine="numba", seed=7, ladder=GRID)
+    assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+    assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
