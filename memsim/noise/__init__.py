@@ -16,14 +16,15 @@ which calls :func:`flip_` on the stored tensor.
 Coupled sweeps (common random numbers)
 --------------------------------------
 ``ladder=[P_1, P_2, ...]`` is a non-decreasing list of settings (a scalar p, or a ``(p01,
-p10)`` pair of scalars or per-position vectors). A call whose ``(p01, p10)`` is entry ``k`` is
-sampled as the union of independent layers ``j = 1..k``: layer ``j`` flips each bit (judged by
-its *original* stored value) with ``r_j = (P_j - P_{j-1}) / (1 - P_{j-1})`` (``P_0 = 0``,
-computed per position and separately for the 0→1 and 1→0 directions) and draws from seed
-``child_seed(seed, "layer", j)``. Since ``1 - prod_j (1 - r_j) = P_k``, each bit is exactly
-Bernoulli(``P_k``); since layer ``j`` does not depend on ``k``, the flips at a smaller entry are
-a subset of those at a larger one for the same seed. The work stays proportional to the flips
-at ``P_k``. :func:`flip_coupled` returns the whole nested family in one call.
+p10)`` pair of scalars or per-position vectors). A call whose ``(p01, p10)`` is entry ``k`` flips
+each bit (judged by its *original* stored value) with exactly ``P_k``, and with the same seed
+the flips at a smaller entry are a subset of those at a larger one. Equivalently, the entry is
+the union of independent layers ``j = 1..k`` with ``r_j = (P_j - P_{j-1}) / (1 - P_{j-1})``
+(``P_0 = 0``, per position and direction), since ``1 - prod_j (1 - r_j) = P_k``: the torch and
+reference engines draw these layers (seed ``child_seed(seed, "layer", j)``); the numba engine
+draws one hidden uniform per bit instead, sparsely below the ladder's split and with a keyed
+dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
+independent one does. :func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled

@@ -14,14 +14,17 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
   (``DENSE_FROM``).
 
 Blocks beyond ``CHUNK_BLOCKS`` run in parallel chunks, each seeded from the layer's stream, so
-a result never depends on the Numba thread count. Ladders (coupled sampling) record the events
-of their low layers and draw the layers above a union rate of ``COUPLED_DENSE_FROM`` in one
-keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`: one uniform per bit shared by
-every ladder entry), so a high-p coupled draw costs about one dense pass, not millions of
-recorded events.
+a result never depends on the Numba thread count. All kernels thin candidates by the stored bit
+for ``p01 != p10``.
 
-All kernels thin candidates by the stored bit for ``p01 != p10``; every choice depends only on the
-layer's own rates and the tensor size, so ladder layers are sampled the same way at every entry.
+Ladders (coupled sampling, docs/design.md §3) are sampled as one hidden uniform ``U`` per bit,
+never layer by layer: an entry flips the bits with ``U`` below its rate. Up to the ladder's
+split (:func:`_split`, a function of the ladder and the tensor size only) an entry draws only
+its candidates, in superblocks that do not depend on p (:mod:`memsim.noise.ladder`: nested
+Binomial counts per level, a prefix of a random order, in place); it costs about what an
+independent draw costs (``benchmarks/bitflip.py --coupled``). Above the split, the split
+entry's flips go into a mask and one keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`,
+uniforms that do not depend on the rates) adds the rest, ``(P_k - P_split) / (1 - P_split)``.
 
 Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
 allocated.
