@@ -48,10 +48,12 @@ def _uniform(s0, s1, s2, s3):
 
 
 @jit
-def _inversion(n, p, s0, s1, s2, s3):
-    """Binomial(n, p) by inversion (NumPy's ``random_binomial_inversion``), ``p <= 0.5``."""
+def _inversion(n, p, qn, s0, s1, s2, s3):
+    """Binomial(n, p) by inversion (NumPy's ``random_binomial_inversion``), ``p <= 0.5``.
+
+    ``qn`` is ``(1 - p)**n`` (callers drawing many counts of one ``n`` compute it once).
+    """
     q = 1.0 - p
-    qn = math.exp(n * math.log1p(-p))
     mean = n * p
     bound = np.int64(min(float(n), mean + 10.0 * math.sqrt(mean * q + 1.0)))
     x = np.int64(0)
@@ -176,7 +178,8 @@ def _binomial(n, p, s0, s1, s2, s3):
         return np.int64(n), s0, s1, s2, s3
     low = min(p, 1.0 - p)
     if low * n <= 30.0:
-        x, s0, s1, s2, s3 = _inversion(n, low, s0, s1, s2, s3)
+        qn = math.exp(n * math.log1p(-low))
+        x, s0, s1, s2, s3 = _inversion(n, low, qn, s0, s1, s2, s3)
     else:
         x, s0, s1, s2, s3 = _btpe(n, low, s0, s1, s2, s3)
     return (np.int64(n) - x if p > 0.5 else x), s0, s1, s2, s3
@@ -206,23 +209,33 @@ def ladder_counts(trials, increments, state):
     counts = np.empty((nlev, nb), dtype=np.int64)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for j in range(nlev):
+        p = increments[j]
+        # PERF: most superblocks of a level have the same number of bits left (all of them, at
+        # low p): (1 - p)**n is computed once for them, not once per draw (~20 ns each).
+        common = trials[0] - (counts[j - 1, 0] if j > 0 else 0)
+        qn = math.exp(common * math.log1p(-p)) if 0.0 < p <= 0.5 else 0.0
         for b in range(nb):
             prev = counts[j - 1, b] if j > 0 else np.int64(0)
-            x, s0, s1, s2, s3 = _binomial(trials[b] - prev, increments[j], s0, s1, s2, s3)
+            n = trials[b] - prev
+            if n == common and 0.0 < p <= 0.5 and p * n <= 30.0:
+                x, s0, s1, s2, s3 = _inversion(n, p, qn, s0, s1, s2, s3)
+            else:
+                x, s0, s1, s2, s3 = _binomial(n, p, s0, s1, s2, s3)
             counts[j, b] = prev + x
     return counts
 
 
 @jit(parallel=True)
-def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, states, vkey, threads):
+def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, states, vkey, bitmaps):
     """Flip the first ``counts[-1, b]`` bits of each superblock's random order (see module doc).
 
     ``words`` are read (original stored bits) and the flips are XORed into ``out``: ``out`` is
     ``words`` itself to flip in place, or a zeroed array of the same shape to collect a mask.
     ``lo[j]``/``hi[j]`` bound the hidden uniform of level ``j`` (``Pmax_{j-1}``, ``Pmax_j``);
     ``p01``/``p10`` are the entry's rates; ``states[b]`` the superblock's slot stream and
-    ``vkey`` keys the thinning uniforms. Superblocks are split evenly between ``threads``
-    workers; each depends only on its own streams, so the result never depends on ``threads``.
+    ``vkey`` keys the thinning uniforms. Superblocks are split evenly between workers, one per
+    row of ``bitmaps`` (zeroed, ``2**block_log2`` bits a row, left zeroed); each superblock
+    depends only on its own streams, so the result never depends on the number of workers.
     """
     npos = shifts.size
     jbits = 0
@@ -236,7 +249,7 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
     sure_lev = -1
     while sure_lev + 1 < nlev and hi[sure_lev + 1] <= min(p01, p10):
         sure_lev += 1
-    nthreads = max(1, min(threads, nblocks))
+    nthreads = max(1, min(bitmaps.shape[0], nblocks))
     for t in numba.prange(nthreads):
         b0 = t * nblocks // nthreads
         b1 = (t + 1) * nblocks // nthreads
@@ -244,7 +257,7 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
         for b in range(b0, b1):
             kcap = max(kcap, counts[nlev - 1, b])
         picks = np.empty(kcap, dtype=np.int64)
-        bitmap = np.zeros(max(1, (np.int64(1) << block_log2) >> 6), dtype=np.uint64)
+        bitmap = bitmaps[t]
         for b in range(b0, b1):
             k = counts[nlev - 1, b]
             if k == 0:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -184,21 +185,54 @@ def _coupled_group(
     arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
 ) -> None:
     """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
-    hi = g.pmax[: top + 1]
-    if hi[-1] <= 0:
+    plan = _group_plan(g, top, arr.size)
+    if plan is None:
         return
-    lo = np.concatenate([[0.0], hi[:-1]])
-    npos = g.shifts.size
-    block_log2 = superblock_log2(arr.size, npos)
-    trials = block_trials(arr.size, npos, block_log2)
-    counts = ladder_counts(trials, increment(lo, hi), seed_state(int(key[0])))
+    lo, hi, increments, block_log2, trials = plan
+    counts = ladder_counts(trials, increments, seed_state(int(key[0])))
     if not counts[-1].any():
         return
     states = chunk_states(key[1], trials.size)
     ladder_flips(
         arr, out, g.shifts, lo, hi, float(g.p01[top]), float(g.p10[top]), counts, block_log2,
-        states, key[2], numba.get_num_threads(),
+        states, key[2], _bitmaps(numba.get_num_threads(), block_log2),
     )  # fmt: skip
+
+
+_SCRATCH = threading.local()
+
+
+def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
+    """Zeroed superblock bitmaps, one per worker, kept per Python thread between calls.
+
+    PERF: :func:`~memsim.noise.ladder.ladder_flips` leaves them zeroed; allocating 128 KiB per
+    worker and call cost ~10 us of page faults, more than the flips at low p.
+    """
+    cache = getattr(_SCRATCH, "bitmaps", None)
+    if cache is None:
+        cache = _SCRATCH.bitmaps = {}
+    key = (threads, block_log2)
+    if key not in cache:
+        cache[key] = np.zeros((threads, max(1, (1 << block_log2) >> 6)), dtype=np.uint64)
+    return cache[key]
+
+
+@lru_cache(maxsize=256)
+def _group_plan(
+    g: LadderGroup, top: int, nwords: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | None:
+    """Level bounds, level rates, superblock size and bits per superblock (None: no flips).
+
+    PERF: a sweep writes each tensor size with the same ladder entry many times; this saves
+    ~20 us of NumPy calls per write.
+    """
+    hi = g.pmax[: top + 1]
+    if hi[-1] <= 0:
+        return None
+    lo = np.concatenate([[0.0], hi[:-1]])
+    npos = g.shifts.size
+    block_log2 = superblock_log2(nwords, npos)
+    return lo, hi, increment(lo, hi), block_log2, block_trials(nwords, npos, block_log2)
 
 
 def superblock_log2(nwords: int, npos: int) -> int:
@@ -217,14 +251,22 @@ def _split(ladder: Ladder, nbytes: int) -> int:
     entry of a ladder agrees on it. Tensors below ``DENSE_MIN_BYTES`` stay sparse while every
     candidate rate is at most ``COUPLED_SPARSE_MAX``.
     """
-    groups = ladder.groups
+    small = nbytes < DENSE_MIN_BYTES
+    limit = COUPLED_SPARSE_MAX if small else DENSE_FROM
+    return _split_of(ladder.groups, ladder.p01.shape, small, limit)
+
+
+@lru_cache(maxsize=256)
+def _split_of(
+    groups: tuple[LadderGroup, ...], shape: tuple[int, int], small: bool, limit: float
+) -> int:
     if not groups:
-        return ladder.p01.shape[0] - 1
-    if nbytes < DENSE_MIN_BYTES:
+        return shape[0] - 1
+    if small:
         top = np.max([g.pmax for g in groups], axis=0)
-        return int(np.count_nonzero(top <= COUPLED_SPARSE_MAX)) - 1
-    rate = sum(g.pmax * g.shifts.size for g in groups) / ladder.p01.shape[1]
-    return _best_split(tuple(rate.tolist()), DENSE_FROM)
+        return int(np.count_nonzero(top <= limit)) - 1
+    rate = sum(g.pmax * g.shifts.size for g in groups) / shape[1]
+    return _best_split(tuple(rate.tolist()), limit)
 
 
 @lru_cache(maxsize=256)

@@ -60,7 +60,7 @@ class Group:
     p10: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: groups are shared through a cache
 class LadderGroup:
     """Bit positions whose rates agree at every ladder entry; ``p01``/``p10`` per entry."""
 
@@ -213,20 +213,24 @@ def ladder_layers(
     frozen = _frozen(ladder)
     if frozen is None:
         t01, t10 = _ladder_table(fmt, mask, ladder)
+        index = _entry_index(t01, t10)
     else:
         # PERF: a sweep writes with the same ladder thousands of times; checking its 22 entries
         # costs ~0.4 ms a write, more than the flips at low p.
         try:
-            t01, t10 = _cached_table(fmt.name, np.asarray(mask, dtype=np.float64).tobytes(), frozen)
+            t01, t10, index = _cached_table(
+                fmt.name, np.asarray(mask, dtype=np.float64).tobytes(), frozen
+            )
         except (TypeError, ValueError):
-            t01, t10 = _ladder_table(fmt, mask, ladder)  # the same error, naming the given entries
-    matches = np.flatnonzero((t01 == p01).all(axis=1) & (t10 == p10).all(axis=1))
-    if matches.size == 0:
+            _ladder_table(fmt, mask, ladder)  # raises the same error, naming the entries as given
+            raise
+    k = index.get(_row_key(p01, p10))
+    if k is None:
         raise ValueError(
             "With a ladder, (p01, p10) must equal one of its entries (on the noisy bits). "
             f"Got p01={_short(p01)}, p10={_short(p10)}; ladder={list(ladder)!r}."
         )
-    return LadderLayers(Ladder(t01, t10, int(matches[0]), seed))
+    return LadderLayers(Ladder(t01, t10, k, seed))
 
 
 class LadderLayers(Sequence[Layer]):
@@ -280,6 +284,8 @@ class LadderLayers(Sequence[Layer]):
 
 def _frozen(ladder: Sequence[object]) -> tuple[object, ...] | None:
     """``ladder`` as nested tuples of floats (a cache key), or None if it holds anything else."""
+    if all(type(e) is float for e in ladder):
+        return tuple(ladder)
     try:
         return tuple(_freeze(e) for e in ladder)
     except (TypeError, ValueError):
@@ -299,10 +305,25 @@ def _freeze(e: object) -> object:
 @lru_cache(maxsize=64)
 def _cached_table(
     fmt: str, mask_bytes: bytes, ladder: tuple[object, ...]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, dict[tuple[bytes, bytes], int]]:
     t01, t10 = _ladder_table(get_format(fmt), np.frombuffer(mask_bytes, dtype=np.float64), ladder)
     t01.flags.writeable = t10.flags.writeable = False  # shared between calls
-    return t01, t10
+    return t01, t10, _entry_index(t01, t10)
+
+
+def _entry_index(t01: np.ndarray, t10: np.ndarray) -> dict[tuple[bytes, bytes], int]:
+    """The first entry of each distinct (p01, p10) row pair, keyed by the rows' bytes."""
+    index: dict[tuple[bytes, bytes], int] = {}
+    for k in range(t01.shape[0]):
+        index.setdefault(_row_key(t01[k], t10[k]), k)
+    return index
+
+
+def _row_key(p01: np.ndarray, p10: np.ndarray) -> tuple[bytes, bytes]:
+    # + 0.0 turns -0.0 into 0.0: equal rates must have equal bytes.
+    return (np.asarray(p01, np.float64) + 0.0).tobytes(), (
+        np.asarray(p10, np.float64) + 0.0
+    ).tobytes()
 
 
 def _ladder_table(
