@@ -49,7 +49,7 @@ def test_flips_per_word_are_independent():
     assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
-@pytest.mark.parametrize("ladder", [None, [1e-4, 1e-3]], ids=["in_place", "recorded"])
+@pytest.mark.parametrize("ladder", [None, [1e-4, 1e-3]], ids=["independent", "coupled"])
 def test_result_does_not_depend_on_the_numba_thread_count(ladder):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba has a single thread here")

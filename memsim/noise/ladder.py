@@ -265,7 +265,7 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
             base = np.int64(b) << wbits
             nwords_block = min(np.int64(1) << wbits, words.size - base)
             st = (states[b, 0], states[b, 1], states[b, 2], states[b, 3])
-            _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, words, st)
+            _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, out, st)
             sure = counts[sure_lev, b] if sure_lev >= 0 else np.int64(0)
             one = np.uint64(1)
             for q in range(sure):
@@ -289,10 +289,10 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
 
 
 @jit(inline="always")
-def _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, words, st):
+def _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, out, st):
     """The first ``k`` distinct bit slots of the superblock's order, into ``picks[:k]``.
 
-    Afterwards the bitmap is clean again and the picked words are prefetched.
+    Afterwards the bitmap is clean again and the picked words of ``out`` are prefetched.
     """
     s0, s1, s2, s3 = st
     one = np.uint64(1)
@@ -317,7 +317,7 @@ def _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, words, 
             bitmap[at] = seen | bit
             picks[n] = slot
             # PERF: ask for the word now, modify it after the draws: the misses overlap.
-            prefetch_write(words, base + (slot >> jbits))
+            prefetch_write(out, base + (slot >> jbits))
             n += 1
             if n == k:
                 break

@@ -51,6 +51,7 @@ from memsim.noise.blocks import (
     block_trials,
     choose_block_log2,
     chunk_states,
+    slot_bits,
 )
 from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
@@ -244,43 +245,60 @@ def _split(ladder: Ladder, nbytes: int) -> int:
     """The last ladder entry drawn sparsely (-1: none); entries above it take the dense pass.
 
     An entry above the split costs the sparse draw of the split entry plus a dense pass, so the
-    split is chosen per ladder to keep the worst ratio to independent draws smallest, in a cost
-    model where a sparse draw costs its mean candidate rate ``r`` and a dense pass ``DENSE_FROM``
-    (their crossover): ``max(1, r_k / DENSE_FROM)`` up to the split, ``(r_split + DENSE_FROM) /
-    min(r_k, DENSE_FROM)`` above. It depends on the ladder and the tensor size only, so every
+    split is chosen per ladder to keep its worst ratio to independent draws smallest, in the
+    cost model of ``SPLIT_COSTS``. It depends on the ladder and the tensor size only, so every
     entry of a ladder agrees on it. Tensors below ``DENSE_MIN_BYTES`` stay sparse while every
     candidate rate is at most ``COUPLED_SPARSE_MAX``.
     """
     small = nbytes < DENSE_MIN_BYTES
-    limit = COUPLED_SPARSE_MAX if small else DENSE_FROM
-    return _split_of(ladder.groups, ladder.p01.shape, small, limit)
+    return _split_of(ladder.groups, ladder.p01.shape, small, COUPLED_SPARSE_MAX, DENSE_FROM)
 
 
 @lru_cache(maxsize=256)
 def _split_of(
-    groups: tuple[LadderGroup, ...], shape: tuple[int, int], small: bool, limit: float
+    groups: tuple[LadderGroup, ...],
+    shape: tuple[int, int],
+    small: bool,
+    sparse_max: float,
+    dense_from: float,
 ) -> int:
     if not groups:
         return shape[0] - 1
+    top = np.max([g.pmax for g in groups], axis=0)
     if small:
-        top = np.max([g.pmax for g in groups], axis=0)
-        return int(np.count_nonzero(top <= limit)) - 1
+        return int(np.count_nonzero(top <= sparse_max)) - 1
     rate = sum(g.pmax * g.shifts.size for g in groups) / shape[1]
-    return _best_split(tuple(rate.tolist()), limit)
+    # Rejected slots (positions that are not bits of a group) and repeats cost draws too.
+    slots = sum(g.pmax * (1 << slot_bits(g.shifts.size)) for g in groups) / shape[1]
+    sparse = slots / np.maximum(1e-12, 1 - np.minimum(top, 1 - 1e-12))
+    return _best_split(tuple(rate.tolist()), tuple(sparse.tolist()), dense_from)
+
+
+#: The split's cost model, in units where a coupled sparse draw costs its mean candidate rate
+#: per bit (times the slots drawn per bit and 1 / (1 - Pmax) for repeats): the keyed dense pass
+#: with its mask, and independent draws, sparse (relative to a coupled sparse draw) and dense.
+#: ``benchmarks/bitflip.py --coupled`` (1M float32, one thread, CPU ms): sparse coupled
+#: 1.54 at p = 0.01, 4.5 at 0.03 (~150 per unit rate); keyed dense 8.9 plus ~0.5 for the mask;
+#: independent 1.79 at 0.01, 7.97 at 0.046 and 10.7 dense.
+SPLIT_COSTS = {"coupled_dense": 0.062, "indep_sparse": 1.12, "indep_dense": 0.070}
 
 
 @lru_cache(maxsize=256)
-def _best_split(rates: tuple[float, ...], dense: float) -> int:
-    """:func:`_split`'s choice for these mean candidate rates (non-decreasing) and dense cost."""
+def _best_split(rates: tuple[float, ...], sparse: tuple[float, ...], dense_from: float) -> int:
+    """:func:`_split`'s choice for mean candidate rates ``rates`` (non-decreasing) whose sparse
+    draws cost ``sparse``; independent draws switch to dense at ``dense_from``."""
+    costs = SPLIT_COSTS
     best, best_worst = len(rates) - 1, math.inf
     for split in range(-1, len(rates)):
-        below = rates[split] if split >= 0 else 0.0
+        below = sparse[split] if split >= 0 else 0.0
         worst = 1.0
         for k, r in enumerate(rates):
             if r <= 0:
                 continue
-            ratio = max(1.0, r / dense) if k <= split else (below + dense) / min(r, dense)
-            worst = max(worst, ratio)
+            # Independent block sampling draws slots and repeats as the coupled one does.
+            indep = costs["indep_sparse"] * sparse[k] if r < dense_from else costs["indep_dense"]
+            coupled = sparse[k] if k <= split else below + costs["coupled_dense"]
+            worst = max(worst, coupled / indep)
         if worst < best_worst - 1e-12:
             best, best_worst = split, worst
     return best
