@@ -186,7 +186,7 @@ def _coupled_group(
     arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
 ) -> None:
     """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
-    plan = _group_plan(g, top, arr.size)
+    plan = _group_plan(g, top, arr.size, superblock_log2(arr.size, g.shifts.size))
     if plan is None:
         return
     lo, hi, increments, block_log2, trials = plan
@@ -220,7 +220,7 @@ def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
 
 @lru_cache(maxsize=256)
 def _group_plan(
-    g: LadderGroup, top: int, nwords: int
+    g: LadderGroup, top: int, nwords: int, block_log2: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | None:
     """Level bounds, level rates, superblock size and bits per superblock (None: no flips).
 
@@ -231,9 +231,7 @@ def _group_plan(
     if hi[-1] <= 0:
         return None
     lo = np.concatenate([[0.0], hi[:-1]])
-    npos = g.shifts.size
-    block_log2 = superblock_log2(nwords, npos)
-    return lo, hi, increment(lo, hi), block_log2, block_trials(nwords, npos, block_log2)
+    return lo, hi, increment(lo, hi), block_log2, block_trials(nwords, g.shifts.size, block_log2)
 
 
 def superblock_log2(nwords: int, npos: int) -> int:
@@ -267,9 +265,9 @@ def _split_of(
     top = np.max([g.pmax for g in groups], axis=0)
     if small:
         return int(np.count_nonzero(top <= sparse_max)) - 1
-    rate = sum(g.pmax * g.shifts.size for g in groups) / shape[1]
+    rate = np.sum([g.pmax * g.shifts.size for g in groups], axis=0) / shape[1]
     # Rejected slots (positions that are not bits of a group) and repeats cost draws too.
-    slots = sum(g.pmax * (1 << slot_bits(g.shifts.size)) for g in groups) / shape[1]
+    slots = np.sum([g.pmax * (1 << slot_bits(g.shifts.size)) for g in groups], axis=0) / shape[1]
     sparse = slots / np.maximum(1e-12, 1 - np.minimum(top, 1 - 1e-12))
     return _best_split(tuple(rate.tolist()), tuple(sparse.tolist()), dense_from)
 
