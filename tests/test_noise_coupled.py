@@ -173,7 +173,9 @@ def test_level_counts_per_superblock_are_binomial():
         assert binomial_counts_pvalue(counts[level], 4096, q) > ALPHA
 
 
-@pytest.mark.parametrize("n,p", [(1000, 0.003), (10**6, 1e-4), (1 << 16, 0.3), (60, 0.9)])
+@pytest.mark.parametrize(
+    "n,p", [(1000, 0.003), (10**6, 1e-4), (1 << 16, 0.3), (60, 0.9), (10**5, 0.7)]
+)
 def test_binomial_sampler_matches_its_law(n, p):
     """Inversion (mean <= 30), BTPE (above) and the mirrored p > 1/2 case."""
     draws = binomials(n, p, 20_000, seed_state(n))
