@@ -35,6 +35,7 @@ import numba
 import numpy as np
 
 from memsim.jit import jit, prefetch_write
+from memsim.noise.blocks import chunk_states
 from memsim.noise.kernels import _INV_2_53, _mix64, _next  # inlined: the cache sees this file
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -223,6 +224,23 @@ def ladder_counts(trials, increments, state):
                 x, s0, s1, s2, s3 = _binomial(n, p, s0, s1, s2, s3)
             counts[j, b] = prev + x
     return counts
+
+
+@jit
+def ladder_group(
+    words, out, shifts, lo, hi, p01, p10, increments, trials, block_log2, key, bitmaps
+):
+    """One group's draw at an entry: :func:`ladder_counts`, then :func:`ladder_flips`.
+
+    ``key`` (4 uint64) seeds the counts (``key[0]``), the superblocks' slot streams
+    (``key[1]``) and the thinning uniforms (``key[2]``). PERF: one call instead of four saves
+    ~8 us a write, as much as the flips cost at low p.
+    """
+    counts = ladder_counts(trials, increments, chunk_states(key[0], 1)[0])
+    if counts[-1].sum() == 0:
+        return
+    states = chunk_states(key[1], trials.size)
+    ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, states, key[2], bitmaps)
 
 
 @jit(parallel=True)

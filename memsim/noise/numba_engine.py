@@ -55,7 +55,7 @@ from memsim.noise.blocks import (
 )
 from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
-from memsim.noise.ladder import ladder_counts, ladder_flips
+from memsim.noise.ladder import ladder_group
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
@@ -169,9 +169,7 @@ def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
     top = min(k, split)
     mask = arr if k <= split else np.zeros_like(arr)
     if top >= 0:
-        keys = chunk_states(
-            np.uint64(seed_state(ladder.seed)[0]) ^ _LADDER_GROUPS, len(ladder.groups)
-        )
+        keys = chunk_states(np.uint64(ladder.seed) ^ _LADDER_GROUPS, len(ladder.groups))
         for g, key in zip(ladder.groups, keys):
             _coupled_group(arr, mask, g, top, key)
     if k > split:
@@ -186,18 +184,14 @@ def _coupled_group(
     arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
 ) -> None:
     """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
-    plan = _group_plan(g, top, arr.size, superblock_log2(arr.size, g.shifts.size))
-    if plan is None:
-        return
-    lo, hi, increments, block_log2, trials = plan
-    counts = ladder_counts(trials, increments, seed_state(int(key[0])))
-    if not counts[-1].any():
-        return
-    states = chunk_states(key[1], trials.size)
-    ladder_flips(
-        arr, out, g.shifts, lo, hi, float(g.p01[top]), float(g.p10[top]), counts, block_log2,
-        states, key[2], _bitmaps(numba.get_num_threads(), block_log2),
-    )  # fmt: skip
+    block_log2 = superblock_log2(arr.size, g.shifts.size)
+    plan = _group_plan(g, top, arr.size, block_log2)
+    if plan is not None:
+        lo, hi, p01, p10, increments, trials = plan
+        bitmaps = _bitmaps(numba.get_num_threads(), block_log2)
+        ladder_group(
+            arr, out, g.shifts, lo, hi, p01, p10, increments, trials, block_log2, key, bitmaps
+        )
 
 
 _SCRATCH = threading.local()
@@ -221,8 +215,8 @@ def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _group_plan(
     g: LadderGroup, top: int, nwords: int, block_log2: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | None:
-    """Level bounds, level rates, superblock size and bits per superblock (None: no flips).
+) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray] | None:
+    """Level bounds, the entry's rates, level rates and bits per superblock (None: no flips).
 
     PERF: a sweep writes each tensor size with the same ladder entry many times; this saves
     ~20 us of NumPy calls per write.
@@ -231,7 +225,8 @@ def _group_plan(
     if hi[-1] <= 0:
         return None
     lo = np.concatenate([[0.0], hi[:-1]])
-    return lo, hi, increment(lo, hi), block_log2, block_trials(nwords, g.shifts.size, block_log2)
+    trials = block_trials(nwords, g.shifts.size, block_log2)
+    return lo, hi, float(g.p01[top]), float(g.p10[top]), increment(lo, hi), trials
 
 
 def superblock_log2(nwords: int, npos: int) -> int:
@@ -313,8 +308,9 @@ def _dense_keyed(
     width = arr.itemsize * 8
     t01, e01, f01 = _planes(q01, width)
     t10, e10, f10 = _planes(q10, width)
-    key = np.uint64(seed_state(seed)[0]) ^ _LADDER_DENSE
-    keys = chunk_states(key, 2)  # hash key and stream key of the main words, then the tail's
+    keys = chunk_states(
+        np.uint64(seed) ^ _LADDER_DENSE, 2
+    )  # hash key and stream key of the main words, then the tail's
     per64 = 64 // width if _LITTLE_ENDIAN else 1
     n_main = arr.size - arr.size % per64 if per64 > 1 else 0
     no_mask = np.empty(0, dtype=np.uint64)
