@@ -15,17 +15,14 @@ Run: ``python benchmarks/granularity.py [--batch-size 64] [--repeats 3]``
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-from memsim.inference.network import NoisyNetwork  # noqa: E402
-from memsim.noise.channel import BitFlip  # noqa: E402
-from workloads.resnet import resnet  # noqa: E402
-from workloads.vit import vit  # noqa: E402
+from memsim.inference.network import NoisyNetwork
+from memsim.noise.channel import BitFlip
+from workloads.resnet import resnet
+from workloads.vit import vit
 
 
 def cpu_time(fn) -> float:

@@ -5,14 +5,20 @@ CIFAR-10 test images (random inputs if the data set is absent), CPU. Prints the 
 batch clean and noisy at p in {1e-7, 1e-5, 1e-3, 1e-2} with the fast engine (``auto``) and
 with the dense ``reference`` engine, and their ratios, all measured in this run.
 
-Timings are CPU seconds of this process (all threads; wall time is too disturbed on a shared
-machine; the best wall-time ratio is printed beside it, since a multi-threaded flip kernel saves
-wall time but not CPU time), interleave clean and noisy passes and keep the fastest of ``--repeats`` (the least
-disturbed measurement); the median of the per-repeat ratios is printed beside it. The reference engine is
+Timings interleave clean and noisy passes and keep the fastest of ``--repeats`` (the least
+disturbed measurement). Two figures per p: the wall-time ratio, what a user waits for (the flip
+kernel runs on all Numba threads, so on an idle machine this is the figure to quote), and the
+ratio of CPU seconds of this process (all threads; far less disturbed by other jobs on a shared
+machine, but blind to a parallel kernel's saving), with the median of the per-repeat CPU ratios.
+
+OpenMP's wait policy matters: with ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep) the
+parallel flip kernel wakes its threads for every write and ran 2-3x slower on a 2-core machine
+than with the default (threads spin briefly, as in every memsim run), so this benchmark leaves
+the policy alone and prints it; set it in the environment to compare. The reference engine is
 slow (a float64 uniform per bit), so by default it runs on ``--reference-batch`` images and
 its time is scaled linearly to the full batch (its cost is proportional to the bits written).
 
-Targets: noisy ≤ 1.05 × clean at p ≤ 1e-3; auto ≥ 50 × faster than reference at
+Targets: noisy ≤ 1.02 × clean at p = 1e-3 and ≤ 1.15 × at 1e-2; auto ≥ 50 × faster than reference at
 p = 1e-5.
 
 Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3]``
@@ -25,14 +31,10 @@ import os
 import statistics
 import time
 
-# Idle OpenMP workers must sleep, not spin, while the single-threaded flip kernel runs;
-# spinning workers bill CPU time to the noisy runs that the clean runs do not pay.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-from memsim.inference.network import NoisyNetwork  # noqa: E402
-from memsim.noise.channel import BitFlip  # noqa: E402
+from memsim.inference.network import NoisyNetwork
+from memsim.noise.channel import BitFlip
 
 
 def load_vgg_a(batch_size: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
@@ -82,18 +84,26 @@ def main(argv: list[str] | None = None) -> None:
         "--reference-batch", type=int, default=8, help="images for the reference engine"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+        "--threads", type=int, default=None, help="torch and Numba threads (default: theirs)"
     )
     args = parser.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from memsim.experiment.executor import set_threads
+
+        set_threads(args.threads)
     ps = [float(p) for p in args.ps.split(",")]
     ref_ps = [float(p) for p in args.reference_ps.split(",") if p]
 
     model, x, source = load_vgg_a(args.batch_size)
     net = NoisyNetwork(model, "float32")
     channels = {p: BitFlip("float32", p, engine="auto") for p in ps}
-    print(f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} threads ({source})")
+    import numba
+
+    print(
+        f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} torch threads, "
+        f"{numba.get_num_threads()} Numba threads, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', '(default)')} ({source})"
+    )
     print("times: CPU seconds of this process per batch (all threads)")
     elements = sum(wp.numel for wp in net.write_points(x)) * len(x)
     print(

@@ -25,18 +25,15 @@ Run: ``python benchmarks/protocol.py [--device cpu] [--threads 2] [--workers 8] 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from memsim.inference.network import INFERENCE_FORMATS, NoisyNetwork  # noqa: E402
-from memsim.noise.channel import BitFlip  # noqa: E402
+from memsim.inference.network import INFERENCE_FORMATS, NoisyNetwork
+from memsim.noise.channel import BitFlip
 
 DEPTHS = ("A", "B", "D", "E")
 GRID_P = 22

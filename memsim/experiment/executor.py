@@ -123,14 +123,20 @@ def _init_worker(parent_pid: int | None = None) -> None:
     # Ctrl-C goes to the whole process group: let the parent alone handle it (it keeps what
     # finished and shuts the pool down) instead of every worker printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Several workers on a few cores: one intra-op thread each, or they fight over cores.
+    # Several workers on a few cores: one intra-op thread each (torch's and the Numba flip
+    # kernels'), or they fight over cores.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    set_threads(1)
 
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+
+def set_threads(n: int) -> None:
+    """Use ``n`` intra-op threads in torch and in the Numba kernels of this process."""
+    import numba
+    import torch
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 class LocalPool(Executor):

@@ -57,9 +57,9 @@ class _Worker:
         # Relative paths in configs mean what they mean on the driver (shared file systems).
         if os.path.isdir(cwd):
             os.chdir(cwd)
-        import torch
+        from memsim.experiment.executor import set_threads
 
-        torch.set_num_threads(max(1, threads))
+        set_threads(max(1, threads))
 
     def run(self, fn: Callable[[Any], Any], task: Any) -> Any:
         return fn(task)
