@@ -1,6 +1,7 @@
 """Benchmark: sweep points per second with the serial, local-pool and Ray executors.
 
-Runs the same small sweep (digits CNN, float32, baseline, a reduced grid) once per executor
+Runs the same small sweep (the digits CNN, or ``--workload vgg_A`` for points that take about
+a second each; float32, baseline, a reduced grid) once per executor
 into fresh folders, in this one process run, checks that every executor wrote the serial
 executor's ``points.csv``, and prints points/s and the ratio to the serial executor. Start-up
 (process spawn, Ray start, each worker loading the network) is included: it is what a user
@@ -31,9 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--executors", default="serial,pool,ray")
+    ap.add_argument("--workload", default="digits", help="workload name (e.g. vgg_A)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     overrides = [
+        f'workloads=["{args.workload}"]',
         'formats=["float32"]',
         'policies=["baseline"]',
         "grid.p_min=1e-5",
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         RunOptions(out=Path(tempfile.mkdtemp()) / "warm", progress=False),
         sweep_only=True,
     )
-    print(f"digits CNN, float32, {args.images} images per point; workers = {args.workers}")
+    print(f"{args.workload}, float32, {args.images} images per point; workers = {args.workers}")
     results: dict[str, tuple[float, pd.DataFrame]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.executors.split(","):

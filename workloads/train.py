@@ -419,7 +419,7 @@ def train_model(
                     loss.backward()
                     finite = saved is None or _grads_finite(model)
                 if finite:
-                    loss_sum, loss_count = loss_sum + float(loss), loss_count + 1
+                    loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
                     optimizer.step()
                     for hook in hooks:
                         hook.after_step(model)
