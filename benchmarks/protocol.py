@@ -119,12 +119,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=int, default=64, help="images per timed batch")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--compute-dtype", default="float32", help="float16/bfloat16 compute dtype")
-    ap.add_argument("--formats", default=",".join(INFERENCE_FORMATS))
+    # The seed study's five formats (configs/cifar/vgg_formats.toml); any of INFERENCE_FORMATS.
+    ap.add_argument("--formats", default="float16,bfloat16,float32,float64,int8")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
     formats = args.formats.split(",")
+    unknown = [f for f in formats if f not in INFERENCE_FORMATS]
+    if unknown:
+        ap.error(
+            f"--formats: unknown format {unknown[0]!r} (one of {', '.join(INFERENCE_FORMATS)})"
+        )
 
     model, x, source = load("A", args.images)
     x = x.to(device)
@@ -138,9 +144,10 @@ def main(argv: list[str] | None = None) -> None:
         compute = None
         if fmt in ("float16", "bfloat16") and args.compute_dtype != "storage":
             compute = args.compute_dtype
-        cal = x[:32].cpu() if fmt == "int8" else None
+        quantized = fmt in ("int8", "int4")
+        cal = x[:32].cpu() if quantized else None
         net = NoisyNetwork(model, fmt, compute_dtype=compute, calibration=cal)
-        p = P_INT8 if fmt == "int8" else P_FLOAT
+        p = P_INT8 if quantized else P_FLOAT
         channel = BitFlip(fmt, p, engine="auto")
         net.logits(x[:8], channel, seed=0, device=args.device)  # warm-up: compile, allocate
         t_clean = best(
