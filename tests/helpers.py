@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from memsim.formats import get_format
+from memsim.noise.bits import uint_words
 from memsim.trace.records import WriteRecord
 
 
@@ -24,8 +25,7 @@ def words_of(x: torch.Tensor | np.ndarray) -> np.ndarray:
     """Stored words as unsigned integers (uint64), whatever the dtype or layout."""
     if isinstance(x, np.ndarray):
         return np.ascontiguousarray(x).view(get_format(x.dtype).np_uint).astype(np.uint64).ravel()
-    fmt = get_format(x.dtype)
-    return x.contiguous().view(fmt.int_view).numpy().view(fmt.np_uint).astype(np.uint64).ravel()
+    return uint_words(x.contiguous(), get_format(x.dtype)).astype(np.uint64).ravel()
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
