@@ -136,7 +136,7 @@ def set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 class LocalPool(Executor):
