@@ -34,8 +34,8 @@ import math
 import numba
 import numpy as np
 
-from memsim.jit import jit, prefetch_write
-from memsim.noise.blocks import chunk_states
+from memsim.jit import jit
+from memsim.noise.blocks import _draw_block, chunk_states  # inlined: the cache sees this file
 from memsim.noise.kernels import _INV_2_53, _mix64, _next  # inlined: the cache sees this file
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -283,7 +283,7 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
             base = np.int64(b) << wbits
             nwords_block = min(np.int64(1) << wbits, words.size - base)
             st = (states[b, 0], states[b, 1], states[b, 2], states[b, 3])
-            _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, out, st)
+            _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, 0, out, st)
             sure = counts[sure_lev, b] if sure_lev >= 0 else np.int64(0)
             one = np.uint64(1)
             for q in range(sure):
@@ -304,40 +304,3 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
                 bit = (np.uint64(words[w]) >> s) & one
                 flip = np.uint64(u < (p10 if bit else p01))
                 out[w] ^= flip << s
-
-
-@jit(inline="always")
-def _draw(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, out, st):
-    """The first ``k`` distinct bit slots of the superblock's order, into ``picks[:k]``.
-
-    Afterwards the bitmap is clean again and the picked words of ``out`` are prefetched.
-    """
-    s0, s1, s2, s3 = st
-    one = np.uint64(1)
-    jmask = (np.int64(1) << jbits) - 1
-    drop = np.uint64(64 - block_log2)
-    step = np.uint64(block_log2)
-    per_draw = 64 // block_log2
-    n = 0
-    while n < k:
-        r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-        # PERF: one 64-bit draw yields several independent slots (its top bits, then the next).
-        for _ in range(per_draw):
-            slot = np.int64(r >> drop)
-            r <<= step
-            if (slot >> jbits) >= nwords_block or (slot & jmask) >= npos:
-                continue  # not a bit: rejected, so the kept slots stay uniform over the bits
-            at = slot >> 6
-            bit = one << np.uint64(slot & 63)
-            seen = bitmap[at]
-            if seen & bit:
-                continue  # drawn before: the order has distinct members
-            bitmap[at] = seen | bit
-            picks[n] = slot
-            # PERF: ask for the word now, modify it after the draws: the misses overlap.
-            prefetch_write(out, base + (slot >> jbits))
-            n += 1
-            if n == k:
-                break
-    for q in range(k):
-        bitmap[picks[q] >> 6] = 0  # only picked slots were set: clearing their words cleans it
