@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from memsim.experiment.store import point_id
+from memsim.fit import logistic
 from memsim.formats import get_format
 from memsim.noise.bits import uint_words
 from memsim.trace.records import WriteRecord
@@ -130,3 +132,72 @@ def kill_after_points(
                 pass
         proc.stderr.close()
     return log.read_text().count("\n")
+
+
+def curve_rows(
+    policy: str,
+    mu_log10: float,
+    grid: np.ndarray,
+    *,
+    repeats: int = 3,
+    sigma: float = 0.2,
+    noise: float = 0.01,
+    seed: int = 0,
+    operating: tuple[float, ...] = (1e-6,),
+    operating_step: float = 0.0,
+) -> list[dict]:
+    """Results rows of one synthetic curve: sweep points drawn from a known logistic in log10 p
+    (midpoint ``mu_log10``, from 0.95 down to chance 0.1, Gaussian noise), a clean point, and
+    operating points at accuracy ``0.94 + operating_step * repeat``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def add(kind, p, repeat, acc):
+        key = {
+            "workload": "w",
+            "format": "float32",
+            "policy": policy,
+            "mask": "all",
+            "kind": kind,
+            "p": p,
+            "p10": p,
+            "repeat": repeat,
+        }
+        rows.append(
+            {
+                **key,
+                "seed": 1,
+                "coupled": True,
+                "accuracy": float(np.clip(acc, 0, 1)),
+                "nonfinite_fraction": 0.0,
+                "n_images": 100,
+                "num_classes": 10,
+                "point_id": point_id(key),
+            }
+        )
+
+    add("clean", 0.0, 0, 0.95)
+    for r in range(repeats):
+        for p in grid:
+            acc = logistic(np.log10(p), mu_log10, sigma, 0.95, 0.1) + rng.normal(0, noise)
+            add("sweep", float(p), r, acc)
+        for p in operating:
+            add("operating", p, r, 0.94 + operating_step * r)
+    return rows
+
+
+def sweep_row(
+    p: float, repeat: int, accuracy: float = 0.5, *, workload: str = "w", **extra: object
+) -> dict:
+    """One float32 baseline sweep row of a results store (``extra`` columns before its id)."""
+    key = {
+        "workload": workload,
+        "format": "float32",
+        "policy": "baseline",
+        "mask": "all",
+        "kind": "sweep",
+        "p": p,
+        "p10": p,
+        "repeat": repeat,
+    }
+    return {**key, "accuracy": accuracy, **extra, "point_id": point_id(key)}

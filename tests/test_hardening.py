@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import sweep_row
 from torch import nn
 
 from memsim.cli.main import main
@@ -30,7 +31,6 @@ from memsim.experiment.store import (
     ResultsError,
     ResultsStore,
     load_points,
-    point_id,
     read_experiment,
     write_csv_atomic,
 )
@@ -111,9 +111,7 @@ CONFIG = {
 
 
 def _row(p: float, repeat: int, accuracy: float = 0.5, workload: str = "w") -> dict:
-    key = dict(workload=workload, format="float32", policy="baseline", mask="all", kind="sweep",
-               p=p, p10=p, repeat=repeat)  # fmt: skip
-    return {**key, "accuracy": accuracy, "point_id": point_id(key)}
+    return sweep_row(p, repeat, accuracy, workload=workload)
 
 
 def _folder(tmp_path: Path, n: int = 4) -> Path:

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import curve_rows
 
-from memsim.experiment.store import ResultsError, ResultsStore, point_id
-from memsim.fit import logistic
+from memsim.experiment.store import ResultsError, ResultsStore
 from memsim.report import write_report
 from memsim.report.tables import SUMMARY_COLUMNS, markdown_table, summary_table
 
@@ -19,44 +19,7 @@ GRID = np.logspace(-8, -1, 15)
 
 def curve_points(policy: str, mu_log10: float, *, repeats: int = 3, seed: int = 0) -> list[dict]:
     """Synthetic points of one curve from a known logistic (plus a clean and operating point)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-
-    def add(kind, p, repeat, acc):
-        key = {
-            "workload": "w",
-            "format": "float32",
-            "policy": policy,
-            "mask": "all",
-            "kind": kind,
-            "p": p,
-            "p10": p,
-            "repeat": repeat,
-        }
-        rows.append(
-            {
-                **key,
-                "seed": 1,
-                "coupled": True,
-                "accuracy": acc,
-                "nonfinite_fraction": 0.0,
-                "n_images": 100,
-                "num_classes": 10,
-                "point_id": point_id(key),
-            }
-        )
-
-    add("clean", 0.0, 0, 0.95)
-    for r in range(repeats):
-        for p in GRID:
-            add(
-                "sweep",
-                float(p),
-                r,
-                float(logistic(np.log10(p), mu_log10, 0.2, 0.95, 0.1) + rng.normal(0, 0.01)),
-            )
-        add("operating", 1e-6, r, 0.94 + 0.01 * r)
-    return rows
+    return curve_rows(policy, mu_log10, GRID, repeats=repeats, seed=seed, operating_step=0.01)
 
 
 POINTS = pd.DataFrame(curve_points("baseline", -4.0) + curve_points("write_verify", 5.0, seed=1))

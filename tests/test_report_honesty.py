@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import curve_rows
 
 from memsim import fit as fitting
 from memsim.cli.main import main
@@ -19,62 +20,11 @@ from memsim.experiment.store import (
     ResultsError,
     ResultsStore,
     config_hash,
-    point_id,
     points_frame,
 )
-from memsim.fit import fit_points, logistic
+from memsim.fit import fit_points
 from memsim.report import write_report
 from memsim.report.tables import summary_table
-
-
-def curve_rows(
-    policy: str,
-    mu_log10: float,
-    grid: np.ndarray,
-    *,
-    repeats: int = 3,
-    sigma: float = 0.2,
-    noise: float = 0.01,
-    seed: int = 0,
-    operating: tuple[float, ...] = (1e-6,),
-) -> list[dict]:
-    """Points of one curve drawn from a known logistic (plus clean and operating points)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-
-    def add(kind, p, repeat, acc):
-        key = {
-            "workload": "w",
-            "format": "float32",
-            "policy": policy,
-            "mask": "all",
-            "kind": kind,
-            "p": p,
-            "p10": p,
-            "repeat": repeat,
-        }
-        rows.append(
-            {
-                **key,
-                "seed": 1,
-                "coupled": True,
-                "accuracy": float(np.clip(acc, 0, 1)),
-                "nonfinite_fraction": 0.0,
-                "n_images": 100,
-                "num_classes": 10,
-                "point_id": point_id(key),
-            }
-        )
-
-    add("clean", 0.0, 0, 0.95)
-    for r in range(repeats):
-        for p in grid:
-            acc = logistic(np.log10(p), mu_log10, sigma, 0.95, 0.1) + rng.normal(0, noise)
-            add("sweep", float(p), r, acc)
-        for p in operating:
-            add("operating", p, r, 0.94)
-    return rows
-
 
 GRID = np.logspace(-8, -1, 22)
 TWO_CONDITIONS = pd.DataFrame(

@@ -5,29 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import sweep_row
 
 from memsim.experiment.store import (
     POINTS_LOG,
     ResultsError,
     ResultsStore,
     check_writable,
-    point_id,
     read_log,
 )
 
 
 def row(p: float, repeat: int, accuracy: float = 0.5) -> dict:
-    key = {
-        "workload": "w",
-        "format": "float32",
-        "policy": "baseline",
-        "mask": "all",
-        "kind": "sweep",
-        "p": p,
-        "p10": p,
-        "repeat": repeat,
-    }
-    return {**key, "accuracy": accuracy, "point_id": point_id(key)}
+    return sweep_row(p, repeat, accuracy)
 
 
 def test_points_survive_reopen_and_duplicates_are_ignored(tmp_path):

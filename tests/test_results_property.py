@@ -11,6 +11,7 @@ import json
 import shutil
 
 import pandas as pd
+from helpers import sweep_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from memsim.experiment.store import (
     ResultsError,
     ResultsStore,
     load_points,
-    point_id,
     points_frame,
     read_experiment,
     write_csv_atomic,
@@ -37,17 +37,7 @@ OTHER_DIGEST = "fedcba9876543210"
 
 
 def make_row(p: float, repeat: int, accuracy: float, *, workload: str = "w") -> dict:
-    key = {
-        "workload": workload,
-        "format": "float32",
-        "policy": "baseline",
-        "mask": "all",
-        "kind": "sweep",
-        "p": p,
-        "p10": p,
-        "repeat": repeat,
-    }
-    return {**key, "accuracy": accuracy, "n_images": 100, "point_id": point_id(key)}
+    return sweep_row(p, repeat, accuracy, workload=workload, n_images=100)
 
 
 ROWS = [make_row(p, r, 0.9 - 0.1 * i) for i, p in enumerate((1e-4, 1e-3, 1e-2)) for r in range(3)]

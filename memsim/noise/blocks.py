@@ -57,6 +57,15 @@ def choose_block_log2(nwords: int, npos: int, pmax: float) -> int:
     return max(min(m, MAX_BLOCK_LOG2, whole), jbits, 6)
 
 
+@jit(inline="always")
+def _jbits(npos):
+    """:func:`slot_bits` inside kernels."""
+    jbits = 0
+    while (1 << jbits) < npos:
+        jbits += 1
+    return jbits
+
+
 def slot_bits(npos: int) -> int:
     """``jbits``: slots per word are ``2**jbits``, the smallest power of two >= ``npos``."""
     return max(0, int(npos - 1).bit_length())
@@ -133,9 +142,7 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     (xoshiro256**) is advanced.
     """
     npos = shifts.size
-    jbits = 0
-    while (1 << jbits) < npos:
-        jbits += 1
+    jbits = _jbits(npos)
     jmask = (np.int64(1) << jbits) - 1
     wbits = block_log2 - jbits
     nwords = words.size
@@ -248,9 +255,7 @@ def block_flips_chunked(words, shifts, p01, p10, counts, block_log2, state, stat
     """
     nblocks = counts.size
     nchunks = (nblocks + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
-    jbits = 0
-    while (1 << jbits) < shifts.size:
-        jbits += 1
+    jbits = _jbits(shifts.size)
     wbits = block_log2 - jbits
     starts = np.zeros(nchunks + 1, dtype=np.int64)
     for c in range(nchunks):

@@ -146,6 +146,14 @@ def flip_group(words, shifts, p01, p10, state):
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
+@jit(inline="always")
+def _level(nx, x, t01_i, t10_i, r, undecided, flips):
+    """One level of the bit-sliced ``u < p`` comparison: lanes whose random bit ``r`` is 0 under
+    a threshold bit 1 flip, lanes whose bits differ are decided; returns (undecided, flips)."""
+    t = (nx & t01_i) | (x & t10_i)
+    return undecided & ~(t ^ r), flips | (undecided & t & ~r)
+
+
 @jit
 def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
     """Flip every lane of every word with its own probability, 64 lanes at a time.
@@ -172,9 +180,7 @@ def dense_flip(words, t01, t10, e01, e10, f01, f10, state):
         i = 0
         while undecided != 0 and i < nlev:
             r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-            t = (nx & t01[i]) | (x & t10[i])
-            flips |= undecided & t & ~r
-            undecided &= ~(t ^ r)
+            undecided, flips = _level(nx, x, t01[i], t10[i], r, undecided, flips)
             i += 1
         if flips != 0:
             words[k] ^= flips
@@ -236,17 +242,13 @@ def dense_keyed(words, t01, t10, e01, e10, f01, f10, states, key, mask, key0):
             # a word is decided were mispredicted once a word).
             for i in range(fixed):
                 r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-                t = (nx & t01[i]) | (x & t10[i])
-                flips |= undecided & t & ~r
-                undecided &= ~(t ^ r)
+                undecided, flips = _level(nx, x, t01[i], t10[i], r, undecided, flips)
             i = fixed
             ctr = key + ((np.uint64(key0 + k) << np.uint64(6)) + np.uint64(i)) * _GAMMA
             while undecided != 0 and i < nlev:
                 r = _mix64(ctr)
                 ctr += _GAMMA
-                t = (nx & t01[i]) | (x & t10[i])
-                flips |= undecided & t & ~r
-                undecided &= ~(t ^ r)
+                undecided, flips = _level(nx, x, t01[i], t10[i], r, undecided, flips)
                 i += 1
             if flips != 0:
                 words[k] ^= flips

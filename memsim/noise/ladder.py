@@ -35,7 +35,11 @@ import numba
 import numpy as np
 
 from memsim.jit import jit
-from memsim.noise.blocks import _draw_block, chunk_states  # inlined: the cache sees this file
+from memsim.noise.blocks import (  # inlined: the cache sees this file
+    _draw_block,
+    _jbits,
+    chunk_states,
+)
 from memsim.noise.kernels import _INV_2_53, _mix64, _next  # inlined: the cache sees this file
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -256,9 +260,7 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
     depends only on its own streams, so the result never depends on the number of workers.
     """
     npos = shifts.size
-    jbits = 0
-    while (1 << jbits) < npos:
-        jbits += 1
+    jbits = _jbits(npos)
     jmask = (np.int64(1) << jbits) - 1
     wbits = block_log2 - jbits
     nblocks = counts.shape[1]
