@@ -28,6 +28,17 @@ _DEFAULTS: dict[str, Any] = {
     "optimizer": "sgd",
 }
 _RECIPE_HELP = "(default: the workload's own recipe, else {})"
+#: Options that replace a field of the recipe only when given (their dests are field names).
+_RECIPE_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "optimizer",
+    "augment",
+    "autocast",
+)
 _SCHEDULES = ("onecycle", "cosine", "constant")
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -129,16 +140,7 @@ def recipe_from_args(workload: Any, args: argparse.Namespace) -> Any:
 
     from workloads.train import TrainConfig
 
-    given = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "schedule": args.schedule,
-        "optimizer": args.optimizer,
-        "augment": args.augment,
-        "autocast": args.autocast,
-    }
+    given = {name: getattr(args, name) for name in _RECIPE_OPTIONS}
     recipe = workload.default_recipe() or TrainConfig()
     config = dataclasses.replace(
         recipe,
