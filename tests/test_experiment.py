@@ -89,7 +89,11 @@ def test_default_run_fits_a_midpoint_inside_the_grid_with_its_ci(default_run):
     summary = pd.read_csv(out / "summary.csv")
     base = summary[(summary["policy"] == "baseline") & (summary["format"] == "float32")].iloc[0]
     ps = config.grid.ps()
-    assert base["fit_status"] == "ok"
+    # Two grid points per decade may leave the drop to two points: mu is still fitted, and the
+    # summary says the drop is unresolved (which grid would resolve it is in the advice).
+    assert base["fit_status"] in ("ok", "unresolved_drop")
+    if base["fit_status"] == "unresolved_drop":
+        assert base["mu_note"].startswith("drop resolved by")
     assert ps[0] < base["mu"] < ps[-1]
     assert base["mu_ci_low"] <= base["mu"] <= base["mu_ci_high"]
     assert base["a_max"] > 0.9 and base["energy_pj_per_inference"] > 0

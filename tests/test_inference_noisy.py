@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from memsim.inference.network import EvalResult, NoisyNetwork
+from memsim.inference.network import TILE, EvalResult, NoisyNetwork, tile_seed
 from memsim.noise.channel import BitFlip, Channel, Noiseless
 from memsim.rng import child_seed
 
@@ -107,6 +107,51 @@ def test_every_write_of_every_batch_gets_its_own_child_seed():
     net.evaluate(X, Y, rec, seed=11, batch_size=5)  # 3 batches × 6 writes
     seeds = [s for _, s in rec.calls]
     assert seeds == [child_seed(11, "write", b, w) for b in range(3) for w in range(6)]
+
+
+def test_tiles_of_a_batch_draw_from_tile_seeds_of_each_write():
+    net = NoisyNetwork(cnn(), "float32", noisy_input=True, tile=4)
+    rec = Recording()
+    sizes: list[int] = []
+    orig = rec.apply_
+
+    def apply_(x, seed):
+        sizes.append(x.shape[0])
+        return orig(x, seed)
+
+    rec.apply_ = apply_
+    net.evaluate(X, Y, rec, seed=11, batch_size=10)  # batches of 10 and 2: tiles 4+4+2 and 2
+    seeds = [s for _, s in rec.calls]
+    expected = [
+        tile_seed(child_seed(11, "write", b, w), t)
+        for b, tiles in ((0, 3), (1, 1))
+        for t in range(tiles)
+        for w in range(6)
+    ]
+    assert seeds == expected
+    assert sizes == [4] * 12 + [2] * 12
+    assert len(set(seeds)) == len(seeds)  # every tile of every write its own stream
+    assert tile_seed(123, 0) == 123 and 0 <= tile_seed(123, 1) < 2**63
+
+
+def test_tiles_change_which_flips_not_the_clean_result():
+    x = torch.randn(40, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    tiled, whole = NoisyNetwork(cnn(), "float32"), NoisyNetwork(cnn(), "float32", tile=None)
+    assert tiled.tile == TILE and whole.tile is None
+    torch.testing.assert_close(tiled.logits(x, None), whole.logits(x, None))
+    ch = BitFlip("float32", 1e-2, bits="mantissa")
+    a, b = tiled.logits(x, ch, seed=4), whole.logits(x, ch, seed=4)
+    # The first tile draws from the write's own seed, as a whole batch does: same flips there.
+    first = NoisyNetwork(cnn(), "float32", tile=None).logits(x[:TILE], ch, seed=4)
+    assert torch.equal(a[:TILE], first)
+    assert not torch.equal(a[TILE:], b[TILE:])
+    assert torch.equal(a, tiled.logits(x, ch, seed=4))
+
+
+@pytest.mark.parametrize("tile", [0, -1, 2.5, True])
+def test_bad_tile_is_a_clear_error(tile):
+    with pytest.raises(ValueError, match="tile must be a positive int or None"):
+        NoisyNetwork(cnn(), "float32", tile=tile)
 
 
 def test_fresh_flips_for_two_writes_of_the_same_values():

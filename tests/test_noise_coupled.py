@@ -23,9 +23,10 @@ from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, ra
 from memsim.formats import get_format, resolve_bits
 from memsim.noise import BitFlip, flip
 from memsim.noise import numba_engine as ne
+from memsim.noise.binomial import binomials
 from memsim.noise.blocks import block_trials
 from memsim.noise.kernels import seed_state
-from memsim.noise.ladder import binomials, ladder_counts
+from memsim.noise.ladder import ladder_counts
 from memsim.noise.rates import ladder_layers
 
 pytestmark = pytest.mark.statistical

@@ -11,8 +11,9 @@ to candidate with one ``log`` per step; this module samples the same law block b
    ``2**(block_log2 - jbits)`` whole words, ``2**jbits`` slots per word (``jbits`` =
    ``ceil(log2(npos))``), slot ``(w << jbits) | j``; slots with ``j >= npos``, and in the last
    block words past the end, are not bits.
-2. The candidate count of block ``b`` is ``counts[b] ~ Binomial(bits in block b, pmax)``, drawn by
-   the caller (NumPy's float64 binomial, one vectorised call) independently per block.
+2. The candidate count of block ``b`` is ``counts[b] ~ Binomial(bits in block b, pmax)``, drawn
+   independently per block: by :func:`block_flips_seeded` from its chunk's own stream
+   (:mod:`memsim.noise.binomial`, NumPy's algorithms), or given by the caller.
 3. Given its count ``k``, the candidates of a block are a uniform ``k``-subset of its bits:
    draw slots uniformly (``block_log2`` random bits each, several per 64-bit draw), reject the
    slots that are not bits and the ones already taken (a bitmap of the block), until ``k``
@@ -33,7 +34,8 @@ import numba
 import numpy as np
 
 from memsim.jit import jit, prefetch_write
-from memsim.noise.kernels import _INV_2_53, _next  # inlined: Numba's cache only sees this file
+from memsim.noise.binomial import _binomial, _inversion  # inlined: Numba's cache sees this file
+from memsim.noise.kernels import _INV_2_53, _next
 
 #: Expected candidates per block. ``benchmarks/bitflip.py`` / tuning on float32, one core: 128
 #: (p = 1e-3: 16 KiB of words, the tensor in cache or not) beats 32, 64 and 256; with far fewer
@@ -42,6 +44,9 @@ from memsim.noise.kernels import _INV_2_53, _next  # inlined: Numba's cache only
 PER_BLOCK = 128
 #: Largest block: 2**20 slots (a 128 KiB bitmap, in L2); lower rates use geometric skipping.
 MAX_BLOCK_LOG2 = 20
+#: Tensors up to this size are flipped while their slots are drawn (they sit in cache, right
+#: after the layer that wrote them); larger ones are prefetched a block ahead.
+DIRECT_MAX_BYTES = 1 << 24
 #: Blocks ahead whose pages are touched early (one prefetch per 4 KiB page), see block_flips.
 PAGES_AHEAD = 3
 
@@ -122,6 +127,44 @@ def _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, o
 
 
 @jit(inline="always")
+def _flip_block(k, base, nwords_block, shifts, jbits, block_log2, bitmap, picks, words, st):
+    """Draw ``k`` distinct bit slots of a block exactly as :func:`_draw_block` does and flip
+    each in ``words`` as soon as it is drawn (the subset, so the result, is the same).
+
+    For words already in cache: no prefetch and no second pass over the picks.
+    """
+    s0, s1, s2, s3 = st
+    one = np.uint64(1)
+    npos = shifts.size
+    jmask = (np.int64(1) << jbits) - 1
+    drop = np.uint64(64 - block_log2)
+    step = np.uint64(block_log2)
+    per_draw = 64 // block_log2
+    n = 0
+    while n < k:
+        r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+        for _ in range(per_draw):
+            slot = np.int64(r >> drop)
+            r <<= step
+            if (slot >> jbits) >= nwords_block or (slot & jmask) >= npos:
+                continue
+            at = slot >> 6
+            bit = one << np.uint64(slot & 63)
+            seen = bitmap[at]
+            if seen & bit:
+                continue
+            bitmap[at] = seen | bit
+            picks[n] = slot
+            words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
+            n += 1
+            if n == k:
+                break
+    for q in range(k):
+        bitmap[picks[q] >> 6] = 0
+    return s0, s1, s2, s3
+
+
+@jit(inline="always")
 def _next_block(counts, b):
     """The first block at or after ``b`` with candidates (``counts.size`` if none)."""
     while b < counts.size and counts[b] == 0:
@@ -158,6 +201,18 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     picks = np.empty(2 * kcap, dtype=np.int64)
     bitmap = np.zeros(max(1, (1 << block_log2) >> 6), dtype=np.uint64)
     st = (state[0], state[1], state[2], state[3])
+    if not thin and not record and words.size * words.itemsize <= DIRECT_MAX_BYTES:
+        # PERF: a tensor that fits in cache is flipped as its slots are drawn (4.6 -> ? ns per
+        # flip at p = 1e-2, one thread); larger ones prefetch a block ahead (below).
+        for b in range(counts.size):
+            if counts[b]:
+                base = np.int64(b) << wbits
+                st = _flip_block(
+                    counts[b], base, min(np.int64(1) << wbits, nwords - base), shifts, jbits,
+                    block_log2, bitmap, picks, words, st,
+                )  # fmt: skip
+        state[0], state[1], state[2], state[3] = st
+        return 0
     n_out = 0
     b = _next_block(counts, 0)
     if b < counts.size:
@@ -227,8 +282,8 @@ CHUNK_BLOCKS = 64
 
 @jit
 def chunk_states(key, nchunks):
-    """xoshiro256** states for chunks ``1 .. nchunks - 1`` (row 0 is unused): each seeded with
-    four consecutive SplitMix64 outputs of ``key``, the generator's recommended seeding."""
+    """``nchunks`` xoshiro256** states, one per row, each seeded with four consecutive SplitMix64
+    outputs of ``key`` (the generator's recommended seeding)."""
     out = np.empty((nchunks, 4), dtype=np.uint64)
     gamma = np.uint64(0x9E3779B97F4A7C15)
     z = np.uint64(key)
@@ -243,41 +298,60 @@ def chunk_states(key, nchunks):
     return out
 
 
-@jit(parallel=True)
-def block_flips_chunked(words, shifts, p01, p10, counts, block_log2, state, states, out, record):
-    """:func:`block_flips` over chunks of ``CHUNK_BLOCKS`` blocks in parallel.
+@jit
+def _seeded_chunk(words, shifts, p01, p10, block_log2, state, c):
+    """Chunk ``c`` of :func:`block_flips_seeded`: its blocks' counts, then their flips, from
+    ``state`` (the chunk's own xoshiro256** state, advanced)."""
+    npos = shifts.size
+    wbits = block_log2 - _jbits(npos)
+    per_block = np.int64(1) << wbits
+    nwords = words.size
+    nblocks = (nwords + per_block - 1) // per_block
+    b0 = np.int64(c) * CHUNK_BLOCKS
+    b1 = min(nblocks, b0 + CHUNK_BLOCKS)
+    pmax = max(p01, p10)
+    full = per_block * npos
+    # PERF: every block but the tensor's last has the same bits: (1 - p)**n once per chunk.
+    small = pmax <= 0.5 and pmax * full <= 30.0
+    qn = math.exp(full * math.log1p(-pmax)) if small else 0.0
+    counts = np.empty(b1 - b0, dtype=np.int64)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for b in range(b0, b1):
+        n = full if b < nblocks - 1 else (nwords - b * per_block) * npos
+        if small and n == full:
+            x, s0, s1, s2, s3 = _inversion(n, pmax, qn, s0, s1, s2, s3)
+        else:
+            x, s0, s1, s2, s3 = _binomial(n, pmax, s0, s1, s2, s3)
+        counts[b - b0] = x
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    w0 = b0 * per_block
+    w1 = min(nwords, b1 * per_block)
+    block_flips(
+        words[w0:w1], shifts, p01, p10, counts, block_log2, state, np.empty(0, np.int64), False
+    )
 
-    Chunk 0 draws from ``state`` (advanced), chunk ``c >= 1`` from ``states[c]``; each chunk is
-    a :func:`block_flips` call on its own words and blocks, so the result depends only on the
-    seeds, never on the thread count. With ``record``, chunk ``c`` writes its events from
-    ``out[sum(counts[:c * CHUNK_BLOCKS])]`` on; they are compacted into ``out[:n]`` (ascending)
-    and ``n`` is returned.
+
+@jit
+def block_flips_seeded(words, shifts, p01, p10, block_log2, key):
+    """Flip one group's bits of ``words`` in place, block by block, drawn from ``key`` alone.
+
+    Blocks as in :func:`block_flips`, in chunks of ``CHUNK_BLOCKS``; chunk ``c`` has its own
+    xoshiro256** stream (row ``c`` of :func:`chunk_states` of ``key``) from which it draws its
+    blocks' Binomial counts (:mod:`memsim.noise.binomial`) and then their candidates. No state
+    leaves the kernel, so one call per write costs one dispatch; tensors of more than one chunk
+    go to :func:`_seeded_parallel`, whose result is the same (chunks never depend on threads).
     """
-    nblocks = counts.size
-    nchunks = (nblocks + CHUNK_BLOCKS - 1) // CHUNK_BLOCKS
-    jbits = _jbits(shifts.size)
-    wbits = block_log2 - jbits
-    starts = np.zeros(nchunks + 1, dtype=np.int64)
-    for c in range(nchunks):
-        starts[c + 1] = starts[c] + counts[c * CHUNK_BLOCKS : (c + 1) * CHUNK_BLOCKS].sum()
-    found = np.zeros(nchunks, dtype=np.int64)
-    for c in numba.prange(nchunks):
-        b0 = c * CHUNK_BLOCKS
-        b1 = min(nblocks, b0 + CHUNK_BLOCKS)
-        w0 = np.int64(b0) << wbits
-        w1 = min(words.size, np.int64(b1) << wbits)
-        st = state if c == 0 else states[c]
-        sub_out = out[starts[c] : starts[c + 1]] if record else out
-        found[c] = block_flips(
-            words[w0:w1], shifts, p01, p10, counts[b0:b1], block_log2, st, sub_out, record
-        )
-        if record:
-            for q in range(found[c]):
-                sub_out[q] += w0 * 64
-    n = 0
-    if record:
-        for c in range(nchunks):
-            for q in range(starts[c], starts[c] + found[c]):
-                out[n] = out[q]
-                n += 1
-    return n
+    per_block = np.int64(1) << (block_log2 - _jbits(shifts.size))
+    nchunks = (words.size + per_block * CHUNK_BLOCKS - 1) // (per_block * CHUNK_BLOCKS)
+    states = chunk_states(key, max(nchunks, 1))
+    if nchunks > 1:
+        _seeded_parallel(words, shifts, p01, p10, block_log2, states)
+    elif nchunks == 1:
+        _seeded_chunk(words, shifts, p01, p10, block_log2, states[0], 0)
+
+
+@jit(parallel=True)
+def _seeded_parallel(words, shifts, p01, p10, block_log2, states):
+    """The chunks of :func:`block_flips_seeded` in parallel."""
+    for c in numba.prange(states.shape[0]):
+        _seeded_chunk(words, shifts, p01, p10, block_log2, states[c], c)

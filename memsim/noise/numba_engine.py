@@ -13,9 +13,10 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
   (``DENSE_FROM``).
 
-Blocks beyond ``CHUNK_BLOCKS`` run in parallel chunks, each seeded from the layer's stream, so
-a result never depends on the Numba thread count. All kernels thin candidates by the stored bit
-for ``p01 != p10``.
+Blocks come in chunks of ``CHUNK_BLOCKS``, each with its own stream keyed by the layer's seed
+(:func:`~memsim.noise.blocks.block_flips_seeded` draws the Binomial counts and the candidates of
+a whole group in one call, chunks in parallel), so a result never depends on the Numba thread
+count. All kernels thin candidates by the stored bit for ``p01 != p10``.
 
 Ladders (coupled sampling, docs/design.md §3) are sampled as one hidden uniform ``U`` per bit,
 never layer by layer: an entry flips the bits with ``U`` below its rate. Up to the ladder's
@@ -45,9 +46,7 @@ import torch
 from memsim.formats import StorageFormat
 from memsim.noise.bits import uint_words
 from memsim.noise.blocks import (
-    CHUNK_BLOCKS,
-    block_flips,
-    block_flips_chunked,
+    block_flips_seeded,
     block_trials,
     choose_block_log2,
     chunk_states,
@@ -103,6 +102,13 @@ class NumbaEngine(Engine):
         arr ^= flips
 
 
+def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer) -> None:
+    """Flip the words of a contiguous CPU tensor ``x`` of format ``fmt`` in place with one
+    validated layer: :meth:`NumbaEngine.apply_`'s work without the engine's dispatch."""
+    if x.numel() and layer.groups:
+        _independent(uint_words(x.reshape(-1), fmt), layer)
+
+
 def _independent(arr: np.ndarray, layer: Layer) -> None:
     """Flip ``arr`` in place with one layer's rates (dense or sparse, by density)."""
     if _use_dense(layer, arr.nbytes):
@@ -113,42 +119,47 @@ def _independent(arr: np.ndarray, layer: Layer) -> None:
         sampler.group(arr, g)
 
 
-#: Seeds the Binomial block counts apart from the xoshiro stream of the same seed.
-_COUNTS_STREAM = 0x636F756E7473
-#: Keys the per-chunk streams of parallel block sampling apart from the layer's own stream.
-_CHUNKS_STREAM = np.uint64(0x6368756E6B73)
-
-
 class _Sparse:
-    """One layer's sparse sampler: a xoshiro256** state and, if needed, a count generator."""
+    """One layer's sparse sampler: a xoshiro256** state for geometric skipping, keys for blocks."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        self.state = seed_state(seed)
-        self._counts: np.random.Generator | None = None
+        self._state: np.ndarray | None = None
+        self.groups = 0
+
+    @property
+    def state(self) -> np.ndarray:
+        """The geometric kernel's xoshiro256** state (made at first use: ~2 us)."""
+        if self._state is None:
+            self._state = seed_state(self.seed)
+        return self._state
 
     def group(self, arr: np.ndarray, g: Group) -> None:
         """Flip one group's bits in place."""
         pmax = max(g.p01, g.p10)
         npos = g.shifts.size
+        self.groups += 1
         if BLOCK_FROM <= pmax <= BLOCK_TO and arr.size * npos * pmax >= BLOCK_MIN_CANDIDATES:
-            if self._counts is None:  # PERF: created only when a group needs it (~10 us)
-                self._counts = np.random.default_rng([self.seed, _COUNTS_STREAM])
-            m = choose_block_log2(arr.size, npos, pmax)
-            counts = self._counts.binomial(block_trials(arr.size, npos, m), pmax)
-            out = np.empty(0, dtype=np.int64)
-            if counts.size <= CHUNK_BLOCKS:
-                block_flips(arr, g.shifts, g.p01, g.p10, counts, m, self.state, out, False)
-            else:
-                # Chunks of blocks in parallel; chunk c >= 1 is seeded from this layer's stream,
-                # so the result depends on the seed only, never on the thread count.
-                nchunks = -(-counts.size // CHUNK_BLOCKS)
-                states = chunk_states(np.uint64(self.state[0] ^ _CHUNKS_STREAM), nchunks)
-                block_flips_chunked(
-                    arr, g.shifts, g.p01, g.p10, counts, m, self.state, states, out, False
-                )
+            # Each group's blocks draw from a key of their own (counts and candidates inside
+            # the kernel, chunks in parallel): the result depends on the seed only.
+            key = _group_key(self.seed, self.groups)
+            block_flips_seeded(
+                arr, g.shifts, g.p01, g.p10, choose_block_log2(arr.size, npos, pmax), key
+            )
             return
         flip_group(arr, g.shifts, g.p01, g.p10, self.state)
+
+
+#: Keys the block sampler's streams apart from the geometric stream of the same seed.
+_BLOCKS_STREAM = 0x626C6F636B73
+
+
+def _group_key(seed: int, group: int) -> np.uint64:
+    """The block-sampling key of a layer's ``group``-th group (SplitMix64 of the seed)."""
+    z = (seed ^ _BLOCKS_STREAM) + group * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return np.uint64(z ^ (z >> 31))
 
 
 #: Keys of the coupled sampler's streams, apart from each other for one ladder seed.
