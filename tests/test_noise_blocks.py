@@ -17,10 +17,7 @@ from scipy import stats
 
 from memsim.noise import flip, flip_coupled
 from memsim.noise.blocks import (
-    CHUNK_BLOCKS,
-    DIRECT_MAX_BYTES,
     block_flips,
-    block_flips_seeded,
     block_trials,
     choose_block_log2,
     slot_bits,
@@ -215,25 +212,3 @@ def test_same_seed_same_flips_any_thread_count():
     c = flip(x, 1e-3, 2e-3, engine="numba", seed=10)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
     assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
-
-
-def test_in_cache_and_prefetched_paths_flip_the_same_bits():
-    """Tensors up to ``DIRECT_MAX_BYTES`` flip each slot as it is drawn; larger ones prefetch a
-    block ahead. Chunks depend on the key and their index only, so the whole chunks a small
-    tensor shares with a large one must get the same flips from either path."""
-    p = 1e-3
-    npos = 32
-    m = choose_block_log2(1 << 22, npos, p)
-    chunk_words = CHUNK_BLOCKS << (m - slot_bits(npos))
-    small_words = 8 * chunk_words
-    assert small_words * 4 <= DIRECT_MAX_BYTES < (DIRECT_MAX_BYTES // 4 + chunk_words) * 4
-    big = np.zeros(DIRECT_MAX_BYTES // 4 + chunk_words, dtype=np.uint32)
-    small = np.zeros(small_words, dtype=np.uint32)
-    assert choose_block_log2(small.size, npos, p) == choose_block_log2(big.size, npos, p) == m
-    shifts = np.arange(npos - 1, -1, -1, dtype=np.int64)
-    key = np.uint64(0xC0FFEE)
-    block_flips_seeded(big, shifts, p, p, m, key)
-    block_flips_seeded(small, shifts, p, p, m, key)
-    flips = int(np.unpackbits(small.view(np.uint8)).sum())
-    assert abs(flips - small.size * npos * p) < 6 * np.sqrt(small.size * npos * p)
-    assert np.array_equal(big[:small_words], small)

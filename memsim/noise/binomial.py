@@ -171,3 +171,53 @@ def binomials(n, p, size, state):
         out[i], s0, s1, s2, s3 = _binomial(n, p, s0, s1, s2, s3)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return out
+
+
+@jit
+def _poisson(lam, s0, s1, s2, s3):
+    """Poisson(``lam``) as NumPy draws it: multiplication below a mean of 10, else PTRS
+    (Hörmann's transformed rejection with squeeze, ``random_poisson_ptrs``)."""
+    if lam <= 0.0:
+        return np.int64(0), s0, s1, s2, s3
+    if lam < 10.0:
+        enlam = math.exp(-lam)
+        x = np.int64(0)
+        prod = 1.0
+        while True:
+            u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+            prod *= u
+            if prod > enlam:
+                x += 1
+            else:
+                return x, s0, s1, s2, s3
+    slam = math.sqrt(lam)
+    loglam = math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    while True:
+        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+        u -= 0.5
+        v, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+        us = 0.5 - abs(u)
+        k = np.int64(math.floor((2.0 * a / us + b) * u + lam + 0.43)) if us > 0.0 else -1
+        if us >= 0.07 and v <= vr:
+            return k, s0, s1, s2, s3
+        if k < 0 or (us < 0.013 and v > us):
+            continue
+        if v > 0.0 and (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
+            -lam + k * loglam - math.lgamma(k + 1.0)
+        ):
+            return k, s0, s1, s2, s3
+
+
+@jit
+def poissons(lam, size, state):
+    """``size`` Poisson(``lam``) draws from a xoshiro256** ``state`` (advanced); for tests."""
+    out = np.empty(size, dtype=np.int64)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for i in range(size):
+        out[i], s0, s1, s2, s3 = _poisson(lam, s0, s1, s2, s3)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return out

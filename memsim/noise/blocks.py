@@ -34,7 +34,11 @@ import numba
 import numpy as np
 
 from memsim.jit import jit, prefetch_write
-from memsim.noise.binomial import _binomial, _inversion  # inlined: Numba's cache sees this file
+from memsim.noise.binomial import (  # inlined: Numba's cache sees this file
+    _binomial,
+    _inversion,
+    _poisson,
+)
 from memsim.noise.kernels import _INV_2_53, _next
 
 #: Expected candidates per block. ``benchmarks/bitflip.py`` / tuning on float32, one core: 128
@@ -44,9 +48,6 @@ from memsim.noise.kernels import _INV_2_53, _next
 PER_BLOCK = 128
 #: Largest block: 2**20 slots (a 128 KiB bitmap, in L2); lower rates use geometric skipping.
 MAX_BLOCK_LOG2 = 20
-#: Tensors up to this size are flipped while their slots are drawn (they sit in cache, right
-#: after the layer that wrote them); larger ones are prefetched a block ahead.
-DIRECT_MAX_BYTES = 1 << 24
 #: Blocks ahead whose pages are touched early (one prefetch per 4 KiB page), see block_flips.
 PAGES_AHEAD = 3
 
@@ -127,44 +128,6 @@ def _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, o
 
 
 @jit(inline="always")
-def _flip_block(k, base, nwords_block, shifts, jbits, block_log2, bitmap, picks, words, st):
-    """Draw ``k`` distinct bit slots of a block exactly as :func:`_draw_block` does and flip
-    each in ``words`` as soon as it is drawn (the subset, so the result, is the same).
-
-    For words already in cache: no prefetch and no second pass over the picks.
-    """
-    s0, s1, s2, s3 = st
-    one = np.uint64(1)
-    npos = shifts.size
-    jmask = (np.int64(1) << jbits) - 1
-    drop = np.uint64(64 - block_log2)
-    step = np.uint64(block_log2)
-    per_draw = 64 // block_log2
-    n = 0
-    while n < k:
-        r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-        for _ in range(per_draw):
-            slot = np.int64(r >> drop)
-            r <<= step
-            if (slot >> jbits) >= nwords_block or (slot & jmask) >= npos:
-                continue
-            at = slot >> 6
-            bit = one << np.uint64(slot & 63)
-            seen = bitmap[at]
-            if seen & bit:
-                continue
-            bitmap[at] = seen | bit
-            picks[n] = slot
-            words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
-            n += 1
-            if n == k:
-                break
-    for q in range(k):
-        bitmap[picks[q] >> 6] = 0
-    return s0, s1, s2, s3
-
-
-@jit(inline="always")
 def _next_block(counts, b):
     """The first block at or after ``b`` with candidates (``counts.size`` if none)."""
     while b < counts.size and counts[b] == 0:
@@ -201,18 +164,6 @@ def block_flips(words, shifts, p01, p10, counts, block_log2, state, out, record)
     picks = np.empty(2 * kcap, dtype=np.int64)
     bitmap = np.zeros(max(1, (1 << block_log2) >> 6), dtype=np.uint64)
     st = (state[0], state[1], state[2], state[3])
-    if not thin and not record and words.size * words.itemsize <= DIRECT_MAX_BYTES:
-        # PERF: a tensor that fits in cache is flipped as its slots are drawn (4.6 -> ? ns per
-        # flip at p = 1e-2, one thread); larger ones prefetch a block ahead (below).
-        for b in range(counts.size):
-            if counts[b]:
-                base = np.int64(b) << wbits
-                st = _flip_block(
-                    counts[b], base, min(np.int64(1) << wbits, nwords - base), shifts, jbits,
-                    block_log2, bitmap, picks, words, st,
-                )  # fmt: skip
-        state[0], state[1], state[2], state[3] = st
-        return 0
     n_out = 0
     b = _next_block(counts, 0)
     if b < counts.size:
@@ -331,6 +282,64 @@ def _seeded_chunk(words, shifts, p01, p10, block_log2, state, c):
     )
 
 
+#: Largest symmetric rate sampled by parity (:func:`_parity_chunk`): hits per bit
+#: ``mu = -log1p(-2p) / 2`` grow without bound as ``p`` nears 1/2 (at 0.25, 1.39 hits per flip).
+PARITY_MAX = 0.25
+
+
+@jit
+def _parity_chunk(words, shifts, p, block_log2, state, c):
+    """Chunk ``c`` of :func:`block_flips_seeded` for a symmetric rate ``p``, by parity.
+
+    Every bit of the chunk gets a Poisson(``mu``) number of hits, ``mu = -log1p(-2p) / 2``, and
+    flips iff that number is odd: ``P(odd) = (1 - exp(-2 mu)) / 2 = p`` exactly, independently
+    bit by bit (a Poisson process cut into bits gives independent Poisson counts). Per block
+    the hits are ``Poisson(bits * mu)`` slots drawn uniformly over its bits *with* repetition,
+    each XORed into its word: no bitmap, no de-duplication, no second pass.
+    """
+    npos = shifts.size
+    jbits = _jbits(npos)
+    jmask = (np.int64(1) << jbits) - 1
+    wbits = block_log2 - jbits
+    per_block = np.int64(1) << wbits
+    nwords = words.size
+    nblocks = (nwords + per_block - 1) // per_block
+    b0 = np.int64(c) * CHUNK_BLOCKS
+    b1 = min(nblocks, b0 + CHUNK_BLOCKS)
+    mu = -math.log1p(-2.0 * p) / 2.0
+    one = np.uint64(1)
+    drop = np.uint64(64 - block_log2)
+    step = np.uint64(block_log2)
+    per_draw = 64 // block_log2
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for b in range(b0, b1):
+        base = b * per_block
+        nwb = min(per_block, nwords - base)
+        k, s0, s1, s2, s3 = _poisson(nwb * npos * mu, s0, s1, s2, s3)
+        n = 0
+        while n < k:
+            r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+            for _ in range(per_draw):
+                slot = np.int64(r >> drop)
+                r <<= step
+                if (slot >> jbits) >= nwb or (slot & jmask) >= npos:
+                    continue  # not a bit: rejected, so hits stay uniform over the bits
+                words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
+                n += 1
+                if n == k:
+                    break
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
+@jit
+def _chunk(words, shifts, p01, p10, block_log2, state, c):
+    """Chunk ``c`` of :func:`block_flips_seeded`: by parity for a symmetric rate, else counts."""
+    if p01 == p10 and p01 <= PARITY_MAX:
+        _parity_chunk(words, shifts, p01, block_log2, state, c)
+    else:
+        _seeded_chunk(words, shifts, p01, p10, block_log2, state, c)
+
+
 @jit
 def block_flips_seeded(words, shifts, p01, p10, block_log2, key):
     """Flip one group's bits of ``words`` in place, block by block, drawn from ``key`` alone.
@@ -347,11 +356,11 @@ def block_flips_seeded(words, shifts, p01, p10, block_log2, key):
     if nchunks > 1:
         _seeded_parallel(words, shifts, p01, p10, block_log2, states)
     elif nchunks == 1:
-        _seeded_chunk(words, shifts, p01, p10, block_log2, states[0], 0)
+        _chunk(words, shifts, p01, p10, block_log2, states[0], 0)
 
 
 @jit(parallel=True)
 def _seeded_parallel(words, shifts, p01, p10, block_log2, states):
     """The chunks of :func:`block_flips_seeded` in parallel."""
     for c in numba.prange(states.shape[0]):
-        _seeded_chunk(words, shifts, p01, p10, block_log2, states[c], c)
+        _chunk(words, shifts, p01, p10, block_log2, states[c], c)

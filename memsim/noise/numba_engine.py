@@ -6,12 +6,14 @@ Three exact kernels, picked by the density of candidate flips (all thresholds me
 * geometric skipping (:func:`~memsim.noise.kernels.flip_group`): one ``log`` per candidate
   (~15-20 ns per flip); used below ``BLOCK_FROM`` where there are few flips and the per-call
   cost is what matters;
-* blocks (:func:`~memsim.noise.blocks.block_flips`): exact Binomial counts per block of slots,
-  uniform distinct positions inside each block, prefetched words (~4-6 ns per flip, ~7-10 with
+* blocks (:func:`~memsim.noise.blocks.block_flips_seeded`): per block of slots, symmetric
+  rates draw Poisson hits with repetition and flip each hit, so a bit flips iff its hits are odd
+  (~2 ns per flip, ~4 in a tensor out of cache); other rates draw exact Binomial counts and
+  uniform distinct positions with a bitmap, prefetching words (~4-6 ns per flip, ~7-10 with
   thinning); used from ``BLOCK_FROM`` and ``BLOCK_MIN_CANDIDATES`` up;
 * dense (:func:`~memsim.noise.kernels.dense_flip`): bit-sliced Bernoulli comparisons, 64 bits
   at a time, whose cost does not depend on p; faster once a few percent of bits are candidates
-  (``DENSE_FROM``).
+  (``DENSE_FROM``, ``PARITY_DENSE_FROM`` for parity).
 
 Blocks come in chunks of ``CHUNK_BLOCKS``, each with its own stream keyed by the layer's seed
 (:func:`~memsim.noise.blocks.block_flips_seeded` draws the Binomial counts and the candidates of
@@ -46,6 +48,7 @@ import torch
 from memsim.formats import StorageFormat
 from memsim.noise.bits import uint_words
 from memsim.noise.blocks import (
+    PARITY_MAX,
     block_flips_seeded,
     block_trials,
     choose_block_log2,
@@ -61,6 +64,10 @@ from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, 
 #: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; blocks 3.0 ms at 0.02,
 #: 4.0 ms at 0.03, 7.8 ms at 0.05 (symmetric; thinning for p01 != p10 costs ~1.7x), 24 ms at 0.1.
 DENSE_FROM = 0.05
+#: The same for layers whose groups all have symmetric rates, sampled by parity (no
+#: de-duplication). 1M float32, one thread, CPU ms: dense 10.4 whatever p; parity 1.75 at
+#: 0.03, 2.9 at 0.05, 5.9 at 0.1, 9.6 at 0.15, 13.1 at 0.2.
+PARITY_DENSE_FROM = 0.15
 #: Candidate rates of a group sampled in blocks; outside, geometric skipping. Below ~5e-5 a
 #: block would need a bitmap beyond L2 and the flips are too few to matter; above 0.25 drawing
 #: distinct positions turns into a coupon collector (only reached with the dense path off).
@@ -107,6 +114,13 @@ def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer) -> None:
     validated layer: :meth:`NumbaEngine.apply_`'s work without the engine's dispatch."""
     if x.numel() and layer.groups:
         _independent(uint_words(x.reshape(-1), fmt), layer)
+
+
+def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder) -> None:
+    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place."""
+    k = ladder.entry
+    if x.numel() and (ladder.p01[k].any() or ladder.p10[k].any()):
+        _coupled(uint_words(x.reshape(-1), fmt), ladder)
 
 
 def _independent(arr: np.ndarray, layer: Layer) -> None:
@@ -351,7 +365,8 @@ def _use_dense(layer: Layer, nbytes: int) -> bool:
     # PERF: from the (usually one) groups in plain floats: NumPy calls on tiny arrays cost ~20 us
     # each right after a large layer has evicted the interpreter's working set.
     rate_sum = sum(max(g.p01, g.p10) * g.shifts.size for g in layer.groups)
-    return rate_sum / layer.width >= DENSE_FROM
+    symmetric = all(g.p01 == g.p10 <= PARITY_MAX for g in layer.groups)
+    return rate_sum / layer.width >= (PARITY_DENSE_FROM if symmetric else DENSE_FROM)
 
 
 def _fixed(p: float) -> int:

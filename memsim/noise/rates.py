@@ -92,6 +92,13 @@ class Ladder:
         """Positions with a non-zero rate somewhere, grouped by equal columns of the table."""
         return _ladder_groups(self.p01.tobytes(), self.p10.tobytes(), self.p01.shape)
 
+    def with_seed(self, seed: int) -> Ladder:
+        """The same table and entry drawn with another seed (keeping the groups once built)."""
+        other = Ladder(self.p01, self.p10, self.entry, seed)
+        if "groups" in self.__dict__:  # cached_property's slot: no hashing of the table again
+            other.__dict__["groups"] = self.__dict__["groups"]
+        return other
+
     def tiled(self, per: int) -> Ladder:
         """The ladder of ``per`` codes packed side by side in one word (rates repeated)."""
         return Ladder(
