@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat, get_format, resolve_bits
-from memsim.noise.rates import Ladder, Rates, rate_vector
+from memsim.noise.rates import Ladder, Layer, Rates, rate_vector
 
 if TYPE_CHECKING:
     from memsim.noise.engines import Engine
@@ -126,7 +126,6 @@ class BitFlip(Channel):
 
     def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
         from memsim.noise.api import apply_layers_, check_seed, flip_
-        from memsim.noise.rates import Layer
 
         if self._noiseless:
             return x
@@ -141,7 +140,7 @@ class BitFlip(Channel):
             # PERF: rates, mask and engine were checked when the channel was built; a write (240
             # per VGG-A batch of 256 in tiles, each right after a layer has flushed the caches)
             # only needs its seed. flip_'s checks cost ~100 us per write there.
-            layer = Layer(self._p01, self._p10, check_seed(seed))
+            layer = self._layer().with_seed(check_seed(seed))
             if self.engine in _CPU_ENGINES and x.device.type == "cpu" and x.is_contiguous():
                 # The Numba engine straight on the tensor's words (~15 us less per write).
                 from memsim.noise.numba_engine import flip_words_
@@ -174,6 +173,15 @@ class BitFlip(Channel):
             seed=seed,
             ladder=self.ladder,
         )
+
+    def _layer(self) -> Layer:
+        """This channel's rates as a layer (seed 0) with its groups, built once."""
+        layer = self.__dict__.get("_layer_proto")
+        if layer is None:
+            layer = Layer(self._p01, self._p10, 0)
+            layer.groups  # noqa: B018 (built now, carried by with_seed)
+            object.__setattr__(self, "_layer_proto", layer)
+        return layer
 
     def _ladder_table(self) -> Ladder:
         """The checked, masked ladder table of this channel with its entry (seed 0), built once."""

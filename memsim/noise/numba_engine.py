@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
+from memsim.noise import blocks as blocks_module
 from memsim.noise.bits import uint_words
 from memsim.noise.blocks import (
     PARITY_MAX,
@@ -125,43 +126,56 @@ def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder) -> N
 
 def _independent(arr: np.ndarray, layer: Layer) -> None:
     """Flip ``arr`` in place with one layer's rates (dense or sparse, by density)."""
-    if _use_dense(layer, arr.nbytes):
+    plan = _plan(layer.groups, layer.width, arr.size, arr.nbytes)
+    if plan is None:
         _dense(arr, layer)
         return
-    sampler = _Sparse(layer.seed)
-    for g in layer.groups:
-        sampler.group(arr, g)
-
-
-class _Sparse:
-    """One layer's sparse sampler: a xoshiro256** state for geometric skipping, keys for blocks."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self._state: np.ndarray | None = None
-        self.groups = 0
-
-    @property
-    def state(self) -> np.ndarray:
-        """The geometric kernel's xoshiro256** state (made at first use: ~2 us)."""
-        if self._state is None:
-            self._state = seed_state(self.seed)
-        return self._state
-
-    def group(self, arr: np.ndarray, g: Group) -> None:
-        """Flip one group's bits in place."""
-        pmax = max(g.p01, g.p10)
-        npos = g.shifts.size
-        self.groups += 1
-        if BLOCK_FROM <= pmax <= BLOCK_TO and arr.size * npos * pmax >= BLOCK_MIN_CANDIDATES:
+    state = None
+    for index, g, block_log2 in plan:
+        if block_log2:
             # Each group's blocks draw from a key of their own (counts and candidates inside
             # the kernel, chunks in parallel): the result depends on the seed only.
-            key = _group_key(self.seed, self.groups)
-            block_flips_seeded(
-                arr, g.shifts, g.p01, g.p10, choose_block_log2(arr.size, npos, pmax), key
-            )
-            return
-        flip_group(arr, g.shifts, g.p01, g.p10, self.state)
+            key = _group_key(layer.seed, index)
+            block_flips_seeded(arr, g.shifts, g.p01, g.p10, block_log2, key)
+        else:
+            if state is None:  # one geometric stream for the layer's groups, in order
+                state = seed_state(layer.seed)
+            flip_group(arr, g.shifts, g.p01, g.p10, state)
+
+
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _plan(
+    groups: tuple[Group, ...], width: int, nwords: int, nbytes: int
+) -> tuple[tuple[int, Group, int], ...] | None:
+    """How a layer with these groups flips a tensor of ``nwords`` words: None for the dense
+    kernel, else per group its index (from 1), the group and its block size (log2; 0 for
+    geometric skipping).
+
+    PERF: a sweep writes the same tensor sizes with the same rates thousands of times; the
+    plan is kept per (groups, size), with the thresholds in the key (tests change them).
+    """
+    key = (
+        id(groups), width, nwords, nbytes, DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO,
+        BLOCK_MIN_CANDIDATES, blocks_module.MAX_BLOCK_LOG2,
+    )  # fmt: skip
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is groups:
+        return hit[1]
+    plan: tuple[tuple[int, Group, int], ...] | None = None
+    if not _use_dense(groups, width, nbytes):
+        steps = []
+        for index, g in enumerate(groups, start=1):
+            pmax = max(g.p01, g.p10)
+            npos = g.shifts.size
+            block = BLOCK_FROM <= pmax <= BLOCK_TO and nwords * npos * pmax >= BLOCK_MIN_CANDIDATES
+            steps.append((index, g, choose_block_log2(nwords, npos, pmax) if block else 0))
+        plan = tuple(steps)
+    if len(_PLANS) > 4096:
+        _PLANS.clear()
+    _PLANS[key] = (groups, plan)  # the groups stay alive while their id is a key
+    return plan
 
 
 #: Keys the block sampler's streams apart from the geometric stream of the same seed.
@@ -359,14 +373,12 @@ def _dense_keyed(
         )  # fmt: skip
 
 
-def _use_dense(layer: Layer, nbytes: int) -> bool:
+def _use_dense(groups: tuple[Group, ...], width: int, nbytes: int) -> bool:
     if not _LITTLE_ENDIAN or nbytes < DENSE_MIN_BYTES:
         return False
-    # PERF: from the (usually one) groups in plain floats: NumPy calls on tiny arrays cost ~20 us
-    # each right after a large layer has evicted the interpreter's working set.
-    rate_sum = sum(max(g.p01, g.p10) * g.shifts.size for g in layer.groups)
-    symmetric = all(g.p01 == g.p10 <= PARITY_MAX for g in layer.groups)
-    return rate_sum / layer.width >= (PARITY_DENSE_FROM if symmetric else DENSE_FROM)
+    rate_sum = sum(max(g.p01, g.p10) * g.shifts.size for g in groups)
+    symmetric = all(g.p01 == g.p10 <= PARITY_MAX for g in groups)
+    return rate_sum / width >= (PARITY_DENSE_FROM if symmetric else DENSE_FROM)
 
 
 def _fixed(p: float) -> int:

@@ -156,6 +156,13 @@ class Layer:
     def is_noiseless(self) -> bool:
         return not self.groups
 
+    def with_seed(self, seed: int) -> Layer:
+        """The same rates drawn with another seed (keeping the groups once built)."""
+        other = Layer(self.p01, self.p10, seed, self.coupled)
+        if "groups" in self.__dict__:  # cached_property's slot: no hashing of the rates again
+            other.__dict__["groups"] = self.__dict__["groups"]
+        return other
+
 
 @lru_cache(maxsize=256)
 def _groups(p01_bytes: bytes, p10_bytes: bytes) -> tuple[Group, ...]:
