@@ -88,6 +88,27 @@ def block_trials(nwords: int, npos: int, block_log2: int) -> np.ndarray:
 
 
 @jit(inline="always")
+def _bit_slot(r, left, nwords_block, npos, jbits, block_log2, s0, s1, s2, s3):
+    """The next slot of a block that is a bit: from the ``left`` unused slots of ``r``, then
+    from fresh draws; returns it with ``r``, ``left`` and the new state.
+
+    PERF: one 64-bit draw yields ``64 // block_log2`` independent slots (its top bits, then the
+    next). Slots that are not bits (position ``>= npos``, word past the block) are rejected, so
+    the kept ones stay uniform over the bits. A caller starts each block with ``left = 0``.
+    """
+    jmask = (np.int64(1) << jbits) - 1
+    while True:
+        if left == 0:
+            r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+            left = 64 // block_log2
+        slot = np.int64(r >> np.uint64(64 - block_log2))
+        r <<= np.uint64(block_log2)
+        left -= 1
+        if (slot >> jbits) < nwords_block and (slot & jmask) < npos:
+            return slot, r, left, s0, s1, s2, s3
+
+
+@jit(inline="always")
 def _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, off, words, st):
     """Put ``k`` distinct bit slots of a block into ``picks[off:off + k]`` (uniform subset).
 
@@ -95,29 +116,21 @@ def _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, o
     """
     s0, s1, s2, s3 = st
     one = np.uint64(1)
-    jmask = (np.int64(1) << jbits) - 1
-    drop = np.uint64(64 - block_log2)
-    step = np.uint64(block_log2)
-    per_draw = 64 // block_log2
+    r = np.uint64(0)
+    left = 0
     n = 0
     while n < k:
-        r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-        # PERF: one 64-bit draw yields several independent slots (its top bits, then the next).
-        for _ in range(per_draw):
-            slot = np.int64(r >> drop)
-            r <<= step
-            if (slot >> jbits) >= nwords_block or (slot & jmask) >= npos:
-                continue  # not a bit: rejected, so the kept slots stay uniform over the bits
-            at = slot >> 6
-            bit = one << np.uint64(slot & 63)
-            seen = bitmap[at]
-            if seen & bit:
-                continue  # drawn before: a subset has distinct members
-            bitmap[at] = seen | bit
-            picks[off + n] = slot
-            n += 1
-            if n == k:
-                break
+        slot, r, left, s0, s1, s2, s3 = _bit_slot(
+            r, left, nwords_block, npos, jbits, block_log2, s0, s1, s2, s3
+        )
+        at = slot >> 6
+        bit = one << np.uint64(slot & 63)
+        seen = bitmap[at]
+        if seen & bit:
+            continue  # drawn before: a subset has distinct members
+        bitmap[at] = seen | bit
+        picks[off + n] = slot
+        n += 1
     for q in range(off, off + k):
         slot = picks[q]
         bitmap[slot >> 6] = 0  # only picked slots were set: clearing their words cleans it all
@@ -308,26 +321,18 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
     b1 = min(nblocks, b0 + CHUNK_BLOCKS)
     mu = -math.log1p(-2.0 * p) / 2.0
     one = np.uint64(1)
-    drop = np.uint64(64 - block_log2)
-    step = np.uint64(block_log2)
-    per_draw = 64 // block_log2
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for b in range(b0, b1):
         base = b * per_block
         nwb = min(per_block, nwords - base)
         k, s0, s1, s2, s3 = _poisson(nwb * npos * mu, s0, s1, s2, s3)
-        n = 0
-        while n < k:
-            r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-            for _ in range(per_draw):
-                slot = np.int64(r >> drop)
-                r <<= step
-                if (slot >> jbits) >= nwb or (slot & jmask) >= npos:
-                    continue  # not a bit: rejected, so hits stay uniform over the bits
-                words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
-                n += 1
-                if n == k:
-                    break
+        r = np.uint64(0)
+        left = 0
+        for _ in range(k):
+            slot, r, left, s0, s1, s2, s3 = _bit_slot(
+                r, left, nwb, npos, jbits, block_log2, s0, s1, s2, s3
+            )
+            words[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
