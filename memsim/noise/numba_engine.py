@@ -118,9 +118,9 @@ def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer) -> None:
 
 
 def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder) -> None:
-    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place."""
-    k = ladder.entry
-    if x.numel() and (ladder.p01[k].any() or ladder.p10[k].any()):
+    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place
+    (the entry has noise: :class:`~memsim.noise.channel.BitFlip` returns early otherwise)."""
+    if x.numel():
         _coupled(_flat_words(x, fmt), ladder)
 
 
@@ -238,11 +238,11 @@ def _coupled_group(
     arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
 ) -> None:
     """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
-    block_log2 = superblock_log2(arr.size, g.shifts.size)
-    plan = _group_plan(g, top, arr.size, block_log2)
+    plan = _group_plan(g, top, arr.size)
     if plan is not None:
-        lo, hi, p01, p10, increments, trials = plan
-        bitmaps = _bitmaps(numba.get_num_threads(), block_log2)
+        lo, hi, p01, p10, increments, trials, block_log2 = plan
+        # One bitmap row per possible worker (results never depend on how many run).
+        bitmaps = _bitmaps(numba.config.NUMBA_NUM_THREADS, block_log2)  # type: ignore[attr-defined]
         ladder_group(
             arr, out, g.shifts, lo, hi, p01, p10, increments, trials, block_log2, key, bitmaps
         )
@@ -268,9 +268,10 @@ def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
 
 @lru_cache(maxsize=256)
 def _group_plan(
-    g: LadderGroup, top: int, nwords: int, block_log2: int
-) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray] | None:
-    """Level bounds, the entry's rates, level rates and bits per superblock (None: no flips).
+    g: LadderGroup, top: int, nwords: int
+) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray, int] | None:
+    """Level bounds, the entry's rates, level rates, bits per superblock and the superblock
+    size (log2) (None: no flips).
 
     PERF: a sweep writes each tensor size with the same ladder entry many times; this saves
     ~20 us of NumPy calls per write.
@@ -279,8 +280,9 @@ def _group_plan(
     if hi[-1] <= 0:
         return None
     lo = np.concatenate([[0.0], hi[:-1]])
+    block_log2 = superblock_log2(nwords, g.shifts.size)
     trials = block_trials(nwords, g.shifts.size, block_log2)
-    return lo, hi, float(g.p01[top]), float(g.p10[top]), increment(lo, hi), trials
+    return lo, hi, float(g.p01[top]), float(g.p10[top]), increment(lo, hi), trials, block_log2
 
 
 def superblock_log2(nwords: int, npos: int) -> int:
