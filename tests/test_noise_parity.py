@@ -100,10 +100,11 @@ def test_pairs_of_positions_flip_independently():
 
 @pytest.mark.parametrize("nwords", [1, 37, 5000, 70_001])
 @pytest.mark.parametrize("bits", ["all", "mantissa"])
-def test_block_borders_masks_and_sizes(nwords, bits):
+@pytest.mark.parametrize("p", [2e-3, 0.03], ids=["pipelined", "direct"])
+def test_block_borders_masks_and_sizes(nwords, bits, p):
     """Last blocks that are partial and positions that are not bits (23 of 32 slots) are
-    rejected, never flipped; the rest stays Binomial per position."""
-    p = 0.03
+    rejected, never flipped; the rest stays Binomial per position. At 2e-3 blocks of 16 KiB of
+    words (from 5000 words on) take the pipelined path, at 0.03 each hit flips as drawn."""
     trials = 0
     flips = np.zeros(32, dtype=np.int64)
     for seed in range(max(1, 40_000 // nwords)):
