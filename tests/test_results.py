@@ -75,3 +75,27 @@ def test_read_only_folder_is_a_clear_error(read_only_folder):
         check_writable(folder)
     with pytest.raises(ResultsError, match="not writable"):
         check_writable(folder / "new-subfolder")
+
+
+def test_a_folder_written_with_other_noise_draws_is_not_resumed(tmp_path):
+    from memsim.experiment.store import EXPERIMENT_FILE, read_experiment
+    from memsim.rng import NOISE_DRAWS
+
+    with ResultsStore.open(tmp_path, config={"seed": 0}, digest="aaaa") as store:
+        store.append(row(1e-3, 0))
+    marker = tmp_path / EXPERIMENT_FILE
+    payload = json.loads(marker.read_text())
+    assert payload["noise_draws"] == NOISE_DRAWS
+    # A folder from a memsim whose draws were different (older ones have no key at all).
+    for older in (
+        {k: v for k, v in payload.items() if k != "noise_draws"},
+        {**payload, "noise_draws": NOISE_DRAWS + 1},
+    ):
+        marker.write_text(json.dumps(older))
+        with pytest.raises(
+            ResultsError,
+            match=f"noise draws {older.get('noise_draws', 1)}; this memsim makes noise draws {NOISE_DRAWS}",
+        ):
+            ResultsStore.open(tmp_path, config={"seed": 0}, digest="aaaa")
+        assert read_experiment(tmp_path)["config_hash"] == "aaaa"  # still readable, for reports
+    assert len(read_log(tmp_path / POINTS_LOG)) == 1  # nothing was touched

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from memsim.fit import wilson_interval
+from memsim.rng import NOISE_DRAWS
 
 #: Version of the folder layout and column names below; bump on incompatible changes.
 SCHEMA_VERSION = 1
@@ -276,6 +277,14 @@ def claim_folder(folder: Path, *, config: Mapping[str, Any], digest: str) -> Non
                 f"(config hash {found.get('config_hash')}, this config {digest}). "
                 "Refusing to mix them: choose another folder with --out."
             )
+        drawn = found.get("noise_draws", 1)  # folders from before the key: the first draws
+        if drawn != NOISE_DRAWS:
+            raise ResultsError(
+                f"Output folder {folder} holds results made with noise draws {drawn}; this "
+                f"memsim makes noise draws {NOISE_DRAWS} from the same seeds, so resuming would "
+                "mix two samplers. Finish the run with the memsim that started it, or choose "
+                "another folder with --out."
+            )
         return
     others = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
     if others:
@@ -283,7 +292,13 @@ def claim_folder(folder: Path, *, config: Mapping[str, Any], digest: str) -> Non
             f"Output folder {folder} is not empty and is not a memsim results folder "
             f"(found {', '.join(sorted(others)[:3])}). Choose an empty or new folder with --out."
         )
-    payload = {"schema": SCHEMA, "version": SCHEMA_VERSION, "config_hash": digest, "config": config}
+    payload = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "config_hash": digest,
+        "noise_draws": NOISE_DRAWS,
+        "config": config,
+    }
     write_text_atomic(marker, json.dumps(_jsonable(payload), indent=1, sort_keys=True))
 
 
