@@ -22,6 +22,19 @@ SeedLike = int | np.random.SeedSequence | None
 NOISE_DRAWS = 2
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(key: int, n: int) -> int:
+    """Element ``n`` of SplitMix64's stream keyed by ``key``: its output function applied to
+    ``key + n * 0x9E3779B97F4A7C15`` (mod 2**64), in Python integers (about a microsecond, where
+    :func:`child_seed` costs ~16 us). For cheap per-index sub-seeds in hot paths."""
+    z = (key + n * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 def _key_words(key: tuple[object, ...]) -> list[int]:
     """Stable 32-bit words for a tuple of names/numbers (independent of PYTHONHASHSEED)."""
     words: list[int] = []

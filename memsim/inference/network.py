@@ -14,9 +14,11 @@ caches a flip pattern. On a CPU a batch runs through the network in tiles of :da
 images (the activations of a tile stay in cache, where the flips are cheap, and torch's CPU
 kernels run faster on them too): tile ``t`` of a write draws from :func:`tile_seed` of the
 write's seed (tile 0 from the write's seed itself, so batches of up to ``TILE`` images are
-flipped as if untiled). Other devices run whole batches, one draw per write. Programming-time weight noise is drawn once when the network is built
-(``child_seed(weight_seed, "weight", i)``): a persistent fault map for that load; binarized
-networks take a drawn :class:`~memsim.inference.faults.FaultMap` of their sign bits instead.
+flipped as if untiled). Other devices run whole batches, one draw per write.
+
+Programming-time weight noise is drawn once when the network is built (``child_seed(weight_seed,
+"weight", i)``): a persistent fault map for that load; binarized networks take a drawn
+:class:`~memsim.inference.faults.FaultMap` of their sign bits instead.
 
 Compute: floats compute in the storage format by default. With another ``compute_dtype`` each
 write is cast to the storage format, flipped there and cast back, so rounding to the storage
@@ -65,7 +67,7 @@ from memsim.inference.int8 import (
 )
 from memsim.inference.taps import Taps, WritePoint, parameter_points
 from memsim.noise.channel import Channel
-from memsim.rng import child_seed
+from memsim.rng import child_seed, splitmix64
 
 #: Storage formats noisy inference supports: every activation format but 1-bit binary (binarized
 #: networks binarize inside their own layers).
@@ -96,17 +98,9 @@ _MASK63 = (1 << 63) - 1
 
 
 def tile_seed(seed: int, tile: int) -> int:
-    """The seed of tile ``tile`` of a write seeded ``seed`` (``seed`` itself for tile 0).
-
-    SplitMix64 of ``seed`` and the tile index, in Python integers: a microsecond, against
-    ~16 us for :func:`memsim.rng.child_seed`, per tile and write.
-    """
-    if tile == 0:
-        return seed
-    z = (seed + tile * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (z ^ (z >> 31)) & _MASK63
+    """The seed of tile ``tile`` of a write seeded ``seed`` (``seed`` itself for tile 0):
+    :func:`memsim.rng.splitmix64` of the two, cheap enough for every tile and write."""
+    return seed if tile == 0 else splitmix64(seed, tile) & _MASK63
 
 
 #: ``observer(point, stored)``: sees every stored tensor (do not modify it).
@@ -505,11 +499,11 @@ class NoisyNetwork:
             q = self._storage.cal.network_input
             dequantize_into_(xb, quantize(xb, q, self._storage.bits), q)
         run = self._run = _Run(channels, seed, batch, observer)
-        tiled = self.tile is not None and xb.device.type == "cpu" and observer is None
-        tile = self.tile if tiled and self.tile is not None else len(xb)
+        # Tiles on a CPU only; observers (tracing, calibration) see whole batches.
+        tile = self.tile if xb.device.type == "cpu" and observer is None else None
         try:
             with torch.no_grad(), taps.hooked(self._on_write):
-                if tile >= len(xb):
+                if tile is None or tile >= len(xb):
                     return self._model(xb)
                 outs = []
                 for t, start in enumerate(range(0, len(xb), tile)):

@@ -24,7 +24,8 @@ the union of independent layers ``j = 1..k`` with ``r_j = (P_j - P_{j-1}) / (1 -
 reference engines draw these layers (seed ``child_seed(seed, "layer", j)``); the numba engine
 draws one hidden uniform per bit instead, sparsely below the ladder's split and with a keyed
 dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
-independent one does. :func:`flip_coupled` returns the whole nested family in one call.
+independent draw of distinct positions does (symmetric independent draws, by parity, are about
+twice as fast). :func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled

@@ -262,17 +262,22 @@ def chunk_states(key, nchunks):
     return out
 
 
+@jit(inline="always")
+def _chunk_span(nwords, npos, block_log2, c):
+    """Words per block, blocks of the tensor, and the blocks ``b0 .. b1 - 1`` of chunk ``c``."""
+    per_block = np.int64(1) << (block_log2 - _jbits(npos))
+    nblocks = (nwords + per_block - 1) // per_block
+    b0 = np.int64(c) * CHUNK_BLOCKS
+    return per_block, nblocks, b0, min(nblocks, b0 + CHUNK_BLOCKS)
+
+
 @jit
 def _seeded_chunk(words, shifts, p01, p10, block_log2, state, c):
     """Chunk ``c`` of :func:`block_flips_seeded`: its blocks' counts, then their flips, from
     ``state`` (the chunk's own xoshiro256** state, advanced)."""
     npos = shifts.size
-    wbits = block_log2 - _jbits(npos)
-    per_block = np.int64(1) << wbits
     nwords = words.size
-    nblocks = (nwords + per_block - 1) // per_block
-    b0 = np.int64(c) * CHUNK_BLOCKS
-    b1 = min(nblocks, b0 + CHUNK_BLOCKS)
+    per_block, nblocks, b0, b1 = _chunk_span(nwords, npos, block_log2, c)
     pmax = max(p01, p10)
     full = per_block * npos
     # PERF: every block but the tensor's last has the same bits: (1 - p)**n once per chunk.
@@ -317,12 +322,8 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
     npos = shifts.size
     jbits = _jbits(npos)
     jmask = (np.int64(1) << jbits) - 1
-    wbits = block_log2 - jbits
-    per_block = np.int64(1) << wbits
     nwords = words.size
-    nblocks = (nwords + per_block - 1) // per_block
-    b0 = np.int64(c) * CHUNK_BLOCKS
-    b1 = min(nblocks, b0 + CHUNK_BLOCKS)
+    per_block, _, b0, b1 = _chunk_span(nwords, npos, block_log2, c)
     mu = -math.log1p(-2.0 * p) / 2.0
     one = np.uint64(1)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]

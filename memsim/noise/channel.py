@@ -99,6 +99,7 @@ class BitFlip(Channel):
     _p10: np.ndarray = field(init=False, repr=False)
     _noiseless: bool = field(init=False, repr=False)
     _format: StorageFormat = field(init=False, repr=False)
+    _layer: Layer = field(init=False, repr=False)  # the rates at seed 0, groups built
 
     def __post_init__(self) -> None:
         from memsim.noise.engines import engine_by_name
@@ -111,6 +112,9 @@ class BitFlip(Channel):
         object.__setattr__(self, "_p10", per_position(self.fmt, p10, "p10") * mask)
         object.__setattr__(self, "_noiseless", not (self._p01.any() or self._p10.any()))
         object.__setattr__(self, "_format", get_format(self.fmt))
+        layer = Layer(self._p01, self._p10, 0)
+        layer.groups  # noqa: B018 (built now, carried by with_seed to every write)
+        object.__setattr__(self, "_layer", layer)
 
     @property
     def p01_vector(self) -> np.ndarray:
@@ -132,37 +136,26 @@ class BitFlip(Channel):
         fmt = self._format
         if fmt.packed:
             return self._apply_packed_(x, seed)
-        if (
-            self.ladder is None
-            and seed is not None
-            and getattr(x, "dtype", None) == fmt.torch_dtype
-        ):
-            # PERF: rates, mask and engine were checked when the channel was built; a write (240
-            # per VGG-A batch of 256 in tiles, each right after a layer has flushed the caches)
-            # only needs its seed. flip_'s checks cost ~100 us per write there.
-            layer = self._layer().with_seed(check_seed(seed))
-            if self.engine in _CPU_ENGINES and x.device.type == "cpu" and x.is_contiguous():
-                # The Numba engine straight on the tensor's words (~15 us less per write).
-                from memsim.noise.numba_engine import flip_words_
+        if seed is not None and getattr(x, "dtype", None) == fmt.torch_dtype:
+            # PERF: rates, mask and engine were checked when the channel was built, the ladder at
+            # its first write; a write (240 per VGG-A batch of 256 in tiles, each right after a
+            # layer has flushed the caches) only needs its seed. flip_'s checks cost ~100 us per
+            # write there; the Numba engine straight on the tensor's words saves ~15 us more.
+            from memsim.noise import numba_engine
 
-                flip_words_(x, fmt, layer)
+            seed = check_seed(seed)
+            numba_here = (
+                self.engine in _CPU_ENGINES and x.device.type == "cpu" and x.is_contiguous()
+            )
+            if self.ladder is None:
+                layer = self._layer.with_seed(seed)
+                if numba_here:
+                    numba_engine.flip_words_(x, fmt, layer)
+                    return x
+                return apply_layers_(x, fmt, _engine(self.engine, x.device), [layer])
+            if numba_here:
+                numba_engine.flip_ladder_words_(x, fmt, self._ladder_table().with_seed(seed))
                 return x
-            return apply_layers_(x, fmt, _engine(self.engine, x.device), [layer])
-        if (
-            self.ladder is not None
-            and seed is not None
-            and self.engine in _CPU_ENGINES
-            and isinstance(x, torch.Tensor)
-            and x.dtype == fmt.torch_dtype
-            and x.device.type == "cpu"
-            and x.is_contiguous()
-        ):
-            # PERF: the ladder was checked at this channel's first write; later writes only
-            # change the seed (~50 us less per write, 240 writes per VGG-A batch).
-            from memsim.noise.numba_engine import flip_ladder_words_
-
-            flip_ladder_words_(x, fmt, self._ladder_table().with_seed(check_seed(seed)))
-            return x
         # The mask goes along so that ladder entries are compared on the noisy bits only.
         return flip_(
             x,
@@ -173,15 +166,6 @@ class BitFlip(Channel):
             seed=seed,
             ladder=self.ladder,
         )
-
-    def _layer(self) -> Layer:
-        """This channel's rates as a layer (seed 0) with its groups, built once."""
-        layer = self.__dict__.get("_layer_proto")
-        if layer is None:
-            layer = Layer(self._p01, self._p10, 0)
-            layer.groups  # noqa: B018 (built now, carried by with_seed)
-            object.__setattr__(self, "_layer_proto", layer)
-        return layer
 
     def _ladder_table(self) -> Ladder:
         """The checked, masked ladder table of this channel with its entry (seed 0), built once."""

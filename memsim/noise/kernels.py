@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from memsim.jit import jit
+from memsim.rng import splitmix64
 
 _MASK64 = (1 << 64) - 1
 _INV_2_53 = 1.0 / 9007199254740992.0
@@ -22,14 +23,7 @@ _INV_2_53 = 1.0 / 9007199254740992.0
 
 def seed_state(seed: int) -> np.ndarray:
     """A xoshiro256** state (4 uint64 words) from a non-negative integer seed via splitmix64."""
-    s = int(seed) & _MASK64
-    out = []
-    for _ in range(4):
-        s = (s + 0x9E3779B97F4A7C15) & _MASK64
-        z = s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        out.append(z ^ (z >> 31))
+    out = [splitmix64(int(seed) & _MASK64, n) for n in (1, 2, 3, 4)]
     if not any(out):  # the all-zero state is the one xoshiro must avoid
         out[0] = 1
     return np.array(out, dtype=np.uint64)

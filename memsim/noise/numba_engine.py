@@ -25,7 +25,8 @@ never layer by layer: an entry flips the bits with ``U`` below its rate. Up to t
 split (:func:`_split`, a function of the ladder and the tensor size only) an entry draws only
 its candidates, in superblocks that do not depend on p (:mod:`memsim.noise.ladder`: nested
 Binomial counts per level, a prefix of a random order, in place); it costs about what an
-independent draw costs (``benchmarks/bitflip.py --coupled``). Above the split, the split
+independent draw of distinct positions costs (asymmetric rates); symmetric independent draws,
+by parity, are about twice as fast (``benchmarks/bitflip.py --coupled``). Above the split, the split
 entry's flips go into a mask and one keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`,
 uniforms that do not depend on the rates) adds the rest, ``(P_k - P_split) / (1 - P_split)``.
 
@@ -60,6 +61,7 @@ from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
 from memsim.noise.ladder import ladder_group
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
+from memsim.rng import splitmix64
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
 #: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; blocks 3.0 ms at 0.02,
@@ -114,34 +116,19 @@ def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer) -> None:
     """Flip the words of a contiguous CPU tensor ``x`` of format ``fmt`` in place with one
     validated layer: :meth:`NumbaEngine.apply_`'s work without the engine's dispatch."""
     if x.numel() and layer.groups:
-        _independent(_flat_words(x, fmt), layer)
+        _independent(uint_words(x, fmt).reshape(-1), layer)
 
 
 def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder) -> None:
     """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place
     (the entry has noise: :class:`~memsim.noise.channel.BitFlip` returns early otherwise)."""
     if x.numel():
-        _coupled(_flat_words(x, fmt), ladder)
-
-
-#: Tensor dtypes NumPy can view directly (no torch reinterpretation first).
-_NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16, torch.uint8, torch.int8)
-
-
-def _flat_words(x: torch.Tensor, fmt: StorageFormat) -> np.ndarray:
-    """The words of a contiguous CPU tensor as a flat unsigned NumPy view (shared memory).
-
-    PERF: right after a layer, every torch call is a cold one: ``x.numpy()`` and NumPy views
-    cost ~8 us a write in the network, against ~16 for a torch ``view`` and ``reshape`` first.
-    """
-    if x.dtype in _NUMPY_DTYPES and not x.requires_grad:
-        return x.numpy().reshape(-1).view(fmt.np_uint)
-    return uint_words(x.reshape(-1), fmt)
+        _coupled(uint_words(x, fmt).reshape(-1), ladder)
 
 
 def _independent(arr: np.ndarray, layer: Layer) -> None:
     """Flip ``arr`` in place with one layer's rates (dense or sparse, by density)."""
-    plan = _plan(layer.groups, layer.width, arr.size, arr.nbytes)
+    plan = _plan(layer.groups, layer.width, arr.size)
     if plan is None:
         _dense(arr, layer)
         return
@@ -162,7 +149,7 @@ _PLANS: dict[tuple, tuple] = {}
 
 
 def _plan(
-    groups: tuple[Group, ...], width: int, nwords: int, nbytes: int
+    groups: tuple[Group, ...], width: int, nwords: int
 ) -> tuple[tuple[int, Group, int], ...] | None:
     """How a layer with these groups flips a tensor of ``nwords`` words: None for the dense
     kernel, else per group its index (from 1), the group and its block size (log2; 0 for
@@ -172,14 +159,14 @@ def _plan(
     plan is kept per (groups, size), with the thresholds in the key (tests change them).
     """
     key = (
-        id(groups), width, nwords, nbytes, DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO,
+        id(groups), width, nwords, DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO,
         BLOCK_MIN_CANDIDATES, blocks_module.MAX_BLOCK_LOG2,
     )  # fmt: skip
     hit = _PLANS.get(key)
     if hit is not None and hit[0] is groups:
         return hit[1]
     plan: tuple[tuple[int, Group, int], ...] | None = None
-    if not _use_dense(groups, width, nbytes):
+    if not _use_dense(groups, width, nwords * width // 8):
         steps = []
         for index, g in enumerate(groups, start=1):
             pmax = max(g.p01, g.p10)
@@ -199,10 +186,7 @@ _BLOCKS_STREAM = 0x626C6F636B73
 
 def _group_key(seed: int, group: int) -> np.uint64:
     """The block-sampling key of a layer's ``group``-th group (SplitMix64 of the seed)."""
-    z = (seed ^ _BLOCKS_STREAM) + group * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-    return np.uint64(z ^ (z >> 31))
+    return np.uint64(splitmix64(seed ^ _BLOCKS_STREAM, group))
 
 
 #: Keys of the coupled sampler's streams, apart from each other for one ladder seed.
