@@ -18,8 +18,9 @@ SeedLike = int | np.random.SeedSequence | None
 #: How noise draws follow from seeds. A results folder records it, and a run is never resumed
 #: in a folder written with other draws: its points would not be those of a fresh run with the
 #: same seed. 1: whole batches, NumPy block counts. 2: tiles of 32 images on a CPU, block counts
-#: drawn in the kernels, symmetric rates by parity (docs/design.md §3).
-NOISE_DRAWS = 2
+#: drawn in the kernels, symmetric rates by parity (docs/design.md §3). 3: coupled (ladder)
+#: draws as unions of Poisson hits per level.
+NOISE_DRAWS = 3
 
 
 _MASK64 = (1 << 64) - 1

@@ -91,6 +91,25 @@ def binomial_counts_pvalue(counts: np.ndarray, n: int, p: float) -> float:
     return float(stats.chisquare(obs, exp).pvalue)
 
 
+def poisson_counts_pvalue(draws: np.ndarray, lam: float) -> float:
+    """Chi-square p-value of counts against Poisson(``lam``): one cell per value between the
+    1e-4 quantiles, one per tail; cells expected below 5 are left out."""
+    from scipy import stats
+
+    lo, hi = int(stats.poisson.ppf(1e-4, lam)), int(stats.poisson.isf(1e-4, lam))
+    cells = np.arange(lo, hi + 1)
+    observed = np.array(
+        [(draws < lo).sum(), *[(draws == k).sum() for k in cells], (draws > hi).sum()]
+    )
+    probs = np.array(
+        [stats.poisson.cdf(lo - 1, lam), *stats.poisson.pmf(cells, lam), stats.poisson.sf(hi, lam)]
+    )
+    expected = probs * draws.size
+    keep = expected >= 5
+    chi2 = (((observed - expected) ** 2)[keep] / expected[keep]).sum()
+    return float(stats.chi2.sf(chi2, keep.sum() - 1))
+
+
 def kill_after_points(
     cmd: Sequence[str],
     log: Path,

@@ -1,7 +1,7 @@
 """Coupled sampling (one hidden uniform per bit) in the numba engine: nested and exact.
 
-Below a ladder's split, entries are drawn sparsely in superblocks (nested Binomial level counts,
-a prefix of a random order, thinning by a keyed uniform); above it, the split entry's flips are
+Below a ladder's split, entries are drawn sparsely in superblocks (Poisson hits per level, the
+union of levels ``0..k``, thinning by a keyed uniform of each bit's first hit); above it, the split entry's flips are
 united with one keyed dense pass. Checked here, at every entry of each ladder: the flips are
 nested in those of every larger entry (exactly, same seed), each entry is Binomial per position
 and direction, lanes of a word are independent, and neither thread count nor call history
@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import pytest
 import torch
-from helpers import binomial_counts_pvalue
+from helpers import binomial_counts_pvalue, poisson_counts_pvalue
 from scipy import stats
 from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, random_words
 
@@ -26,7 +26,7 @@ from memsim.noise import numba_engine as ne
 from memsim.noise.binomial import binomials
 from memsim.noise.blocks import block_trials
 from memsim.noise.kernels import seed_state
-from memsim.noise.ladder import ladder_counts
+from memsim.noise.ladder import ladder_counts, ladder_group
 from memsim.noise.rates import ladder_layers
 
 pytestmark = pytest.mark.statistical
@@ -157,7 +157,7 @@ def test_a_ladder_up_to_one_half_splits_below_its_top_entries():
     splits = {split_of(HIGH, p) for p in HIGH}
     assert len(splits) == 1  # the split is a property of the ladder, not of the entry
     (split,) = splits
-    assert 0 < split < HIGH.index(0.1)
+    assert 0 < split < HIGH.index(0.2)
 
 
 @pytest.mark.parametrize("p", [GRID[15], GRID[-1], 0.2, 0.5])
@@ -168,12 +168,18 @@ def test_lanes_of_a_word_are_independent(p):
     assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
-def test_level_counts_per_superblock_are_binomial():
-    trials = np.full(4000, 4096, dtype=np.int64)
-    counts = ladder_counts(trials, np.array([0.01, 0.02, 0.3]), seed_state(12))
-    rates = [0.01, 1 - 0.99 * 0.98, 1 - 0.99 * 0.98 * 0.7]
-    for level, q in enumerate(rates):
-        assert binomial_counts_pvalue(counts[level], 4096, q) > ALPHA
+def test_level_counts_per_superblock_are_poisson():
+    """Each level's hits per superblock are Poisson(bits * mu); the last, shorter superblock
+    and means above the multiplication method's range (PTRS) included."""
+    trials = np.full(4001, 4096, dtype=np.int64)
+    trials[-1] = 1000
+    mus = -np.log1p(-np.array([0.001, 0.02, 0.3]))
+    counts = ladder_counts(trials, mus, seed_state(12))
+    for level, mu in enumerate(mus):
+        assert poisson_counts_pvalue(counts[level, :-1], 4096 * mu) > ALPHA
+    # The short superblock's counts over many draws.
+    last = [ladder_counts(trials[-1:], mus, seed_state(s))[2, 0] for s in range(3000)]
+    assert abs(np.mean(last) - 1000 * mus[2]) < 5 * np.sqrt(1000 * mus[2] / 3000)
 
 
 @pytest.mark.parametrize(
@@ -223,3 +229,32 @@ def test_same_seed_same_flips_other_seed_other_flips(p):
     c = flip(x, p, engine="numba", seed=7, ladder=HIGH)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
     assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
+
+
+@pytest.mark.parametrize("p", [GRID[15], GRID[19], GRID[21]])
+def test_mask_and_bitmap_unions_give_the_same_flips(p):
+    """A superblock whose levels all flip may OR its hits into a mask or test a bitmap: same
+    flips, in place and collected into a mask, whichever the density."""
+    n = 300_000  # float32: several superblocks, the last one short
+    ones = np.ones(32)
+    layers = ladder_layers(get_format("float32"), ones * p, ones * p, ones, GRID, seed=0)
+    (g,) = layers.ladder.groups
+    k = GRID.index(p)
+    lo, hi, p01, p10, mus, trials, block_log2 = ne._group_plan(g, k, n)
+    key = seed_state(77)
+    words = np.random.default_rng(3).integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    results = []
+    for union_words in (0, 1 << 40):
+        for in_place in (True, False):
+            bitmaps = np.zeros((2, (1 << block_log2) >> 6), np.uint64)
+            masks = np.zeros((2, 1 << (block_log2 - 5)), np.uint32)
+            arr = words.copy()
+            out = arr if in_place else np.zeros_like(arr)
+            args = (g.shifts, lo, hi, p01, p10, mus, trials, block_log2, key)
+            ladder_group(arr, out, *args, bitmaps, masks, in_place, union_words)
+            results.append(arr ^ words if in_place else out)
+            assert not bitmaps.any() and not masks.any()  # scratch is left zeroed
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+    rate = np.unpackbits(results[0].view(np.uint8)).mean()
+    assert abs(rate - p) < 6 * np.sqrt(p / (32 * n))

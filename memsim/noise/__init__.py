@@ -22,10 +22,9 @@ the flips at a smaller entry are a subset of those at a larger one. Equivalently
 the union of independent layers ``j = 1..k`` with ``r_j = (P_j - P_{j-1}) / (1 - P_{j-1})``
 (``P_0 = 0``, per position and direction), since ``1 - prod_j (1 - r_j) = P_k``: the torch and
 reference engines draw these layers (seed ``child_seed(seed, "layer", j)``); the numba engine
-draws one hidden uniform per bit instead, sparsely below the ladder's split and with a keyed
-dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
-independent draw of distinct positions does (symmetric independent draws, by parity, are about
-twice as fast). :func:`flip_coupled` returns the whole nested family in one call.
+draws nested Poisson hits per level instead, sparsely below the ladder's split and with a
+keyed dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
+independent one does at high p and 1.3-1.8x at lower p. :func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled

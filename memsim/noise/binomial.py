@@ -173,23 +173,33 @@ def binomials(n, p, size, state):
     return out
 
 
+#: Means below this are drawn by multiplication (:func:`_poisson_mult`), as NumPy does.
+POISSON_MULT_BELOW = 10.0
+
+
+@jit(inline="always")
+def _poisson_mult(enlam, s0, s1, s2, s3):
+    """Poisson by multiplying uniforms until the product falls to ``enlam = exp(-lam)``
+    (``lam < POISSON_MULT_BELOW``); callers drawing many counts of one mean compute it once."""
+    x = np.int64(0)
+    prod = 1.0
+    while True:
+        u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+        prod *= u
+        if prod > enlam:
+            x += 1
+        else:
+            return x, s0, s1, s2, s3
+
+
 @jit
 def _poisson(lam, s0, s1, s2, s3):
     """Poisson(``lam``) as NumPy draws it: multiplication below a mean of 10, else PTRS
     (Hörmann's transformed rejection with squeeze, ``random_poisson_ptrs``)."""
     if lam <= 0.0:
         return np.int64(0), s0, s1, s2, s3
-    if lam < 10.0:
-        enlam = math.exp(-lam)
-        x = np.int64(0)
-        prod = 1.0
-        while True:
-            u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
-            prod *= u
-            if prod > enlam:
-                x += 1
-            else:
-                return x, s0, s1, s2, s3
+    if lam < POISSON_MULT_BELOW:
+        return _poisson_mult(math.exp(-lam), s0, s1, s2, s3)
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam

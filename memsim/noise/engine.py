@@ -6,8 +6,8 @@ format's width (a view of the caller's storage, so writes land in place) and a l
 per-position ``p01``/``p10`` (chosen by the bit's stored value); with several layers a bit
 flips when *any* layer selects it (union, not XOR), each layer judged against the original
 stored bit. A ladder call passes a :class:`~memsim.noise.rates.LadderLayers`: its layers are
-built when accessed, and its ``ladder`` (the whole table) lets an engine sample the entry as one
-hidden uniform per bit instead, with the same law and the same nesting along the ladder.
+built when accessed, and its ``ladder`` (the whole table) lets an engine sample the entry in
+one pass instead (nested Poisson hits per level), with the same law and the same nesting.
 
 Call order: ``ENGINES.get(name)`` → ``check_device(device)`` → ``apply_(words, fmt, layers)``.
 Third-party engines register under the entry-point group ``memsim.noise_engines``;

@@ -1,30 +1,36 @@
-"""Numba kernels of coupled sampling: one hidden uniform per bit, drawn sparsely and in place.
+"""Numba kernels of coupled sampling: nested flips drawn as Poisson hits, sparsely and in place.
 
 Where this sits: :mod:`memsim.noise.numba_engine` calls these for ladder (common-random-numbers)
-writes below its dense split (docs/design.md §3). Every bit has a hidden uniform ``U``; at
-ladder entry ``k`` it flips iff ``U < P_k`` of its stored value, so the flips at an entry are
-nested in those of every larger one and each entry is exactly Bernoulli. Only the bits with
-``U < Pmax_k`` (the *candidates*) are ever drawn, in a group's element-major index space of
-slots ``(word << jbits) | j`` cut into superblocks of ``2**block_log2`` slots that do not
-depend on p:
+writes below its dense split (docs/design.md §3). With the group's candidate rates
+``Pmax_0 <= Pmax_1 <= ...`` per entry, level ``j`` is an independent Poisson process of hits on
+the group's bits with ``mu_j = -log(1 - r_j)`` hits per bit, ``r_j = (Pmax_j - Pmax_{j-1}) /
+(1 - Pmax_{j-1})``. Entry ``k`` is the union of levels ``0..k``: a bit is a candidate iff it has
+at least one hit, with probability ``1 - prod(1 - r_j) = Pmax_k``, independently bit by bit (a
+Poisson process cut into bits gives independent counts). Its *level* is that of its first hit,
+``P(level = j) = Pmax_j - Pmax_{j-1}``, as for one hidden uniform ``U`` per bit with
+``Pmax_{j-1} <= U < Pmax_j``.
 
-1. Levels: with the group's candidate rates ``Pmax_0 <= Pmax_1 <= ...`` per entry, a bit's
-   level is the first entry ``j`` with ``U < Pmax_j``. Per superblock, the numbers of bits of
-   level ``<= j`` are ``N_j = N_{j-1} + Binomial(bits - N_{j-1}, r_j)`` with
-   ``r_j = (Pmax_j - Pmax_{j-1}) / (1 - Pmax_{j-1})`` (:func:`ladder_counts`), drawn level by
-   level from one stream, so an entry ``j`` draws the same ``N_0 .. N_j`` as any entry above.
-2. Order: a per-superblock xoshiro256** stream draws distinct bit slots (rejecting non-bits and
-   repeats with a bitmap, as :mod:`memsim.noise.blocks` does); the first ``N_j`` of this random
-   order are the bits of level ``<= j``. A uniform order cut by exact counts gives every bit its
-   level independently, with ``P(level <= j) = Pmax_j``.
-3. Thinning: pick ``i`` of level ``L`` has ``U = Pmax_{L-1} + V_i (Pmax_L - Pmax_{L-1})`` with
-   ``V_i`` element ``i`` of a counter-based SplitMix64 stream (it depends on ``i`` only, never
-   on which other picks needed one), and flips iff ``U < P_k`` of the bit's original value.
+1. Counts: a group's bits are cut into superblocks of ``2**block_log2`` slots (``(word <<
+   jbits) | j``) that do not depend on p; level ``j`` has ``Poisson(bits * mu_j)`` hits in a
+   superblock (:func:`ladder_counts`), drawn level by level from one stream, so an entry ``j``
+   draws the same counts of levels ``0..j`` as any entry above.
+2. Positions: a per-superblock xoshiro256** stream draws each hit's slot uniformly over the
+   bits (rejecting slots that are not bits), level 0's hits first, then level 1's, ...; the
+   hits of levels ``0..j`` are the same for every entry from ``j`` up. Repeats are allowed:
+   that is what makes a level's hits a Poisson process, and lets counts, positions and levels
+   nest without a random order to cut.
+3. Union: a bit flips once however many hits it has. Where every level's rates lie below the
+   entry's (symmetric rates: always) each candidate flips, so the hits are ORed into a mask
+   (no test, no branch) that is XORed into the words; sparse superblocks use a bitmap instead.
+4. Thinning (asymmetric rates): a bit's first hit, hit ``q`` of its superblock at level ``L``,
+   sets ``U = Pmax_{L-1} + V_q (Pmax_L - Pmax_{L-1})`` with ``V_q`` element ``q`` of a
+   counter-based SplitMix64 stream (it depends on ``q`` only), and the bit flips iff ``U < P_k``
+   of its original value. Levels are drawn in order, so the first hit is the one of lowest level,
+   at every entry.
 
 Each superblock has its own streams, so superblocks run in parallel with results independent
-of the thread count. Binomials are NumPy's algorithms (inversion below a mean of 30, BTPE
-above) on the kernel's own xoshiro256** stream: one call draws every count of a group at a few
-tens of nanoseconds each, with 256 bits of state.
+of the thread count. Counts are NumPy's Poisson algorithms (:mod:`memsim.noise.binomial`) on
+the kernel's own xoshiro256** stream.
 """
 
 from __future__ import annotations
@@ -34,50 +40,69 @@ import math
 import numba
 import numpy as np
 
-from memsim.jit import jit
-from memsim.noise.binomial import _binomial, _inversion  # inlined: the cache sees this file
-from memsim.noise.blocks import (  # inlined: the cache sees this file
-    _draw_block,
-    _jbits,
-    chunk_states,
+from memsim.jit import jit, prefetch_write
+from memsim.noise.binomial import (  # inlined: the cache sees this file
+    POISSON_MULT_BELOW,
+    _poisson,
+    _poisson_mult,
 )
+from memsim.noise.blocks import _bit_slot, _jbits, chunk_states  # inlined: the cache sees this
 from memsim.noise.kernels import _INV_2_53, _mix64
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 
 
-@jit
-def ladder_counts(trials, increments, state):
-    """Cumulative candidate counts ``N[j, b]`` of levels ``0..j`` in superblock ``b``.
+#: A superblock of a coupled draw whose levels all flip unconditionally ORs its hits into a
+#: mask of its words when it has at least one hit per ``UNION_WORDS_PER_HIT`` words (the mask's
+#: XOR and clearing pass then costs less than testing a bitmap per hit); sparser ones test and
+#: set a bitmap. Both give the same flips. 1M float32, one thread, CPU ms: at p = 4.6e-3 (one
+#: hit per 6.7 words) mask 0.81, bitmap 0.87; at 1e-3 (one per 31) mask 0.64, bitmap 0.26.
+UNION_WORDS_PER_HIT = 8
 
-    ``trials[b]`` bits per superblock, ``increments[j]`` the level rates ``r_j``. Drawn level by
-    level (all superblocks of level 0, then of level 1, ...) from ``state``: the counts of
-    levels ``0..j`` do not depend on how many levels follow.
+
+@jit
+def ladder_counts(trials, mus, state):
+    """Hit counts ``C[j, b]`` of level ``j`` in superblock ``b``: Poisson(``trials[b] * mus[j]``).
+
+    ``trials[b]`` bits per superblock, ``mus[j]`` the level's hits per bit. Drawn level by level
+    (all superblocks of level 0, then of level 1, ...) from ``state``: the counts of levels
+    ``0..j`` do not depend on how many levels follow.
     """
-    nlev = increments.size
+    nlev = mus.size
     nb = trials.size
     counts = np.empty((nlev, nb), dtype=np.int64)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for j in range(nlev):
-        p = increments[j]
-        # PERF: most superblocks of a level have the same number of bits left (all of them, at
-        # low p): (1 - p)**n is computed once for them, not once per draw (~20 ns each).
-        common = trials[0] - (counts[j - 1, 0] if j > 0 else 0)
-        qn = math.exp(common * math.log1p(-p)) if 0.0 < p <= 0.5 else 0.0
+        # PERF: all superblocks but the last have the same bits: exp(-lam) once per level.
+        common = trials[0] * mus[j]
+        small = common < POISSON_MULT_BELOW
+        enlam = math.exp(-common) if small else 0.0
         for b in range(nb):
-            prev = counts[j - 1, b] if j > 0 else np.int64(0)
-            n = trials[b] - prev
-            if n == common and 0.0 < p <= 0.5 and p * n <= 30.0:
-                x, s0, s1, s2, s3 = _inversion(n, p, qn, s0, s1, s2, s3)
+            if small and trials[b] == trials[0]:
+                x, s0, s1, s2, s3 = _poisson_mult(enlam, s0, s1, s2, s3)
             else:
-                x, s0, s1, s2, s3 = _binomial(n, p, s0, s1, s2, s3)
-            counts[j, b] = prev + x
+                x, s0, s1, s2, s3 = _poisson(trials[b] * mus[j], s0, s1, s2, s3)
+            counts[j, b] = x
     return counts
 
 
 @jit
 def ladder_group(
-    words, out, shifts, lo, hi, p01, p10, increments, trials, block_log2, key, bitmaps
+    words,
+    out,
+    shifts,
+    lo,
+    hi,
+    p01,
+    p10,
+    mus,
+    trials,
+    block_log2,
+    key,
+    bitmaps,
+    masks,
+    in_place,
+    union_words,
 ):
     """One group's draw at an entry: :func:`ladder_counts`, then :func:`ladder_flips`.
 
@@ -85,32 +110,65 @@ def ladder_group(
     (``key[1]``) and the thinning uniforms (``key[2]``). PERF: one call instead of four saves
     ~8 us a write, as much as the flips cost at low p.
     """
-    counts = ladder_counts(trials, increments, chunk_states(key[0], 1)[0])
-    if counts[-1].sum() == 0:
+    counts = ladder_counts(trials, mus, chunk_states(key[0], 1)[0])
+    if counts.sum() == 0:
         return
     states = chunk_states(key[1], trials.size)
-    ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, states, key[2], bitmaps)
+    ladder_flips(
+        words,
+        out,
+        shifts,
+        lo,
+        hi,
+        p01,
+        p10,
+        counts,
+        block_log2,
+        states,
+        key[2],
+        bitmaps,
+        masks,
+        in_place,
+        union_words,
+    )
 
 
 @jit(parallel=True)
-def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, states, vkey, bitmaps):
-    """Flip the first ``counts[-1, b]`` bits of each superblock's random order (see module doc).
+def ladder_flips(
+    words,
+    out,
+    shifts,
+    lo,
+    hi,
+    p01,
+    p10,
+    counts,
+    block_log2,
+    states,
+    vkey,
+    bitmaps,
+    masks,
+    in_place,
+    union_words,
+):
+    """Flip the union of each superblock's hits of levels ``0..`` (see module doc).
 
     ``words`` are read (original stored bits) and the flips are XORed into ``out``: ``out`` is
-    ``words`` itself to flip in place, or a zeroed array of the same shape to collect a mask.
+    ``words`` itself (``in_place``), or a zeroed array of the same shape to collect a mask.
     ``lo[j]``/``hi[j]`` bound the hidden uniform of level ``j`` (``Pmax_{j-1}``, ``Pmax_j``);
     ``p01``/``p10`` are the entry's rates; ``states[b]`` the superblock's slot stream and
-    ``vkey`` keys the thinning uniforms. Superblocks are split evenly between workers, one per
-    row of ``bitmaps`` (zeroed, ``2**block_log2`` bits a row, left zeroed); each superblock
-    depends only on its own streams, so the result never depends on the number of workers.
+    ``vkey`` keys the thinning uniforms. Superblocks are split evenly between workers, each with
+    a row of ``bitmaps`` (``2**block_log2`` bits) and of ``masks`` (a superblock's words), zeroed
+    and left zeroed; each superblock depends only on its own streams, so the result never
+    depends on the number of workers. Superblocks with a hit per ``union_words`` words or more
+    take the mask when every level flips unconditionally (``UNION_WORDS_PER_HIT``; 0: never).
     """
     npos = shifts.size
     jbits = _jbits(npos)
-    jmask = (np.int64(1) << jbits) - 1
     wbits = block_log2 - jbits
     nblocks = counts.shape[1]
     nlev = counts.shape[0]
-    # Picks of levels whose whole interval is below both rates flip without a uniform.
+    # Levels whose whole interval is below both rates flip without a uniform.
     sure_lev = -1
     while sure_lev + 1 < nlev and hi[sure_lev + 1] <= min(p01, p10):
         sure_lev += 1
@@ -118,36 +176,138 @@ def ladder_flips(words, out, shifts, lo, hi, p01, p10, counts, block_log2, state
     for t in numba.prange(nthreads):
         b0 = t * nblocks // nthreads
         b1 = (t + 1) * nblocks // nthreads
-        kcap = 1
         for b in range(b0, b1):
-            kcap = max(kcap, counts[nlev - 1, b])
-        picks = np.empty(kcap, dtype=np.int64)
-        bitmap = bitmaps[t]
-        for b in range(b0, b1):
-            k = counts[nlev - 1, b]
-            if k == 0:
+            total = np.int64(0)
+            for j in range(nlev):
+                total += counts[j, b]
+            if total == 0:
                 continue
             base = np.int64(b) << wbits
-            nwords_block = min(np.int64(1) << wbits, words.size - base)
+            nwb = min(np.int64(1) << wbits, words.size - base)
             st = (states[b, 0], states[b, 1], states[b, 2], states[b, 3])
-            _draw_block(k, base, nwords_block, npos, jbits, block_log2, bitmap, picks, 0, out, st)
-            sure = counts[sure_lev, b] if sure_lev >= 0 else np.int64(0)
-            one = np.uint64(1)
-            for q in range(sure):
-                slot = picks[q]
-                out[base + (slot >> jbits)] ^= one << np.uint64(shifts[slot & jmask])
-            if sure == k:
-                continue
-            level = sure_lev + 1
-            bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
-            for q in range(sure, k):
-                while q >= counts[level, b]:
-                    level += 1
-                slot = picks[q]
-                w = base + (slot >> jbits)
-                s = np.uint64(shifts[slot & jmask])
-                v = (_mix64(bkey + np.uint64(q + 1) * _GAMMA) >> np.uint64(11)) * _INV_2_53
-                u = lo[level] + v * (hi[level] - lo[level])
-                bit = (np.uint64(words[w]) >> s) & one
-                flip = np.uint64(u < (p10 if bit else p01))
-                out[w] ^= flip << s
+            if sure_lev == nlev - 1 and total * union_words >= nwb:
+                _union_block(
+                    words, out, shifts, counts, b, base, nwb, block_log2, st, masks[t], in_place
+                )
+            else:
+                bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
+                _bitmap_block(
+                    words,
+                    out,
+                    shifts,
+                    lo,
+                    hi,
+                    p01,
+                    p10,
+                    counts,
+                    b,
+                    base,
+                    nwb,
+                    block_log2,
+                    st,
+                    bkey,
+                    sure_lev,
+                    bitmaps[t],
+                    total,
+                )
+
+
+@jit(inline="always")
+def _union_block(words, out, shifts, counts, b, base, nwb, block_log2, st, scratch, in_place):
+    """Every hit of superblock ``b`` flips: OR them into a mask, then XOR it into the words.
+
+    The mask is ``out`` itself when it collects a mask, else ``scratch`` (zeroed, left zeroed).
+    """
+    npos = shifts.size
+    jbits = _jbits(npos)
+    jmask = (np.int64(1) << jbits) - 1
+    one = np.uint64(1)
+    s0, s1, s2, s3 = st
+    mask = scratch[:nwb] if in_place else out[base : base + nwb]
+    for j in range(counts.shape[0]):
+        r = np.uint64(0)
+        left = 0
+        for _ in range(counts[j, b]):
+            slot, r, left, s0, s1, s2, s3 = _bit_slot(
+                r, left, nwb, npos, jbits, block_log2, s0, s1, s2, s3
+            )
+            mask[slot >> jbits] |= one << np.uint64(shifts[slot & jmask])
+    if in_place:
+        for i in range(nwb):
+            words[base + i] ^= mask[i]
+        mask[:] = 0
+
+
+@jit(inline="always")
+def _bitmap_block(
+    words,
+    out,
+    shifts,
+    lo,
+    hi,
+    p01,
+    p10,
+    counts,
+    b,
+    base,
+    nwb,
+    block_log2,
+    st,
+    bkey,
+    sure_lev,
+    bitmap,
+    total,
+):
+    """Superblock ``b`` hit by hit: a bitmap keeps each bit's first hit, which decides it.
+
+    PERF: the first hits are collected (and their words prefetched) before any is flipped, so
+    the cache misses of a superblock overlap instead of stalling one by one.
+    """
+    npos = shifts.size
+    jbits = _jbits(npos)
+    jmask = (np.int64(1) << jbits) - 1
+    one = np.uint64(1)
+    s0, s1, s2, s3 = st
+    slots = np.empty(total, dtype=np.int64)
+    index = np.empty(total, dtype=np.int64)  # the first hit's number in the superblock
+    n = 0
+    q = np.int64(0)
+    for level in range(counts.shape[0]):
+        r = np.uint64(0)
+        left = 0
+        for _ in range(counts[level, b]):
+            slot, r, left, s0, s1, s2, s3 = _bit_slot(
+                r, left, nwb, npos, jbits, block_log2, s0, s1, s2, s3
+            )
+            at = slot >> 6
+            bit = one << np.uint64(slot & 63)
+            seen = bitmap[at]
+            if not seen & bit:  # else not the bit's first hit
+                bitmap[at] = seen | bit
+                slots[n] = slot
+                index[n] = q
+                n += 1
+                prefetch_write(out, base + (slot >> jbits))
+            q += 1
+    # The first hits of sure levels (all of them, for symmetric rates) flip unconditionally.
+    sure = np.int64(0)
+    for level in range(sure_lev + 1):
+        sure += counts[level, b]
+    level = sure_lev + 1
+    cum = sure + (counts[level, b] if level < counts.shape[0] else 0)
+    for i in range(n):
+        slot = slots[i]
+        bitmap[slot >> 6] = 0  # only hit slots were set: clearing their words cleans it all
+        w = base + (slot >> jbits)
+        s = np.uint64(shifts[slot & jmask])
+        qi = index[i]
+        if qi < sure:
+            out[w] ^= one << s
+            continue
+        while qi >= cum:
+            level += 1
+            cum += counts[level, b]
+        v = (_mix64(bkey + np.uint64(qi + 1) * _GAMMA) >> np.uint64(11)) * _INV_2_53
+        u = lo[level] + v * (hi[level] - lo[level])
+        orig = (np.uint64(words[w]) >> s) & one
+        out[w] ^= np.uint64(u < (p10 if orig else p01)) << s

@@ -20,15 +20,14 @@ Blocks come in chunks of ``CHUNK_BLOCKS``, each with its own stream keyed by the
 a whole group in one call, chunks in parallel), so a result never depends on the Numba thread
 count. All kernels thin candidates by the stored bit for ``p01 != p10``.
 
-Ladders (coupled sampling, docs/design.md §3) are sampled as one hidden uniform ``U`` per bit,
-never layer by layer: an entry flips the bits with ``U`` below its rate. Up to the ladder's
-split (:func:`_split`, a function of the ladder and the tensor size only) an entry draws only
-its candidates, in superblocks that do not depend on p (:mod:`memsim.noise.ladder`: nested
-Binomial counts per level, a prefix of a random order, in place); it costs about what an
-independent draw of distinct positions costs (asymmetric rates); symmetric independent draws,
-by parity, are about twice as fast (``benchmarks/bitflip.py --coupled``). Above the split, the split
-entry's flips go into a mask and one keyed dense pass (:func:`~memsim.noise.kernels.dense_keyed`,
-uniforms that do not depend on the rates) adds the rest, ``(P_k - P_split) / (1 - P_split)``.
+Ladders (coupled sampling, docs/design.md §3) are never sampled layer by layer. Up to the
+ladder's split (:func:`_split`, a function of the ladder and the tensor size only) an entry is
+the union of nested Poisson hits per level, drawn in superblocks that do not depend on p
+(:mod:`memsim.noise.ladder`), in place; it costs about what an independent draw costs from
+p ~ 0.03 up and 1.3-1.8x below (``benchmarks/bitflip.py --coupled``). Above the split, the
+split entry's flips go into a mask and one keyed dense pass
+(:func:`~memsim.noise.kernels.dense_keyed`, uniforms that do not depend on the rates) adds the
+rest, ``(P_k - P_split) / (1 - P_split)``.
 
 Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
 allocated.
@@ -59,7 +58,7 @@ from memsim.noise.blocks import (
 )
 from memsim.noise.engine import ENGINES, Engine
 from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
-from memsim.noise.ladder import ladder_group
+from memsim.noise.ladder import UNION_WORDS_PER_HIT, ladder_group
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
 from memsim.rng import splitmix64
 
@@ -195,7 +194,7 @@ _LADDER_DENSE = np.uint64(0x6B65796564)
 
 
 def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
-    """Flip ``arr`` at ``ladder.entry`` with one hidden uniform per bit (docs/design.md §3).
+    """Flip ``arr`` at ``ladder.entry``, nested in every larger entry (docs/design.md §3).
 
     Entries up to the ladder's split are drawn sparsely (:mod:`memsim.noise.ladder`), in
     place. Above it, the flips of the split entry go into a mask and the rest, at rates
@@ -224,29 +223,45 @@ def _coupled_group(
     """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
     plan = _group_plan(g, top, arr.size)
     if plan is not None:
-        lo, hi, p01, p10, increments, trials, block_log2 = plan
-        # One bitmap row per possible worker (results never depend on how many run).
-        bitmaps = _bitmaps(numba.config.NUMBA_NUM_THREADS, block_log2)  # type: ignore[attr-defined]
+        lo, hi, p01, p10, mus, trials, block_log2 = plan
+        # One scratch row per possible worker (results never depend on how many run).
+        threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        bitmaps = _scratch(threads, (1 << block_log2) >> 6, np.dtype(np.uint64))
+        masks = _scratch(threads, 1 << (block_log2 - slot_bits(g.shifts.size)), arr.dtype)
         ladder_group(
-            arr, out, g.shifts, lo, hi, p01, p10, increments, trials, block_log2, key, bitmaps
+            arr,
+            out,
+            g.shifts,
+            lo,
+            hi,
+            p01,
+            p10,
+            mus,
+            trials,
+            block_log2,
+            key,
+            bitmaps,
+            masks,
+            out is arr,
+            UNION_WORDS_PER_HIT,
         )
 
 
 _SCRATCH = threading.local()
 
 
-def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
-    """Zeroed superblock bitmaps, one per worker, kept per Python thread between calls.
+def _scratch(threads: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """Zeroed per-worker rows (superblock bitmaps or masks), kept per Python thread.
 
     PERF: :func:`~memsim.noise.ladder.ladder_flips` leaves them zeroed; allocating 128 KiB per
     worker and call cost ~10 us of page faults, more than the flips at low p.
     """
-    cache = getattr(_SCRATCH, "bitmaps", None)
+    cache = getattr(_SCRATCH, "rows", None)
     if cache is None:
-        cache = _SCRATCH.bitmaps = {}
-    key = (threads, block_log2)
+        cache = _SCRATCH.rows = {}
+    key = (threads, size, dtype)
     if key not in cache:
-        cache[key] = np.zeros((threads, max(1, (1 << block_log2) >> 6)), dtype=np.uint64)
+        cache[key] = np.zeros((threads, max(1, size)), dtype=dtype)
     return cache[key]
 
 
@@ -254,8 +269,8 @@ def _bitmaps(threads: int, block_log2: int) -> np.ndarray:
 def _group_plan(
     g: LadderGroup, top: int, nwords: int
 ) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray, int] | None:
-    """Level bounds, the entry's rates, level rates, bits per superblock and the superblock
-    size (log2) (None: no flips).
+    """Level bounds, the entry's rates, level hits per bit, bits per superblock and the
+    superblock size (log2) (None: no flips).
 
     PERF: a sweep writes each tensor size with the same ladder entry many times; this saves
     ~20 us of NumPy calls per write.
@@ -264,9 +279,14 @@ def _group_plan(
     if hi[-1] <= 0:
         return None
     lo = np.concatenate([[0.0], hi[:-1]])
+    rates = increment(lo, hi)
+    if rates.max() >= 1.0:
+        # A level of rate 1 needs infinitely many hits; _split keeps such entries dense.
+        raise ValueError(f"coupled sparse draw up to a candidate rate of 1 (entry {top})")
     block_log2 = superblock_log2(nwords, g.shifts.size)
     trials = block_trials(nwords, g.shifts.size, block_log2)
-    return lo, hi, float(g.p01[top]), float(g.p10[top]), increment(lo, hi), trials, block_log2
+    mus = -np.log1p(-rates)
+    return lo, hi, float(g.p01[top]), float(g.p10[top]), mus, trials, block_log2
 
 
 def superblock_log2(nwords: int, npos: int) -> int:
@@ -284,7 +304,9 @@ def _split(ladder: Ladder, nbytes: int) -> int:
     candidate rate is at most ``COUPLED_SPARSE_MAX``.
     """
     small = nbytes < DENSE_MIN_BYTES
-    return _split_of(ladder.groups, ladder.p01.shape, small, COUPLED_SPARSE_MAX, DENSE_FROM)
+    # Independent draws of symmetric rates (parity) stay sparse up to a higher rate.
+    dense_from = PARITY_DENSE_FROM if np.array_equal(ladder.p01, ladder.p10) else DENSE_FROM
+    return _split_of(ladder.groups, ladder.p01.shape, small, COUPLED_SPARSE_MAX, dense_from)
 
 
 @lru_cache(maxsize=256)
@@ -301,21 +323,22 @@ def _split_of(
     if small:
         return int(np.count_nonzero(top <= sparse_max)) - 1
     rate = np.sum([g.pmax * g.shifts.size for g in groups], axis=0) / shape[1]
-    # Rejected slots (positions that are not bits of a group) and repeats cost draws too.
-    slots = np.sum([g.pmax * (1 << slot_bits(g.shifts.size)) for g in groups], axis=0) / shape[1]
-    sparse = slots / np.maximum(1e-12, 1 - np.minimum(top, 1 - 1e-12))
-    return _best_split(tuple(rate.tolist()), tuple(sparse.tolist()), dense_from)
+    # Hits per bit (-log(1 - Pmax), repeats included) and rejected slots (positions that are not
+    # bits of a group) cost draws too.
+    hits = [-np.log1p(-np.minimum(g.pmax, 1 - 1e-12)) for g in groups]
+    sparse = np.sum([h * (1 << slot_bits(g.shifts.size)) for h, g in zip(hits, groups)], axis=0)
+    return _best_split(tuple(rate.tolist()), tuple((sparse / shape[1]).tolist()), dense_from)
 
 
-#: The split's cost model, in units where a coupled sparse draw costs its mean candidate rate
-#: per bit (times the slots drawn per bit and 1 / (1 - Pmax) for repeats): the keyed dense pass
-#: with its mask, and independent draws, sparse (relative to a coupled sparse draw) and dense.
-#: ``benchmarks/bitflip.py --coupled`` (1M float32, one thread, CPU ms): sparse coupled
-#: 1.51 at p = 0.01, 4.49 at 0.03 (~150 per unit rate); above the split, 10.2 more than the
-#: split entry's sparse draw (the keyed pass alone: 8.9); independent 1.77 at 0.01, 7.85 at
-#: 0.046 and 10.6 dense. Both splits of the standard grid around 0.05 come out within 2 % in
-#: this model (measured worst ratios: 1.70 splitting at 0.0215, ~1.56 at 0.0464).
-SPLIT_COSTS = {"coupled_dense": 0.068, "indep_sparse": 1.12, "indep_dense": 0.0705}
+#: The split's cost model, in units where a coupled sparse draw costs its hits per slot drawn
+#: (``-log(1 - Pmax)`` per bit, times the slots drawn per bit): the keyed dense pass with its
+#: mask, and independent draws, sparse (relative to a coupled sparse draw) and dense.
+#: ``benchmarks/bitflip.py --coupled``-style timing (1M float32, one thread, CPU ms, ~50 per
+#: unit at p >= 0.05, ~110 at 0.01): sparse coupled 2.85 at p = 0.046, 5.6 at 0.1, 11.2 at 0.2,
+#: 17.5 at 0.3, 33 at 0.5; above the split, 9.7 more than the split entry's sparse draw;
+#: independent 2.9 at 0.046, 6.5 at 0.1 (parity) and 10.45 dense. On the 22-point grid topped
+#: with 0.2, 0.3 and 0.5 this splits at 0.1 (worst measured ratio 1.47, at 0.2 and above).
+SPLIT_COSTS = {"coupled_dense": 0.19, "indep_sparse": 1.0, "indep_dense": 0.21}
 
 
 @lru_cache(maxsize=256)

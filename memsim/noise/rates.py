@@ -257,7 +257,7 @@ class LadderLayers(Sequence[Layer]):
     """The independent layers ``1..k`` of a ladder entry, built on first access.
 
     :attr:`ladder` is the whole masked table with the entry and the base seed: the CPU engine
-    samples it as one hidden uniform per bit and never builds the layers.
+    samples it in one pass (nested Poisson hits per level) and never builds the layers.
     """
 
     def __init__(self, ladder: Ladder) -> None:
