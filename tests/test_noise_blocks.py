@@ -212,3 +212,42 @@ def test_same_seed_same_flips_any_thread_count():
     c = flip(x, 1e-3, 2e-3, engine="numba", seed=10)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
     assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
+
+
+@pytest.mark.parametrize("n", [(1 << 20) + 7, 3 * (1 << 28) + 5, (1 << 31) + 1])
+def test_multiply_shift_accepts_each_value_equally_often(n):
+    """``_below`` over every 32-bit input mapping to a value: exactly floor(2**32 / n) accepted
+    (exhaustive around sampled values; the rejected inputs are the biased ones)."""
+    from memsim.noise.blocks import _below
+
+    rng = np.random.default_rng(n)
+    for y in rng.integers(0, n, 20).tolist() + [0, n - 1]:
+        first = (y << 32) // n
+        accepted = 0
+        for x in range(max(0, first - 2), min(1 << 32, ((y + 1) << 32) // n + 3)):
+            value, ok = _below(np.uint64(x), n)
+            if ok and value == y:
+                accepted += 1
+            assert value == (x * n) >> 32
+        assert accepted == (1 << 32) // n
+
+
+@pytest.mark.parametrize("npos,nwords", [(25, 37), (24, 64), (7, 5)])
+def test_slots_are_uniform_when_positions_are_not_a_power_of_two(npos, nwords):
+    """Positions that are not a power of two take the multiply-shift draw: every (word, position)
+    of the block equally likely, nothing outside it."""
+    from memsim.noise.blocks import _bit_slot
+
+    jbits = slot_bits(npos)
+    s = tuple(seed_state(npos * 1000 + nwords))
+    r, left = np.uint64(0), np.int64(0)
+    geometry = (np.int64(nwords), np.int64(npos), np.int64(jbits), np.int64(20))
+    cells = np.zeros((nwords, npos), dtype=np.int64)
+    draws = 200 * npos * nwords
+    for _ in range(draws):
+        slot, r, left, *rest = _bit_slot(r, left, *geometry, *s)
+        # Numba hands back Python ints: keep the kernel's types for the next call.
+        r, left, s = np.uint64(r), np.int64(left), tuple(np.uint64(v) for v in rest)
+        cells[slot >> jbits, slot & ((1 << jbits) - 1)] += 1  # IndexError if outside
+    assert cells.sum() == draws
+    assert stats.chisquare(cells.ravel()).pvalue > ALPHA

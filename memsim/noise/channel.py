@@ -148,13 +148,13 @@ class BitFlip(Channel):
                 self.engine in _CPU_ENGINES and x.device.type == "cpu" and x.is_contiguous()
             )
             if self.ladder is None:
-                layer = self._layer.with_seed(seed)
                 if numba_here:
-                    numba_engine.flip_words_(x, fmt, layer)
+                    numba_engine.flip_words_(x, fmt, self._layer, seed)
                     return x
+                layer = self._layer.with_seed(seed)
                 return apply_layers_(x, fmt, _engine(self.engine, x.device), [layer])
             if numba_here:
-                numba_engine.flip_ladder_words_(x, fmt, self._ladder_table().with_seed(seed))
+                numba_engine.flip_ladder_words_(x, fmt, self._ladder_table(), seed)
                 return x
         # The mask goes along so that ladder entries are compared on the noisy bits only.
         return flip_(

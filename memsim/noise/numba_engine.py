@@ -97,50 +97,56 @@ class NumbaEngine(Engine):
         arr = uint_words(words, fmt)
         ladder = layers.ladder if isinstance(layers, LadderLayers) else None
         if ladder is not None:
-            _coupled(arr, ladder)
+            _coupled(arr, ladder, ladder.seed)
             return
         if len(layers) == 1:
-            _independent(arr, layers[0])
+            _independent(arr, layers[0], layers[0].seed)
             return
         # Several plain layers: a union, each judged against the original bits.
         flips = np.zeros_like(arr)
         for layer in layers:
             work = arr.copy()
-            _independent(work, layer)
+            _independent(work, layer, layer.seed)
             flips |= work ^ arr
         arr ^= flips
 
 
-def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer) -> None:
+def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer, seed: int) -> None:
     """Flip the words of a contiguous CPU tensor ``x`` of format ``fmt`` in place with one
-    validated layer: :meth:`NumbaEngine.apply_`'s work without the engine's dispatch."""
+    validated layer's rates, drawn from ``seed`` (``layer.seed`` is not read):
+    :meth:`NumbaEngine.apply_`'s work without the engine's dispatch.
+
+    PERF: a write in a network comes right after a layer has flushed the caches, where every
+    Python step costs microseconds; taking the seed apart saves a copy of the layer (~6-10 us).
+    """
     if x.numel() and layer.groups:
-        _independent(uint_words(x, fmt).reshape(-1), layer)
+        _independent(uint_words(x, fmt).reshape(-1), layer, seed)
 
 
-def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder) -> None:
-    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place
-    (the entry has noise: :class:`~memsim.noise.channel.BitFlip` returns early otherwise)."""
+def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder, seed: int) -> None:
+    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place,
+    drawn from ``seed`` (``ladder.seed`` is not read; the entry has noise:
+    :class:`~memsim.noise.channel.BitFlip` returns early otherwise)."""
     if x.numel():
-        _coupled(uint_words(x, fmt).reshape(-1), ladder)
+        _coupled(uint_words(x, fmt).reshape(-1), ladder, seed)
 
 
-def _independent(arr: np.ndarray, layer: Layer) -> None:
-    """Flip ``arr`` in place with one layer's rates (dense or sparse, by density)."""
+def _independent(arr: np.ndarray, layer: Layer, seed: int) -> None:
+    """Flip ``arr`` in place with one layer's rates (dense or sparse, by density) from ``seed``."""
     plan = _plan(layer.groups, layer.width, arr.size)
     if plan is None:
-        _dense(arr, layer)
+        _dense(arr, layer, seed)
         return
     state = None
     for index, g, block_log2 in plan:
         if block_log2:
             # Each group's blocks draw from a key of their own (counts and candidates inside
             # the kernel, chunks in parallel): the result depends on the seed only.
-            key = _group_key(layer.seed, index)
+            key = _group_key(seed, index)
             block_flips_seeded(arr, g.shifts, g.p01, g.p10, block_log2, key)
         else:
             if state is None:  # one geometric stream for the layer's groups, in order
-                state = seed_state(layer.seed)
+                state = seed_state(seed)
             flip_group(arr, g.shifts, g.p01, g.p10, state)
 
 
@@ -193,7 +199,7 @@ _LADDER_GROUPS = np.uint64(0x6C6164646572)
 _LADDER_DENSE = np.uint64(0x6B65796564)
 
 
-def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
+def _coupled(arr: np.ndarray, ladder: Ladder, seed: int) -> None:
     """Flip ``arr`` at ``ladder.entry``, nested in every larger entry (docs/design.md §3).
 
     Entries up to the ladder's split are drawn sparsely (:mod:`memsim.noise.ladder`), in
@@ -206,7 +212,7 @@ def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
     top = min(k, split)
     mask = arr if k <= split else np.zeros_like(arr)
     if top >= 0:
-        keys = chunk_states(np.uint64(ladder.seed) ^ _LADDER_GROUPS, len(ladder.groups))
+        keys = chunk_states(np.uint64(seed) ^ _LADDER_GROUPS, len(ladder.groups))
         for g, key in zip(ladder.groups, keys):
             _coupled_group(arr, mask, g, top, key)
     if k > split:
@@ -214,7 +220,7 @@ def _coupled(arr: np.ndarray, ladder: Ladder) -> None:
         p10 = ladder.p10[max(split, 0)] if split >= 0 else np.zeros(ladder.p10.shape[1])
         q01 = increment(p01, ladder.p01[k])
         q10 = increment(p10, ladder.p10[k])
-        _dense_keyed(arr, q01, q10, mask if split >= 0 else None, ladder.seed)
+        _dense_keyed(arr, q01, q10, mask if split >= 0 else None, seed)
 
 
 def _coupled_group(
@@ -304,8 +310,7 @@ def _split(ladder: Ladder, nbytes: int) -> int:
     candidate rate is at most ``COUPLED_SPARSE_MAX``.
     """
     small = nbytes < DENSE_MIN_BYTES
-    # Independent draws of symmetric rates (parity) stay sparse up to a higher rate.
-    dense_from = PARITY_DENSE_FROM if np.array_equal(ladder.p01, ladder.p10) else DENSE_FROM
+    dense_from = (DENSE_FROM, PARITY_DENSE_FROM)
     return _split_of(ladder.groups, ladder.p01.shape, small, COUPLED_SPARSE_MAX, dense_from)
 
 
@@ -315,19 +320,23 @@ def _split_of(
     shape: tuple[int, int],
     small: bool,
     sparse_max: float,
-    dense_from: float,
+    dense_from: tuple[float, float],
 ) -> int:
     if not groups:
         return shape[0] - 1
     top = np.max([g.pmax for g in groups], axis=0)
     if small:
         return int(np.count_nonzero(top <= sparse_max)) - 1
+    # Independent draws of symmetric rates (parity) stay sparse up to a higher rate.
+    symmetric = all(np.array_equal(g.p01, g.p10) for g in groups)
     rate = np.sum([g.pmax * g.shifts.size for g in groups], axis=0) / shape[1]
     # Hits per bit (-log(1 - Pmax), repeats included) and rejected slots (positions that are not
     # bits of a group) cost draws too.
     hits = [-np.log1p(-np.minimum(g.pmax, 1 - 1e-12)) for g in groups]
     sparse = np.sum([h * (1 << slot_bits(g.shifts.size)) for h, g in zip(hits, groups)], axis=0)
-    return _best_split(tuple(rate.tolist()), tuple((sparse / shape[1]).tolist()), dense_from)
+    return _best_split(
+        tuple(rate.tolist()), tuple((sparse / shape[1]).tolist()), dense_from[symmetric]
+    )
 
 
 #: The split's cost model, in units where a coupled sparse draw costs its hits per slot drawn
@@ -435,11 +444,11 @@ def _planes(p: np.ndarray, width: int) -> tuple[np.ndarray, int, int]:
     return np.array([fill(v) for v in planes], dtype=np.uint64), fill(partial), fill(forced)
 
 
-def _dense(arr: np.ndarray, layer: Layer) -> None:
+def _dense(arr: np.ndarray, layer: Layer, seed: int) -> None:
     width = arr.itemsize * 8
     t01, e01, f01 = _planes(layer.p01, width)
     t10, e10, f10 = _planes(layer.p10, width)
-    state = seed_state(layer.seed)
+    state = seed_state(seed)
     per64 = 64 // width
     n_main = arr.size - arr.size % per64
     main = arr[:n_main].view(np.uint64)  # whole 64-bit groups of words
