@@ -5,17 +5,26 @@ place: ``nopython`` mode, ``cache=True`` (compiled machine code is stored next t
 reused by later processes, so a sweep does not pay compile time per worker), ``nogil`` so
 kernels can run in threads, and no ``fastmath`` (kernels compare probabilities exactly).
 :func:`prefetch_write` is the one low-level helper kernels share (a cache hint, see there).
+
+Numba decides whether a cached kernel is fresh from its own source file only, but memsim's
+kernels inline helpers from other files (``blocks._bit_slot`` into ``ladder.py``, ...): after
+an edit or an upgrade in place, a stale kernel would keep drawing the old flips. Here every
+memsim kernel's freshness stamp also covers the sources of all kernel files
+(:func:`kernel_sources_digest`), so a change to any of them recompiles them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import numba
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import caching, cgutils
 from numba.extending import intrinsic
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,3 +74,61 @@ def prefetch_write(typingctx, arr, index):  # noqa: ARG001 (Numba's intrinsic si
         return context.get_dummy_value()
 
     return types.void(arr, index), codegen
+
+
+#: The files whose compiled kernels memsim caches: this one and every kernel module.
+_PACKAGE = Path(__file__).resolve().parent
+KERNEL_SOURCES = (
+    "jit.py", "noise/binomial.py", "noise/blocks.py", "noise/kernels.py", "noise/ladder.py",
+)  # fmt: skip
+
+
+def kernel_sources_digest(paths: Iterable[Path]) -> bytes:
+    """SHA-256 over the names and contents of ``paths`` (a missing file counts as empty)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.digest()
+
+
+@lru_cache(maxsize=1)
+def _memsim_kernels_digest() -> bytes:
+    return kernel_sources_digest(_PACKAGE / name for name in KERNEL_SOURCES)
+
+
+class _WholeKernelStamp:
+    """A Numba cache locator whose freshness stamp adds :func:`kernel_sources_digest` of memsim's
+    kernel files to the function's own (everything else is the wrapped locator's)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_source_stamp(self) -> Any:
+        return (self._inner.get_source_stamp(), _memsim_kernels_digest())
+
+
+class _MemsimKernelLocator:
+    """First in Numba's locator list: for memsim's own files, the locator Numba would pick
+    (in-tree, ``NUMBA_CACHE_DIR``, ...) wrapped in :class:`_WholeKernelStamp`; others pass."""
+
+    @classmethod
+    def from_function(cls, py_func: Any, py_file: str) -> Any:
+        if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+            return None
+        locators: list[Any] = caching.CacheImpl._locator_classes
+        for locator in locators:
+            if locator is cls:
+                continue
+            inner = locator.from_function(py_func, py_file)
+            if inner is not None:
+                return _WholeKernelStamp(inner)
+        return None
+
+
+_LOCATORS: list[Any] = caching.CacheImpl._locator_classes
+if _MemsimKernelLocator not in _LOCATORS:
+    _LOCATORS.insert(0, _MemsimKernelLocator)

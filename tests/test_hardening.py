@@ -325,3 +325,21 @@ def test_name_cannot_send_the_default_folder_outside_runs():
 def test_unwritable_checkpoint_folder_is_an_oserror_not_a_torch_traceback(read_only_folder):
     with pytest.raises(OSError):
         save_checkpoint(read_only_folder / "m.pt", nn.Linear(2, 2), arch="x")
+
+
+def test_a_pool_worker_can_still_compile_kernels():
+    """A pool worker imports Numba before its set-up runs: setting NUMBA_NUM_THREADS then made
+    every later compilation fail (a first run with ``--workers 2`` and no kernel cache)."""
+    code = (
+        "import os, sys\n"
+        "os.environ.pop('NUMBA_NUM_THREADS', None)\n"
+        "from memsim.experiment import executor\n"
+        "assert 'numba' in sys.modules\n"
+        "executor._init_worker(None)\n"
+        "import numba\n"
+        "assert numba.get_num_threads() == 1\n"
+        "assert numba.njit(lambda x: x + 1)(1) == 2\n"  # a compilation after the pool started
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -126,7 +126,11 @@ def _init_worker(parent_pid: int | None = None) -> None:
     # Several workers on a few cores: one intra-op thread each (torch's and the Numba flip
     # kernels'), or they fight over cores.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    if "numba" not in sys.modules:
+        # Numba sizes its pool from this when imported. Once it is imported (the worker
+        # unpickles memsim first), changing it makes every later compilation fail ("Cannot set
+        # NUMBA_NUM_THREADS ... once the threads have been launched"); set_threads limits it.
+        os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     set_threads(1)
 
 

@@ -1,0 +1,51 @@
+"""Numba's on-disk cache of memsim's kernels goes stale with any kernel source, not just its own.
+
+Kernels inline helpers from other files (``blocks._bit_slot`` into ``ladder.py``): Numba alone
+would keep a compiled ``ladder.py`` kernel after ``blocks.py`` changed, and draw the old flips.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import memsim
+from memsim import jit as jit_module
+from memsim.noise import binomial, blocks, kernels, ladder
+
+PACKAGE = Path(memsim.__file__).resolve().parent
+
+
+def test_every_module_that_compiles_kernels_is_in_the_stamp():
+    compiling = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if re.search(r"^from memsim\.jit import", path.read_text(), re.MULTILINE)
+    }
+    assert compiling  # the scan finds the kernel modules
+    assert compiling | {"jit.py"} == set(jit_module.KERNEL_SOURCES)
+
+
+def test_the_digest_changes_with_any_file(tmp_path):
+    files = [tmp_path / "a.py", tmp_path / "b.py"]
+    for f in files:
+        f.write_text("x = 1\n")
+    before = jit_module.kernel_sources_digest(files)
+    assert jit_module.kernel_sources_digest(files) == before
+    files[1].write_text("x = 2\n")
+    assert jit_module.kernel_sources_digest(files) != before
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [blocks.block_flips_seeded, ladder.ladder_group, kernels.dense_flip, binomial.binomials],
+)
+def test_kernels_are_stamped_with_all_kernel_sources(kernel):
+    locator = kernel._cache._impl._locator
+    own, whole = locator.get_source_stamp()
+    assert whole == jit_module.kernel_sources_digest(
+        PACKAGE / name for name in jit_module.KERNEL_SOURCES
+    )
+    assert own == type(locator._inner).get_source_stamp(locator._inner)  # its file's, as before
