@@ -21,7 +21,9 @@ Poisson process cut into bits gives independent counts). Its *level* is that of 
    nest without a random order to cut.
 3. Union: a bit flips once however many hits it has. Where every level's rates lie below the
    entry's (symmetric rates: always) each candidate flips, so the hits are ORed into a mask
-   (no test, no branch) that is XORed into the words; sparse superblocks use a bitmap instead.
+   (no test, no branch) that is XORed into the words. Sparser superblocks *set* each hit's bit
+   to the value its own decision gives, reading every original bit before writing any and
+   writing the last hit first, so a bit hit several times ends as its first hit decides.
 4. Thinning (asymmetric rates): a bit's first hit, hit ``q`` of its superblock at level ``L``,
    sets ``U = Pmax_{L-1} + V_q (Pmax_L - Pmax_{L-1})`` with ``V_q`` element ``q`` of a
    counter-based SplitMix64 stream (it depends on ``q`` only), and the bit flips iff ``U < P_k``
@@ -54,9 +56,9 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 
 #: A superblock of a coupled draw whose levels all flip unconditionally ORs its hits into a
 #: mask of its words when it has at least one hit per ``UNION_WORDS_PER_HIT`` words (the mask's
-#: XOR and clearing pass then costs less than testing a bitmap per hit); sparser ones test and
-#: set a bitmap. Both give the same flips. 1M float32, one thread, CPU ms: at p = 4.6e-3 (one
-#: hit per 6.7 words) mask 0.81, bitmap 0.87; at 1e-3 (one per 31) mask 0.64, bitmap 0.26.
+#: XOR and clearing pass then costs less than setting bits hit by hit); sparser ones set them
+#: hit by hit. Both give the same flips. 1M float32, one thread, kernel ms: at p = 4.6e-3 (one
+#: hit per 6.7 words) mask 0.74, hit by hit 0.75; at 1e-3 (one per 31) mask 0.55, by hit 0.18.
 UNION_WORDS_PER_HIT = 8
 
 
@@ -99,7 +101,6 @@ def ladder_group(
     trials,
     block_log2,
     key,
-    bitmaps,
     masks,
     in_place,
     union_words,
@@ -126,7 +127,6 @@ def ladder_group(
         block_log2,
         states,
         key[2],
-        bitmaps,
         masks,
         in_place,
         union_words,
@@ -146,7 +146,6 @@ def ladder_flips(
     block_log2,
     states,
     vkey,
-    bitmaps,
     masks,
     in_place,
     union_words,
@@ -158,7 +157,7 @@ def ladder_flips(
     ``lo[j]``/``hi[j]`` bound the hidden uniform of level ``j`` (``Pmax_{j-1}``, ``Pmax_j``);
     ``p01``/``p10`` are the entry's rates; ``states[b]`` the superblock's slot stream and
     ``vkey`` keys the thinning uniforms. Superblocks are split evenly between workers, each with
-    a row of ``bitmaps`` (``2**block_log2`` bits) and of ``masks`` (a superblock's words), zeroed
+    a row of ``masks`` (a superblock's words), zeroed
     and left zeroed; each superblock depends only on its own streams, so the result never
     depends on the number of workers. Superblocks with a hit per ``union_words`` words or more
     take the mask when every level flips unconditionally (``UNION_WORDS_PER_HIT``; 0: never).
@@ -172,7 +171,7 @@ def ladder_flips(
     sure_lev = -1
     while sure_lev + 1 < nlev and hi[sure_lev + 1] <= min(p01, p10):
         sure_lev += 1
-    nthreads = max(1, min(bitmaps.shape[0], nblocks))
+    nthreads = max(1, min(masks.shape[0], nblocks))
     for t in numba.prange(nthreads):
         b0 = t * nblocks // nthreads
         b1 = (t + 1) * nblocks // nthreads
@@ -191,7 +190,7 @@ def ladder_flips(
                 )
             else:
                 bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
-                _bitmap_block(
+                _set_block(
                     words,
                     out,
                     shifts,
@@ -207,8 +206,8 @@ def ladder_flips(
                     st,
                     bkey,
                     sure_lev,
-                    bitmaps[t],
                     total,
+                    in_place,
                 )
 
 
@@ -239,7 +238,7 @@ def _union_block(words, out, shifts, counts, b, base, nwb, block_log2, st, scrat
 
 
 @jit(inline="always")
-def _bitmap_block(
+def _set_block(
     words,
     out,
     shifts,
@@ -255,13 +254,15 @@ def _bitmap_block(
     st,
     bkey,
     sure_lev,
-    bitmap,
     total,
+    in_place,
 ):
-    """Superblock ``b`` hit by hit: a bitmap keeps each bit's first hit, which decides it.
+    """Superblock ``b`` hit by hit: every hit's bit is *set* to the value its own decision
+    gives, all read before any is written and written last hit first, so a bit hit several
+    times ends as its first hit decides (no bitmap of hit bits is needed).
 
-    PERF: the first hits are collected (and their words prefetched) before any is flipped, so
-    the cache misses of a superblock overlap instead of stalling one by one.
+    PERF: all hits are drawn (and their words prefetched) before any is read, so the cache
+    misses of a superblock overlap instead of stalling one by one.
     """
     npos = shifts.size
     jbits = _jbits(npos)
@@ -269,9 +270,7 @@ def _bitmap_block(
     one = np.uint64(1)
     s0, s1, s2, s3 = st
     slots = np.empty(total, dtype=np.int64)
-    index = np.empty(total, dtype=np.int64)  # the first hit's number in the superblock
-    n = 0
-    q = np.int64(0)
+    q = 0
     for level in range(counts.shape[0]):
         r = np.uint64(0)
         left = 0
@@ -279,35 +278,33 @@ def _bitmap_block(
             slot, r, left, s0, s1, s2, s3 = _bit_slot(
                 r, left, nwb, npos, jbits, block_log2, s0, s1, s2, s3
             )
-            at = slot >> 6
-            bit = one << np.uint64(slot & 63)
-            seen = bitmap[at]
-            if not seen & bit:  # else not the bit's first hit
-                bitmap[at] = seen | bit
-                slots[n] = slot
-                index[n] = q
-                n += 1
-                prefetch_write(out, base + (slot >> jbits))
+            slots[q] = slot
             q += 1
-    # The first hits of sure levels (all of them, for symmetric rates) flip unconditionally.
+            prefetch_write(out, base + (slot >> jbits))
+    # The value each hit sets its bit to: original XOR its decision (read before any write).
+    value = np.empty(total, dtype=np.uint8)
     sure = np.int64(0)
     for level in range(sure_lev + 1):
         sure += counts[level, b]
     level = sure_lev + 1
     cum = sure + (counts[level, b] if level < counts.shape[0] else 0)
-    for i in range(n):
+    for i in range(total):
         slot = slots[i]
-        bitmap[slot >> 6] = 0  # only hit slots were set: clearing their words cleans it all
         w = base + (slot >> jbits)
         s = np.uint64(shifts[slot & jmask])
-        qi = index[i]
-        if qi < sure:
-            out[w] ^= one << s
-            continue
-        while qi >= cum:
-            level += 1
-            cum += counts[level, b]
-        v = (_mix64(bkey + np.uint64(qi + 1) * _GAMMA) >> np.uint64(11)) * _INV_2_53
-        u = lo[level] + v * (hi[level] - lo[level])
         orig = (np.uint64(words[w]) >> s) & one
-        out[w] ^= np.uint64(u < (p10 if orig else p01)) << s
+        if i < sure:
+            flip = one
+        else:
+            while i >= cum:
+                level += 1
+                cum += counts[level, b]
+            v = (_mix64(bkey + np.uint64(i + 1) * _GAMMA) >> np.uint64(11)) * _INV_2_53
+            u = lo[level] + v * (hi[level] - lo[level])
+            flip = np.uint64(u < (p10 if orig else p01))
+        value[i] = np.uint8(orig ^ flip) if in_place else np.uint8(flip)
+    for i in range(total - 1, -1, -1):
+        slot = slots[i]
+        w = base + (slot >> jbits)
+        s = np.uint64(shifts[slot & jmask])
+        out[w] = (out[w] & ~(one << s)) | (np.uint64(value[i]) << s)

@@ -232,7 +232,6 @@ def _coupled_group(
         lo, hi, p01, p10, mus, trials, block_log2 = plan
         # One scratch row per possible worker (results never depend on how many run).
         threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-        bitmaps = _scratch(threads, (1 << block_log2) >> 6, np.dtype(np.uint64))
         masks = _scratch(threads, 1 << (block_log2 - slot_bits(g.shifts.size)), arr.dtype)
         ladder_group(
             arr,
@@ -246,7 +245,6 @@ def _coupled_group(
             trials,
             block_log2,
             key,
-            bitmaps,
             masks,
             out is arr,
             UNION_WORDS_PER_HIT,
@@ -257,7 +255,7 @@ _SCRATCH = threading.local()
 
 
 def _scratch(threads: int, size: int, dtype: np.dtype) -> np.ndarray:
-    """Zeroed per-worker rows (superblock bitmaps or masks), kept per Python thread.
+    """Zeroed per-worker rows (superblock masks), kept per Python thread.
 
     PERF: :func:`~memsim.noise.ladder.ladder_flips` leaves them zeroed; allocating 128 KiB per
     worker and call cost ~10 us of page faults, more than the flips at low p.
