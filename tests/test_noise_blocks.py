@@ -214,22 +214,19 @@ def test_same_seed_same_flips_any_thread_count():
     assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
 
 
-@pytest.mark.parametrize("n", [(1 << 20) + 7, 3 * (1 << 28) + 5, (1 << 31) + 1])
-def test_multiply_shift_accepts_each_value_equally_often(n):
-    """``_below`` over every 32-bit input mapping to a value: exactly floor(2**32 / n) accepted
-    (exhaustive around sampled values; the rejected inputs are the biased ones)."""
-    from memsim.noise.blocks import _below
+def test_multiply_shift_accepts_each_position_equally_often():
+    """``_below`` over every ``POS_BITS``-bit input, for every position count that is not a
+    power of two: each position accepted exactly floor(2**POS_BITS / n) times."""
+    from memsim.noise.blocks import POS_BITS, _below
 
-    rng = np.random.default_rng(n)
-    for y in rng.integers(0, n, 20).tolist() + [0, n - 1]:
-        first = (y << 32) // n
-        accepted = 0
-        for x in range(max(0, first - 2), min(1 << 32, ((y + 1) << 32) // n + 3)):
+    inputs = 1 << POS_BITS
+    for n in (n for n in range(3, 65) if n & (n - 1)):
+        accepted = np.zeros(n, dtype=np.int64)
+        for x in range(inputs):
             value, ok = _below(np.uint64(x), n)
-            if ok and value == y:
-                accepted += 1
-            assert value == (x * n) >> 32
-        assert accepted == (1 << 32) // n
+            assert value == (x * n) >> POS_BITS
+            accepted[value] += ok
+        assert (accepted == inputs // n).all(), n
 
 
 @pytest.mark.parametrize("npos,nwords", [(25, 37), (24, 64), (7, 5)])

@@ -87,16 +87,26 @@ def block_trials(nwords: int, npos: int, block_log2: int) -> np.ndarray:
     return trials
 
 
+#: ``64 // n`` for the slot widths of :func:`_bit_slot` (a division there is not hoisted out
+#: of its callers' loops and cost ~0.5 ns a hit).
+_PER_DRAW = np.array([64 // max(n, 1) for n in range(65)], dtype=np.int64)
+
+
+#: Random bits per position drawn by multiply-shift: rejections (below ``npos / 2**POS_BITS``,
+#: under 1 % for 32 positions) stay rare enough to be predicted.
+POS_BITS = 12
+
+
 @jit(inline="always")
 def _below(x, n):
-    """``x * n >> 32`` for a uniform 32-bit ``x``: uniform on ``[0, n)`` when ``accepted``
-    (Lemire's multiply-shift; rejects with probability below ``n / 2**32``)."""
+    """``x * n >> POS_BITS`` for a uniform ``POS_BITS``-bit ``x``: uniform on ``[0, n)`` when
+    ``accepted`` (Lemire's multiply-shift; rejects with probability below ``n / 2**POS_BITS``)."""
     m = x * np.uint64(n)
-    low = m & np.uint64(0xFFFFFFFF)
+    low = m & np.uint64((1 << POS_BITS) - 1)
     accepted = True
     if low < np.uint64(n):  # rare: only then can the result be biased
-        accepted = low >= (np.uint64(0x100000000) - np.uint64(n)) % np.uint64(n)
-    return np.int64(m >> np.uint64(32)), accepted
+        accepted = low >= (np.uint64(1 << POS_BITS) - np.uint64(n)) % np.uint64(n)
+    return np.int64(m >> np.uint64(POS_BITS)), accepted
 
 
 @jit(inline="always")
@@ -109,21 +119,29 @@ def _bit_slot(r, left, nwords_block, npos, jbits, block_log2, s0, s1, s2, s3):
     the kept ones stay uniform over the bits. A caller starts each block with ``left = 0``.
     When ``npos`` is not a power of two, rejecting positions is a branch the CPU mispredicts
     about once in ``2**jbits / (2**jbits - npos)`` draws (~2x the cost of a hit at 25 of 32
-    positions): there one 64-bit draw gives the word from its high half and the position from
-    its low half by multiply-shift (:func:`_below`), whose rare rejections are predictable.
+    positions): there each slot takes the word from ``block_log2 - jbits`` bits and the position
+    from ``POS_BITS`` more by multiply-shift (:func:`_below`), whose rare rejections are
+    predictable.
     """
     jmask = (np.int64(1) << jbits) - 1
     if npos != jmask + 1:
+        wbits = block_log2 - jbits
+        width = wbits + POS_BITS
         while True:
-            r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-            word, ok_word = _below(r >> np.uint64(32), nwords_block)
-            pos, ok_pos = _below(r & np.uint64(0xFFFFFFFF), npos)
-            if ok_word and ok_pos:
+            if left == 0:
+                r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
+                left = _PER_DRAW[width]
+            chunk = r >> np.uint64(64 - width)
+            r <<= np.uint64(width)
+            left -= 1
+            word = np.int64(chunk >> np.uint64(POS_BITS))
+            pos, ok = _below(chunk & np.uint64((1 << POS_BITS) - 1), npos)
+            if ok and word < nwords_block:
                 return (word << jbits) | pos, r, left, s0, s1, s2, s3
     while True:
         if left == 0:
             r, s0, s1, s2, s3 = _next(s0, s1, s2, s3)
-            left = 64 // block_log2
+            left = _PER_DRAW[block_log2]
         slot = np.int64(r >> np.uint64(64 - block_log2))
         r <<= np.uint64(block_log2)
         left -= 1
