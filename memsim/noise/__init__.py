@@ -24,7 +24,7 @@ the union of independent layers ``j = 1..k`` with ``r_j = (P_j - P_{j-1}) / (1 -
 reference engines draw these layers (seed ``child_seed(seed, "layer", j)``); the numba engine
 draws nested Poisson hits per level instead, sparsely below the ladder's split and with a
 keyed dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
-independent one does at high p and 1.3-1.8x at lower p. :func:`flip_coupled` returns the whole nested family in one call.
+independent one does from p ~ 0.02 up and 1.3-2.0x at lower p. :func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled
