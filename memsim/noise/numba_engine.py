@@ -24,8 +24,8 @@ Ladders (coupled sampling, docs/design.md §3) are never sampled layer by layer.
 ladder's split (:func:`_split`, a function of the ladder and the tensor size only) an entry is
 the union of nested Poisson hits per level, drawn in superblocks that do not depend on p
 (:mod:`memsim.noise.ladder`), in place; it costs about what an independent draw costs from
-p ~ 0.02 up (1.0-1.3x) and 1.3-2.0x below (``benchmarks/bitflip.py --coupled``). Above the split, the
-split entry's flips go into a mask and one keyed dense pass
+p ~ 0.02 up (1.0-1.3x) and 1.3-2.0x below (``benchmarks/bitflip.py --coupled``). Above the
+split, the split entry's flips go into a mask and one keyed dense pass
 (:func:`~memsim.noise.kernels.dense_keyed`, uniforms that do not depend on the rates) adds the
 rest, ``(P_k - P_split) / (1 - P_split)``.
 
