@@ -113,7 +113,7 @@ class BitFlip(Channel):
         object.__setattr__(self, "_noiseless", not (self._p01.any() or self._p10.any()))
         object.__setattr__(self, "_format", get_format(self.fmt))
         layer = Layer(self._p01, self._p10, 0)
-        layer.groups  # noqa: B018 (built now, carried by with_seed to every write)
+        layer.groups  # noqa: B018 (built now, not at the first write)
         object.__setattr__(self, "_layer", layer)
 
     @property
@@ -168,7 +168,8 @@ class BitFlip(Channel):
         )
 
     def _ladder_table(self) -> Ladder:
-        """The checked, masked ladder table of this channel with its entry (seed 0), built once."""
+        """The checked, masked ladder table of this channel with its entry, built once (its seed,
+        0, is not read: each write passes its own)."""
         table = self.__dict__.get("_table")
         if table is None:
             from memsim.noise.rates import ladder_layers
@@ -176,7 +177,7 @@ class BitFlip(Channel):
             assert self.ladder is not None
             layers = ladder_layers(self._format, self._p01, self._p10, self._mask, self.ladder, 0)
             table = layers.ladder
-            table.groups  # noqa: B018 (built now, carried by with_seed)
+            table.groups  # noqa: B018 (built now, not at the first write)
             object.__setattr__(self, "_table", table)
         return table
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
-from typing import TypeVar, overload
+from typing import overload
 
 import numpy as np
 
@@ -92,10 +92,6 @@ class Ladder:
         """Positions with a non-zero rate somewhere, grouped by equal columns of the table."""
         return _ladder_groups(self.p01.tobytes(), self.p10.tobytes(), self.p01.shape)
 
-    def with_seed(self, seed: int) -> Ladder:
-        """The same table and entry drawn with another seed (keeping the groups once built)."""
-        return _reseeded(self, seed)
-
     def tiled(self, per: int) -> Ladder:
         """The ladder of ``per`` codes packed side by side in one word (rates repeated)."""
         return Ladder(
@@ -154,20 +150,12 @@ class Layer:
         return not self.groups
 
     def with_seed(self, seed: int) -> Layer:
-        """The same rates drawn with another seed (keeping the groups once built)."""
-        return _reseeded(self, seed)
-
-
-def _reseeded(draw: _Draw, seed: int) -> _Draw:
-    """A copy of a :class:`Layer` or :class:`Ladder` with another seed, carrying its cached
-    ``groups`` (PERF: no hashing of the rates again on every write)."""
-    other = replace(draw, seed=seed)
-    if "groups" in draw.__dict__:  # cached_property's slot
-        other.__dict__["groups"] = draw.__dict__["groups"]
-    return other
-
-
-_Draw = TypeVar("_Draw", "Layer", "Ladder")
+        """The same rates drawn with another seed, carrying the cached ``groups`` (PERF: no
+        hashing of the rates again on every write)."""
+        other = replace(self, seed=seed)
+        if "groups" in self.__dict__:  # cached_property's slot
+            other.__dict__["groups"] = self.__dict__["groups"]
+        return other
 
 
 @lru_cache(maxsize=256)
