@@ -4,7 +4,8 @@ Every kernel in memsim is compiled through :func:`jit` so that compilation optio
 place: ``nopython`` mode, ``cache=True`` (compiled machine code is stored next to the source and
 reused by later processes, so a sweep does not pay compile time per worker), ``nogil`` so
 kernels can run in threads, and no ``fastmath`` (kernels compare probabilities exactly).
-:func:`prefetch_write` is the one low-level helper kernels share (a cache hint, see there).
+:func:`prefetch_write` (a cache hint) and :func:`as_pointer` (raw memory for ``numba.carray``)
+are the low-level helpers kernels share.
 
 Numba decides whether a cached kernel is fresh from its own source file only, but memsim's
 kernels inline helpers from other files (``blocks._bit_slot`` into ``ladder.py``, ...): after
@@ -76,10 +77,29 @@ def prefetch_write(typingctx, arr, index):  # noqa: ARG001 (Numba's intrinsic si
     return types.void(arr, index), codegen
 
 
+@intrinsic
+def as_pointer(typingctx, address):  # noqa: ARG001 (Numba's intrinsic signature)
+    """The memory at the integer ``address`` as a ``void*``, for ``numba.carray(ptr, shape,
+    dtype)``. Only usable inside jitted code; the caller keeps that memory alive and sized.
+
+    PERF: the kernels of a write take its tensor's ``data_ptr()`` instead of a NumPy view:
+    right after a layer, ``Tensor.numpy()`` and an array argument's dispatch cost ~50 us
+    together, an integer ~10 (see :mod:`memsim.noise.writes`).
+    """
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
 #: The files whose compiled kernels memsim caches: this one and every kernel module.
 _PACKAGE = Path(__file__).resolve().parent
 KERNEL_SOURCES = (
     "jit.py", "noise/binomial.py", "noise/blocks.py", "noise/kernels.py", "noise/ladder.py",
+    "noise/writes.py",
 )  # fmt: skip
 
 

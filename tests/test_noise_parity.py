@@ -65,13 +65,15 @@ def test_each_position_and_each_word_is_binomial(p):
 
 
 def test_the_engine_flips_symmetric_rates_by_parity():
-    from memsim.noise.numba_engine import _group_key
+    from memsim.noise.writes import BLOCKS_STREAM
+    from memsim.rng import splitmix64
 
     p = 0.05
     x = random_words("float32", 30_000, seed=4)
     words = x.view(torch.int32).numpy().view(np.uint32).copy()
     shifts = np.arange(31, -1, -1, dtype=np.int64)
-    block_flips_seeded(words, shifts, p, p, choose_block_log2(words.size, 32, p), _group_key(8, 1))
+    key = np.uint64(splitmix64(8 ^ BLOCKS_STREAM, 1))  # the layer's first group's key
+    block_flips_seeded(words, shifts, p, p, choose_block_log2(words.size, 32, p), key)
     y = flip(x, p, engine="numba", seed=8)
     assert np.array_equal(y.view(torch.int32).numpy().view(np.uint32), words)
     assert not np.array_equal(words, x.view(torch.int32).numpy().view(np.uint32))

@@ -25,6 +25,7 @@ from memsim.noise.rates import Ladder, Layer, Rates, rate_vector
 
 if TYPE_CHECKING:
     from memsim.noise.engines import Engine
+    from memsim.noise.numba_engine import Writer
 
 
 class ChannelOptions(TypedDict, total=False):
@@ -100,6 +101,7 @@ class BitFlip(Channel):
     _noiseless: bool = field(init=False, repr=False)
     _format: StorageFormat = field(init=False, repr=False)
     _layer: Layer = field(init=False, repr=False)  # the rates at seed 0, groups built
+    _writers: dict[int, Writer] | None = field(init=False, repr=False)  # per tensor size
 
     def __post_init__(self) -> None:
         from memsim.noise.engines import engine_by_name
@@ -115,6 +117,7 @@ class BitFlip(Channel):
         layer = Layer(self._p01, self._p10, 0)
         layer.groups  # noqa: B018 (built now, not at the first write)
         object.__setattr__(self, "_layer", layer)
+        object.__setattr__(self, "_writers", self._fast_writes())
 
     @property
     def p01_vector(self) -> np.ndarray:
@@ -129,33 +132,52 @@ class BitFlip(Channel):
         return self._noiseless
 
     def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
-        from memsim.noise.api import apply_layers_, check_seed, flip_
-
         if self._noiseless:
             return x
+        writers = self._writers
+        if (
+            writers is not None
+            and type(seed) is int
+            and 0 <= seed < _SEED_LIMIT
+            and type(x) is torch.Tensor
+            and x.dtype is self._format.torch_dtype
+            and x.is_cpu
+            and not x.requires_grad
+            and x.is_contiguous()
+        ):
+            # PERF: a write in a network (240 per VGG-A batch of 256 in tiles, each right after
+            # a layer has flushed the caches, where every Python step costs microseconds) only
+            # needs its seed: rates, mask and engine were checked when the channel was built,
+            # and its plan for this size is prepared once, so the write is one compiled call.
+            n = x.numel()
+            write = writers.get(n)
+            if write is None:
+                write = writers[n] = self._writer(n)
+            if n:
+                write(x.data_ptr(), n, seed)
+            return x
+        return self._apply_checked_(x, seed)
+
+    def _writer(self, nwords: int) -> Writer:
+        """The prepared Numba write of this channel on ``nwords`` words."""
+        from memsim.noise import numba_engine
+
+        if self.ladder is None:
+            return numba_engine.layer_writer(self._layer, nwords)
+        return numba_engine.ladder_writer(self._ladder_table(), nwords)
+
+    def _apply_checked_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        """:meth:`apply_` for every tensor, engine and seed (checked as :func:`flip_` does)."""
+        from memsim.noise.api import apply_layers_, check_seed, flip_
+
         fmt = self._format
         if fmt.packed:
             return self._apply_packed_(x, seed)
         if seed is not None and getattr(x, "dtype", None) == fmt.torch_dtype:
-            # PERF: rates, mask and engine were checked when the channel was built, the ladder at
-            # its first write; a write (240 per VGG-A batch of 256 in tiles, each right after a
-            # layer has flushed the caches) only needs its seed. flip_'s checks cost ~100 us per
-            # write there; the Numba engine straight on the tensor's words saves ~15 us more.
-            from memsim.noise import numba_engine
-
             seed = check_seed(seed)
-            numba_here = (
-                self.engine in _CPU_ENGINES and x.device.type == "cpu" and x.is_contiguous()
-            )
             if self.ladder is None:
-                if numba_here:
-                    numba_engine.flip_words_(x, fmt, self._layer, seed)
-                    return x
                 layer = self._layer.with_seed(seed)
                 return apply_layers_(x, fmt, _engine(self.engine, x.device), [layer])
-            if numba_here:
-                numba_engine.flip_ladder_words_(x, fmt, self._ladder_table(), seed)
-                return x
         # The mask goes along so that ladder entries are compared on the noisy bits only.
         return flip_(
             x,
@@ -166,6 +188,21 @@ class BitFlip(Channel):
             seed=seed,
             ladder=self.ladder,
         )
+
+    def __getstate__(self) -> dict[str, object]:
+        # Prepared writes are closures over this process's Numba kernels: rebuilt where unpickled.
+        return {k: v for k, v in self.__dict__.items() if k != "_writers"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "_writers", self._fast_writes())
+
+    def _fast_writes(self) -> dict[int, Writer] | None:
+        """An empty store of prepared writes per tensor size, or None where writes take the
+        checked path (another engine, packed codes)."""
+        fmt = self._format
+        direct = fmt.torch_dtype is not None and not fmt.packed
+        return {} if self.engine in _CPU_ENGINES and direct else None
 
     def _ladder_table(self) -> Ladder:
         """The checked, masked ladder table of this channel with its entry, built once (its seed,
@@ -214,6 +251,8 @@ class BitFlip(Channel):
 _ENGINES: dict[tuple[str, str], Engine] = {}
 #: Engine names that run on the Numba engine for a CPU tensor.
 _CPU_ENGINES = ("auto", "numba")
+#: Seeds the prepared writes take as they are (Numba's int64); larger ones go the checked way.
+_SEED_LIMIT = 1 << 63
 
 
 def _engine(name: str, device: torch.device) -> Engine:

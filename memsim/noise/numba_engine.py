@@ -35,10 +35,11 @@ allocated.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numba
@@ -50,17 +51,23 @@ from memsim.noise import blocks as blocks_module
 from memsim.noise.bits import uint_words
 from memsim.noise.blocks import (
     PARITY_MAX,
-    block_flips_seeded,
     block_trials,
     choose_block_log2,
     chunk_states,
     slot_bits,
 )
 from memsim.noise.engine import ENGINES, Engine
-from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, flip_group, seed_state
-from memsim.noise.ladder import UNION_WORDS_PER_HIT, ladder_group
+from memsim.noise.kernels import KEYED_CHUNK, dense_flip, dense_keyed, seed_state
+from memsim.noise.ladder import UNION_WORDS_PER_HIT
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
-from memsim.rng import splitmix64
+from memsim.noise.writes import (
+    COUPLED_FLIPS,
+    LADDER_HEAD,
+    LADDER_ROW,
+    LAYER_FLIPS,
+    LAYER_HEAD,
+    LAYER_ROW,
+)
 
 #: Mean candidate rate per bit from which the dense kernel is faster. ``benchmarks/bitflip.py
 #: --crossover`` (1M float32, one core): dense ~9.4 ms whatever p; blocks 3.0 ms at 0.02,
@@ -111,46 +118,111 @@ class NumbaEngine(Engine):
         arr ^= flips
 
 
-def flip_words_(x: torch.Tensor, fmt: StorageFormat, layer: Layer, seed: int) -> None:
-    """Flip the words of a contiguous CPU tensor ``x`` of format ``fmt`` in place with one
-    validated layer's rates, drawn from ``seed`` (``layer.seed`` is not read):
-    :meth:`NumbaEngine.apply_`'s work without the engine's dispatch.
-
-    PERF: a write in a network comes right after a layer has flushed the caches, where every
-    Python step costs microseconds; taking the seed apart saves a copy of the layer (~6-10 us).
-    """
-    if x.numel() and layer.groups:
-        _independent(uint_words(x, fmt).reshape(-1), layer, seed)
-
-
-def flip_ladder_words_(x: torch.Tensor, fmt: StorageFormat, ladder: Ladder, seed: int) -> None:
-    """Flip the words of a contiguous CPU tensor ``x`` at a checked ladder's entry, in place,
-    drawn from ``seed`` (``ladder.seed`` is not read; the entry has noise:
-    :class:`~memsim.noise.channel.BitFlip` returns early otherwise)."""
-    if x.numel():
-        _coupled(uint_words(x, fmt).reshape(-1), ladder, seed)
+#: A prepared write: ``write(address, nwords, seed)`` flips the ``nwords`` contiguous words at
+#: ``address`` in place (the caller keeps them alive), ``seed`` an int64 (the low 64 bits)
+#: (:func:`layer_writer`, :func:`ladder_writer`).
+Writer = Callable[[int, int, int], None]
 
 
 def _independent(arr: np.ndarray, layer: Layer, seed: int) -> None:
     """Flip ``arr`` in place with one layer's rates (dense or sparse, by density) from ``seed``."""
-    plan = _plan(layer.groups, layer.width, arr.size)
+    _run(layer_writer(layer, arr.size), arr, seed)
+
+
+def _coupled(arr: np.ndarray, ladder: Ladder, seed: int) -> None:
+    """Flip ``arr`` at ``ladder.entry``, nested in every larger entry (docs/design.md §3)."""
+    _run(ladder_writer(ladder, arr.size), arr, seed)
+
+
+def _run(write: Writer, arr: np.ndarray, seed: int) -> None:
+    """``write`` on an array of words (1-D and contiguous: what the engine receives)."""
+    if not arr.flags.c_contiguous or arr.ndim != 1:
+        raise ValueError(f"the Numba engine flips 1-D contiguous words; got shape {arr.shape}")
+    if arr.size:
+        write(arr.ctypes.data, arr.size, _int64(seed))
+
+
+def _int64(seed: int) -> int:
+    """A seed's low 64 bits as a signed int64 (kernels read them back as uint64): one compiled
+    signature for every seed."""
+    low = int(seed) & 0xFFFFFFFFFFFFFFFF
+    return low - (1 << 64) if low >> 63 else low
+
+
+def _array_at(address: int, nwords: int, dtype: np.dtype) -> np.ndarray:
+    """The ``nwords`` words of ``dtype`` at ``address`` as a writable NumPy array (no copy)."""
+    buffer = (ctypes.c_char * (nwords * dtype.itemsize)).from_address(address)
+    return np.frombuffer(memoryview(buffer).cast("B"), dtype=dtype)
+
+
+def _thresholds() -> tuple[object, ...]:
+    """Every module setting a write plan depends on (tests change them)."""
+    return (
+        DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO, BLOCK_MIN_CANDIDATES,
+        blocks_module.MAX_BLOCK_LOG2, DENSE_MIN_BYTES, COUPLED_SPARSE_MAX, UNION_WORDS_PER_HIT,
+    )  # fmt: skip
+
+
+_WRITERS: dict[tuple, tuple[object, Writer]] = {}
+
+
+def _remembered(key: tuple, anchor: object, build: Callable[[], Writer]) -> Writer:
+    """The writer stored under ``key`` (whose first part is ``id(anchor)``), built if absent.
+
+    PERF: a sweep writes the same tensor sizes with the same rates thousands of times.
+    """
+    hit = _WRITERS.get(key)
+    if hit is not None and hit[0] is anchor:
+        return hit[1]
+    writer = build()
+    if len(_WRITERS) > 4096:
+        _WRITERS.clear()
+    _WRITERS[key] = (anchor, writer)  # the anchor stays alive while its id is a key
+    return writer
+
+
+def _no_flips(address: int, nwords: int, seed: int) -> None:
+    """The writer of a layer or entry without noisy bits."""
+
+
+def layer_writer(layer: Layer, nwords: int) -> Writer:
+    """The prepared write of ``layer``'s rates on ``nwords`` words: geometric skipping, blocks
+    (each group's key from the seed, chunks in parallel) or the dense kernel, by density; sparse
+    plans run as one compiled call (:func:`~memsim.noise.writes.layer_flips`)."""
+    groups = layer.groups
+    key = (id(groups), "layer", layer.width, nwords, _thresholds())
+    return _remembered(key, groups, lambda: _build_layer_writer(layer, nwords))
+
+
+def _build_layer_writer(layer: Layer, nwords: int) -> Writer:
+    groups = layer.groups
+    if not groups:
+        return _no_flips
+    dtype = np.dtype(f"uint{layer.width}")
+    plan = _plan(groups, layer.width, nwords)
     if plan is None:
-        _dense(arr, layer, seed)
-        return
-    state = None
-    for index, g, block_log2 in plan:
-        if block_log2:
-            # Each group's blocks draw from a key of their own (counts and candidates inside
-            # the kernel, chunks in parallel): the result depends on the seed only.
-            key = _group_key(seed, index)
-            block_flips_seeded(arr, g.shifts, g.p01, g.p10, block_log2, key)
-        else:
-            if state is None:  # one geometric stream for the layer's groups, in order
-                state = seed_state(seed)
-            flip_group(arr, g.shifts, g.p01, g.p10, state)
+        p01, p10 = layer.p01, layer.p10
 
+        def dense(address: int, nwords: int, seed: int) -> None:
+            _dense(_array_at(address, nwords, dtype), p01, p10, seed)
 
-_PLANS: dict[tuple, tuple] = {}
+        return dense
+    head = np.zeros(LAYER_HEAD + LAYER_ROW * len(plan), dtype=np.int64)
+    head[0] = len(plan)
+    rows = head[LAYER_HEAD:].reshape(len(plan), LAYER_ROW)
+    shifts, starts = _packed([g.shifts for _, g, _ in plan], head.size)
+    rows[:, 0], rows[:, 1] = starts[:-1], starts[1:]
+    rows[:, 2] = [block_log2 for _, _, block_log2 in plan]
+    rows[:, 3] = _bits([g.p01 for _, g, _ in plan])
+    rows[:, 4] = _bits([g.p10 for _, g, _ in plan])
+    packed = np.concatenate([head, shifts])
+    entry = LAYER_FLIPS[layer.width]
+    address, size = packed.ctypes.data, packed.size
+
+    def sparse(words: int, nwords: int, seed: int, _keep: np.ndarray = packed) -> None:
+        entry(words, nwords, seed, address, size)
+
+    return sparse
 
 
 def _plan(
@@ -158,115 +230,142 @@ def _plan(
 ) -> tuple[tuple[int, Group, int], ...] | None:
     """How a layer with these groups flips a tensor of ``nwords`` words: None for the dense
     kernel, else per group its index (from 1), the group and its block size (log2; 0 for
-    geometric skipping).
-
-    PERF: a sweep writes the same tensor sizes with the same rates thousands of times; the
-    plan is kept per (groups, size), with the thresholds in the key (tests change them).
-    """
-    key = (
-        id(groups), width, nwords, DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO,
-        BLOCK_MIN_CANDIDATES, blocks_module.MAX_BLOCK_LOG2,
-    )  # fmt: skip
-    hit = _PLANS.get(key)
-    if hit is not None and hit[0] is groups:
-        return hit[1]
-    plan: tuple[tuple[int, Group, int], ...] | None = None
-    if not _use_dense(groups, width, nwords * width // 8):
-        steps = []
-        for index, g in enumerate(groups, start=1):
-            pmax = max(g.p01, g.p10)
-            npos = g.shifts.size
-            block = BLOCK_FROM <= pmax <= BLOCK_TO and nwords * npos * pmax >= BLOCK_MIN_CANDIDATES
-            steps.append((index, g, choose_block_log2(nwords, npos, pmax) if block else 0))
-        plan = tuple(steps)
-    if len(_PLANS) > 4096:
-        _PLANS.clear()
-    _PLANS[key] = (groups, plan)  # the groups stay alive while their id is a key
-    return plan
+    geometric skipping)."""
+    if _use_dense(groups, width, nwords * width // 8):
+        return None
+    steps = []
+    for index, g in enumerate(groups, start=1):
+        pmax = max(g.p01, g.p10)
+        npos = g.shifts.size
+        block = BLOCK_FROM <= pmax <= BLOCK_TO and nwords * npos * pmax >= BLOCK_MIN_CANDIDATES
+        steps.append((index, g, choose_block_log2(nwords, npos, pmax) if block else 0))
+    return tuple(steps)
 
 
-#: Keys the block sampler's streams apart from the geometric stream of the same seed.
-_BLOCKS_STREAM = 0x626C6F636B73
+def _packed(parts: Sequence[np.ndarray], start: int) -> tuple[np.ndarray, np.ndarray]:
+    """``parts`` end to end as int64, and where each starts (then the end) when placed at
+    ``start`` of a plan."""
+    sizes = [part.size for part in parts]
+    bounds = start + np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]), bounds
 
 
-def _group_key(seed: int, group: int) -> np.uint64:
-    """The block-sampling key of a layer's ``group``-th group (SplitMix64 of the seed)."""
-    return np.uint64(splitmix64(seed ^ _BLOCKS_STREAM, group))
+def _bits(values: object) -> np.ndarray:
+    """float64 values stored as their int64 bits (plans hold floats this way)."""
+    return np.asarray(values, dtype=np.float64).reshape(-1).view(np.int64)
 
 
-#: Keys of the coupled sampler's streams, apart from each other for one ladder seed.
-_LADDER_GROUPS = np.uint64(0x6C6164646572)
+#: Keys the coupled sampler's dense pass apart from its group streams.
 _LADDER_DENSE = np.uint64(0x6B65796564)
 
 
-def _coupled(arr: np.ndarray, ladder: Ladder, seed: int) -> None:
-    """Flip ``arr`` at ``ladder.entry``, nested in every larger entry (docs/design.md §3).
+def ladder_writer(ladder: Ladder, nwords: int) -> Writer:
+    """The prepared write of ``ladder.entry`` on ``nwords`` words (docs/design.md §3).
 
     Entries up to the ladder's split are drawn sparsely (:mod:`memsim.noise.ladder`), in
-    place. Above it, the flips of the split entry go into a mask and the rest, at rates
+    place, as one compiled call (:func:`~memsim.noise.writes.coupled_flips`). Above it, the
+    flips of the split entry go into a mask and the rest, at rates
     ``(P_k - P_split) / (1 - P_split)``, come from one keyed dense pass united with it; the split
     depends on the ladder and the tensor size only, so every entry agrees on it.
     """
+    groups = ladder.groups
+    key = (id(groups), "ladder", ladder.entry, ladder.p01.shape, nwords, _thresholds())
+    return _remembered(key, groups, lambda: _build_ladder_writer(ladder, nwords))
+
+
+def _build_ladder_writer(ladder: Ladder, nwords: int) -> Writer:
     k = ladder.entry
-    split = _split(ladder, arr.nbytes)
+    width = ladder.p01.shape[1]
+    dtype = np.dtype(f"uint{width}")
+    split = _split(ladder, nwords * width // 8)
     top = min(k, split)
-    mask = arr if k <= split else np.zeros_like(arr)
-    if top >= 0:
-        keys = chunk_states(np.uint64(seed) ^ _LADDER_GROUPS, len(ladder.groups))
-        for g, key in zip(ladder.groups, keys):
-            _coupled_group(arr, mask, g, top, key)
-    if k > split:
-        p01 = ladder.p01[max(split, 0)] if split >= 0 else np.zeros(ladder.p01.shape[1])
-        p10 = ladder.p10[max(split, 0)] if split >= 0 else np.zeros(ladder.p10.shape[1])
-        q01 = increment(p01, ladder.p01[k])
-        q10 = increment(p10, ladder.p10[k])
-        _dense_keyed(arr, q01, q10, mask if split >= 0 else None, seed)
+    sparse = _sparse_coupled(ladder.groups, top, nwords, width) if top >= 0 else None
+    if k <= split:
+        if sparse is None:
+            return _no_flips
+        draw = sparse
+
+        def in_place(address: int, nwords: int, seed: int) -> None:
+            draw(address, address, nwords, seed)
+
+        return in_place
+    p01 = ladder.p01[split] if split >= 0 else np.zeros(width)
+    p10 = ladder.p10[split] if split >= 0 else np.zeros(width)
+    q01 = increment(p01, ladder.p01[k])
+    q10 = increment(p10, ladder.p10[k])
+
+    def united(address: int, nwords: int, seed: int) -> None:
+        words = _array_at(address, nwords, dtype)
+        mask = np.zeros_like(words) if split >= 0 else None
+        if sparse is not None and mask is not None:
+            sparse(address, mask.ctypes.data, nwords, seed)
+        _dense_keyed(words, q01, q10, mask, seed)
+
+    return united
 
 
-def _coupled_group(
-    arr: np.ndarray, out: np.ndarray, g: LadderGroup, top: int, key: np.ndarray
-) -> None:
-    """Flip one group's bits at entry ``top`` into ``out`` (``arr`` itself, or a mask)."""
-    plan = _group_plan(g, top, arr.size)
-    if plan is not None:
-        lo, hi, p01, p10, mus, trials, block_log2 = plan
-        # One scratch row per possible worker (results never depend on how many run).
-        threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-        masks = _scratch(threads, 1 << (block_log2 - slot_bits(g.shifts.size)), arr.dtype)
-        ladder_group(
-            arr,
-            out,
-            g.shifts,
-            lo,
-            hi,
-            p01,
-            p10,
-            mus,
-            trials,
-            block_log2,
-            key,
-            masks,
-            out is arr,
-            UNION_WORDS_PER_HIT,
-        )
+def _sparse_coupled(
+    groups: tuple[LadderGroup, ...], top: int, nwords: int, width: int
+) -> Callable[[int, int, int, int], None] | None:
+    """Entry ``top``'s sparse draw of every group with flips: ``draw(address, out, nwords,
+    seed)`` into the words at ``out`` (``address`` itself, or a zeroed mask); None when no group
+    flips."""
+    planned = []
+    for gi, g in enumerate(groups):
+        plan = _group_plan(g, top, nwords)
+        if plan is not None:
+            planned.append((gi, g, plan))
+    if not planned:
+        return None
+    n, nlev = len(planned), top + 1
+    # One scratch row per possible worker (results never depend on how many run), as wide as
+    # the widest superblock's words.
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    size = max(1 << (plan[6] - slot_bits(g.shifts.size)) for _, g, plan in planned)
+    head = np.zeros(LADDER_HEAD + LADDER_ROW * n, dtype=np.int64)
+    rows = head[LADDER_HEAD:].reshape(n, LADDER_ROW)
+    shifts, shift_at = _packed([g.shifts for _, g, _ in planned], head.size)
+    trials, trial_at = _packed([plan[5] for _, _, plan in planned], head.size + shifts.size)
+    levels = _bits([[plan[i] for _, _, plan in planned] for i in (0, 1, 4)])
+    head[:LADDER_HEAD] = [len(groups), n, nlev, UNION_WORDS_PER_HIT, threads, size, 0]
+    head[6] = head.size + shifts.size + trials.size
+    rows[:, 0] = [gi for gi, _, _ in planned]
+    rows[:, 1], rows[:, 2] = shift_at[:-1], shift_at[1:]
+    rows[:, 3], rows[:, 4] = trial_at[:-1], trial_at[1:]
+    rows[:, 5] = [plan[6] for _, _, plan in planned]
+    rows[:, 6] = _bits([plan[2] for _, _, plan in planned])
+    rows[:, 7] = _bits([plan[3] for _, _, plan in planned])
+    packed = np.concatenate([head, shifts, trials, levels])
+    entry = COUPLED_FLIPS[width]
+    address, plan_size = packed.ctypes.data, packed.size
+    dtype = np.dtype(f"uint{width}")
+
+    def draw(words: int, out: int, nwords: int, seed: int, _keep: np.ndarray = packed) -> None:
+        masks = _scratch_address(threads, size, dtype)
+        entry(words, out, nwords, seed, address, plan_size, masks)
+
+    return draw
 
 
 _SCRATCH = threading.local()
 
 
-def _scratch(threads: int, size: int, dtype: np.dtype) -> np.ndarray:
-    """Zeroed per-worker rows (superblock masks), kept per Python thread.
+def _scratch_address(threads: int, size: int, dtype: np.dtype) -> int:
+    """The address of zeroed per-worker rows (superblock masks, ``threads x size``), kept per
+    Python thread; the coupled kernels leave them zeroed.
 
-    PERF: :func:`~memsim.noise.ladder.ladder_flips` leaves them zeroed; allocating 128 KiB per
-    worker and call cost ~10 us of page faults, more than the flips at low p.
+    PERF: allocating 128 KiB per worker and call cost ~10 us of page faults, more than the
+    flips at low p.
     """
     cache = getattr(_SCRATCH, "rows", None)
     if cache is None:
         cache = _SCRATCH.rows = {}
     key = (threads, size, dtype)
-    if key not in cache:
-        cache[key] = np.zeros((threads, max(1, size)), dtype=dtype)
-    return cache[key]
+    hit = cache.get(key)
+    if hit is None:
+        rows = np.zeros((threads, max(1, size)), dtype=dtype)
+        hit = cache[key] = (rows, rows.ctypes.data)  # the rows stay alive with their address
+    return hit[1]
 
 
 @lru_cache(maxsize=256)
@@ -442,10 +541,11 @@ def _planes(p: np.ndarray, width: int) -> tuple[np.ndarray, int, int]:
     return np.array([fill(v) for v in planes], dtype=np.uint64), fill(partial), fill(forced)
 
 
-def _dense(arr: np.ndarray, layer: Layer, seed: int) -> None:
+def _dense(arr: np.ndarray, p01: np.ndarray, p10: np.ndarray, seed: int) -> None:
+    """Flip every bit of ``arr`` with its position's ``p01``/``p10`` by bit-sliced comparisons."""
     width = arr.itemsize * 8
-    t01, e01, f01 = _planes(layer.p01, width)
-    t10, e10, f10 = _planes(layer.p10, width)
+    t01, e01, f01 = _planes(p01, width)
+    t10, e10, f10 = _planes(p10, width)
     state = seed_state(seed)
     per64 = 64 // width
     n_main = arr.size - arr.size % per64
