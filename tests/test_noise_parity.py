@@ -73,7 +73,7 @@ def test_the_engine_flips_symmetric_rates_by_parity():
     words = x.view(torch.int32).numpy().view(np.uint32).copy()
     shifts = np.arange(31, -1, -1, dtype=np.int64)
     key = np.uint64(splitmix64(8 ^ BLOCKS_STREAM, 1))  # the layer's first group's key
-    block_flips_seeded(words, shifts, p, p, choose_block_log2(words.size, 32, p), key)
+    block_flips_seeded(words, shifts, p, p, choose_block_log2(words.size, 32, p), key, True)
     y = flip(x, p, engine="numba", seed=8)
     assert np.array_equal(y.view(torch.int32).numpy().view(np.uint32), words)
     assert not np.array_equal(words, x.view(torch.int32).numpy().view(np.uint32))
@@ -123,12 +123,15 @@ def test_kernel_result_depends_on_the_key_only():
         for threads in (1, numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(threads)
             out = words.copy()
-            block_flips_seeded(out, shifts, p, p, m, np.uint64(99))
+            block_flips_seeded(out, shifts, p, p, m, np.uint64(99), True)
             outs.append(out)
     finally:
         numba.set_num_threads(saved)
+    serial = words.copy()
+    block_flips_seeded(serial, shifts, p, p, m, np.uint64(99), False)  # chunks on this thread
     assert not np.array_equal(outs[0], words)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[1], outs[2])
+    assert np.array_equal(serial, outs[0])
     other = words.copy()
-    block_flips_seeded(other, shifts, p, p, m, np.uint64(100))
+    block_flips_seeded(other, shifts, p, p, m, np.uint64(100), True)
     assert not np.array_equal(other, outs[0])

@@ -432,22 +432,24 @@ def _chunk(words, shifts, p01, p10, block_log2, state, c):
 
 
 @jit
-def block_flips_seeded(words, shifts, p01, p10, block_log2, key):
+def block_flips_seeded(words, shifts, p01, p10, block_log2, key, parallel):
     """Flip one group's bits of ``words`` in place, block by block, drawn from ``key`` alone.
 
     Blocks as in :func:`block_flips`, in chunks of ``CHUNK_BLOCKS``; chunk ``c`` has its own
     xoshiro256** stream (row ``c`` of :func:`chunk_states` of ``key``) from which it draws its
     blocks' Binomial counts (:mod:`memsim.noise.binomial`) and then their candidates. No state
-    leaves the kernel, so one call per write costs one dispatch; tensors of more than one chunk
-    go to :func:`_seeded_parallel`, whose result is the same (chunks never depend on threads).
+    leaves the kernel, so one call per write costs one dispatch. With ``parallel``, tensors of
+    more than one chunk go to :func:`_seeded_parallel`, else the chunks run in order on this
+    thread: the result is the same (chunks never depend on threads).
     """
     per_block = np.int64(1) << (block_log2 - _jbits(shifts.size))
     nchunks = (words.size + per_block * CHUNK_BLOCKS - 1) // (per_block * CHUNK_BLOCKS)
     states = chunk_states(key, max(nchunks, 1))
-    if nchunks > 1:
+    if parallel and nchunks > 1:
         _seeded_parallel(words, shifts, p01, p10, block_log2, states)
-    elif nchunks == 1:
-        _chunk(words, shifts, p01, p10, block_log2, states[0], 0)
+    else:
+        for c in range(nchunks):
+            _chunk(words, shifts, p01, p10, block_log2, states[c], c)
 
 
 @jit(parallel=True)

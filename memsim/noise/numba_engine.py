@@ -29,8 +29,11 @@ split, the split entry's flips go into a mask and one keyed dense pass
 (:func:`~memsim.noise.kernels.dense_keyed`, uniforms that do not depend on the rates) adds the
 rest, ``(P_k - P_split) / (1 - P_split)``.
 
-Words are modified in place through a NumPy view of the tensor's storage; no per-bit memory is
-allocated.
+Writes are prepared once per (rates, tensor size): :func:`layer_writer` and
+:func:`ladder_writer` pick the kernels and pack their plan into one int64 array, and a write is
+then one compiled call (:mod:`memsim.noise.writes`) on the words' address, which is how
+:class:`~memsim.noise.channel.BitFlip` flips a CPU tensor (its ``data_ptr``: no NumPy view, no
+array argument to dispatch). Words are modified in place; no per-bit memory is allocated.
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ COUPLED_SPARSE_MAX = 0.9
 #: Fewer expected candidates than this in a group: geometric skipping, whose set-up is ~14 us
 #: cheaper (no count generator, no Binomial draws) and is worth ~1000 flips at ~14 ns saved each.
 BLOCK_MIN_CANDIDATES = 1000
+#: Expected candidates of a group's write from which its chunks of blocks run on all Numba
+#: threads; fewer run in order on the calling thread (same flips). ~16K hits are ~30 us of
+#: work on one thread, several times what waking the others costs. VGG-A in tiles of 32 (2 torch
+#: and 2 Numba threads), noisy/clean wall time, three runs: never parallel 1.044-1.051 at
+#: p = 1e-3 and 1.23-1.28 at 1e-2; always (multi-chunk writes) 1.009-1.077 and 1.14-1.19; from
+#: 2**14 1.025-1.063 and 1.15-1.23 (the machine's noise: thresholds of 0 to 2**16 not resolved).
+PARALLEL_FROM = 1 << 14
 #: Below this many bytes the sparse kernel always wins (dense set-up costs tens of microseconds).
 DENSE_MIN_BYTES = 1 << 15
 # Dense lanes pack several narrow words into one uint64: that needs little-endian storage.
@@ -160,6 +170,7 @@ def _thresholds() -> tuple[object, ...]:
     return (
         DENSE_FROM, PARITY_DENSE_FROM, BLOCK_FROM, BLOCK_TO, BLOCK_MIN_CANDIDATES,
         blocks_module.MAX_BLOCK_LOG2, DENSE_MIN_BYTES, COUPLED_SPARSE_MAX, UNION_WORDS_PER_HIT,
+        PARALLEL_FROM,
     )  # fmt: skip
 
 
@@ -215,6 +226,7 @@ def _build_layer_writer(layer: Layer, nwords: int) -> Writer:
     rows[:, 2] = [block_log2 for _, _, block_log2 in plan]
     rows[:, 3] = _bits([g.p01 for _, g, _ in plan])
     rows[:, 4] = _bits([g.p10 for _, g, _ in plan])
+    rows[:, 5] = [nwords * g.shifts.size * max(g.p01, g.p10) >= PARALLEL_FROM for _, g, _ in plan]
     packed = np.concatenate([head, shifts])
     entry = LAYER_FLIPS[layer.width]
     address, size = packed.ctypes.data, packed.size

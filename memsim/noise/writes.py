@@ -14,8 +14,9 @@ Keys are the same as ever (:func:`memsim.rng.splitmix64`, :func:`memsim.noise.ke
 
 Plans (int64; a float is stored as its bits and read through a float64 view of the plan):
 
-* layer (:func:`layer_flips`): ``[G, G rows of (first shift, end shift, block_log2, p01, p10),
-  shifts...]``; ``block_log2 = 0`` samples the group by geometric skipping;
+* layer (:func:`layer_flips`): ``[G, G rows of (first shift, end shift, block_log2, p01, p10,
+  parallel), shifts...]``; ``block_log2 = 0`` samples the group by geometric skipping, and
+  ``parallel = 1`` runs its blocks' chunks on all Numba threads;
 * ladder entry (:func:`coupled_flips`): ``[groups, planned, levels, union_words, mask rows,
   mask row size, float start, planned rows of (group, first shift, end shift, first trial,
   end trial, block_log2, p01, p10), shifts..., trials..., lo, hi, mus]`` with ``lo``/``hi``/
@@ -43,7 +44,7 @@ LADDER_GROUPS = 0x6C6164646572
 _BLOCKS = np.uint64(BLOCKS_STREAM)
 _GROUPS = np.uint64(LADDER_GROUPS)
 #: Layer plan: header length and row length.
-LAYER_HEAD, LAYER_ROW = 1, 5
+LAYER_HEAD, LAYER_ROW = 1, 6
 #: Ladder-entry plan: header length and row length.
 LADDER_HEAD, LADDER_ROW = 7, 8
 
@@ -67,7 +68,7 @@ def layer_flips(words, seed, plan):
         p01, p10 = floats[row + 3], floats[row + 4]
         if block_log2 > 0:
             key = _mix64((s ^ _BLOCKS) + np.uint64(i + 1) * _GAMMA)
-            block_flips_seeded(words, positions, p01, p10, block_log2, key)
+            block_flips_seeded(words, positions, p01, p10, block_log2, key, plan[row + 5] > 0)
             continue
         if not seeded:
             for n in range(4):
