@@ -199,9 +199,11 @@ class BitFlip(Channel):
 
     def _fast_writes(self) -> dict[int, Writer] | None:
         """An empty store of prepared writes per tensor size, or None where writes take the
-        checked path (another engine, packed codes)."""
+        checked path (another engine, packed codes, elements of another width)."""
         fmt = self._format
         direct = fmt.torch_dtype is not None and not fmt.packed
+        if direct and torch.empty(0, dtype=fmt.torch_dtype).element_size() * 8 != fmt.width:
+            direct = False  # words of another width than the tensor's elements
         return {} if self.engine in _CPU_ENGINES and direct else None
 
     def _ladder_table(self) -> Ladder:

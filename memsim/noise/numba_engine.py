@@ -350,11 +350,10 @@ def _sparse_coupled(
     packed = np.concatenate([head, shifts, trials, levels])
     entry = COUPLED_FLIPS[width]
     address, plan_size = packed.ctypes.data, packed.size
-    dtype = np.dtype(f"uint{width}")
+    scratch = (threads, size, np.dtype(f"uint{width}"))
 
     def draw(words: int, out: int, nwords: int, seed: int, _keep: np.ndarray = packed) -> None:
-        masks = _scratch_address(threads, size, dtype)
-        entry(words, out, nwords, seed, address, plan_size, masks)
+        entry(words, out, nwords, seed, address, plan_size, _scratch_address(scratch))
 
     return draw
 
@@ -362,9 +361,9 @@ def _sparse_coupled(
 _SCRATCH = threading.local()
 
 
-def _scratch_address(threads: int, size: int, dtype: np.dtype) -> int:
-    """The address of zeroed per-worker rows (superblock masks, ``threads x size``), kept per
-    Python thread; the coupled kernels leave them zeroed.
+def _scratch_address(key: tuple[int, int, np.dtype]) -> int:
+    """The address of zeroed per-worker rows (superblock masks) of ``key = (threads, size,
+    dtype)``, kept per Python thread; the coupled kernels leave them zeroed.
 
     PERF: allocating 128 KiB per worker and call cost ~10 us of page faults, more than the
     flips at low p.
@@ -372,9 +371,9 @@ def _scratch_address(threads: int, size: int, dtype: np.dtype) -> int:
     cache = getattr(_SCRATCH, "rows", None)
     if cache is None:
         cache = _SCRATCH.rows = {}
-    key = (threads, size, dtype)
     hit = cache.get(key)
     if hit is None:
+        threads, size, dtype = key
         rows = np.zeros((threads, max(1, size)), dtype=dtype)
         hit = cache[key] = (rows, rows.ctypes.data)  # the rows stay alive with their address
     return hit[1]
