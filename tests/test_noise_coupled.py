@@ -233,8 +233,9 @@ def test_same_seed_same_flips_other_seed_other_flips(p):
 
 @pytest.mark.parametrize("p", [GRID[15], GRID[19], GRID[21]])
 def test_mask_and_hit_by_hit_unions_give_the_same_flips(p):
-    """A superblock whose levels all flip may OR its hits into a mask or set them hit by hit:
-    same flips, in place and collected into a mask, whichever the density."""
+    """A superblock whose levels all flip may OR its hits into a mask XORed into the whole
+    superblock (``union_words`` huge), into a mask XORed into the hit words only (0, in place),
+    or set them hit by hit (0, collected into a mask): same flips whichever the density."""
     n = 300_000  # float32: several superblocks, the last one short
     ones = np.ones(32)
     layers = ladder_layers(get_format("float32"), ones * p, ones * p, ones, GRID, seed=0)

@@ -21,9 +21,11 @@ Poisson process cut into bits gives independent counts). Its *level* is that of 
    nest without a random order to cut.
 3. Union: a bit flips once however many hits it has. Where every level's rates lie below the
    entry's (symmetric rates: always) each candidate flips, so the hits are ORed into a mask
-   (no test, no branch) that is XORed into the words. Sparser superblocks *set* each hit's bit
-   to the value its own decision gives, reading every original bit before writing any and
-   writing the last hit first, so a bit hit several times ends as its first hit decides.
+   (no test, no branch) that is XORed into the words: the whole superblock's where hits are
+   dense, else only the hit words, each XORed once and its mask cleared. Other superblocks
+   (thinning, or flips collected into a separate mask) *set* each hit's bit to the value its
+   own decision gives, reading every original bit before writing any and writing the last hit
+   first, so a bit hit several times ends as its first hit decides.
 4. Thinning (asymmetric rates): a bit's first hit, hit ``q`` of its superblock at level ``L``,
    sets ``U = Pmax_{L-1} + V_q (Pmax_L - Pmax_{L-1})`` with ``V_q`` element ``q`` of a
    counter-based SplitMix64 stream (it depends on ``q`` only), and the bit flips iff ``U < P_k``
@@ -55,11 +57,11 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 
 
 #: A superblock of a coupled draw whose levels all flip unconditionally ORs its hits into a
-#: mask of its words when it has at least one hit per ``UNION_WORDS_PER_HIT`` words (the mask's
-#: XOR and clearing pass then costs less than setting bits hit by hit); sparser ones set them
-#: hit by hit. Both give the same flips. 1M float32, one thread, kernel ms: at p = 4.6e-3 (one
-#: hit per 6.7 words) mask 0.74, hit by hit 0.75; at 1e-3 (one per 31) mask 0.55, by hit 0.18.
-UNION_WORDS_PER_HIT = 8
+#: mask of its words; with at least one hit per ``UNION_WORDS_PER_HIT`` words the mask is XORed
+#: into the whole superblock, sparser ones (in place) visit only the hit words. Both give the
+#: same flips. 1M float32, one thread, through channels, ms: at p = 4.6e-3 (one hit per 6.7
+#: words) whole 0.74, hit words 0.69; at 1e-2 (one per 3.1) whole 1.01, hit words 1.69.
+UNION_WORDS_PER_HIT = 4
 
 
 @jit
@@ -188,6 +190,10 @@ def ladder_flips(
                 _union_block(
                     words, out, shifts, counts, b, base, nwb, block_log2, st, masks[t], in_place
                 )
+            elif sure_lev == nlev - 1 and in_place:
+                _sparse_union_block(
+                    words, shifts, counts, b, base, nwb, block_log2, st, masks[t], total
+                )
             else:
                 bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
                 _set_block(
@@ -235,6 +241,41 @@ def _union_block(words, out, shifts, counts, b, base, nwb, block_log2, st, scrat
         for i in range(nwb):
             words[base + i] ^= mask[i]
         mask[:] = 0
+
+
+@jit(inline="always")
+def _sparse_union_block(words, shifts, counts, b, base, nwb, block_log2, st, scratch, total):
+    """Every hit of superblock ``b`` flips, few hits: OR them into the words' ``scratch`` mask,
+    then visit only the hit words, XOR each one's mask in once and clear it.
+
+    PERF: a word hit twice is XORed once (its mask is cleared at the first visit), without
+    reading original bits first or a pass over the whole superblock.
+    """
+    npos = shifts.size
+    jbits = _jbits(npos)
+    jmask = (np.int64(1) << jbits) - 1
+    one = np.uint64(1)
+    s0, s1, s2, s3 = st
+    hit = np.empty(total, dtype=np.int64)
+    q = 0
+    for j in range(counts.shape[0]):
+        r = np.uint64(0)
+        left = 0
+        for _ in range(counts[j, b]):
+            slot, r, left, s0, s1, s2, s3 = _bit_slot(
+                r, left, nwb, npos, jbits, block_log2, s0, s1, s2, s3
+            )
+            w = slot >> jbits
+            scratch[w] |= one << np.uint64(shifts[slot & jmask])
+            hit[q] = w
+            q += 1
+            prefetch_write(words, base + w)
+    for i in range(total):
+        w = hit[i]
+        m = scratch[w]
+        if m:
+            words[base + w] ^= m
+            scratch[w] = 0
 
 
 @jit(inline="always")
