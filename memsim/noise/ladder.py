@@ -249,7 +249,9 @@ def _sparse_union_block(words, shifts, counts, b, base, nwb, block_log2, st, scr
     then visit only the hit words, XOR each one's mask in once and clear it.
 
     PERF: a word hit twice is XORed once (its mask is cleared at the first visit), without
-    reading original bits first or a pass over the whole superblock.
+    reading original bits first or a pass over the whole superblock. Its draw loop is
+    :func:`_union_block`'s plus the recorded hit words: one function with a flag in that loop
+    made dense superblocks 4-5 % slower (1M float32 at 1e-2 and 0.022, one thread).
     """
     npos = shifts.size
     jbits = _jbits(npos)

@@ -379,15 +379,11 @@ def _scratch_address(key: tuple[int, int, np.dtype]) -> int:
     return hit[1]
 
 
-@lru_cache(maxsize=256)
 def _group_plan(
     g: LadderGroup, top: int, nwords: int
 ) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray, int] | None:
     """Level bounds, the entry's rates, level hits per bit, bits per superblock and the
-    superblock size (log2) (None: no flips).
-
-    PERF: a sweep writes each tensor size with the same ladder entry many times; this saves
-    ~20 us of NumPy calls per write.
+    superblock size (log2) (None: no flips). Called once per prepared write.
     """
     hi = g.pmax[: top + 1]
     if hi[-1] <= 0:

@@ -118,68 +118,67 @@ def _plan_at(address, size):
     return numba.carray(as_pointer(address), size, np.int64)
 
 
-# One entry per word width over raw memory: (words, count, seed, plan, plan length) for a layer;
-# (words, out, count, seed, plan, plan length, masks) for a ladder entry, ``out`` the words' own
-# address to flip in place.
-
-
-@jit
-def layer_flips8(address, nwords, seed, plan, size):
-    words = numba.carray(as_pointer(address), nwords, np.uint8)
-    layer_flips(words, seed, _plan_at(plan, size))
-
-
-@jit
-def layer_flips16(address, nwords, seed, plan, size):
-    words = numba.carray(as_pointer(address), nwords, np.uint16)
-    layer_flips(words, seed, _plan_at(plan, size))
-
-
-@jit
-def layer_flips32(address, nwords, seed, plan, size):
-    words = numba.carray(as_pointer(address), nwords, np.uint32)
-    layer_flips(words, seed, _plan_at(plan, size))
-
-
-@jit
-def layer_flips64(address, nwords, seed, plan, size):
-    words = numba.carray(as_pointer(address), nwords, np.uint64)
+@jit(inline="always")
+def _layer_at(address, nwords, seed, plan, size, dtype):
+    """:func:`layer_flips` on ``nwords`` words of ``dtype`` at ``address``, the plan of ``size``
+    int64 at ``plan``."""
+    words = numba.carray(as_pointer(address), nwords, dtype)
     layer_flips(words, seed, _plan_at(plan, size))
 
 
 @jit(inline="always")
-def _coupled_at(words, target, seed, plan, size, masks, dtype, in_place):
+def _coupled_at(address, out, nwords, seed, plan, size, masks, dtype):
+    """:func:`coupled_flips` on ``nwords`` words of ``dtype`` at ``address`` into those at
+    ``out`` (in place when it is ``address``), scratch rows at ``masks``."""
+    words = numba.carray(as_pointer(address), nwords, dtype)
+    target = numba.carray(as_pointer(out), nwords, dtype)
     p = _plan_at(plan, size)
     mask_rows = numba.carray(as_pointer(masks), (p[4], p[5]), dtype)
-    coupled_flips(words, target, seed, p, mask_rows, in_place)
+    coupled_flips(words, target, seed, p, mask_rows, out == address)
+
+
+# One entry per word width over raw memory: (words, count, seed, plan, plan length) for a layer;
+# (words, out, count, seed, plan, plan length, masks) for a ladder entry.
+
+
+@jit
+def layer_flips8(address, nwords, seed, plan, size):
+    _layer_at(address, nwords, seed, plan, size, np.uint8)
+
+
+@jit
+def layer_flips16(address, nwords, seed, plan, size):
+    _layer_at(address, nwords, seed, plan, size, np.uint16)
+
+
+@jit
+def layer_flips32(address, nwords, seed, plan, size):
+    _layer_at(address, nwords, seed, plan, size, np.uint32)
+
+
+@jit
+def layer_flips64(address, nwords, seed, plan, size):
+    _layer_at(address, nwords, seed, plan, size, np.uint64)
 
 
 @jit
 def coupled_flips8(address, out, nwords, seed, plan, size, masks):
-    words = numba.carray(as_pointer(address), nwords, np.uint8)
-    target = numba.carray(as_pointer(out), nwords, np.uint8)
-    _coupled_at(words, target, seed, plan, size, masks, np.uint8, out == address)
+    _coupled_at(address, out, nwords, seed, plan, size, masks, np.uint8)
 
 
 @jit
 def coupled_flips16(address, out, nwords, seed, plan, size, masks):
-    words = numba.carray(as_pointer(address), nwords, np.uint16)
-    target = numba.carray(as_pointer(out), nwords, np.uint16)
-    _coupled_at(words, target, seed, plan, size, masks, np.uint16, out == address)
+    _coupled_at(address, out, nwords, seed, plan, size, masks, np.uint16)
 
 
 @jit
 def coupled_flips32(address, out, nwords, seed, plan, size, masks):
-    words = numba.carray(as_pointer(address), nwords, np.uint32)
-    target = numba.carray(as_pointer(out), nwords, np.uint32)
-    _coupled_at(words, target, seed, plan, size, masks, np.uint32, out == address)
+    _coupled_at(address, out, nwords, seed, plan, size, masks, np.uint32)
 
 
 @jit
 def coupled_flips64(address, out, nwords, seed, plan, size, masks):
-    words = numba.carray(as_pointer(address), nwords, np.uint64)
-    target = numba.carray(as_pointer(out), nwords, np.uint64)
-    _coupled_at(words, target, seed, plan, size, masks, np.uint64, out == address)
+    _coupled_at(address, out, nwords, seed, plan, size, masks, np.uint64)
 
 
 #: The entries by word width in bits.
