@@ -360,6 +360,24 @@ def wilson_interval(
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
+def shared_images_interval(
+    accuracy: np.ndarray | float, n_images: np.ndarray | float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of a mean accuracy over repeats that classify the *same* ``n_images`` images.
+
+    Repeats share their images, so their classifications are not independent: a clean point
+    repeats one outcome per image however many repeats there are. With ``m_i`` image ``i``'s
+    mean over repeats (in [0, 1], mean ``a``), the mean accuracy is ``mean_i m_i`` and its
+    variance ``Var(m_i) / n_images <= a (1 - a) / n_images``. So this is the Wilson interval of
+    ``a`` counting each image once: right where repeats agree, wider than needed (by up to
+    ``sqrt(repeats)``) where the noise draws dominate, never too narrow, which pooling the
+    ``n_images × repeats`` classifications as independent trials was.
+    """
+    a = np.asarray(accuracy, dtype=float)
+    n = np.asarray(n_images, dtype=float)
+    return wilson_interval(a * n, n, confidence)
+
+
 def p_keep_measured(
     p: np.ndarray, means: np.ndarray, a_max: float, keep: float = KEEP_FRACTION
 ) -> tuple[float, tuple[float, float], str]:

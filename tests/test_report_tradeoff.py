@@ -38,3 +38,18 @@ def test_exact_ties_keep_both_and_missing_costs_are_not_drawn():
     assert len(fig.axes) == 2
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["a", "Pareto-optimal"]  # no entry for a policy without a point
+
+
+def test_one_repeat_takes_the_binomial_noise_of_its_images():
+    """With one repeat there is no spread over repeats: a gap within the images' binomial
+    noise is unresolved (it used to count as a finding at any size), a larger one is not."""
+    rows = frame(
+        [
+            ("a", 0.90, math.nan, 1, 100.0, 1.0),
+            ("b", 0.92, math.nan, 1, 120.0, 1.0),  # +0.02 on 400 images: 2 SE = 0.040
+            ("c", 0.99, math.nan, 1, 150.0, 1.0),  # +0.09 over a: resolved, kept
+        ]
+    ).assign(n_images=400)
+    assert pareto_optimal(rows).tolist() == [True, False, True]
+    more = rows.assign(n_images=40_000)  # 2 SE = 0.004: b's gain is resolved
+    assert pareto_optimal(more).tolist() == [True, True, True]

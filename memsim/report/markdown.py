@@ -126,7 +126,8 @@ def render(
         "(interpolated in log10 p between the grid points that bracket 0.99·a_max, with its "
         "95 % bootstrap interval over repeats; `data`), or the fit's value where the points "
         "do not bracket it (`fit`). Accuracy at the operating point: mean over repeats, with "
-        "the 95 % Wilson interval of n_images × repeats classifications. Energy (pJ) and "
+        "the 95 % Wilson interval counting each of the n_images images the repeats share once. "
+        "Energy (pJ) and "
         "latency (ns) are per inference from the memory model. "
         + (
             f"**Overheads are ratios to one reference, {reference}**, of the same workload, "
@@ -196,7 +197,7 @@ def render(
         elif path.endswith("energy_vs_accuracy.png"):
             lines += [
                 "Bars: 95 % Wilson interval of the accuracy at the operating point "
-                "(n_images × repeats classifications); energy in pJ per inference.",
+                "(each of the images the repeats share counted once); energy in pJ per inference.",
                 "",
             ]
         lines += [f"([SVG]({svg}))", ""]

@@ -37,8 +37,8 @@ ENERGY_UNIT = "pJ"
 
 #: What the error bars of :func:`accuracy_vs_p` mean (also the report's caption).
 ACCURACY_BARS = (
-    "markers: mean accuracy over repeats; bars: 95 % Wilson interval of the pooled correct "
-    "count (n_images × repeats classifications); lines: logistic fit (dashed where the fit is "
+    "markers: mean accuracy over repeats; bars: 95 % Wilson interval of that mean, each of the "
+    "images the repeats share counted once; lines: logistic fit (dashed where the fit is "
     "not resolved); dotted: fitted μ; grey dashed: chance level 1/K; dash-dot: device "
     "operating point(s)"
 )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from memsim.fit import FitResult, fit_points, wilson_interval
+from memsim.fit import FitResult, fit_points, shared_images_interval
 
 CURVE_COLUMNS = ("workload", "format", "policy", "mask")
 
@@ -190,8 +190,12 @@ def summary_table(
                 & np.isclose(group["p10"], cond["operating_p10"], rtol=1e-12, atol=0)
             ]
             correct = float(np.round(op["accuracy"] * op["n_images"]).sum())
-            n_images = float(op["n_images"].sum())
-            op_low, op_high = wilson_interval(correct, n_images) if len(op) else (np.nan,) * 2
+            pooled = correct / float(op["n_images"].sum()) if len(op) else math.nan
+            op_low, op_high = (
+                shared_images_interval(pooled, float(op["n_images"].max()))
+                if len(op)
+                else (np.nan,) * 2
+            )
             op = op["accuracy"]
             cost = _cost(memory, curve, cond["condition"])
             rows.append(
@@ -283,8 +287,9 @@ def add_overheads(
 def curve_means(points: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Accuracy per curve and p (sweep points), for plots.
 
-    ``mean``/``std``/``n`` are over repeats; ``ci_low``/``ci_high`` the Wilson interval of the
-    pooled correct count over ``n_images × repeats`` classifications (``n_trials``).
+    ``mean``/``std``/``n`` are over repeats; ``ci_low``/``ci_high`` the interval of the pooled
+    accuracy over ``n_trials = n_images × repeats`` classifications, with each of the images the
+    repeats share counted once (:func:`~memsim.fit.shared_images_interval`).
     """
     columns = [*CURVE_COLUMNS, "p", "mean", "std", "n", "n_trials", "ci_low", "ci_high"]
     sweep = points[points["kind"] == "sweep"]
@@ -294,9 +299,9 @@ def curve_means(points: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     grouped = sweep.groupby([*CURVE_COLUMNS, "p"])
     means = grouped["accuracy"].agg(mean="mean", std="std", n="count")
     means["n_trials"] = grouped["n_images"].sum()
-    correct = grouped["correct"].sum()
-    means["ci_low"], means["ci_high"] = wilson_interval(
-        correct.to_numpy(), means["n_trials"].to_numpy(), confidence
+    pooled = grouped["correct"].sum() / means["n_trials"]
+    means["ci_low"], means["ci_high"] = shared_images_interval(
+        pooled.to_numpy(), grouped["n_images"].max().to_numpy(), confidence
     )
     return means.reset_index()[columns]
 

@@ -11,7 +11,8 @@ higher accuracy, lower total energy, lower area. Accuracy differences within the
 not count: policy ``a`` dominates ``b`` when ``a`` costs no more energy and no more area,
 its accuracy is not lower than ``b``'s by more than :data:`NOISE_SIGMAS` standard errors of
 the difference, and it is strictly better somewhere (cheaper, or more accurate beyond that
-noise). So a policy whose accuracy gain is unresolved is not kept alive by it.
+noise). So a policy whose accuracy gain is unresolved is not kept alive by it. A standard
+error is the spread over repeats, or the binomial one of the images for a single repeat.
 """
 
 from __future__ import annotations
@@ -36,12 +37,23 @@ PANEL_KEYS = ("workload", "format", "condition")
 REQUIRED = ("accuracy_at_operating_point", "total_energy_pj_per_inference", "area_mm2")
 
 
+def _number(row: pd.Series, column: str) -> float:
+    value = row.get(column, math.nan)
+    return float(value) if isinstance(value, float | int) else math.nan
+
+
 def _stderr(row: pd.Series) -> float:
-    std = row.get("accuracy_at_operating_point_std", math.nan)
-    n = row.get("n_repeats", math.nan)
-    if not (isinstance(std, float | int) and isinstance(n, float | int)) or not n > 0:
-        return 0.0
-    return 0.0 if math.isnan(std) or math.isnan(n) else float(std) / math.sqrt(float(n))
+    """Standard error of a row's accuracy at the operating point: its spread over repeats
+    (``std / sqrt(n_repeats)``), or with one repeat, where there is no spread to measure, the
+    binomial one of its ``n_images`` classifications (never 0 for a lack of repeats: a single
+    draw's accuracy gap between two policies is not a finding)."""
+    std, n = _number(row, "accuracy_at_operating_point_std"), _number(row, "n_repeats")
+    if n >= 2 and not math.isnan(std):
+        return std / math.sqrt(n)
+    a, images = _number(row, "accuracy_at_operating_point"), _number(row, "n_images")
+    if images > 0 and 0.0 <= a <= 1.0:
+        return math.sqrt(a * (1.0 - a) / images)
+    return 0.0
 
 
 def pareto_optimal(group: pd.DataFrame) -> pd.Series:
