@@ -77,14 +77,14 @@ def test_bits_take_lists_as_the_readme_says():
 
 
 def test_help_choices_match_the_library():
-    from memsim.cli import experiment, inference
+    from memsim.cli import inference, options
     from memsim.cli import train as train_verb
     from memsim.experiment import config
     from memsim.inference.graph import GRANULARITIES
     from workloads.train import OPTIMIZERS, SCHEDULES
 
-    assert experiment.EXECUTORS == config.EXECUTORS
-    assert experiment.COMPUTE_DTYPES == config.COMPUTE_DTYPES
+    assert options.EXECUTORS == config.EXECUTORS
+    assert options.COMPUTE_DTYPES == config.COMPUTE_DTYPES
     assert inference.GRANULARITIES == GRANULARITIES
     assert train_verb._SCHEDULES == SCHEDULES and train_verb._OPTIMIZERS == OPTIMIZERS
 

@@ -7,6 +7,7 @@ Selected with ``-m ray``; skipped when the optional ``ray`` extra is not install
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -127,3 +128,40 @@ def test_driver_killed_with_sigkill_resumes_to_the_same_table(local_ray, serial_
     resumed = _ray_run(out)
     pd.testing.assert_frame_equal(resumed, serial_points)
     assert _log_lines(out) == len(serial_points)
+
+
+def test_the_bnn_study_on_ray_gives_the_serial_points(local_ray, tmp_path):
+    """Every study runs its points through the run's executor: the binarized-network study's
+    points on two Ray actors are those of one local worker."""
+    from test_bnn_study import TINY
+
+    from memsim.studies.bnn import run_study
+
+    serial = run_study(TINY, tmp_path / "serial", progress=False)["points"]
+    on_ray = run_study(TINY, tmp_path / "ray", workers=2, executor="ray", progress=False)
+    pd.testing.assert_frame_equal(on_ray["points"], serial)
+    meta = json.loads((tmp_path / "ray" / "metadata.json").read_text())
+    assert meta["executor"] == "ray"
+
+
+def test_the_search_takes_the_run_executor(local_ray, tmp_path, monkeypatch):
+    """The mixed-policy search asks for its executor by the run options (it used to build a
+    local one whatever ``executor`` said): Ray actors, and the same choice as locally."""
+    from test_search import SEARCH_CONFIG
+
+    from memsim.experiment import executor as executors
+    from memsim.experiment.ray_executor import RayExecutor
+    from memsim.studies.search import load_search, run_search
+
+    cfg = tmp_path / "search.toml"
+    cfg.write_text(SEARCH_CONFIG.replace("max_verifications = 6", "max_verifications = 2"))
+    built = []
+    real = executors.executor_for
+    monkeypatch.setattr(executors, "executor_for", lambda run: built.append(real(run)) or built[-1])
+    frames = {}
+    for name, changes in (("local", {}), ("ray", {"executor": "ray", "workers": 2})):
+        config, search, run = load_search(cfg, [])
+        run = dataclasses.replace(run, out=tmp_path / name, progress=False, **changes)
+        frames[name] = pd.read_csv(run_search(config, search, run) / "search.csv")
+    assert isinstance(built[-1], RayExecutor) and not isinstance(built[0], RayExecutor)
+    pd.testing.assert_frame_equal(frames["ray"], frames["local"])

@@ -92,12 +92,14 @@ def test_cuda_without_a_device_is_a_one_line_error(verb, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_bnn_study_refuses_the_ray_executor_before_writing(tmp_path, capsys):
+def test_bnn_study_refuses_gpu_packing_and_a_compute_dtype_before_writing(tmp_path, capsys):
     out = tmp_path / "never"
-    assert main(["run", "bnn/digits", "--executor", "ray", "--out", os.fspath(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert (
-        err
-        == "memsim run: error: The binarized-network study runs on local workers only; got --executor."
-    )
-    assert not out.exists()
+    for verb in (["run", "bnn/digits"], ["bnn", "digits"]):
+        argv = [*verb, "--gpus-per-point", "0.5", "--out", os.fspath(out)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == (
+            f"memsim {verb[0]}: error: The binarized-network study runs on CPUs in its own "
+            "compute type; got --gpus-per-point."
+        )
+        assert not out.exists()

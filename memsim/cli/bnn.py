@@ -47,8 +47,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plain-checkpoint", default=None, help="trained plain network to use")
     p.add_argument("--aware-checkpoint", default=None, help="trained error-aware network to use")
     p.add_argument(
-        "--workers", type=options.bounded_int(1, 1024), default=1, help="parallel worker processes"
+        "--workers",
+        type=options.bounded_int(1, 1024),
+        default=1,
+        help="parallel worker processes (or Ray actors)",
     )
+    options.add_scale_out(p)
     p.set_defaults(func=run)
 
 
@@ -69,7 +73,24 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         workers=args.workers,
         progress=options.progress(args),
+        **bnn_executor(args),
     )
+
+
+def bnn_executor(args: argparse.Namespace) -> dict:
+    """``executor`` and ``address`` for :func:`run_config` from the scale-out options; the
+    study runs on CPUs in its own compute type, so GPU packing and a compute dtype are refused."""
+    given = [
+        f"--{k.replace('_', '-')}"
+        for k in ("gpus_per_point", "compute_dtype")
+        if getattr(args, k, None) is not None
+    ]
+    if given:
+        raise ValueError(
+            "The binarized-network study runs on CPUs in its own compute type; "
+            f"got {', '.join(given)}."
+        )
+    return {"executor": args.executor or "local", "address": args.address}
 
 
 def run_config(
@@ -79,6 +100,8 @@ def run_config(
     out: Path | None = None,
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> int:
     """Load a study config (with ``--set`` overrides), run it, write its report, print the headline."""
     from memsim.report.bnn import write_folder_report
@@ -86,7 +109,9 @@ def run_config(
 
     config = load_study_config(config_path, overrides=overrides)
     out = Path(out) if out is not None else default_out(config)
-    result = run_study(config, out, workers=workers, progress=progress)
+    result = run_study(
+        config, out, workers=workers, progress=progress, executor=executor, address=address
+    )
     report = write_folder_report(out)
     columns = ["network", "reference", "clean_accuracy", "tolerated_ber", "tolerated_ber_low",
                "tolerated_ber_high", "min_energy_pj", "min_energy_pj_low", "min_energy_pj_high",

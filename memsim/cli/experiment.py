@@ -33,49 +33,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, config_required: bool) -> No
         type=options.bounded_int(1, 1024),
         help="parallel worker processes (results do not depend on it)",
     )
-    _add_scale_options(p)
-
-
-# ---- scale-out options: executor, cluster address, GPU packing, compute dtype ----------------
-_SCALE_RUN_OPTIONS = ("executor", "address", "gpus_per_point")
-
-
-#: ``memsim.experiment.config.EXECUTORS`` and ``COMPUTE_DTYPES``, repeated here because importing
-#: ``memsim.experiment`` loads torch, and ``--help`` must not (a test keeps them equal).
-EXECUTORS = ("local", "ray")
-COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
-
-
-def _add_scale_options(p: argparse.ArgumentParser) -> None:
-
-    g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
-    g.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        help="local: this process or a process pool (--workers); ray: Ray actors "
-        '(pip install -e ".[ray]")',
-    )
-    g.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    g.add_argument(
-        "--gpus-per-point",
-        type=float,
-        help="GPU share of each Ray worker, e.g. 0.25 packs four points on one GPU",
-    )
-    g.add_argument(
-        "--compute-dtype",
-        choices=COMPUTE_DTYPES,
-        help="float dtype to compute float formats in (sets sweep.compute_dtype: "
-        "part of the experiment's identity)",
-    )
-
-
-def _scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
-    """``--set`` items and run-option changes from the scale-out options."""
-    overrides = []
-    if args.compute_dtype is not None:
-        overrides.append(f'sweep.compute_dtype="{args.compute_dtype}"')
-    changes = {k: getattr(args, k) for k in _SCALE_RUN_OPTIONS if getattr(args, k) is not None}
-    return overrides, changes
+    options.add_scale_out(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,7 +42,7 @@ def _scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
 def _options(args: argparse.Namespace):
     from memsim.experiment.run import load_experiment
 
-    scale_overrides, changes = _scale_changes(args)
+    scale_overrides, changes = options.scale_changes(args)
     config, run = load_experiment(args.config, overrides=[*args.overrides, *scale_overrides])
     return config, options.apply_run_options(run, args, **changes)
 
@@ -95,7 +53,7 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
     from memsim.studies import study_kind
 
     if study_kind(args.config) == "bnn":
-        from memsim.cli.bnn import run_config
+        from memsim.cli.bnn import bnn_executor, run_config
 
         if sweep_only:
             raise ValueError(
@@ -106,22 +64,13 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             raise ValueError(
                 f"The binarized-network study runs on the CPU; got --device {args.device}."
             )
-        scale = [f"--{k.replace('_', '-')}" for k in (*_SCALE_RUN_OPTIONS, "compute_dtype")]
-        given = [
-            o
-            for o, k in zip(scale, (*_SCALE_RUN_OPTIONS, "compute_dtype"))
-            if getattr(args, k) is not None
-        ]
-        if given and not (given == ["--executor"] and args.executor == "local"):
-            raise ValueError(
-                f"The binarized-network study runs on local workers only; got {', '.join(given)}."
-            )
         return run_config(
             resolve_config(args.config),
             overrides=args.overrides,
             out=args.out,
             workers=args.workers or 1,
             progress=options.progress(args),
+            **bnn_executor(args),
         )
     config, run = _options(args)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())

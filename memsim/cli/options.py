@@ -207,3 +207,45 @@ def configure_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
         logger.setLevel(level)
+
+
+# ---- scale-out options: executor, cluster address, GPU packing, compute dtype ----------------
+#: Run options the scale-out flags set (:class:`memsim.experiment.config.RunOptions` fields).
+SCALE_RUN_OPTIONS = ("executor", "address", "gpus_per_point")
+#: ``memsim.experiment.config.EXECUTORS`` and ``COMPUTE_DTYPES``, repeated here because importing
+#: ``memsim.experiment`` loads torch, and ``--help`` must not (a test keeps them equal).
+EXECUTORS = ("local", "ray")
+COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
+
+
+def add_scale_out(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype`` (every verb that
+    runs points: ``run``, ``sweep``, ``search``, ``bnn``)."""
+    g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
+    g.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="local: this process or a process pool (--workers); ray: Ray actors "
+        '(pip install -e ".[ray]")',
+    )
+    g.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    g.add_argument(
+        "--gpus-per-point",
+        type=float,
+        help="GPU share of each Ray worker, e.g. 0.25 packs four points on one GPU",
+    )
+    g.add_argument(
+        "--compute-dtype",
+        choices=COMPUTE_DTYPES,
+        help="float dtype to compute float formats in (sets sweep.compute_dtype: "
+        "part of the experiment's identity)",
+    )
+
+
+def scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """``--set`` items and run-option changes from the scale-out options."""
+    overrides = []
+    if args.compute_dtype is not None:
+        overrides.append(f'sweep.compute_dtype="{args.compute_dtype}"')
+    changes = {k: getattr(args, k) for k in SCALE_RUN_OPTIONS if getattr(args, k) is not None}
+    return overrides, changes

@@ -16,8 +16,9 @@ from memsim.cli import options
 def cmd_search(args: argparse.Namespace) -> int:
     from memsim.studies.search import load_search, run_search, search_digest
 
-    config, search, run = load_search(args.config, args.overrides)
-    run = options.apply_run_options(run, args)
+    scale_overrides, changes = options.scale_changes(args)
+    config, search, run = load_search(args.config, [*args.overrides, *scale_overrides])
+    run = options.apply_run_options(run, args, **changes)
     digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
     out = run_search(config, search, run)
@@ -38,5 +39,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("config", type=Path, help="experiment config (TOML) with a [search] table")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<name>-search-<hash>)")
-    p.add_argument("--workers", type=options.bounded_int(1, 1024), help="parallel worker processes")
+    p.add_argument(
+        "--workers", type=options.bounded_int(1, 1024), help="parallel worker processes (or actors)"
+    )
+    options.add_scale_out(p)
     p.set_defaults(func=cmd_search)

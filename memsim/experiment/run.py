@@ -161,6 +161,7 @@ def run_experiment(
         The output folder holds another experiment's results or is not writable.
     """
     from memsim.compute import resolve_device
+    from memsim.experiment.executor import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
@@ -169,10 +170,7 @@ def run_experiment(
     check_plugins(config)
     resolve_device(run.device)
     check_files(config)
-    if run.executor == "ray":  # a missing extra is reported before anything is written
-        from memsim.experiment.ray_executor import require_ray
-
-        require_ray()
+    check_executor(run)  # a missing Ray extra is reported before anything is written
     if evaluator is None:
         # Train/cache/load the models once, before any worker starts and before the folder is
         # claimed: a corrupt checkpoint or missing data set is refused with nothing written.
@@ -212,7 +210,7 @@ def run_experiment(
         def coupled(curve) -> bool:
             return config.sweep.coupled and (couplable is None or couplable(curve, grid))
 
-        with _executor(run) as executor:
+        with executor_for(run) as executor:
             if config.adaptive.enabled:
                 _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
             else:
@@ -237,17 +235,6 @@ def run_experiment(
 
     write_report(out)
     return out
-
-
-def _executor(run: RunOptions):
-    """The executor the run options ask for (Ray is imported only when asked for)."""
-    if run.executor == "ray":
-        from memsim.experiment.ray_executor import RayExecutor
-
-        return RayExecutor(run.workers, address=run.address, gpus_per_point=run.gpus_per_point)
-    from memsim.experiment.executor import make_executor
-
-    return make_executor(run.workers)
 
 
 def _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled) -> None:

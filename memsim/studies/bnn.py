@@ -527,6 +527,8 @@ def run_study(
     *,
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Run (or resume) the study; returns ``{"points", "conditions", "summary", "comparison"}``.
 
@@ -535,12 +537,20 @@ def run_study(
     where it stopped, never repeating a point); ``points.csv``, ``conditions.csv``,
     ``summary.csv`` and ``comparison.csv`` are written whole at the end. An ``out`` holding
     another experiment's results is refused (:class:`memsim.experiment.store.ResultsError`).
-    Without ``out`` a temporary folder is used and removed.
+    Without ``out`` a temporary folder is used and removed. ``workers`` local processes, or
+    with ``executor="ray"`` as many Ray actors (on the cluster at ``address``, else a local Ray
+    instance): the points are the same (:mod:`memsim.experiment.ray_executor`).
     """
+    from memsim.experiment.config import RunOptions
+    from memsim.experiment.executor import check_executor, executor_for
+
+    run = RunOptions(workers=workers, executor=executor, address=address)
+    check_executor(run)  # a missing Ray extra is reported before anything is written
     if out is None:
         with tempfile.TemporaryDirectory(prefix="memsim-bnn-") as tmp:
-            return run_study(config, tmp, workers=workers, progress=progress)
-    from memsim.experiment.executor import make_executor
+            return run_study(
+                config, tmp, workers=workers, progress=progress, executor=executor, address=address
+            )
     from memsim.experiment.points import run_points
     from memsim.experiment.store import (
         ResultsStore,
@@ -560,7 +570,9 @@ def run_study(
             folder / "config.json", json.dumps(data, indent=1, sort_keys=True, default=str)
         )
         meta = metadata(
-            seed=config.seed, digest=digest, extra={"study": STUDY_KIND, "workers": workers}
+            seed=config.seed,
+            digest=digest,
+            extra={"study": STUDY_KIND, "workers": workers, "executor": executor},
         )
         write_text_atomic(folder / "metadata.json", json.dumps(meta, indent=1, sort_keys=True))
         workload = get_workload(config.workload, **config.workload_options)
@@ -577,10 +589,8 @@ def run_study(
             config.activation_noise,
         )
         tasks = plan_points(config, conditions, bits)
-        with make_executor(workers) as executor:
-            run_points(
-                tasks, store, executor, evaluator, progress=progress, desc="bnn", to_row=_to_row
-            )
+        with executor_for(run) as pool:
+            run_points(tasks, store, pool, evaluator, progress=progress, desc="bnn", to_row=_to_row)
         points = store.points_frame()
         write_csv_atomic(folder / "points.csv", points)
     summary = summarize(points, config.tolerance_points, config.confidence)

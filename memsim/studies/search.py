@@ -302,11 +302,12 @@ def run_search(
     """
     import pandas as pd
 
-    from memsim.experiment.executor import make_executor
+    from memsim.experiment.executor import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
 
+    check_executor(run)  # a missing Ray extra is reported before anything is written
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]
@@ -321,7 +322,7 @@ def run_search(
     frames: dict[str, list] = {"layers": [], "degradation": [], "search": []}
     with (
         ResultsStore.open(out, config=record, digest=digest) as store,
-        make_executor(run.workers) as executor,
+        executor_for(run) as executor,
     ):
         write_text_atomic(out / "config.json", json.dumps(record, indent=1, sort_keys=True))
         evaluator = NetworkEvaluator(config.workloads, (), config.sweep, run.device)
