@@ -216,6 +216,17 @@ def test_report_warns_about_a_bootstrap_over_two_repeats(tmp_path):
     assert "**Warning:**" in text and "only 3 distinct resample" in text
 
 
+@pytest.mark.parametrize(("repeats", "warned"), [(3, True), (4, True), (5, False)])
+def test_report_warns_below_five_repeats(tmp_path, repeats, warned):
+    """3 repeats give 10 distinct bootstrap resamples, 4 give 35: still warned; 5 give 126."""
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=repeats))
+    stored_folder(tmp_path, points, {"name": "r", "seed": 0, "policies": [{"label": "baseline"}]})
+    text = write_report(tmp_path).read_text()
+    distinct = math.comb(2 * repeats - 1, repeats)
+    assert (f"only {distinct} distinct resample" in text) is warned
+    assert ("**Warning:** the 95 % bootstrap" in text) is warned
+
+
 # --------------------------------------------------------------------------- p99
 
 

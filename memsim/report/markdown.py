@@ -285,10 +285,16 @@ def _p99_text(row: Mapping) -> str:
     return f"{note} (data)" if note else ""
 
 
+#: Fewest repeats whose bootstrap the report does not warn about: ``n`` repeats have
+#: ``C(2n - 1, n)`` distinct resamples, 10 for 3 repeats and 35 for 4 (percentiles of ten
+#: values are not a 95 % interval), 126 for 5.
+MIN_BOOTSTRAP_REPEATS = 5
+
+
 def _warnings(summary: pd.DataFrame, fit: Mapping) -> list[str]:
     lines = []
     repeats = summary["n_repeats"] if "n_repeats" in summary else pd.Series(dtype=int)
-    few = sorted({int(r) for r in repeats if 0 < int(r) < 3})
+    few = sorted({int(r) for r in repeats if 0 < int(r) < MIN_BOOTSTRAP_REPEATS})
     if few and fit.get("bootstrap", 200):
         n = few[0]
         distinct = math.comb(2 * n - 1, n)
@@ -296,7 +302,7 @@ def _warnings(summary: pd.DataFrame, fit: Mapping) -> list[str]:
             f"**Warning:** the {int(fit.get('confidence', 0.95) * 100)} % bootstrap CIs come "
             f"from {n} repeat(s) per point: a bootstrap over {n} repeats has only {distinct} "
             "distinct resample(s), so the interval is not a reliable "
-            f"{int(fit.get('confidence', 0.95) * 100)} % interval. Use sweep.repeats >= 5 "
+            f"{int(fit.get('confidence', 0.95) * 100)} % interval. Use sweep.repeats >= {MIN_BOOTSTRAP_REPEATS} "
             "(or adaptive mode).",
             "",
         ]
