@@ -149,15 +149,15 @@ def test_the_search_takes_the_run_executor(local_ray, tmp_path, monkeypatch):
     local one whatever ``executor`` said): Ray actors, and the same choice as locally."""
     from test_search import SEARCH_CONFIG
 
-    from memsim.experiment import executor as executors
+    from memsim.experiment import launch
     from memsim.experiment.ray_executor import RayExecutor
     from memsim.studies.search import load_search, run_search
 
     cfg = tmp_path / "search.toml"
     cfg.write_text(SEARCH_CONFIG.replace("max_verifications = 6", "max_verifications = 2"))
     built = []
-    real = executors.executor_for
-    monkeypatch.setattr(executors, "executor_for", lambda run: built.append(real(run)) or built[-1])
+    real = launch.executor_for
+    monkeypatch.setattr(launch, "executor_for", lambda run: built.append(real(run)) or built[-1])
     frames = {}
     for name, changes in (("local", {}), ("ray", {"executor": "ray", "workers": 2})):
         config, search, run = load_search(cfg, [])

@@ -23,10 +23,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from memsim.experiment.config import RunOptions
+from typing import Any, TypeVar
 
 #: A task and the result of one call on it.
 TaskT = TypeVar("TaskT")
@@ -201,24 +198,6 @@ def make_executor(workers: int) -> Executor:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"The 'workers' option must be an int in [1, inf]. Got {workers!r}.")
     return SerialExecutor() if workers == 1 else LocalPool(workers)
-
-
-def check_executor(run: RunOptions) -> None:
-    """Refuse, before anything is written, a run whose executor cannot start (Ray missing)."""
-    if run.executor == "ray":
-        from memsim.experiment.ray_executor import require_ray
-
-        require_ray()
-
-
-def executor_for(run: RunOptions) -> Executor:
-    """The executor ``run`` asks for: Ray actors (Ray imported only then), else
-    :func:`make_executor`. Every study builds its executor here, so none ignores ``executor``."""
-    if run.executor == "ray":
-        from memsim.experiment.ray_executor import RayExecutor
-
-        return RayExecutor(run.workers, address=run.address, gpus_per_point=run.gpus_per_point)
-    return make_executor(run.workers)
 
 
 def map_unordered(

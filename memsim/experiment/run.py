@@ -161,7 +161,7 @@ def run_experiment(
         The output folder holds another experiment's results or is not writable.
     """
     from memsim.compute import resolve_device
-    from memsim.experiment.executor import check_executor, executor_for
+    from memsim.experiment.launch import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 

@@ -542,7 +542,7 @@ def run_study(
     instance): the points are the same (:mod:`memsim.experiment.ray_executor`).
     """
     from memsim.experiment.config import RunOptions
-    from memsim.experiment.executor import check_executor, executor_for
+    from memsim.experiment.launch import check_executor, executor_for
 
     run = RunOptions(workers=workers, executor=executor, address=address)
     check_executor(run)  # a missing Ray extra is reported before anything is written

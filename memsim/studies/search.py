@@ -302,7 +302,7 @@ def run_search(
     """
     import pandas as pd
 
-    from memsim.experiment.executor import check_executor, executor_for
+    from memsim.experiment.launch import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
