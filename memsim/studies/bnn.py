@@ -541,16 +541,13 @@ def run_study(
     with ``executor="ray"`` as many Ray actors (on the cluster at ``address``, else a local Ray
     instance): the points are the same (:mod:`memsim.experiment.ray_executor`).
     """
-    from memsim.experiment.config import RunOptions
-    from memsim.experiment.launch import check_executor, executor_for
-
-    run = RunOptions(workers=workers, executor=executor, address=address)
-    check_executor(run)  # a missing Ray extra is reported before anything is written
     if out is None:
         with tempfile.TemporaryDirectory(prefix="memsim-bnn-") as tmp:
             return run_study(
                 config, tmp, workers=workers, progress=progress, executor=executor, address=address
             )
+    from memsim.experiment.config import RunOptions
+    from memsim.experiment.launch import check_executor, executor_for
     from memsim.experiment.points import run_points
     from memsim.experiment.store import (
         ResultsStore,
@@ -562,6 +559,8 @@ def run_study(
     from memsim.inference.faults import weight_bits
     from workloads import get_workload
 
+    run = RunOptions(workers=workers, executor=executor, address=address)
+    check_executor(run)  # a missing Ray extra is reported before anything is written
     folder = Path(out)
     data = config.to_dict()
     digest = config_hash(data)
