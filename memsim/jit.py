@@ -11,11 +11,17 @@ Numba decides whether a cached kernel is fresh from its own source file only, bu
 kernels inline helpers from other files (``blocks._bit_slot`` into ``ladder.py``, ...): after
 an edit or an upgrade in place, a stale kernel would keep drawing the old flips. Here every
 memsim kernel's freshness stamp also covers the sources of all kernel files
-(:func:`kernel_sources_digest`), so a change to any of them recompiles them all.
+(:func:`kernel_sources_digest`), so a change to any of them recompiles them all, and each
+such *era* of the sources has cache files of its own (the digest is in their names): Numba
+numbers a function's data files 1, 2, ... whatever the stamp, so without it a process still
+running older code could overwrite a data file that a newer index points to, and the next run
+would load machine code compiled from other sources. Other eras' files of a kernel are deleted
+when it is next cached.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -130,6 +136,28 @@ class _WholeKernelStamp:
     def get_source_stamp(self) -> Any:
         return (self._inner.get_source_stamp(), _memsim_kernels_digest())
 
+    def get_disambiguator(self) -> str:
+        """The function's own (its line) and the era's: part of every cache file's name."""
+        return f"{self._inner.get_disambiguator()}-{era_tag()}"
+
+
+def era_tag() -> str:
+    """The tag of this era of memsim's kernel sources in cache file names (16 hex digits)."""
+    return _memsim_kernels_digest().hex()[:16]
+
+
+def _drop_other_eras(cache_path: Path, fullname: str) -> None:
+    """Delete the cache files of ``fullname`` (``module.qualname``) from other eras.
+
+    A process of another era that still reads them finds a file missing, which Numba treats
+    as not cached (it compiles again).
+    """
+    tag = era_tag()
+    for path in cache_path.glob(f"{fullname}-*.nb[ic]"):
+        if f"-{tag}." not in path.name:
+            with contextlib.suppress(OSError):  # gone already, or not ours to delete
+                path.unlink()
+
 
 class _MemsimKernelLocator:
     """First in Numba's locator list: for memsim's own files, the locator Numba would pick
@@ -145,6 +173,8 @@ class _MemsimKernelLocator:
                 continue
             inner = locator.from_function(py_func, py_file)
             if inner is not None:
+                fullname = f"{Path(py_file).stem}.{py_func.__qualname__}"
+                _drop_other_eras(Path(inner.get_cache_path()), fullname)
                 return _WholeKernelStamp(inner)
         return None
 

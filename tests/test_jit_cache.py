@@ -49,3 +49,32 @@ def test_kernels_are_stamped_with_all_kernel_sources(kernel):
         PACKAGE / name for name in jit_module.KERNEL_SOURCES
     )
     assert own == type(locator._inner).get_source_stamp(locator._inner)  # its file's, as before
+
+
+def test_each_era_of_the_sources_has_cache_files_of_its_own():
+    # Numba numbers data files 1, 2, ... under one name whatever the stamp: names that carry
+    # the era keep a process running older code from overwriting a newer era's files.
+    tag = jit_module.era_tag()
+    assert re.fullmatch(r"[0-9a-f]{16}", tag)
+    for kernel in (blocks.block_flips_seeded, ladder.ladder_group):
+        assert f"-{tag}.py" in kernel._cache._impl._filename_base
+
+
+def test_other_eras_cache_files_of_a_kernel_are_dropped(tmp_path):
+    tag = jit_module.era_tag()
+    keep = [
+        tmp_path / f"blocks.k-10-{tag}.py311.nbi",
+        tmp_path / f"blocks.k-10-{tag}.py311.1.nbc",
+        tmp_path / "blocks.kk-10-0123456789abcdef.py311.nbi",  # another kernel
+        tmp_path / "blocks.k-10-0123456789abcdef.py311.txt",  # not a cache file
+    ]
+    drop = [
+        tmp_path / "blocks.k-10-0123456789abcdef.py311.nbi",
+        tmp_path / "blocks.k-12-0123456789abcdef.py311.1.nbc",
+        tmp_path / "blocks.k-10.py311.2.nbc",  # named before eras
+    ]
+    for path in keep + drop:
+        path.write_bytes(b"")
+    jit_module._drop_other_eras(tmp_path, "blocks.k")
+    assert all(path.exists() for path in keep)
+    assert not any(path.exists() for path in drop)
