@@ -378,6 +378,38 @@ def shared_images_interval(
     return wilson_interval(a * n, n, confidence)
 
 
+def median_interval(
+    values: np.ndarray | list[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Distribution-free interval of the median of independent ``values``: order statistics.
+
+    ``[x_(k), x_(n+1-k)]`` (sorted values, from 1) holds the median with probability
+    ``1 - 2 P(B <= k - 1)``, ``B ~ Binomial(n, 1/2)``, for any continuous distribution; ``k`` is
+    the largest with that coverage at least ``confidence``. More values give a narrower
+    interval (unlike the range, which only widens). NaN values are ignored.
+
+    Returns
+    -------
+    (low, high, coverage)
+        NaN bounds when even ``[min, max]`` covers less than ``confidence`` (5 values or fewer
+        at 95 %); ``coverage`` is then the range's.
+    """
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[~np.isnan(x)]
+    n = x.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    k = 0
+    while k < n // 2 and 1 - 2 * float(binom.cdf(k, n, 0.5)) >= confidence:
+        k += 1  # x_(k + 1) .. x_(n - k) still covers: move both ends in
+    coverage = 1 - 2 * float(binom.cdf(k - 1, n, 0.5)) if k else 1 - 2 * 0.5**n
+    if k == 0:
+        return math.nan, math.nan, coverage
+    return float(x[k - 1]), float(x[n - k]), coverage
+
+
 def p_keep_measured(
     p: np.ndarray, means: np.ndarray, a_max: float, keep: float = KEEP_FRACTION
 ) -> tuple[float, tuple[float, float], str]:
