@@ -7,6 +7,11 @@ executor's ``points.csv``, and prints points/s and the ratio to the serial execu
 (process spawn, Ray start, each worker loading the network) is included: it is what a user
 waits for. Ray is skipped with a note when the ``ray`` extra is missing.
 
+Start-up and throughput are also told apart: a thread watches ``points.jsonl`` grow (the
+driver appends each point as it lands), and the table gives the seconds to the first point and
+the steady rate, points/s from the first quarter of the points landed to the last (what a
+long sweep would see), with its ratio to the serial executor's.
+
 Run: ``python benchmarks/executors.py [--workers 2] [--images 96] [--repeats 3]``
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +30,48 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment  # noqa: E402
+
+
+class Landings:
+    """Times at which points land in a run's ``points.jsonl`` (polled every ``every`` s)."""
+
+    def __init__(self, path: Path, every: float = 0.05) -> None:
+        self.path, self.every = path, every
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Landings:
+        self.start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            n = self.path.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            return
+        now = time.perf_counter() - self.start
+        self.times.extend([now] * (n - len(self.times)))
+
+    def first_s(self) -> float:
+        return self.times[0] if self.times else float("nan")
+
+    def steady_rate(self) -> float:
+        """Points per second from the first quarter of the points landed to the last."""
+        n = len(self.times)
+        m = max(1, n // 4)
+        span = self.times[-1] - self.times[m - 1] if n > m else 0.0
+        return (n - m) / span if span > 0 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,20 +118,29 @@ def main(argv: list[str] | None = None) -> None:
             run = runs[name]
             out = Path(tmp) / name
             t0 = time.perf_counter()
-            run_experiment(
-                config,
-                RunOptions(**{**run.__dict__, "out": out}),
-                sweep_only=True,
-            )
+            with Landings(out / "points.jsonl") as landed:
+                run_experiment(
+                    config,
+                    RunOptions(**{**run.__dict__, "out": out}),
+                    sweep_only=True,
+                )
             elapsed = time.perf_counter() - t0
-            results[name] = (elapsed, pd.read_csv(out / "points.csv"))
-    serial_s, serial_points = results["serial"]
+            results[name] = (elapsed, pd.read_csv(out / "points.csv"), landed)
+    serial_s, serial_points, serial_landed = results["serial"]
     n = len(serial_points)
     print(f"{n} points per run")
-    print(f"{'executor':<10}{'wall s':>9}{'points/s':>10}{'vs serial':>11}  same points")
-    for name, (secs, points) in results.items():
+    print(
+        f"{'executor':<10}{'wall s':>9}{'points/s':>10}{'vs serial':>11}"
+        f"{'first s':>9}{'steady/s':>10}{'vs serial':>11}  same points"
+    )
+    for name, (secs, points, landed) in results.items():
         same = points.equals(serial_points)
-        print(f"{name:<10}{secs:>9.1f}{n / secs:>10.2f}{serial_s / secs:>11.2f}  {same}")
+        steady = landed.steady_rate()
+        print(
+            f"{name:<10}{secs:>9.1f}{n / secs:>10.2f}{serial_s / secs:>11.2f}"
+            f"{landed.first_s():>9.1f}{steady:>10.2f}{steady / serial_landed.steady_rate():>11.2f}"
+            f"  {same}"
+        )
 
 
 if __name__ == "__main__":
