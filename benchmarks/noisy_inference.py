@@ -30,22 +30,31 @@ distribution-free 95 % interval of that median (order statistics,
 lies above, unresolved otherwise. More repeats narrow it; ``--aims`` runs only what the aims
 need (tiles, clean and their p), 21 repeats unless ``--repeats`` says otherwise.
 
+``--aims`` also times a *floor*: a channel that flips nothing but modifies one word in every
+256 bytes of every write (every fourth 64-byte line), in place, in order and on all threads
+(:class:`TouchLines`). The flips touch more lines than that, in random order: about 40 % of
+them at p = 1e-3 (``1 - exp(-512 p)``), all at 1e-2. So an aim below the floor's interval
+cannot be met by any kernel that flips a tensor after the layer that wrote it, on this
+machine; only flipping inside the producing layer could.
+
 Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3] [--aims]``
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
 
+import numba
 import numpy as np
 import torch
 
 from memsim.fit import median_interval
 from memsim.inference.network import TILE, NoisyNetwork
-from memsim.noise.channel import BitFlip
+from memsim.noise.channel import BitFlip, Channel
 
 
 def load_vgg_a(batch_size: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
@@ -78,6 +87,26 @@ def timed(fn) -> float:
     fn()
     WALL.append(time.perf_counter() - wall)
     return time.process_time() - start
+
+
+@numba.njit(parallel=True, nogil=True)
+def _touch_lines(words, zero):
+    """XOR ``zero`` (0 at run time, unknown to the compiler) into one word per 256 bytes."""
+    step = max(1, 256 // words.itemsize)
+    lines = (words.size + step - 1) // step
+    for c in numba.prange(64):
+        for i in range(c * lines // 64, (c + 1) * lines // 64):
+            words[i * step] ^= zero
+
+
+class TouchLines(Channel):
+    """Flips nothing; modifies one word in every 256 bytes of the stored tensor in place (a
+    floor of any kernel that changes a written tensor after its layer)."""
+
+    def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        words = x.reshape(-1).view(torch.int32).numpy()
+        _touch_lines(words, np.int32(0))
+        return x
 
 
 WALL: list[float] = []
@@ -119,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     model, x, source = load_vgg_a(args.batch_size)
     net = NoisyNetwork(model, "float32")
     whole = NoisyNetwork(model, "float32", tile=None)  # one pass per batch, as before tiles
-    channels = {p: BitFlip("float32", p, engine="auto") for p in ps}
+    channels: dict[float | str, Channel] = {p: BitFlip("float32", p, engine="auto") for p in ps}
+    if args.aims:
+        channels["floor"] = TouchLines()
     # Sweeps couple the points of a repeat along their grid (22 p from 1e-8 to 0.1 here).
     ladder = tuple(sorted({*np.logspace(-8, -1, 22).tolist(), *ps}))
     coupled = {p: BitFlip("float32", p, engine="auto", ladder=ladder) for p in ps}
@@ -143,12 +174,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # Interleaved: clean, then every p, for tiles of TILE images and for whole batches; every
     # other repeat in the reverse order, so that no p always runs right after clean.
-    cpu: dict[tuple[str, float | None], list[float]] = {}
-    wall: dict[tuple[str, float | None], list[float]] = {}
+    cpu: dict[tuple[str, float | str | None], list[float]] = {}
+    wall: dict[tuple[str, float | str | None], list[float]] = {}
     modes = [("tiles", net, channels), ("whole", whole, channels), ("coupled", net, coupled)]
     for r in range(args.repeats):
         for mode, n, chs in modes[:1] if args.aims else modes:
-            order: list[float | None] = [None, *ps] if mode != "coupled" else list(ps)
+            order: list[float | str | None] = [None, *ps] if mode != "coupled" else list(ps)
+            if args.aims:
+                order.append("floor")
             for p in order if r % 2 == 0 else order[::-1]:
                 ch = None if p is None else chs[p]
                 cpu.setdefault((mode, p), []).append(
@@ -217,20 +250,35 @@ def aims(ps, wall) -> None:
         "back), median [95 % interval of the median] over repeats (range); met if the interval "
         "lies within the aim, missed if above it, else unresolved by this run"
     )
-    for p, aim in AIMS.items():
-        if p not in ps:
+    floor = ("tiles", "floor") in wall
+    for p, aim in [*AIMS.items(), *([("floor", math.nan)] if floor else [])]:
+        if p not in ps and p != "floor":
             continue
         paired = [n / c for n, c in zip(wall[("tiles", p)], wall[("tiles", None)])]
         low, high, coverage = median_interval(paired)
-        if low != low:  # NaN: too few repeats for a 95 % interval
-            verdict = f"unresolved ({len(paired)} repeats cannot give a 95 % interval)"
+        if p == "floor":
+            label, verdict = "   floor  one RMW per 256 B of every write", ""
+        elif low != low:  # NaN: too few repeats for a 95 % interval
+            label = f"{p:>8.0e}  aim <= {aim:.2f}"
+            verdict = f" -> unresolved ({len(paired)} repeats cannot give a 95 % interval)"
         else:
-            verdict = "met" if high <= aim else "missed" if low > aim else "unresolved"
+            label = f"{p:>8.0e}  aim <= {aim:.2f}"
+            verdict = " -> " + ("met" if high <= aim else "missed" if low > aim else "unresolved")
         print(
-            f"{p:>8.0e}  aim <= {aim:.2f}: {statistics.median(paired):.3f} [{low:.3f}, {high:.3f}]"
+            f"{label}: {statistics.median(paired):.3f} [{low:.3f}, {high:.3f}]"
             f" ({coverage:.1%}; range {min(paired):.3f}-{max(paired):.3f}, {len(paired)} repeats)"
-            f" -> {verdict}"
+            f"{verdict}"
         )
+    if floor:
+        low = median_interval(
+            [n / c for n, c in zip(wall[("tiles", "floor")], wall[("tiles", None)])]
+        )[0]
+        below = [f"{p:.0e}" for p, aim in AIMS.items() if p in ps and aim < low]
+        if below:
+            print(
+                f"aims below the floor's interval (no flip kernel after the layer can meet them "
+                f"here): {', '.join(below)}"
+            )
 
 
 if __name__ == "__main__":
