@@ -3,7 +3,8 @@
 Runs the same small sweep (the digits CNN, or ``--workload vgg_A`` for points that take about
 a second each; float32, baseline, a reduced grid) once per executor
 into fresh folders, in this one process run, checks that every executor wrote the serial
-executor's ``points.csv``, and prints points/s and the ratio to the serial executor. Start-up
+executor's ``points.csv``, and prints points/s and the ratio to the serial executor. Every
+worker, and the serial run, computes on one thread (torch's and the Numba kernels'). Start-up
 (process spawn, Ray start, each worker loading the network) is included: it is what a user
 waits for. Ray is skipped with a note when the ``ray`` extra is missing.
 
@@ -27,8 +28,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
+from memsim.experiment.executor import set_threads  # noqa: E402
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment  # noqa: E402
 
 
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--executors", default="serial,pool,ray")
     ap.add_argument("--workload", default="digits", help="workload name (e.g. vgg_A)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    # One thread per worker, the serial run's included: torch's and the Numba flip kernels'.
+    set_threads(1)
     overrides = [
         f'workloads=["{args.workload}"]',
         'formats=["float32"]',
