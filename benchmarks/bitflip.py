@@ -115,9 +115,13 @@ def coupled(n: int, min_total_s: float) -> None:
 
     CPU time of this process (one thread): on a machine shared with other jobs it is far less
     disturbed than wall time. Independent draws run in the same loop, so the ratio compares
-    figures taken under the same load.
+    figures taken under the same load. Two figures per case: through ``flip_`` (the functional
+    API, which prepares the draw on every call) and through a channel (``BitFlip.apply_``, a
+    write prepared once, as sweeps and noisy inference draw them).
     """
     import numpy as np
+
+    from memsim.noise import BitFlip
 
     grid = [float(p) for p in np.logspace(-8, -1, 22)]
     wide = [float(p) for p in np.logspace(-8, np.log10(0.5), 24)]
@@ -125,14 +129,21 @@ def coupled(n: int, min_total_s: float) -> None:
     x = torch.randn(n, generator=torch.Generator().manual_seed(0))
     print(f"\ncoupled vs independent draws, numba, {n} float32 elements, 1 thread, CPU ms")
     print("coupled: sparse up to the ladder's split; above, its flips and a keyed dense pass")
-    print(f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>13}")
+    print(
+        f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>13}"
+        f" {'channel: coupled_ms':>20} {'indep_ms':>9} {'coupled/indep':>13}"
+    )
     cases = [("all bits", None, grid, p) for p in (grid[0], grid[6], 1e-4, grid[15], grid[18])]
     cases += [("all bits", None, extra, p) for p in (5e-3, 3e-2)]
     cases += [("all bits", None, grid, p) for p in grid[19:]]
     cases += [("first_noisy:7", "first_noisy:7", wide, p) for p in wide[18:]]
     for name, bits, ladder, p in cases:
-        ts: dict[str, list[float]] = {"coupled": [], "indep": []}
-        for mode in ts:  # warm-up
+        channels = {
+            "coupled": BitFlip("float32", p, bits=bits, engine="numba", ladder=ladder),
+            "indep": BitFlip("float32", p, bits=bits, engine="numba"),
+        }
+        ts: dict[str, list[float]] = {mode: [] for mode in ("coupled", "indep", "ch_c", "ch_i")}
+        for mode in ("coupled", "indep"):  # warm-up
             flip_(
                 x.clone(),
                 p,
@@ -141,6 +152,7 @@ def coupled(n: int, min_total_s: float) -> None:
                 seed=99,
                 ladder=ladder if mode == "coupled" else None,
             )
+            channels[mode].apply_(x.clone(), 99)
         start = time.perf_counter()
         while not ts["indep"] or (
             time.perf_counter() - start < min_total_s and len(ts["indep"]) < 50
@@ -150,8 +162,15 @@ def coupled(n: int, min_total_s: float) -> None:
                 t0 = time.process_time()
                 flip_(y, p, bits=bits, engine="numba", seed=len(ts[mode]), ladder=lad)
                 ts[mode].append(time.process_time() - t0)
-        c, i = min(ts["coupled"]) * 1e3, min(ts["indep"]) * 1e3
-        print(f"{name:>14} {p:>8.2g} {c:>11.3f} {i:>9.3f} {c / i:>13.2f}")
+                y = x.clone()
+                t0 = time.process_time()
+                channels[mode].apply_(y, len(ts[mode]))
+                ts["ch_" + mode[0]].append(time.process_time() - t0)
+        c, i, cc, ci = (min(ts[mode]) * 1e3 for mode in ("coupled", "indep", "ch_c", "ch_i"))
+        print(
+            f"{name:>14} {p:>8.2g} {c:>11.3f} {i:>9.3f} {c / i:>13.2f}"
+            f" {cc:>20.3f} {ci:>9.3f} {cc / ci:>13.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
