@@ -138,35 +138,37 @@ def coupled(n: int, min_total_s: float) -> None:
     cases += [("all bits", None, grid, p) for p in grid[19:]]
     cases += [("first_noisy:7", "first_noisy:7", wide, p) for p in wide[18:]]
     for name, bits, ladder, p in cases:
-        channels = {
-            "coupled": BitFlip("float32", p, bits=bits, engine="numba", ladder=ladder),
-            "indep": BitFlip("float32", p, bits=bits, engine="numba"),
-        }
-        ts: dict[str, list[float]] = {mode: [] for mode in ("coupled", "indep", "ch_c", "ch_i")}
-        for mode in ("coupled", "indep"):  # warm-up
-            flip_(
-                x.clone(),
-                p,
-                bits=bits,
-                engine="numba",
-                seed=99,
-                ladder=ladder if mode == "coupled" else None,
-            )
-            channels[mode].apply_(x.clone(), 99)
+        # The same draw two ways: (api, mode) -> draw(words, seed).
+        draws = {}
+        for mode, lad in (("coupled", ladder), ("indep", None)):
+            channel = BitFlip("float32", p, bits=bits, engine="numba", ladder=lad)
+
+            def functional(y, seed, p=p, bits=bits, lad=lad):
+                flip_(y, p, bits=bits, engine="numba", seed=seed, ladder=lad)
+
+            draws["flip_", mode] = functional
+            draws["channel", mode] = channel.apply_
+        ts: dict[tuple[str, str], list[float]] = {key: [] for key in draws}
+        for draw in draws.values():  # warm-up
+            draw(x.clone(), 99)
         start = time.perf_counter()
-        while not ts["indep"] or (
-            time.perf_counter() - start < min_total_s and len(ts["indep"]) < 50
+        while not ts["flip_", "indep"] or (
+            time.perf_counter() - start < min_total_s and len(ts["flip_", "indep"]) < 50
         ):
-            for mode, lad in (("coupled", ladder), ("indep", None)):
+            for key, draw in draws.items():
                 y = x.clone()
                 t0 = time.process_time()
-                flip_(y, p, bits=bits, engine="numba", seed=len(ts[mode]), ladder=lad)
-                ts[mode].append(time.process_time() - t0)
-                y = x.clone()
-                t0 = time.process_time()
-                channels[mode].apply_(y, len(ts[mode]))
-                ts["ch_" + mode[0]].append(time.process_time() - t0)
-        c, i, cc, ci = (min(ts[mode]) * 1e3 for mode in ("coupled", "indep", "ch_c", "ch_i"))
+                draw(y, len(ts[key]))
+                ts[key].append(time.process_time() - t0)
+        c, i, cc, ci = (
+            min(ts[key]) * 1e3
+            for key in (
+                ("flip_", "coupled"),
+                ("flip_", "indep"),
+                ("channel", "coupled"),
+                ("channel", "indep"),
+            )
+        )
         print(
             f"{name:>14} {p:>8.2g} {c:>11.3f} {i:>9.3f} {c / i:>13.2f}"
             f" {cc:>20.3f} {ci:>9.3f} {cc / ci:>13.2f}"

@@ -39,6 +39,7 @@ class Landings:
     def __init__(self, path: Path, every: float = 0.05) -> None:
         self.path, self.every = path, every
         self.times: list[float] = []
+        self._read = 0  # bytes of the file already counted
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -57,12 +58,16 @@ class Landings:
             self._poll()
 
     def _poll(self) -> None:
+        """Count the lines appended since the last poll (reads only the new bytes)."""
         try:
-            n = self.path.read_bytes().count(b"\n")
+            with self.path.open("rb") as f:
+                f.seek(self._read)
+                new = f.read()
         except FileNotFoundError:
             return
+        self._read += len(new)
         now = time.perf_counter() - self.start
-        self.times.extend([now] * (n - len(self.times)))
+        self.times.extend([now] * new.count(b"\n"))
 
     def first_s(self) -> float:
         return self.times[0] if self.times else float("nan")

@@ -250,30 +250,28 @@ def aims(ps, wall) -> None:
         "back), median [95 % interval of the median] over repeats (range); met if the interval "
         "lies within the aim, missed if above it, else unresolved by this run"
     )
-    floor = ("tiles", "floor") in wall
-    for p, aim in [*AIMS.items(), *([("floor", math.nan)] if floor else [])]:
-        if p not in ps and p != "floor":
-            continue
-        paired = [n / c for n, c in zip(wall[("tiles", p)], wall[("tiles", None)])]
-        low, high, coverage = median_interval(paired)
-        if p == "floor":
+    keys = [p for p in AIMS if p in ps] + (["floor"] if ("tiles", "floor") in wall else [])
+    ratios = {k: [n / c for n, c in zip(wall[("tiles", k)], wall[("tiles", None)])] for k in keys}
+    intervals = {k: median_interval(r) for k, r in ratios.items()}
+    for k in keys:
+        low, high, coverage = intervals[k]
+        if k == "floor":
             label, verdict = "   floor  one RMW per 256 B of every write", ""
-        elif low != low:  # NaN: too few repeats for a 95 % interval
-            label = f"{p:>8.0e}  aim <= {aim:.2f}"
-            verdict = f" -> unresolved ({len(paired)} repeats cannot give a 95 % interval)"
         else:
-            label = f"{p:>8.0e}  aim <= {aim:.2f}"
-            verdict = " -> " + ("met" if high <= aim else "missed" if low > aim else "unresolved")
+            label = f"{k:>8.0e}  aim <= {AIMS[k]:.2f}"
+            if math.isnan(low):
+                verdict = f" -> unresolved ({len(ratios[k])} repeats cannot give a 95 % interval)"
+            else:
+                verdict = " -> " + (
+                    "met" if high <= AIMS[k] else "missed" if low > AIMS[k] else "unresolved"
+                )
+        r = ratios[k]
         print(
-            f"{label}: {statistics.median(paired):.3f} [{low:.3f}, {high:.3f}]"
-            f" ({coverage:.1%}; range {min(paired):.3f}-{max(paired):.3f}, {len(paired)} repeats)"
-            f"{verdict}"
+            f"{label}: {statistics.median(r):.3f} [{low:.3f}, {high:.3f}]"
+            f" ({coverage:.1%}; range {min(r):.3f}-{max(r):.3f}, {len(r)} repeats){verdict}"
         )
-    if floor:
-        low = median_interval(
-            [n / c for n, c in zip(wall[("tiles", "floor")], wall[("tiles", None)])]
-        )[0]
-        below = [f"{p:.0e}" for p, aim in AIMS.items() if p in ps and aim < low]
+    if "floor" in intervals:
+        below = [f"{p:.0e}" for p in keys if p != "floor" and AIMS[p] < intervals["floor"][0]]
         if below:
             print(
                 f"aims below the floor's interval (no flip kernel after the layer can meet them "

@@ -404,7 +404,7 @@ def median_interval(
     k = 0
     while k < n // 2 and 1 - 2 * float(binom.cdf(k, n, 0.5)) >= confidence:
         k += 1  # x_(k + 1) .. x_(n - k) still covers: move both ends in
-    coverage = 1 - 2 * float(binom.cdf(k - 1, n, 0.5)) if k else 1 - 2 * 0.5**n
+    coverage = 1 - 2 * float(binom.cdf(max(k, 1) - 1, n, 0.5))  # k = 0: the range's
     if k == 0:
         return math.nan, math.nan, coverage
     return float(x[k - 1]), float(x[n - k]), coverage
