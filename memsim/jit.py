@@ -17,6 +17,14 @@ numbers a function's data files 1, 2, ... whatever the stamp, so without it a pr
 running older code could overwrite a data file that a newer index points to, and the next run
 would load machine code compiled from other sources. Other eras' files of a kernel are deleted
 when it is next cached.
+
+Importing this module starts Numba's threading layer (``numba.get_num_threads``). Numba
+starts it when it compiles a parallel kernel or loads one from its cache, but not when it
+loads a cached kernel that only *calls* a parallel one (memsim's per-write entries call the
+parallel block and ladder kernels): that kernel then enters an unstarted thread pool and the
+process crashes (numba/numba#8578). It happens when the calling kernel was compiled in a
+process that had loaded the parallel one from the cache, e.g. after a process (a test, a worker
+of another run) that called the parallel kernel without that caller.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from numba.extending import intrinsic
 F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False}
+
+numba.get_num_threads()  # starts the threading layer (see the module doc); ~40 ms, once
 
 
 @overload

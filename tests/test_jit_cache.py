@@ -6,6 +6,7 @@ would keep a compiled ``ladder.py`` kernel after ``blocks.py`` changed, and draw
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -78,3 +79,48 @@ def test_other_eras_cache_files_of_a_kernel_are_dropped(tmp_path):
     jit_module._drop_other_eras(tmp_path, "blocks.k")
     assert all(path.exists() for path in keep)
     assert not any(path.exists() for path in drop)
+
+
+_NESTED = """
+import sys
+
+import numba
+import numpy as np
+
+from memsim.jit import jit
+
+
+@jit(parallel=True)
+def inner(x):
+    for i in numba.prange(x.size):
+        x[i] += 1
+
+
+@jit
+def outer(x):
+    inner(x)
+    return x.sum()
+
+
+x = np.zeros(100)
+print(inner(x) if sys.argv[1] == "inner" else outer(x))
+"""
+
+
+def test_a_cached_kernel_calling_a_parallel_one_runs_from_the_cache(tmp_path):
+    """numba#8578: a cached kernel that calls a parallel kernel, compiled in a process that had
+    loaded the parallel one from the cache, crashed every later process that loaded it (the
+    threading layer was never started there). Importing memsim.jit starts it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "nested.py").write_text(_NESTED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    for step, which in enumerate(("inner", "outer", "outer", "outer")):
+        run = subprocess.run(
+            [sys.executable, str(tmp_path / "nested.py"), which],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, f"step {step} ({which}): {run.returncode} {run.stderr[-500:]}"
+    cached = {p.name.split("-")[0] for p in (tmp_path / "__pycache__").glob("*.nbi")}
+    assert cached == {"nested.inner", "nested.outer"}  # the last runs loaded both from the cache
