@@ -258,3 +258,46 @@ def test_mask_and_hit_by_hit_unions_give_the_same_flips(p):
         np.testing.assert_array_equal(results[0], other)
     rate = np.unpackbits(results[0].view(np.uint8)).mean()
     assert abs(rate - p) < 6 * np.sqrt(p / (32 * n))
+
+
+@pytest.mark.parametrize(
+    "p,n", [(GRID[10], 1 << 22), (GRID[15], 300_000)], ids=["few_hits", "many_hits"]
+)
+def test_superblocks_on_one_thread_or_many_give_the_same_flips(p, n):
+    """Below ``PARALLEL_HITS`` a draw runs its superblocks on the calling thread, and sparse
+    superblocks with under ``DEFER_BELOW`` hits list their words, XORed in batches of
+    ``FLUSH_WORDS`` (``few_hits``: ~22 hits in each of 128 superblocks, a few with more): the
+    same flips as the parallel kernel's and as setting every hit's bit one by one."""
+    from memsim.noise import ladder as ladder_kernels
+
+    ones = np.ones(32)
+    layers = ladder_layers(get_format("float32"), ones * p, ones * p, ones, GRID, seed=0)
+    (g,) = layers.ladder.groups
+    lo, hi, p01, p10, mus, trials, block_log2 = ne._group_plan(g, GRID.index(p), n)
+    key = seed_state(5)
+    counts = ladder_counts(trials, mus, key.copy())
+    per_block = counts.sum(axis=0)
+    deferred = per_block < ladder_kernels.DEFER_BELOW
+    if p == GRID[10]:  # the case the test is for: deferred superblocks, several batches, mixed
+        assert per_block[deferred].sum() > 4 * ladder_kernels.FLUSH_WORDS
+        assert not deferred.all()
+    else:
+        assert per_block.min() >= ladder_kernels.DEFER_BELOW
+    words = np.random.default_rng(4).integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    results = []
+    for kernel, in_place, union_words in (
+        (ladder_kernels.ladder_flips_serial, True, ladder_kernels.UNION_WORDS_PER_HIT),
+        (ladder_kernels.ladder_flips, True, ladder_kernels.UNION_WORDS_PER_HIT),
+        (ladder_kernels.ladder_flips_serial, False, 0),  # hit by hit, into a mask
+    ):
+        masks = np.zeros((2, 1 << (block_log2 - 5)), np.uint32)
+        arr = words.copy()
+        out = arr if in_place else np.zeros_like(arr)
+        kernel(arr, out, g.shifts, lo, hi, p01, p10, counts, block_log2, key[1], key[2], masks,
+               in_place, union_words)  # fmt: skip
+        results.append(arr ^ words if in_place else out)
+        assert not masks.any()  # scratch is left zeroed
+    flipped = int(np.unpackbits(results[0].view(np.uint8)).sum())
+    assert flipped > 0.99 * per_block.sum()  # nearly every hit is a distinct bit at these rates
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)

@@ -200,12 +200,35 @@ def _poisson(lam, s0, s1, s2, s3):
         return np.int64(0), s0, s1, s2, s3
     if lam < POISSON_MULT_BELOW:
         return _poisson_mult(math.exp(-lam), s0, s1, s2, s3)
+    return _ptrs(lam, _ptrs_setup(lam), s0, s1, s2, s3)
+
+
+@jit(inline="always")
+def _poisson_usual(lam, usual, setup, s0, s1, s2, s3):
+    """Poisson(``lam``) as :func:`_poisson` draws it, for a ``lam`` that is mostly ``usual``
+    (``setup``: :func:`_ptrs_setup` of ``max(usual, POISSON_MULT_BELOW)``)."""
+    if lam == usual and lam >= POISSON_MULT_BELOW:
+        return _ptrs(lam, setup, s0, s1, s2, s3)
+    return _poisson(lam, s0, s1, s2, s3)
+
+
+@jit(inline="always")
+def _ptrs_setup(lam):
+    """PTRS's constants of a mean ``lam >= POISSON_MULT_BELOW``: ``(log lam, a, b, log(1 /
+    alpha), v_r)``; callers drawing many counts of one mean compute them once."""
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     invalpha = 1.1239 + 1.1328 / (b - 3.4)
     vr = 0.9277 - 3.6224 / (b - 2.0)
+    return loglam, a, b, math.log(invalpha), vr
+
+
+@jit(inline="always")
+def _ptrs(lam, setup, s0, s1, s2, s3):
+    """Poisson(``lam``) by PTRS with the constants of :func:`_ptrs_setup` (``random_poisson_ptrs``)."""
+    loglam, a, b, loginvalpha, vr = setup
     while True:
         u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
         u -= 0.5
@@ -216,7 +239,7 @@ def _poisson(lam, s0, s1, s2, s3):
             return k, s0, s1, s2, s3
         if k < 0 or (us < 0.013 and v > us):
             continue
-        if v > 0.0 and (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
+        if v > 0.0 and (math.log(v) + loginvalpha - math.log(a / (us * us) + b)) <= (
             -lam + k * loglam - math.lgamma(k + 1.0)
         ):
             return k, s0, s1, s2, s3

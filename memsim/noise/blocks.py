@@ -35,11 +35,13 @@ import numpy as np
 
 from memsim.jit import jit, prefetch_write
 from memsim.noise.binomial import (  # inlined: Numba's cache sees this file
+    POISSON_MULT_BELOW,
     _binomial,
     _inversion,
-    _poisson,
+    _poisson_usual,
+    _ptrs_setup,
 )
-from memsim.noise.kernels import _INV_2_53, _next
+from memsim.noise.kernels import _INV_2_53, _mix64, _next
 
 #: Expected candidates per block. ``benchmarks/bitflip.py`` / tuning on float32, one core: 128
 #: (p = 1e-3: 16 KiB of words, the tensor in cache or not) beats 32, 64 and 256; with far fewer
@@ -288,19 +290,30 @@ CHUNK_BLOCKS = 64
 @jit
 def chunk_states(key, nchunks):
     """``nchunks`` xoshiro256** states, one per row, each seeded with four consecutive SplitMix64
-    outputs of ``key`` (the generator's recommended seeding)."""
+    outputs of ``key`` (the generator's recommended seeding): row ``c`` is
+    :func:`chunk_state` ``(key, c)``."""
     out = np.empty((nchunks, 4), dtype=np.uint64)
-    gamma = np.uint64(0x9E3779B97F4A7C15)
-    z = np.uint64(key)
     for c in range(nchunks):
-        for j in range(4):
-            z += gamma
-            v = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            out[c, j] = v ^ (v >> np.uint64(31))
-        if out[c, 0] == 0 and out[c, 1] == 0 and out[c, 2] == 0 and out[c, 3] == 0:
-            out[c, 0] = 1
+        out[c, 0], out[c, 1], out[c, 2], out[c, 3] = chunk_state(key, c)
     return out
+
+
+@jit(inline="always")
+def chunk_state(key, c):
+    """Row ``c`` of :func:`chunk_states` ``(key, ...)``, alone: SplitMix64 outputs ``4c + 1``
+    to ``4c + 4`` of ``key`` (a zero state becomes ``(1, 0, 0, 0)``).
+
+    PERF: a draw whose chunks mostly have nothing to do seeds only the ones that have.
+    """
+    gamma = np.uint64(0x9E3779B97F4A7C15)
+    z = np.uint64(key) + np.uint64(4 * c) * gamma
+    s0 = _mix64(z + gamma)
+    s1 = _mix64(z + np.uint64(2) * gamma)
+    s2 = _mix64(z + np.uint64(3) * gamma)
+    s3 = _mix64(z + np.uint64(4) * gamma)
+    if s0 == 0 and s1 == 0 and s2 == 0 and s3 == 0:
+        s0 = np.uint64(1)
+    return s0, s1, s2, s3
 
 
 @jit(inline="always")
@@ -367,13 +380,16 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
     per_block, _, b0, b1 = _chunk_span(nwords, npos, block_log2, c)
     mu = -math.log1p(-2.0 * p) / 2.0
     one = np.uint64(1)
+    # PERF: every block but the tensor's last has the same mean: PTRS's constants once.
+    usual = per_block * npos * mu
+    setup = _ptrs_setup(max(usual, POISSON_MULT_BELOW))
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     if per_block * words.itemsize < PIPELINE_FROM_BYTES:
         # Small blocks (high rates) stay in L1 once touched: flip each hit as it is drawn.
         for b in range(b0, b1):
             base = b * per_block
             nwb = min(per_block, nwords - base)
-            k, s0, s1, s2, s3 = _poisson(nwb * npos * mu, s0, s1, s2, s3)
+            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, setup, s0, s1, s2, s3)
             r = np.uint64(0)
             left = 0
             for _ in range(k):
@@ -396,7 +412,7 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
         if b < b1:
             base = b * per_block
             nwb = min(per_block, nwords - base)
-            k, s0, s1, s2, s3 = _poisson(nwb * npos * mu, s0, s1, s2, s3)
+            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, setup, s0, s1, s2, s3)
             if k > cap:
                 cap = 2 * k
                 grown_i = np.empty((2, cap), dtype=np.int64)

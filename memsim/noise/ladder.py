@@ -49,8 +49,10 @@ from memsim.noise.binomial import (  # inlined: the cache sees this file
     POISSON_MULT_BELOW,
     _poisson,
     _poisson_mult,
+    _ptrs,
+    _ptrs_setup,
 )
-from memsim.noise.blocks import _bit_slot, _jbits, chunk_states  # inlined: the cache sees this
+from memsim.noise.blocks import _bit_slot, _jbits, chunk_state  # inlined: the cache sees this
 from memsim.noise.kernels import _INV_2_53, _mix64
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -62,6 +64,9 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 #: same flips. 1M float32, one thread, through channels, ms: at p = 4.6e-3 (one hit per 6.7
 #: words) whole 0.74, hit words 0.69; at 1e-2 (one per 3.1) whole 1.01, hit words 1.69.
 UNION_WORDS_PER_HIT = 4
+#: Draws with fewer hits than this run on the calling thread (:func:`ladder_flips_serial`),
+#: as the block sampler's below ``numba_engine.PARALLEL_FROM`` candidates.
+PARALLEL_HITS = 1 << 10
 
 
 @jit
@@ -77,15 +82,19 @@ def ladder_counts(trials, mus, state):
     counts = np.empty((nlev, nb), dtype=np.int64)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for j in range(nlev):
-        # PERF: all superblocks but the last have the same bits: exp(-lam) once per level.
+        # PERF: all superblocks but the last have the same bits: exp(-lam), or PTRS's
+        # constants, once per level.
         common = trials[0] * mus[j]
         small = common < POISSON_MULT_BELOW
         enlam = math.exp(-common) if small else 0.0
+        setup = _ptrs_setup(max(common, POISSON_MULT_BELOW))
         for b in range(nb):
-            if small and trials[b] == trials[0]:
+            if trials[b] != trials[0]:
+                x, s0, s1, s2, s3 = _poisson(trials[b] * mus[j], s0, s1, s2, s3)
+            elif small:
                 x, s0, s1, s2, s3 = _poisson_mult(enlam, s0, s1, s2, s3)
             else:
-                x, s0, s1, s2, s3 = _poisson(trials[b] * mus[j], s0, s1, s2, s3)
+                x, s0, s1, s2, s3 = _ptrs(common, setup, s0, s1, s2, s3)
             counts[j, b] = x
     return counts
 
@@ -113,26 +122,15 @@ def ladder_group(
     (``key[1]``) and the thinning uniforms (``key[2]``). PERF: one call instead of four saves
     ~8 us a write, as much as the flips cost at low p.
     """
-    counts = ladder_counts(trials, mus, chunk_states(key[0], 1)[0])
-    if counts.sum() == 0:
+    counts = ladder_counts(trials, mus, chunk_state(key[0], 0))
+    hits = counts.sum()
+    if hits == 0:
         return
-    states = chunk_states(key[1], trials.size)
-    ladder_flips(
-        words,
-        out,
-        shifts,
-        lo,
-        hi,
-        p01,
-        p10,
-        counts,
-        block_log2,
-        states,
-        key[2],
-        masks,
-        in_place,
-        union_words,
-    )
+    args = (words, out, shifts, lo, hi, p01, p10, counts, block_log2, key[1], key[2], masks)
+    if hits >= PARALLEL_HITS:
+        ladder_flips(*args, in_place, union_words)
+    else:
+        ladder_flips_serial(*args, in_place, union_words)
 
 
 @jit(parallel=True)
@@ -146,7 +144,7 @@ def ladder_flips(
     p10,
     counts,
     block_log2,
-    states,
+    skey,
     vkey,
     masks,
     in_place,
@@ -157,64 +155,139 @@ def ladder_flips(
     ``words`` are read (original stored bits) and the flips are XORed into ``out``: ``out`` is
     ``words`` itself (``in_place``), or a zeroed array of the same shape to collect a mask.
     ``lo[j]``/``hi[j]`` bound the hidden uniform of level ``j`` (``Pmax_{j-1}``, ``Pmax_j``);
-    ``p01``/``p10`` are the entry's rates; ``states[b]`` the superblock's slot stream and
+    ``p01``/``p10`` are the entry's rates; row ``b`` of ``chunk_states(skey)`` is superblock ``b``'s
+    slot stream and
     ``vkey`` keys the thinning uniforms. Superblocks are split evenly between workers, each with
     a row of ``masks`` (a superblock's words), zeroed
     and left zeroed; each superblock depends only on its own streams, so the result never
     depends on the number of workers. Superblocks with a hit per ``union_words`` words or more
     take the mask when every level flips unconditionally (``UNION_WORDS_PER_HIT``; 0: never).
     """
-    npos = shifts.size
-    jbits = _jbits(npos)
-    wbits = block_log2 - jbits
     nblocks = counts.shape[1]
-    nlev = counts.shape[0]
-    # Levels whose whole interval is below both rates flip without a uniform.
-    sure_lev = -1
-    while sure_lev + 1 < nlev and hi[sure_lev + 1] <= min(p01, p10):
-        sure_lev += 1
     nthreads = max(1, min(masks.shape[0], nblocks))
     for t in numba.prange(nthreads):
-        b0 = t * nblocks // nthreads
-        b1 = (t + 1) * nblocks // nthreads
-        for b in range(b0, b1):
-            total = np.int64(0)
-            for j in range(nlev):
-                total += counts[j, b]
-            if total == 0:
-                continue
-            base = np.int64(b) << wbits
-            nwb = min(np.int64(1) << wbits, words.size - base)
-            st = (states[b, 0], states[b, 1], states[b, 2], states[b, 3])
-            if sure_lev == nlev - 1 and total * union_words >= nwb:
-                _union_block(
-                    words, out, shifts, counts, b, base, nwb, block_log2, st, masks[t], in_place
-                )
-            elif sure_lev == nlev - 1 and in_place:
-                _sparse_union_block(
-                    words, shifts, counts, b, base, nwb, block_log2, st, masks[t], total
-                )
-            else:
-                bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
-                _set_block(
-                    words,
-                    out,
-                    shifts,
-                    lo,
-                    hi,
-                    p01,
-                    p10,
-                    counts,
-                    b,
-                    base,
-                    nwb,
-                    block_log2,
-                    st,
-                    bkey,
-                    sure_lev,
-                    total,
-                    in_place,
-                )
+        _superblocks(
+            words, out, shifts, lo, hi, p01, p10, counts, block_log2, skey, vkey, masks[t],
+            in_place, union_words, t * nblocks // nthreads, (t + 1) * nblocks // nthreads,
+        )  # fmt: skip
+
+
+@jit
+def ladder_flips_serial(
+    words,
+    out,
+    shifts,
+    lo,
+    hi,
+    p01,
+    p10,
+    counts,
+    block_log2,
+    skey,
+    vkey,
+    masks,
+    in_place,
+    union_words,
+):
+    """:func:`ladder_flips` on this thread, superblock after superblock: the same flips.
+
+    PERF: a parallel region costs microseconds to start, as much as the flips at low p.
+    """
+    _superblocks(
+        words, out, shifts, lo, hi, p01, p10, counts, block_log2, skey, vkey, masks[0],
+        in_place, union_words, 0, counts.shape[1],
+    )  # fmt: skip
+
+
+#: Sparse superblocks with fewer hits than this hand their flipped words on in a list that is
+#: XORed in once it holds ``FLUSH_WORDS`` words, or at the end.
+DEFER_BELOW = 32
+FLUSH_WORDS = 256
+
+
+@jit(inline="always")
+def _superblocks(
+    words,
+    out,
+    shifts,
+    lo,
+    hi,
+    p01,
+    p10,
+    counts,
+    block_log2,
+    skey,
+    vkey,
+    scratch,
+    in_place,
+    union_words,
+    b0,
+    b1,
+):
+    """Superblocks ``b0 .. b1 - 1`` of :func:`ladder_flips`, ``scratch`` a zeroed mask row.
+
+    PERF: a sparse superblock's flipped words are prefetched as its hits are drawn and XORed
+    in once ``FLUSH_WORDS`` are listed: at low p, with a hit or two per superblock, modifying
+    each word right after asking for it stalled on every one.
+    """
+    nlev = counts.shape[0]
+    sure_lev = _sure_levels(hi, p01, p10)
+    wbits = block_log2 - _jbits(shifts.size)
+    most = np.int64(0)  # the most hits of a sparse superblock
+    for b in range(b0, b1):
+        total = np.int64(0)
+        for j in range(nlev):
+            total += counts[j, b]
+        if total * union_words < min(np.int64(1) << wbits, words.size - (np.int64(b) << wbits)):
+            most = max(most, total)
+    # Before a superblock at most FLUSH_WORDS - 1 are pending; it adds at most ``most``.
+    room = most + FLUSH_WORDS if most > 0 else 0
+    pending_words = np.empty(room, dtype=np.int64)
+    pending_masks = np.empty(room, dtype=scratch.dtype)
+    n = 0
+    for b in range(b0, b1):
+        total = np.int64(0)
+        for j in range(nlev):
+            total += counts[j, b]
+        if total == 0:
+            continue
+        base = np.int64(b) << wbits
+        nwb = min(np.int64(1) << wbits, words.size - base)
+        st = chunk_state(skey, b)  # the superblock's slot stream
+        if sure_lev == nlev - 1 and total * union_words >= nwb:
+            _union_block(
+                words, out, shifts, counts, b, base, nwb, block_log2, st, scratch, in_place
+            )
+        elif sure_lev == nlev - 1 and in_place:
+            if total >= DEFER_BELOW:  # enough hits to overlap their own misses
+                for i in range(n):
+                    words[pending_words[i]] ^= pending_masks[i]
+                n = 0
+            n = _sparse_union_block(
+                words, shifts, counts, b, base, nwb, block_log2, st, scratch, pending_words,
+                pending_masks, n, total < DEFER_BELOW,
+            )  # fmt: skip
+            if n >= FLUSH_WORDS:
+                for i in range(n):
+                    words[pending_words[i]] ^= pending_masks[i]
+                n = 0
+        else:
+            bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
+            _set_block(
+                words, out, shifts, lo, hi, p01, p10, counts, b, base, nwb, block_log2, st,
+                bkey, sure_lev, total, in_place,
+            )  # fmt: skip
+    for i in range(n):
+        words[pending_words[i]] ^= pending_masks[i]
+
+
+@jit(inline="always")
+def _sure_levels(hi, p01, p10):
+    """The last level whose whole interval is below both rates (they flip without a uniform)."""
+    sure_lev = -1
+    while sure_lev + 1 < hi.size and hi[sure_lev + 1] <= min(p01, p10):
+        sure_lev += 1
+    return sure_lev
 
 
 @jit(inline="always")
@@ -244,11 +317,28 @@ def _union_block(words, out, shifts, counts, b, base, nwb, block_log2, st, scrat
 
 
 @jit(inline="always")
-def _sparse_union_block(words, shifts, counts, b, base, nwb, block_log2, st, scratch, total):
+def _sparse_union_block(
+    words,
+    shifts,
+    counts,
+    b,
+    base,
+    nwb,
+    block_log2,
+    st,
+    scratch,
+    pending_words,
+    pending_masks,
+    n,
+    defer,
+):
     """Every hit of superblock ``b`` flips, few hits: OR them into the words' ``scratch`` mask,
-    then visit only the hit words, XOR each one's mask in once and clear it.
+    then visit each hit word once: XOR its mask in, or with ``defer`` append the word and its
+    mask to ``pending_words``/``pending_masks`` from ``n`` on, for the caller to XOR in later;
+    clear its mask either way. Returns the new length of the list. Hit words are prefetched as
+    they are drawn; ``pending_words`` from ``n`` on also holds the hits meanwhile.
 
-    PERF: a word hit twice is XORed once (its mask is cleared at the first visit), without
+    PERF: a word hit twice is visited once (its mask is cleared at the first visit), without
     reading original bits first or a pass over the whole superblock. Its draw loop is
     :func:`_union_block`'s plus the recorded hit words: one function with a flag in that loop
     made dense superblocks 4-5 % slower (1M float32 at 1e-2 and 0.022, one thread). Nor does it
@@ -260,8 +350,7 @@ def _sparse_union_block(words, shifts, counts, b, base, nwb, block_log2, st, scr
     jmask = (np.int64(1) << jbits) - 1
     one = np.uint64(1)
     s0, s1, s2, s3 = st
-    hit = np.empty(total, dtype=np.int64)
-    q = 0
+    q = n
     for j in range(counts.shape[0]):
         r = np.uint64(0)
         left = 0
@@ -271,15 +360,27 @@ def _sparse_union_block(words, shifts, counts, b, base, nwb, block_log2, st, scr
             )
             w = slot >> jbits
             scratch[w] |= one << np.uint64(shifts[slot & jmask])
-            hit[q] = w
+            pending_words[q] = w
             q += 1
             prefetch_write(words, base + w)
-    for i in range(total):
-        w = hit[i]
+    if not defer:
+        for i in range(n, q):
+            w = pending_words[i]
+            m = scratch[w]
+            if m:
+                words[base + w] ^= m
+                scratch[w] = 0
+        return n
+    k = n
+    for i in range(n, q):
+        w = pending_words[i]
         m = scratch[w]
         if m:
-            words[base + w] ^= m
+            pending_words[k] = base + w
+            pending_masks[k] = m
+            k += 1
             scratch[w] = 0
+    return k
 
 
 @jit(inline="always")
