@@ -25,13 +25,22 @@ parallel block and ladder kernels): that kernel then enters an unstarted thread 
 process crashes (numba/numba#8578). It happens when the calling kernel was compiled in a
 process that had loaded the parallel one from the cache, e.g. after a process (a test, a worker
 of another run) that called the parallel kernel without that caller.
+
+Processes that compile at the same time (a sweep's workers on a fresh install, the nodes of a
+cluster sharing the repository) save into the same index files. Numba reads an index, adds
+its entry and writes it back without a lock, so concurrent saves lose each other's entries
+and can map one signature (or one node's CPU) to a data file another process rewrote with a
+different overload. Saves of memsim's kernels therefore hold an exclusive lock on their cache
+folder (:func:`_locked_save`, ``fcntl.flock``; where that is unavailable, saves are as
+Numba's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -192,3 +201,44 @@ class _MemsimKernelLocator:
 _LOCATORS: list[Any] = caching.CacheImpl._locator_classes
 if _MemsimKernelLocator not in _LOCATORS:
     _LOCATORS.insert(0, _MemsimKernelLocator)
+
+
+_LOCK_FILE = "memsim-kernels.lock"
+# Numba's own save, kept on its class so that a re-import never wraps the wrapper.
+if not hasattr(caching.IndexDataCacheFile, "_memsim_unlocked_save"):
+    caching.IndexDataCacheFile._memsim_unlocked_save = caching.IndexDataCacheFile.save  # type: ignore[attr-defined]
+_UNLOCKED_SAVE = caching.IndexDataCacheFile._memsim_unlocked_save  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def cache_folder_lock(folder: str) -> Iterator[None]:
+    """Hold an exclusive lock on a cache ``folder`` (a lock file in it) for the block's span;
+    without one where the platform or the file system has no locks."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(os.path.join(folder, _LOCK_FILE), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts)
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _locked_save(self: Any, key: Any, data: Any) -> None:
+    """Numba's ``IndexDataCacheFile.save`` (read the index, add the entry, write the index and
+    the data), under :func:`cache_folder_lock` for memsim's kernels (their file names carry
+    the era tag); other libraries' saves are left as they are."""
+    if f"-{era_tag()}." not in os.path.basename(self._index_path):
+        return _UNLOCKED_SAVE(self, key, data)
+    with cache_folder_lock(self._cache_path):
+        return _UNLOCKED_SAVE(self, key, data)
+
+
+caching.IndexDataCacheFile.save = _locked_save  # type: ignore[method-assign]

@@ -16,8 +16,9 @@ Where workers find data and checkpoints: a workload's data and checkpoints are r
 (``MEMSIM_CACHE``, ``MEMSIM_DATA``, ``MEMSIM_SHARED``, the config's ``checkpoint`` keys,
 relative paths from the driver's working directory). On a local Ray instance these are the
 driver's own files. On a cluster every node must see the same paths (a shared file system, the
-usual set-up on SLURM allocations); the driver's ``MEMSIM_*`` variables and working directory
-are passed to every actor. See ``docs/cluster.md``.
+usual set-up on SLURM allocations); the driver's ``MEMSIM_*`` variables (and
+``NUMBA_CACHE_DIR``, where compiled kernels are cached) and working directory are passed to
+every actor. See ``docs/cluster.md``.
 
 Ray is an optional dependency (``pip install -e ".[ray]"``); it is imported only when a
 :class:`RayExecutor` is built.
@@ -38,7 +39,10 @@ MISSING_RAY = (
     "(or pip install ray)."
 )
 #: Environment variables passed from the driver to every actor.
-_PASSED_ENV = ("MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_SHARED", "MEMSIM_CONFIGS", "PYTHONPATH")
+_PASSED_ENV = (
+    "MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_SHARED", "MEMSIM_CONFIGS", "PYTHONPATH",
+    "NUMBA_CACHE_DIR",
+)  # fmt: skip
 
 
 def require_ray():
