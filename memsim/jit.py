@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -55,7 +56,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False}
 
-numba.get_num_threads()  # starts the threading layer (see the module doc); ~40 ms, once
+
+def _start_numba_threads() -> None:
+    """Start Numba's threading layer (see the module doc; ~40 ms, once) and keep torch's thread
+    count: Numba's OpenMP pool shares torch's OpenMP runtime, and starting it sets that
+    runtime's thread count to ``NUMBA_NUM_THREADS``, so a ``torch.set_num_threads`` made
+    before would be lost."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    numba.get_num_threads()
+    if torch is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
+_start_numba_threads()
 
 
 @overload

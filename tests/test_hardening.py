@@ -329,17 +329,39 @@ def test_unwritable_checkpoint_folder_is_an_oserror_not_a_torch_traceback(read_o
 
 def test_a_pool_worker_can_still_compile_kernels():
     """A pool worker imports Numba before its set-up runs: setting NUMBA_NUM_THREADS then made
-    every later compilation fail (a first run with ``--workers 2`` and no kernel cache)."""
+    every later compilation fail (a first run with ``--workers 2`` and no kernel cache). Its
+    torch computes on one thread (Numba's pool, started later, used to reset that to all)."""
     code = (
         "import os, sys\n"
         "os.environ.pop('NUMBA_NUM_THREADS', None)\n"
         "from memsim.experiment import executor\n"
         "assert 'numba' in sys.modules\n"
         "executor._init_worker(None)\n"
-        "import numba\n"
+        "import numba, torch\n"
         "assert numba.get_num_threads() == 1\n"
+        "assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
         "assert numba.njit(lambda x: x + 1)(1) == 2\n"  # a compilation after the pool started
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_torch_thread_count_survives_importing_the_kernels():
+    """Numba's OpenMP pool shares torch's OpenMP runtime; starting it (on importing memsim's
+    kernels) set torch's thread count to NUMBA_NUM_THREADS, undoing the user's."""
+    code = (
+        "import numba, torch\n"
+        "assert numba.config.NUMBA_NUM_THREADS >= 2, 'needs two cores'\n"
+        "torch.set_num_threads(1)\n"
+        "import memsim.jit\n"
+        "assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
+        "from memsim.experiment.executor import set_threads\n"
+        "set_threads(2)\n"
+        "assert (torch.get_num_threads(), numba.get_num_threads()) == (2, 2)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -135,12 +135,18 @@ def _init_worker(parent_pid: int | None = None) -> None:
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` intra-op threads in torch and in the Numba kernels of this process."""
+    """Use ``n`` intra-op threads in torch and in the Numba kernels of this process.
+
+    Numba first: its OpenMP thread pool shares torch's OpenMP runtime, and starting the pool
+    sets that runtime's thread count to ``NUMBA_NUM_THREADS``. Set the other way round (as it
+    was), a process that had not started Numba's pool yet ran torch on every core whatever
+    ``n`` was: pool workers on two threads each, and ``--threads 1`` benchmarks on two.
+    """
     import numba
     import torch
 
-    torch.set_num_threads(n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    torch.set_num_threads(n)
 
 
 class LocalPool(Executor):
