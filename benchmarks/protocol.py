@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from memsim.experiment.executor import set_threads
 from memsim.inference.network import INFERENCE_FORMATS, NoisyNetwork
 from memsim.noise.channel import BitFlip
 
@@ -111,7 +112,12 @@ def hours(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (fixed)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads of torch and of the Numba flip kernels (fixed)",
+    )
     ap.add_argument(
         "--clock", choices=["cpu", "wall"], help="default: cpu on a CPU device, wall on CUDA"
     )
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     # The seed study's five formats (configs/cifar/vgg_formats.toml); any of INFERENCE_FORMATS.
     ap.add_argument("--formats", default="float16,bfloat16,float32,float64,int8")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # torch's and the Numba flip kernels'
     device = torch.device(args.device)
     clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
     formats = args.formats.split(",")
