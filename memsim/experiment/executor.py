@@ -138,9 +138,9 @@ def set_threads(n: int) -> None:
     """Use ``n`` intra-op threads in torch and in the Numba kernels of this process.
 
     Numba first: its OpenMP thread pool shares torch's OpenMP runtime, and starting the pool
-    sets that runtime's thread count to ``NUMBA_NUM_THREADS``. Set the other way round (as it
-    was), a process that had not started Numba's pool yet ran torch on every core whatever
-    ``n`` was: pool workers on two threads each, and ``--threads 1`` benchmarks on two.
+    sets that runtime's thread count to ``NUMBA_NUM_THREADS``, so torch's count must come
+    last (a ``torch.set_num_threads`` before the pool started was lost; ``memsim.jit`` now
+    starts the pool on import and keeps torch's count).
     """
     import numba
     import torch
