@@ -204,12 +204,33 @@ def _poisson(lam, s0, s1, s2, s3):
 
 
 @jit(inline="always")
-def _poisson_usual(lam, usual, setup, s0, s1, s2, s3):
-    """Poisson(``lam``) as :func:`_poisson` draws it, for a ``lam`` that is mostly ``usual``
-    (``setup``: :func:`_ptrs_setup` of ``max(usual, POISSON_MULT_BELOW)``)."""
-    if lam == usual and lam >= POISSON_MULT_BELOW:
-        return _ptrs(lam, setup, s0, s1, s2, s3)
-    return _poisson(lam, s0, s1, s2, s3)
+def _poisson_constants(usual):
+    """What :func:`_poisson_usual` needs of a mean ``usual`` that many draws share: ``(usual,
+    exp(-usual), PTRS's constants)``, each only where its algorithm draws (zeros elsewhere)."""
+    if usual < POISSON_MULT_BELOW:
+        return usual, math.exp(-usual), (0.0, 0.0, 0.0, 0.0, 0.0)
+    return usual, 0.0, _ptrs_setup(usual)
+
+
+@jit(inline="always")
+def _poisson_usual(lam, constants, s0, s1, s2, s3):
+    """Poisson(``lam``) as :func:`_poisson` draws it, for a ``lam`` that is mostly the mean of
+    ``constants`` (:func:`_poisson_constants`): then without its ``exp`` or PTRS set-up."""
+    if lam != constants[0]:
+        return _poisson(lam, s0, s1, s2, s3)
+    return _poisson_of(constants, s0, s1, s2, s3)
+
+
+@jit(inline="always")
+def _poisson_of(constants, s0, s1, s2, s3):
+    """Poisson of the mean of ``constants`` (:func:`_poisson_constants`) as :func:`_poisson`
+    draws it."""
+    usual, enlam, setup = constants
+    if usual <= 0.0:
+        return np.int64(0), s0, s1, s2, s3
+    if usual < POISSON_MULT_BELOW:
+        return _poisson_mult(enlam, s0, s1, s2, s3)
+    return _ptrs(usual, setup, s0, s1, s2, s3)
 
 
 @jit(inline="always")

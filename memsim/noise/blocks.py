@@ -35,11 +35,10 @@ import numpy as np
 
 from memsim.jit import jit, prefetch_write
 from memsim.noise.binomial import (  # inlined: Numba's cache sees this file
-    POISSON_MULT_BELOW,
     _binomial,
     _inversion,
+    _poisson_constants,
     _poisson_usual,
-    _ptrs_setup,
 )
 from memsim.noise.kernels import _INV_2_53, _mix64, _next
 
@@ -380,16 +379,15 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
     per_block, _, b0, b1 = _chunk_span(nwords, npos, block_log2, c)
     mu = -math.log1p(-2.0 * p) / 2.0
     one = np.uint64(1)
-    # PERF: every block but the tensor's last has the same mean: PTRS's constants once.
-    usual = per_block * npos * mu
-    setup = _ptrs_setup(max(usual, POISSON_MULT_BELOW))
+    # PERF: every block but the tensor's last has the same mean: its constants once.
+    usual = _poisson_constants(per_block * npos * mu)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     if per_block * words.itemsize < PIPELINE_FROM_BYTES:
         # Small blocks (high rates) stay in L1 once touched: flip each hit as it is drawn.
         for b in range(b0, b1):
             base = b * per_block
             nwb = min(per_block, nwords - base)
-            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, setup, s0, s1, s2, s3)
+            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, s0, s1, s2, s3)
             r = np.uint64(0)
             left = 0
             for _ in range(k):
@@ -412,7 +410,7 @@ def _parity_chunk(words, shifts, p, block_log2, state, c):
         if b < b1:
             base = b * per_block
             nwb = min(per_block, nwords - base)
-            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, setup, s0, s1, s2, s3)
+            k, s0, s1, s2, s3 = _poisson_usual(nwb * npos * mu, usual, s0, s1, s2, s3)
             if k > cap:
                 cap = 2 * k
                 grown_i = np.empty((2, cap), dtype=np.int64)

@@ -39,18 +39,14 @@ the kernel's own xoshiro256** stream.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from memsim.jit import jit, prefetch_write
 from memsim.noise.binomial import (  # inlined: the cache sees this file
-    POISSON_MULT_BELOW,
     _poisson,
-    _poisson_mult,
-    _ptrs,
-    _ptrs_setup,
+    _poisson_constants,
+    _poisson_of,
 )
 from memsim.noise.blocks import _bit_slot, _jbits, chunk_state  # inlined: the cache sees this
 from memsim.noise.kernels import _INV_2_53, _mix64
@@ -83,19 +79,14 @@ def ladder_counts(trials, mus, state):
     counts = np.empty((nlev, nb), dtype=np.int64)
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for j in range(nlev):
-        # PERF: all superblocks but the last have the same bits: exp(-lam), or PTRS's
-        # constants, once per level.
-        common = trials[0] * mus[j]
-        small = common < POISSON_MULT_BELOW
-        enlam = math.exp(-common) if small else 0.0
-        setup = _ptrs_setup(max(common, POISSON_MULT_BELOW))
+        # PERF: all superblocks but the last have the same bits: their mean's exp(-lam) or
+        # PTRS's constants once per level.
+        usual = _poisson_constants(trials[0] * mus[j])
         for b in range(nb):
-            if trials[b] != trials[0]:
-                x, s0, s1, s2, s3 = _poisson(trials[b] * mus[j], s0, s1, s2, s3)
-            elif small:
-                x, s0, s1, s2, s3 = _poisson_mult(enlam, s0, s1, s2, s3)
+            if trials[b] == trials[0]:
+                x, s0, s1, s2, s3 = _poisson_of(usual, s0, s1, s2, s3)
             else:
-                x, s0, s1, s2, s3 = _ptrs(common, setup, s0, s1, s2, s3)
+                x, s0, s1, s2, s3 = _poisson(trials[b] * mus[j], s0, s1, s2, s3)
             counts[j, b] = x
     return counts
 
@@ -235,22 +226,22 @@ def _superblocks(
     nlev = counts.shape[0]
     sure_lev = _sure_levels(hi, p01, p10)
     wbits = block_log2 - _jbits(shifts.size)
+    totals = np.zeros(b1 - b0, dtype=np.int64)
     most = np.int64(0)  # the most hits of a sparse superblock
     for b in range(b0, b1):
-        total = np.int64(0)
         for j in range(nlev):
-            total += counts[j, b]
-        if total * union_words < min(np.int64(1) << wbits, words.size - (np.int64(b) << wbits)):
-            most = max(most, total)
+            totals[b - b0] += counts[j, b]
+        if totals[b - b0] * union_words < min(
+            np.int64(1) << wbits, words.size - (np.int64(b) << wbits)
+        ):
+            most = max(most, totals[b - b0])
     # Before a superblock at most FLUSH_WORDS - 1 are pending; it adds at most ``most``.
     room = most + FLUSH_WORDS if most > 0 else 0
     pending_words = np.empty(room, dtype=np.int64)
     pending_masks = np.empty(room, dtype=scratch.dtype)
     n = 0
     for b in range(b0, b1):
-        total = np.int64(0)
-        for j in range(nlev):
-            total += counts[j, b]
+        total = totals[b - b0]
         if total == 0:
             continue
         base = np.int64(b) << wbits
@@ -261,26 +252,27 @@ def _superblocks(
                 words, out, shifts, counts, b, base, nwb, block_log2, st, scratch, in_place
             )
         elif sure_lev == nlev - 1 and in_place:
-            if total >= DEFER_BELOW:  # enough hits to overlap their own misses
-                for i in range(n):
-                    words[pending_words[i]] ^= pending_masks[i]
-                n = 0
             n = _sparse_union_block(
                 words, shifts, counts, b, base, nwb, block_log2, st, scratch, pending_words,
                 pending_masks, n, total < DEFER_BELOW,
             )  # fmt: skip
             if n >= FLUSH_WORDS:
-                for i in range(n):
-                    words[pending_words[i]] ^= pending_masks[i]
-                n = 0
+                n = _xor_pending(words, pending_words, pending_masks, n)
         else:
             bkey = _mix64(vkey + np.uint64(b + 1) * _GAMMA)  # this superblock's uniforms
             _set_block(
                 words, out, shifts, lo, hi, p01, p10, counts, b, base, nwb, block_log2, st,
                 bkey, sure_lev, total, in_place,
             )  # fmt: skip
+    _xor_pending(words, pending_words, pending_masks, n)
+
+
+@jit(inline="always")
+def _xor_pending(words, pending_words, pending_masks, n):
+    """XOR the ``n`` listed masks into their words; returns the new, empty, list length."""
     for i in range(n):
         words[pending_words[i]] ^= pending_masks[i]
+    return 0
 
 
 @jit(inline="always")
