@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 from helpers import kill_after_points
 
+from memsim.cli.main import main
 from memsim.experiment.points import NetworkEvaluator
 from memsim.experiment.run import DEFAULT_CONFIG, RunOptions, load_experiment, run_experiment
 from memsim.experiment.store import POINTS_LOG
@@ -165,3 +167,34 @@ def test_the_search_takes_the_run_executor(local_ray, tmp_path, monkeypatch):
         frames[name] = pd.read_csv(run_search(config, search, run) / "search.csv")
     assert isinstance(built[-1], RayExecutor) and not isinstance(built[0], RayExecutor)
     pd.testing.assert_frame_equal(frames["ray"], frames["local"])
+
+
+def test_workers_the_cluster_cannot_place_are_refused_before_anything_is_written(
+    local_ray, tmp_path
+):
+    """An actor Ray cannot place waits forever, and with it the points handed to it: more
+    workers than CPUs, or GPU shares the cluster lacks, are refused at once, with no output."""
+    config, _ = load_experiment(overrides=SMALL)
+    out = tmp_path / "never"
+    too_many = RunOptions(out=out, workers=3, executor="ray", progress=False)
+    with pytest.raises(ValueError, match=r"--workers 3 needs 3 CPUs .* has 2: use --workers 2"):
+        run_experiment(config, too_many, sweep_only=True)
+    gpus = ray.cluster_resources().get("GPU", 0.0)
+    share = float(int(gpus) + 1)  # one more GPU than the instance has, whatever this machine is
+    no_gpu = RunOptions(out=out, executor="ray", device="auto", gpus_per_point=share)
+    with pytest.raises(ValueError, match=rf"needs {share:g} GPUs, but the local Ray instance"):
+        run_experiment(config, no_gpu, sweep_only=True)
+    assert not out.exists()
+    assert ray.is_initialized()  # the instance this process started is left running
+
+
+def test_a_cluster_address_that_does_not_answer_is_refused_in_seconds(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # closed once the socket is
+    out = tmp_path / "never"
+    argv = ["sweep", os.fspath(DEFAULT_CONFIG), "--out", os.fspath(out), "--no-progress"]
+    assert main([*argv, "--executor", "ray", "--address", address]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"memsim sweep: error: Ray cluster address '{address}': nothing answers")
+    assert not out.exists()

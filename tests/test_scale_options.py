@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import pytest
@@ -12,6 +13,8 @@ from memsim.cli.experiment import _options
 from memsim.cli.main import build_parser, main
 from memsim.config import ConfigError
 from memsim.experiment.config import RunOptions
+from memsim.experiment.launch import check_executor
+from memsim.experiment.ray_executor import check_address, check_ray_device, check_resources
 from memsim.experiment.run import DEFAULT_CONFIG, load_experiment
 from memsim.experiment.store import config_hash
 
@@ -103,3 +106,64 @@ def test_bnn_study_refuses_gpu_packing_and_a_compute_dtype_before_writing(tmp_pa
             "compute type; got --gpus-per-point."
         )
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "share", "match"),
+    [
+        ("cpu", 0.25, r"reserves GPUs for Ray workers that compute on the CPU"),
+        ("cuda", 0.0, r"needs a GPU share per worker .*--gpus-per-point"),
+        ("cuda:1", 1.0, r"Device 'cuda:1': each Ray worker sees only the GPU it reserved"),
+        ("mps", 0.0, r"Ray workers compute on cpu, cuda or auto\. Got device 'mps'"),
+    ],
+)
+def test_a_device_ray_workers_cannot_use_is_refused_before_ray_starts(device, share, match):
+    run = RunOptions(executor="ray", device=device, gpus_per_point=share)
+    with pytest.raises(ValueError, match=match):
+        check_executor(run)
+
+
+@pytest.mark.parametrize(("device", "share"), [("cpu", 0.0), ("cuda", 0.25), ("cuda", 2.0)])
+def test_devices_ray_workers_can_use_pass_the_device_check(device, share):
+    check_ray_device(device, share)  # raises on refusal
+    for auto_share in (0.0, 0.5):
+        check_ray_device("auto", auto_share)
+
+
+@pytest.mark.parametrize("share", [1.5, 2.25])
+def test_a_gpu_share_ray_cannot_reserve_is_refused(share):
+    with pytest.raises(ValueError, match=rf"gpus_per_point = {share:g}: Ray reserves a fraction"):
+        RunOptions(executor="ray", device="cuda", gpus_per_point=share)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_cluster_address_is_checked_in_seconds_not_retried_for_minutes():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        check_address(f"127.0.0.1:{port}")  # something answers: accepted
+        check_address(f"ray://127.0.0.1:{port}")
+    for address in (None, "auto", "local"):
+        check_address(address)  # no host to reach
+    closed = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(ValueError, match=rf"Ray cluster address '{closed}': nothing answers"):
+        check_address(closed)
+    for bad in ("head-node", "host:port", ":6379", "host:0", "host:70000"):
+        with pytest.raises(ValueError, match=rf"Ray cluster address '{bad}': expected auto"):
+            check_address(bad)
+
+
+def test_resources_that_cannot_place_every_worker_are_refused():
+    check_resources({"CPU": 4.0, "GPU": 1.0}, 4, 0.25, "auto")  # fits exactly
+    with pytest.raises(ValueError, match=r"--workers 5 needs 5 CPUs .* has 4: use --workers 4"):
+        check_resources({"CPU": 4.0, "GPU": 1.0}, 5, 0.0, "auto")
+    with pytest.raises(ValueError, match=r"needs 1\.25 GPUs, .* has 1: use fewer workers"):
+        check_resources({"CPU": 8.0, "GPU": 1.0}, 5, 0.25, "head:6379")
+    with pytest.raises(ValueError, match=r"local Ray instance has 0: use --device cpu"):
+        check_resources({"CPU": 8.0}, 1, 0.25, None)

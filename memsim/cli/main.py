@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     configure_logging(args)
     try:
-        if getattr(args, "device", None) is not None:
+        if getattr(args, "device", None) is not None and not hasattr(args, "executor"):
             # A device this machine lacks is refused before anything is computed or written.
+            # Verbs with an executor check it with their final run options instead
+            # (memsim.experiment.launch.check_executor): Ray workers may have GPUs the driver lacks.
             from memsim.compute import resolve_device
 
             resolve_device(args.device)

@@ -396,6 +396,15 @@ class Curve:
     mask: str = "all"
 
 
+def check_gpu_share(gpus_per_point: float) -> None:
+    """Ray reserves a fraction of a GPU or whole GPUs: 0.25 and 2 are shares, 1.5 is not."""
+    if gpus_per_point > 1 and not float(gpus_per_point).is_integer():
+        raise ValueError(
+            f"gpus_per_point = {gpus_per_point:g}: Ray reserves a fraction of one GPU (below 1) or "
+            "whole GPUs (1, 2, ...)."
+        )
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How an experiment runs; never part of its identity."""
@@ -418,6 +427,7 @@ class RunOptions:
                 f"Got {self.executor!r}."
             )
         check_range("run", "gpus_per_point", self.gpus_per_point, low=0, high=1024)
+        check_gpu_share(float(self.gpus_per_point))
         if self.executor != "ray" and (self.address is not None or self.gpus_per_point):
             raise ValueError(
                 "The 'address' and 'gpus_per_point' run options need executor = \"ray\"."

@@ -2,21 +2,40 @@
 (:mod:`memsim.experiment.ray_executor`), by its :class:`~memsim.experiment.config.RunOptions`.
 
 Every study that evaluates points (the experiment's sweep, the mixed-policy search, the
-binarized-network study) builds its executor here, so none ignores ``run.executor``. Ray itself
-is imported only when a run asks for it.
+binarized-network study) checks its run options with :func:`check_executor` and builds its
+executor with :func:`executor_for` before it writes anything, so none ignores ``run.executor``
+and a run that cannot start (Ray missing, a cluster that does not answer or cannot place the
+workers, a device the workers lack) leaves no output behind. Ray itself is imported only when a
+run asks for it.
 """
 
 from __future__ import annotations
 
+from memsim.compute import resolve_device
 from memsim.experiment.config import RunOptions
 from memsim.experiment.executor import Executor, make_executor
-from memsim.experiment.ray_executor import RayExecutor, require_ray
+from memsim.experiment.ray_executor import (
+    RayExecutor,
+    check_address,
+    check_ray_device,
+    require_ray,
+)
 
 
 def check_executor(run: RunOptions) -> None:
-    """Refuse, before anything is written, a run whose executor cannot start (Ray missing)."""
-    if run.executor == "ray":
-        require_ray()
+    """Refuse a run whose executor cannot start, before anything is written.
+
+    Local runs need ``run.device`` on this machine. Ray runs need Ray, a device the workers can
+    use with their GPU share (:func:`~memsim.experiment.ray_executor.check_ray_device`; the
+    driver itself may have no GPU), and a cluster address that answers. Whether the workers fit
+    on the cluster is known once connected: :class:`RayExecutor` checks it.
+    """
+    if run.executor != "ray":
+        resolve_device(run.device)
+        return
+    check_ray_device(run.device, run.gpus_per_point)
+    require_ray()
+    check_address(run.address)
 
 
 def executor_for(run: RunOptions) -> Executor:

@@ -26,11 +26,14 @@ Ray is an optional dependency (``pip install -e ".[ray]"``); it is imported only
 
 from __future__ import annotations
 
+import math
 import os
+import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memsim.experiment.config import check_gpu_share
 from memsim.experiment.executor import Executor
 
 #: What is printed when Ray is missing.
@@ -43,6 +46,92 @@ _PASSED_ENV = (
     "MEMSIM_CACHE", "MEMSIM_DATA", "MEMSIM_SHARED", "MEMSIM_CONFIGS", "PYTHONPATH",
     "NUMBA_CACHE_DIR",
 )  # fmt: skip
+
+
+#: Seconds a cluster address has to answer a TCP connection (Ray itself retries for minutes).
+CONNECT_TIMEOUT = 5.0
+#: Addresses that name no host: the latest cluster started on this machine, or a new local one.
+_NO_HOST = ("auto", "local")
+
+
+def check_ray_device(device: str, gpus_per_point: float) -> None:
+    """Refuse a torch device that Ray workers with ``gpus_per_point`` of a GPU cannot use.
+
+    Ray shows each worker only the GPUs it reserved (as ``cuda:0`` on), so CUDA needs a GPU
+    share and an index means nothing; a GPU share for workers computing on the CPU would hold
+    GPUs idle. ``auto`` takes what the share gives (CUDA with one, else the CPU).
+    """
+    if device.strip() == "auto":
+        return
+    kind, _, index = device.strip().partition(":")
+    if kind == "cpu" and not index:
+        if gpus_per_point > 0:
+            raise ValueError(
+                f"gpus_per_point = {gpus_per_point:g} reserves GPUs for Ray workers that compute on "
+                "the CPU (device 'cpu'): add --device cuda (or auto), or drop --gpus-per-point."
+            )
+    elif kind == "cuda":
+        if index:
+            raise ValueError(
+                f"Device {device!r}: each Ray worker sees only the GPU it reserved, as 'cuda'; "
+                "use --device cuda."
+            )
+        if gpus_per_point <= 0:
+            raise ValueError(
+                "Device 'cuda' with the Ray executor needs a GPU share per worker (Ray hides the "
+                "GPUs from workers that reserve none): add --gpus-per-point, e.g. 1 (a GPU per "
+                "worker) or 0.25 (four workers per GPU)."
+            )
+    else:
+        raise ValueError(f"Ray workers compute on cpu, cuda or auto. Got device {device!r}.")
+
+
+def check_address(address: str | None) -> None:
+    """Refuse, within :data:`CONNECT_TIMEOUT` seconds, a cluster address nothing answers at
+    (``ray.init`` would retry for minutes). ``None``, ``auto`` and ``local`` name no host."""
+    if address is None or address in _NO_HOST:
+        return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    host = host.strip("[]")  # [IPv6]:port
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"Ray cluster address {address!r}: expected auto, HOST:PORT (the head node's GCS, "
+            "port 6379 by default) or ray://HOST:PORT (Ray Client, port 10001)."
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ValueError(
+            f"Ray cluster address {address!r}: nothing answers at {host}:{port} ({reason}); "
+            "start the cluster first (ray start --head) or check the address."
+        ) from None
+
+
+def check_resources(
+    resources: dict[str, float], workers: int, gpus_per_point: float, address: str | None
+) -> None:
+    """Refuse a run whose workers do not all fit on the cluster: an actor Ray cannot place
+    waits forever, and the points handed to it with it."""
+    where = "the local Ray instance" if address is None else f"the Ray cluster at {address!r}"
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if workers > cpus + 1e-9:
+        raise ValueError(
+            f"--workers {workers} needs {workers} CPUs (one per Ray worker), but {where} has "
+            f"{cpus:g}: use --workers {max(1, math.floor(cpus + 1e-9))} or a larger cluster."
+        )
+    need = workers * gpus_per_point
+    if need > gpus + 1e-9:
+        fix = (
+            "use --device cpu without --gpus-per-point"
+            if gpus == 0
+            else "use fewer workers or a smaller --gpus-per-point"
+        )
+        raise ValueError(
+            f"--workers {workers} with --gpus-per-point {gpus_per_point:g} needs {need:g} GPUs, "
+            f"but {where} has {gpus:g}: {fix}."
+        )
 
 
 def require_ray():
@@ -86,6 +175,14 @@ class RayExecutor(Executor):
         GPU share per actor: 0.25 lets four actors, hence four points, share one GPU.
     retries : int
         How often a point whose worker died is run again before the error is raised.
+
+    Raises
+    ------
+    ImportError
+        Ray is not installed (the message names the extra).
+    ValueError
+        Nothing answers at ``address``, or the workers do not all fit on the cluster (a CPU
+        each, ``gpus_per_point`` of a GPU each): refused at once, where Ray would wait.
     """
 
     def __init__(
@@ -105,6 +202,7 @@ class RayExecutor(Executor):
                 "The 'gpus_per_point' parameter of RayExecutor must be a float in [0, inf]. "
                 f"Got {gpus_per_point!r}."
             )
+        check_gpu_share(float(gpus_per_point))
         ray = require_ray()
         self._ray = ray
         self.workers = workers
@@ -121,8 +219,19 @@ class RayExecutor(Executor):
             }
             if address is None:
                 kwargs["num_cpus"] = workers
-            ray.init(address=address, **kwargs)
+            check_address(address)
+            try:
+                ray.init(address=address, **kwargs)
+            except ConnectionError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+                raise ValueError(f"Ray cluster address {address!r}: {first}") from None
             self._started = True
+        try:
+            check_resources(ray.cluster_resources(), workers, float(gpus_per_point), address)
+        except ValueError:
+            if self._started:
+                ray.shutdown()
+            raise
         self._actor_cls = ray.remote(num_cpus=1, num_gpus=float(gpus_per_point))(_Worker)
         self._cwd = os.getcwd()
         self._idle: deque = deque(self._new_actor() for _ in range(workers))

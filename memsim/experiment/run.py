@@ -156,11 +156,12 @@ def run_experiment(
     ConfigError
         A bad plug-in name or combination, a missing checkpoint (before anything is written).
     ValueError
-        A torch device this machine lacks (before anything is written).
+        A torch device this machine lacks; with Ray, a device its workers cannot use, a cluster
+        address that does not answer or a cluster that cannot place the workers (all before
+        anything is written).
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
-    from memsim.compute import resolve_device
     from memsim.experiment.launch import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
@@ -168,9 +169,8 @@ def run_experiment(
     # What can be checked is checked before the output folder is claimed, the same way as
     # load_experiment does (a config built in Python skips the loader).
     check_plugins(config)
-    resolve_device(run.device)
     check_files(config)
-    check_executor(run)  # a missing Ray extra is reported before anything is written
+    check_executor(run)  # the device, a missing Ray extra, a cluster that does not answer
     if evaluator is None:
         # Train/cache/load the models once, before any worker starts and before the folder is
         # claimed: a corrupt checkpoint or missing data set is refused with nothing written.
@@ -178,7 +178,12 @@ def run_experiment(
             load_workload(spec)
     out = Path(run.out) if run.out is not None else default_out(config)
     digest = config.digest()
-    with ResultsStore.open(out, config=config.to_dict(), digest=digest) as store:
+    # The executor starts first: Ray refuses a cluster that cannot place the workers before
+    # the folder is claimed.
+    with (
+        executor_for(run) as executor,
+        ResultsStore.open(out, config=config.to_dict(), digest=digest) as store,
+    ):
         write_text_atomic(out / "config.toml", to_toml(config.to_toml_data()))
         write_text_atomic(
             out / "config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True)
@@ -210,19 +215,18 @@ def run_experiment(
         def coupled(curve) -> bool:
             return config.sweep.coupled and (couplable is None or couplable(curve, grid))
 
-        with executor_for(run) as executor:
-            if config.adaptive.enabled:
-                _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
-            else:
-                tasks = plan_grid(
-                    curves,
-                    grid,
-                    repeats=config.sweep.repeats,
-                    seed=config.seed,
-                    coupled=coupled,
-                    operating=ops,
-                )
-                run_points(tasks, store, executor, evaluator, progress=run.progress)
+        if config.adaptive.enabled:
+            _run_adaptive(config, run, store, executor, evaluator, curves, ops, coupled)
+        else:
+            tasks = plan_grid(
+                curves,
+                grid,
+                repeats=config.sweep.repeats,
+                seed=config.seed,
+                coupled=coupled,
+                operating=ops,
+            )
+            run_points(tasks, store, executor, evaluator, progress=run.progress)
         write_csv_atomic(out / "points.csv", store.points_frame())
     if sweep_only:
         return out

@@ -560,11 +560,14 @@ def run_study(
     from workloads import get_workload
 
     run = RunOptions(workers=workers, executor=executor, address=address)
-    check_executor(run)  # a missing Ray extra is reported before anything is written
+    check_executor(run)  # a missing Ray extra, a cluster that does not answer
     folder = Path(out)
     data = config.to_dict()
     digest = config_hash(data)
-    with ResultsStore.open(folder, config=data, digest=digest, schema=BNN_ROWS) as store:
+    with (
+        executor_for(run) as pool,  # first: a cluster that cannot place it writes nothing
+        ResultsStore.open(folder, config=data, digest=digest, schema=BNN_ROWS) as store,
+    ):
         write_text_atomic(
             folder / "config.json", json.dumps(data, indent=1, sort_keys=True, default=str)
         )
@@ -588,8 +591,7 @@ def run_study(
             config.activation_noise,
         )
         tasks = plan_points(config, conditions, bits)
-        with executor_for(run) as pool:
-            run_points(tasks, store, pool, evaluator, progress=progress, desc="bnn", to_row=_to_row)
+        run_points(tasks, store, pool, evaluator, progress=progress, desc="bnn", to_row=_to_row)
         points = store.points_frame()
         write_csv_atomic(folder / "points.csv", points)
     summary = summarize(points, config.tolerance_points, config.confidence)

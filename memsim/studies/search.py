@@ -307,7 +307,7 @@ def run_search(
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
 
-    check_executor(run)  # a missing Ray extra is reported before anything is written
+    check_executor(run)  # the device, a missing Ray extra, a cluster that does not answer
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]
@@ -321,8 +321,8 @@ def run_search(
     record = {"experiment": config.to_dict(), "search": to_dict(options)}
     frames: dict[str, list] = {"layers": [], "degradation": [], "search": []}
     with (
+        executor_for(run) as executor,  # first: a cluster that cannot place it writes nothing
         ResultsStore.open(out, config=record, digest=digest) as store,
-        executor_for(run) as executor,
     ):
         write_text_atomic(out / "config.json", json.dumps(record, indent=1, sort_keys=True))
         evaluator = NetworkEvaluator(config.workloads, (), config.sweep, run.device)
