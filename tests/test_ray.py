@@ -6,12 +6,17 @@ Selected with ``-m ray``; skipped when the optional ``ray`` extra is not install
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +25,7 @@ from helpers import kill_after_points
 
 from memsim.cli.main import main
 from memsim.experiment.points import NetworkEvaluator
+from memsim.experiment.ray_executor import check_address
 from memsim.experiment.run import DEFAULT_CONFIG, RunOptions, load_experiment, run_experiment
 from memsim.experiment.store import POINTS_LOG
 
@@ -44,6 +50,7 @@ def local_ray():
     """One local Ray instance with 2 CPUs for the module (starting one takes seconds)."""
     env = {k: os.environ[k] for k in ("MEMSIM_CACHE", "PYTHONPATH") if k in os.environ}
     ray.init(
+        address="local",  # private, even if a `ray start` cluster runs on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
@@ -198,3 +205,97 @@ def test_a_cluster_address_that_does_not_answer_is_refused_in_seconds(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(f"memsim sweep: error: Ray cluster address '{address}': nothing answers")
     assert not out.exists()
+
+
+@pytest.fixture
+def head_node(tmp_path):
+    """A Ray cluster started the way a cluster's head node is (``ray start --head``, 2 CPUs),
+    in its own process group, torn down afterwards; yields its ``HOST:PORT`` address.
+
+    Token authentication is off on both sides (``RAY_AUTH_MODE=disabled``), whatever the Ray
+    version's default: this is about joining a cluster by address, not about Ray's security.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    # Its own temporary folder (short: Ray's sockets live there), so that the note `ray start`
+    # leaves for `address="auto"` (removed only by `ray stop`, which stops every Ray process
+    # here) goes away with it.
+    temp = tempfile.mkdtemp(prefix="memsim-ray-")
+    head_env = {**env, "RAY_TMPDIR": temp}
+    ray_cli = Path(sys.executable).with_name("ray")
+    cmd = [os.fspath(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+    cmd += ["--include-dashboard=false", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    head = subprocess.Popen(
+        cmd,
+        env=head_env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "head.log").open("w"),
+        start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
+            try:
+                check_address(address)
+                break
+            except ValueError:
+                assert time.monotonic() < deadline, "the head node never answered"
+                time.sleep(0.5)
+        yield address, env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # `ray start --block` takes ~30 s to wind down; its processes need no care
+        with contextlib.suppress(ProcessLookupError):  # none left is fine
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_running_cluster_joined_by_address_gives_the_serial_points(
+    head_node, serial_points, tmp_path
+):
+    """`--address HOST:PORT` joins a cluster someone else started (the SLURM recipe's step):
+    the driver neither starts nor stops it, and the points are one local worker's."""
+    address, env = head_node
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG), "--no-progress"]
+    cmd += ["--out", os.fspath(out), "--executor", "ray", "--address", address, "--workers", "2"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "points.csv"), serial_points)
+    assert _log_lines(out) == len(serial_points)
+    check_address(address)  # the cluster outlives the driver that joined it
+
+
+def test_a_cluster_that_refuses_the_driver_gets_a_hint_at_token_authentication(monkeypatch):
+    """Ray 2.59 and later start clusters with token authentication; a driver without
+    ``RAY_AUTH_MODE=token`` is refused with a bare "Failed to connect": the error says why."""
+    from memsim.experiment.ray_executor import RayExecutor
+
+    def refuse(address=None, **kwargs):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(ValueError) as refused:
+            RayExecutor(1, address=address)
+        message = str(refused.value)
+        assert message.startswith(f"Ray cluster address '{address}': Failed to connect")
+        assert "set RAY_AUTH_MODE=token" in message and "\n" not in message
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: no hint, the bare reason
+        with pytest.raises(ValueError, match=r"Failed to connect to Ray cluster at [0-9.:]+$"):
+            RayExecutor(1, address=address)

@@ -109,6 +109,17 @@ def check_address(address: str | None) -> None:
         ) from None
 
 
+def _auth_hint(address: str | None) -> str:
+    """What to try when a cluster that answers refuses this driver: token authentication."""
+    if address is None or address in _NO_HOST or os.environ.get("RAY_AUTH_MODE") == "token":
+        return ""
+    return (
+        ". If the cluster uses token authentication (`ray start` enables it by default from Ray "
+        "2.59 on), set RAY_AUTH_MODE=token for this command too (the token comes from "
+        "RAY_AUTH_TOKEN or ~/.ray/auth_token)."
+    )
+
+
 def check_resources(
     resources: dict[str, float], workers: int, gpus_per_point: float, address: str | None
 ) -> None:
@@ -170,7 +181,8 @@ class RayExecutor(Executor):
         Number of actors (each takes one CPU, and ``gpus_per_point`` of a GPU).
     address : str, optional
         An existing cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); None starts
-        a local Ray instance with ``workers`` CPUs (or joins one this process already started).
+        a local Ray instance with ``workers`` CPUs. A process already connected to Ray (``ray.init``
+        called before) keeps its connection, whatever ``address`` says.
     gpus_per_point : float
         GPU share per actor: 0.25 lets four actors, hence four points, share one GPU.
     retries : int
@@ -218,13 +230,17 @@ class RayExecutor(Executor):
                 "configure_logging": False,
             }
             if address is None:
+                # "local": a private instance even where `ray start` left a cluster running
+                # (or its address file behind), which a bare ray.init() would join.
                 kwargs["num_cpus"] = workers
             check_address(address)
             try:
-                ray.init(address=address, **kwargs)
+                ray.init(address=address or "local", **kwargs)
             except ConnectionError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-                raise ValueError(f"Ray cluster address {address!r}: {first}") from None
+                raise ValueError(
+                    f"Ray cluster address {address!r}: {first}{_auth_hint(address)}"
+                ) from None
             self._started = True
         try:
             check_resources(ray.cluster_resources(), workers, float(gpus_per_point), address)
