@@ -6,12 +6,14 @@ Imported by test modules as ``from helpers import ...`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -220,3 +222,21 @@ def sweep_row(
         "repeat": repeat,
     }
     return {**key, "accuracy": accuracy, **extra, "point_id": point_id(key)}
+
+
+@dataclasses.dataclass(frozen=True)
+class KillWorkerOnce:
+    """Evaluates like ``inner`` but SIGKILLs its own worker process at ``victim``, once."""
+
+    inner: Any  # a NetworkEvaluator
+    victim: str
+    marker: str
+
+    def __call__(self, task):
+        if task.id == self.victim and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner(task)
+
+    def couplable(self, curve, grid) -> bool:
+        return self.inner.couplable(curve, grid)

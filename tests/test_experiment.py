@@ -10,8 +10,9 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import kill_after_points
+from helpers import KillWorkerOnce, kill_after_points
 
+from memsim.experiment.points import NetworkEvaluator
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
 from memsim.experiment.store import POINTS_LOG, ResultsError
 from memsim.report import write_report
@@ -222,6 +223,25 @@ def test_two_workers_give_the_results_of_one(tmp_path, small_reference):
     two = pd.read_csv(tmp_path / "points.csv")
     pd.testing.assert_frame_equal(two, small_reference)
     assert not math.isnan(two["accuracy"].mean())
+
+
+def test_a_pool_worker_killed_mid_point_has_its_point_retried(tmp_path, small_reference):
+    """A local worker killed mid-point (as by the out-of-memory killer) breaks the process
+    pool; the run starts a new one and evaluates the lost points again: the same table,
+    nothing missing, nothing twice."""
+    config, _ = load_experiment(overrides=SMALL)
+    victim = small_reference["point_id"].iloc[len(small_reference) // 2]
+    marker = tmp_path / "killed.pid"
+    evaluator = KillWorkerOnce(
+        NetworkEvaluator(config.workloads, config.policies, config.sweep), victim, str(marker)
+    )
+    out = tmp_path / "out"
+    run = RunOptions(out=out, workers=2, progress=False)
+    run_experiment(config, run, evaluator=evaluator, sweep_only=True)
+    assert marker.exists(), "the worker was never killed"
+    assert int(marker.read_text()) != os.getpid()
+    pd.testing.assert_frame_equal(pd.read_csv(out / "points.csv"), small_reference)
+    assert (out / POINTS_LOG).read_text().count("\n") == len(small_reference)
 
 
 @pytest.mark.slow

@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import helpers
 import pandas as pd
 import pytest
-from helpers import kill_after_points
+from helpers import KillWorkerOnce, kill_after_points
 
 from memsim.cli.main import main
 from memsim.experiment.points import NetworkEvaluator
@@ -56,10 +57,12 @@ def local_ray():
         log_to_driver=False,
         runtime_env={"env_vars": {**env, "OMP_NUM_THREADS": "1"}},
     )
-    # Test-module classes (the killing evaluator) travel by value: workers cannot import tests/.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # Classes of tests/ (the killing evaluator) travel by value: workers cannot import tests/.
+    for module in (sys.modules[__name__], helpers):
+        ray.cloudpickle.register_pickle_by_value(module)
     yield
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    for module in (sys.modules[__name__], helpers):
+        ray.cloudpickle.unregister_pickle_by_value(module)
     ray.shutdown()
 
 
@@ -87,24 +90,6 @@ def test_ray_executor_gives_the_serial_executors_points(local_ray, serial_points
     assert len(points) > 10
     pd.testing.assert_frame_equal(points, serial_points)
     assert _log_lines(tmp_path) == len(serial_points)
-
-
-@dataclasses.dataclass(frozen=True)
-class KillWorkerOnce:
-    """Evaluates like ``inner`` but SIGKILLs its own worker process at ``victim``, once."""
-
-    inner: NetworkEvaluator
-    victim: str
-    marker: str
-
-    def __call__(self, task):
-        if task.id == self.victim and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner(task)
-
-    def couplable(self, curve, grid) -> bool:
-        return self.inner.couplable(curve, grid)
 
 
 def test_a_worker_killed_mid_point_has_its_point_retried(local_ray, serial_points, tmp_path):

@@ -23,7 +23,10 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from memsim.errors import WorkerDied
 
 #: A task and the result of one call on it.
 TaskT = TypeVar("TaskT")
@@ -152,51 +155,104 @@ def set_threads(n: int) -> None:
 class LocalPool(Executor):
     """A pool of local worker processes (``spawn``ed: safe with torch and OpenMP).
 
+    A worker that dies mid-call (killed, out of memory) breaks the whole pool: the pool is
+    started again and every call it lost runs again, each up to ``retries`` times. Calls that
+    had finished keep their results, and every call carries its own seed, so the results are
+    those of an undisturbed run.
+
     Parameters
     ----------
     workers : int
         Number of processes (at least 1).
+    retries : int
+        How often a call lost with a dead worker runs again before :class:`WorkerDied`.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, retries: int = 3) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(
                 f"The 'workers' parameter of LocalPool must be an int in [1, inf]. Got {workers!r}."
             )
         self.workers = workers
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
+        self.retries = retries
+        self._pool: ProcessPoolExecutor | None = self._new_pool()
+        self._futures: dict[Future, tuple[int, Callable, Any]] = {}  # -> ticket, fn, task
+        self._done: deque[tuple[int, Future]] = deque()
+        self._lost: dict[int, int] = {}  # ticket -> times lost with a dead worker
+        self._next = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(os.getpid(),),
         )
-        self._futures: dict[Future, int] = {}
-        self._done: deque[tuple[int, Future]] = deque()
-        self._next = 0
 
     def submit(self, fn: Callable[[Any], Any], task: Any) -> int:
         ticket = self._next
         self._next += 1
-        self._futures[self._pool.submit(fn, task)] = ticket
+        self._submit(ticket, fn, task)
         return ticket
 
+    def _submit(self, ticket: int, fn: Callable[[Any], Any], task: Any) -> None:
+        assert self._pool is not None, "submit() after close()"
+        self._futures[self._pool.submit(fn, task)] = (ticket, fn, task)
+
     def next_done(self) -> tuple[int, Any]:
-        if not self._done:
+        while not self._done:
             if not self._futures:
                 raise RuntimeError("next_done() called with nothing pending.")
             done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+            if any(_lost_with_worker(fut) for fut in done):
+                self._restart()
+                continue
             # Sorted by ticket so that the hand-back order among simultaneous finishes is stable.
-            for fut in sorted(done, key=self._futures.__getitem__):
-                self._done.append((self._futures.pop(fut), fut))
+            for fut in sorted(done, key=lambda f: self._futures[f][0]):
+                self._done.append((self._futures.pop(fut)[0], fut))
         ticket, fut = self._done.popleft()
+        self._lost.pop(ticket, None)
         return ticket, fut.result()
+
+    def _restart(self) -> None:
+        """A worker died and took the pool with it: keep what finished, start a new pool and
+        submit again what was lost, unless a call was lost more than ``retries`` times."""
+        assert self._pool is not None
+        self._pool.shutdown(wait=True, cancel_futures=True)  # every future is settled after it
+        self._pool = None
+        lost = []
+        for fut, (ticket, fn, task) in sorted(self._futures.items(), key=lambda kv: kv[1][0]):
+            if _lost_with_worker(fut):
+                lost.append((ticket, fn, task))
+                self._lost[ticket] = self._lost.get(ticket, 0) + 1
+            else:
+                self._done.append((ticket, fut))  # finished (a result, or the call's own error)
+        self._futures.clear()
+        worst = max(lost, key=lambda item: self._lost[item[0]])
+        if self._lost[worst[0]] > self.retries:
+            raise WorkerDied(
+                f"Worker processes died {self._lost[worst[0]]} times while {worst[2]!r} was "
+                "running (killed, or out of memory: fewer --workers use less); finished points "
+                "are kept and running the same command again resumes."
+            )
+        self._pool = self._new_pool()
+        for ticket, fn, task in lost:
+            self._submit(ticket, fn, task)
 
     @property
     def pending(self) -> int:
         return len(self._futures) + len(self._done)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()
+
+
+def _lost_with_worker(fut: Future) -> bool:
+    """Whether a call never finished because its pool broke (or was shut down under it)."""
+    return fut.cancelled() or isinstance(fut.exception(), BrokenProcessPool)
 
 
 def make_executor(workers: int) -> Executor:

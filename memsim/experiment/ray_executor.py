@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memsim.errors import WorkerDied
 from memsim.experiment.config import check_gpu_share
 from memsim.experiment.executor import Executor
 
@@ -303,8 +304,10 @@ class RayExecutor(Executor):
                 self._idle.append(self._new_actor())
                 if attempts > self.retries:
                     self._dispatch()
-                    raise RuntimeError(
-                        f"A Ray worker died {attempts} times running point {task!r}."
+                    raise WorkerDied(
+                        f"Ray workers died {attempts} times running {task!r} (killed, out of "
+                        "memory, or their node lost); finished points are kept and running the "
+                        "same command again resumes."
                     ) from exc
                 self._queue.appendleft((ticket, fn, task))
                 self._dispatch()

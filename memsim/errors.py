@@ -1,0 +1,9 @@
+"""Errors of a run that are not bad input, with no heavy imports (the CLI catches them to print
+one line instead of a traceback)."""
+
+from __future__ import annotations
+
+
+class WorkerDied(RuntimeError):
+    """Worker processes died (killed, out of memory, their node lost) while one point was in
+    flight, more often than a run retries. Points that finished are kept; a re-run resumes."""

@@ -1,0 +1,66 @@
+"""The local process pool when a worker dies mid-call (killed, out of memory): the pool starts
+again, the lost calls run again, and the results are those of an undisturbed run; a call that
+keeps killing its worker ends the run with one clear error, finished results kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from memsim.errors import WorkerDied
+from memsim.experiment.executor import LocalPool, map_unordered
+
+
+def square_or_die(task: tuple[int, str]) -> tuple[int, int]:
+    """``(n, n * n)``; kills its own process at ``n == 3`` while the marker file is absent."""
+    n, marker = task
+    if n == 3 and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n, n * n
+
+
+def always_dies(task: int) -> int:
+    if task == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return task
+
+
+def test_a_call_lost_with_a_killed_worker_runs_again(tmp_path):
+    marker = tmp_path / "killed.pid"
+    tasks = [(n, str(marker)) for n in range(8)]
+    with LocalPool(2) as pool:
+        results = dict(result for _, result in map_unordered(pool, square_or_die, tasks))
+    assert marker.exists(), "no worker was killed"
+    assert int(marker.read_text()) != os.getpid()  # a worker died, not this process
+    assert results == {n: n * n for n in range(8)}  # every call once, none lost
+
+
+def test_a_call_that_keeps_killing_its_worker_is_one_clear_error():
+    done = []
+    with LocalPool(2, retries=1) as pool, pytest.raises(WorkerDied) as died:
+        for _, result in map_unordered(pool, always_dies, range(4)):
+            done.append(result)
+    message = str(died.value)
+    assert message.startswith("Worker processes died 2 times while 1 was running")
+    assert "finished points are kept" in message and "\n" not in message
+    assert 1 not in done
+
+
+def test_the_cli_prints_a_dead_worker_as_one_line(tmp_path, monkeypatch, capsys):
+    from memsim.cli.main import main
+    from memsim.experiment import run
+
+    def die(*args, **kwargs):
+        raise WorkerDied("Worker processes died 4 times while point x was running.")
+
+    monkeypatch.setattr(run, "run_experiment", die)
+    argv = ["sweep", os.fspath(run.DEFAULT_CONFIG), "--out", os.fspath(tmp_path / "out")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1] == "memsim sweep: error: Worker processes died 4 times while point x was running."
+    )
