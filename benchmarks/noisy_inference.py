@@ -37,7 +37,13 @@ them at p = 1e-3 (``1 - exp(-512 p)``), all at 1e-2. So an aim below the floor's
 cannot be met by any kernel that flips a tensor after the layer that wrote it, on this
 machine; only flipping inside the producing layer could.
 
-Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3] [--aims]``
+``--decompose`` says where the flips' time goes: each write's kernel timed inside the network
+against clean inference (also at p = 1e-15: the per-write cost without flips), and the same
+kernel's time per flip on a tensor already in cache, which is the kernel's own work; with the
+per-write cost, that gives the lowest noisy/clean ratio this sampler can reach on the machine,
+wherever the flips meet the memory.
+
+Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3] [--aims] [--decompose]``
 """
 
 from __future__ import annotations
@@ -125,6 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         help="only the aims' measurements (tiles, clean and the aims' p), for a decisive verdict",
     )
     parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also time each write's flip kernel inside the network and on a tensor in cache "
+        "(where the aims' cost goes)",
+    )
+    parser.add_argument(
         "--reference-ps", default="1e-5", help="p values run with the reference engine"
     )
     parser.add_argument(
@@ -198,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.aims:
         table(ps, cpu, wall, clean)
     aims(ps, wall)
+    if args.decompose:
+        decompose(net, x, ps, args.repeats)
     if ref_ps:
         xr = x[: args.reference_batch]
         scale = len(x) / len(xr)
@@ -277,6 +291,71 @@ def aims(ps, wall) -> None:
                 f"aims below the floor's interval (no flip kernel after the layer can meet them "
                 f"here): {', '.join(below)}"
             )
+
+
+class TimedFlips(Channel):
+    """``BitFlip(fmt, p)`` whose calls' wall time is added up in :attr:`seconds`."""
+
+    def __init__(self, p: float) -> None:
+        self.inner = BitFlip("float32", p, engine="auto")
+        self.seconds = 0.0
+
+    def apply_(self, x: torch.Tensor, seed: int | None) -> torch.Tensor:
+        start = time.perf_counter()
+        self.inner.apply_(x, seed)
+        self.seconds += time.perf_counter() - start
+        return x
+
+
+def decompose(net: NoisyNetwork, x: torch.Tensor, ps: list[float], repeats: int) -> None:
+    """Where the flips' time goes: every write's kernel timed inside the network (least of
+    ``repeats`` batches), at each p and at p = 1e-15 (the per-write cost without flips), against
+    clean inference; and the same kernel on a 4 MiB float32 tensor already in cache, flipped
+    over and over. The in-cache time per flip is the kernel's own work, which no placement of
+    the flips relative to the layers can save."""
+    bits = 32 * sum(wp.numel for wp in net.write_points(x)) * len(x)
+    clean = min(timed_wall(lambda: net.logits(x, None)) for _ in range(repeats))
+    print(
+        f"\nwhere the flips' time goes (wall; least of {repeats} batches; clean "
+        f"{1e3 * clean:.0f} ms per batch): kernels in the network against clean, their time per "
+        "flip, the same kernel's time per flip on a 4 MiB tensor in cache, and what that "
+        "in-cache work plus the per-write cost would make the ratio"
+    )
+    print(f"{'p':>8} {'kernels':>9} {'ns/flip':>8} {'in cache':>9} {'floor of this sampler':>22}")
+    fixed = 0.0
+    for p in (1e-15, *ps):
+        kernel = TimedFlips(p)
+        spent = []
+        for r in range(repeats):
+            kernel.seconds = 0.0
+            net.logits(x, kernel, seed=r)
+            spent.append(kernel.seconds)
+        share = min(spent) / clean
+        if p == 1e-15:
+            fixed = share
+            print(f"{p:>8.0e} {share:>9.2%}  (the per-write cost without flips)")
+            continue
+        flips = bits * p
+        words = torch.randn(1 << 20)
+        cache = BitFlip("float32", p, engine="auto")
+        cache.apply_(words, 0)
+        calls = max(5, int(2e6 / (words.numel() * 32 * p)))
+        per_call = math.inf
+        for c in range(1, calls + 1):
+            start = time.perf_counter()
+            cache.apply_(words, c)
+            per_call = min(per_call, time.perf_counter() - start)
+        in_cache = per_call / (words.numel() * 32 * p)
+        print(
+            f"{p:>8.0e} {share:>9.2%} {1e9 * (min(spent) / flips):>8.2f} "
+            f"{1e9 * in_cache:>9.2f} {1 + fixed + in_cache * flips / clean:>22.3f}"
+        )
+
+
+def timed_wall(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
