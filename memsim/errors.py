@@ -7,3 +7,9 @@ from __future__ import annotations
 class WorkerDied(RuntimeError):
     """Worker processes died (killed, out of memory, their node lost) while one point was in
     flight, more often than a run retries. Points that finished are kept; a re-run resumes."""
+
+
+def describe_task(task: object) -> str:
+    """A task as an error names it: ``point <id>`` for sweep points, else its ``repr``."""
+    ident = getattr(task, "id", None)
+    return f"point {ident}" if isinstance(ident, str) else repr(task)

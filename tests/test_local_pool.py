@@ -45,7 +45,9 @@ def test_a_call_that_keeps_killing_its_worker_is_one_clear_error():
         for _, result in map_unordered(pool, always_dies, range(4)):
             done.append(result)
     message = str(died.value)
-    assert message.startswith("Worker processes died 2 times while 1 was running")
+    assert message.startswith(
+        "Worker processes died 2 times while 1 was running"
+    )  # a bare task: repr
     assert "finished points are kept" in message and "\n" not in message
     assert 1 not in done
 
@@ -64,3 +66,14 @@ def test_the_cli_prints_a_dead_worker_as_one_line(tmp_path, monkeypatch, capsys)
     assert (
         err[-1] == "memsim sweep: error: Worker processes died 4 times while point x was running."
     )
+
+
+def test_errors_name_a_sweep_point_by_its_id():
+    from types import SimpleNamespace
+
+    from memsim.errors import describe_task
+
+    assert (
+        describe_task(SimpleNamespace(id="vgg_A|float32|1e-3|r0")) == "point vgg_A|float32|1e-3|r0"
+    )
+    assert describe_task((3, "x")) == "(3, 'x')"

@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from memsim.errors import WorkerDied
+from memsim.errors import WorkerDied, describe_task
 
 #: A task and the result of one call on it.
 TaskT = TypeVar("TaskT")
@@ -231,7 +231,8 @@ class LocalPool(Executor):
         worst = max(lost, key=lambda item: self._lost[item[0]])
         if self._lost[worst[0]] > self.retries:
             raise WorkerDied(
-                f"Worker processes died {self._lost[worst[0]]} times while {worst[2]!r} was "
+                f"Worker processes died {self._lost[worst[0]]} times while "
+                f"{describe_task(worst[2])} was "
                 "running (killed, or out of memory: fewer --workers use less); finished points "
                 "are kept and running the same command again resumes."
             )

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from memsim.errors import WorkerDied
+from memsim.errors import WorkerDied, describe_task
 from memsim.experiment.config import check_gpu_share
 from memsim.experiment.executor import Executor
 
@@ -58,9 +58,9 @@ _NO_HOST = ("auto", "local")
 def check_ray_device(device: str, gpus_per_point: float) -> None:
     """Refuse a torch device that Ray workers with ``gpus_per_point`` of a GPU cannot use.
 
-    Ray shows each worker only the GPUs it reserved (as ``cuda:0`` on), so CUDA needs a GPU
-    share and an index means nothing; a GPU share for workers computing on the CPU would hold
-    GPUs idle. ``auto`` takes what the share gives (CUDA with one, else the CPU).
+    Ray shows each worker only the GPUs it reserved, numbered from ``cuda:0``: so CUDA needs a
+    GPU share, and an index names no particular GPU; a GPU share for workers computing on the
+    CPU would hold GPUs idle. ``auto`` takes what the share gives (CUDA with one, else the CPU).
     """
     if device.strip() == "auto":
         return
@@ -305,7 +305,7 @@ class RayExecutor(Executor):
                 if attempts > self.retries:
                     self._dispatch()
                     raise WorkerDied(
-                        f"Ray workers died {attempts} times running {task!r} (killed, out of "
+                        f"Ray workers died {attempts} times running {describe_task(task)} (killed, out of "
                         "memory, or their node lost); finished points are kept and running the "
                         "same command again resumes."
                     ) from exc
