@@ -9,6 +9,11 @@ class WorkerDied(RuntimeError):
     flight, more often than a run retries. Points that finished are kept; a re-run resumes."""
 
 
+class WorkerStartFailed(RuntimeError):
+    """A worker could not start where it runs (memsim not importable there, say): every worker
+    there would fail the same way, so nothing is retried."""
+
+
 def describe_task(task: object) -> str:
     """A task as an error names it: ``point <id>`` for sweep points, else its ``repr``."""
     ident = getattr(task, "id", None)

@@ -284,3 +284,34 @@ def test_a_cluster_that_refuses_the_driver_gets_a_hint_at_token_authentication(m
         monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: no hint, the bare reason
         with pytest.raises(ValueError, match=r"Failed to connect to Ray cluster at [0-9.:]+$"):
             RayExecutor(1, address=address)
+
+
+class WorkerWithoutMemsim:
+    """An actor body that fails to start, as on a node where memsim is not installed."""
+
+    def __init__(self, cwd: str, threads: int) -> None:
+        raise ModuleNotFoundError("No module named 'memsim'")
+
+    def run(self, fn, task):  # pragma: no cover - never reached
+        return fn(task)
+
+
+def test_a_worker_that_cannot_start_is_one_clear_error_not_retried(local_ray):
+    """A worker whose start-up fails (memsim missing on its node) would fail on every retry:
+    the run stops at once with the reason, instead of "died 4 times (out of memory?)"."""
+    from memsim.errors import WorkerStartFailed
+    from memsim.experiment.ray_executor import RayExecutor
+
+    class NodesWithoutMemsim(RayExecutor):
+        def _new_actor(self):
+            started.append(1)
+            return ray.remote(num_cpus=1)(WorkerWithoutMemsim).remote(self._cwd, 1)
+
+    started: list[int] = []
+    with NodesWithoutMemsim(1) as executor, pytest.raises(WorkerStartFailed) as failed:
+        executor.submit(abs, -1)
+        executor.next_done()
+    message = str(failed.value)
+    assert message.startswith("A Ray worker could not start: ")
+    assert "No module named 'memsim'" in message and "\n" not in message
+    assert len(started) == 1  # no replacement was started: nothing retried

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 from memsim.cli.options import configure_logging
-from memsim.errors import WorkerDied
+from memsim.errors import WorkerDied, WorkerStartFailed
 
 #: Modules that contribute verbs, in the order they appear in ``memsim --help``.
 COMMAND_MODULES = (
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memsim: interrupted; finished work is kept and a re-run resumes.", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ImportError, WorkerDied) as exc:
+    except (ValueError, TypeError, OSError, ImportError, WorkerDied, WorkerStartFailed) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"memsim {args.command}: error: {exc}", file=sys.stderr)

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from memsim.errors import WorkerDied, describe_task
+from memsim.errors import WorkerDied, WorkerStartFailed, describe_task
 from memsim.experiment.config import check_gpu_share
 from memsim.experiment.executor import Executor
 
@@ -144,6 +144,12 @@ def check_resources(
             f"--workers {workers} with --gpus-per-point {gpus_per_point:g} needs {need:g} GPUs, "
             f"but {where} has {gpus:g}: {fix}."
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of an error's text: the exception a worker's start-up raised."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def require_ray():
@@ -297,17 +303,24 @@ class RayExecutor(Executor):
                 self._dispatch()
                 raise exc.as_instanceof_cause() from None
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                ray.kill(actor, no_restart=True)
+                if getattr(exc, "actor_init_failed", False):
+                    # It never started (memsim not importable on its node, say): another would
+                    # fail the same way.
+                    raise WorkerStartFailed(
+                        f"A Ray worker could not start: {_reason(exc)}. Every node needs memsim "
+                        "installed at the driver's path (a shared file system: docs/cluster.md)."
+                    ) from None
                 # The worker died mid-point: replace it and run the point again.
                 attempts = self._attempts.get(ticket, 0) + 1
                 self._attempts[ticket] = attempts
-                ray.kill(actor, no_restart=True)
                 self._idle.append(self._new_actor())
                 if attempts > self.retries:
                     self._dispatch()
                     raise WorkerDied(
-                        f"Ray workers died {attempts} times running {describe_task(task)} (killed, out of "
-                        "memory, or their node lost); finished points are kept and running the "
-                        "same command again resumes."
+                        f"Ray workers died {attempts} times running {describe_task(task)} "
+                        "(killed, out of memory, or their node lost); finished points are kept "
+                        "and running the same command again resumes."
                     ) from exc
                 self._queue.appendleft((ticket, fn, task))
                 self._dispatch()
