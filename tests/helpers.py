@@ -112,6 +112,56 @@ def poisson_counts_pvalue(draws: np.ndarray, lam: float) -> float:
     return float(stats.chi2.sf(chi2, keep.sum() - 1))
 
 
+def _start_until_points(
+    cmd: Sequence[str],
+    log: Path,
+    points: int,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None,
+    new_session: bool,
+) -> subprocess.Popen:
+    """Start ``cmd`` and return it, still running, once its results log holds ``points`` lines."""
+    proc = subprocess.Popen(
+        list(cmd),
+        env=None if env is None else dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=new_session,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count("\n") >= points:
+            break
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        message = proc.stderr.read().decode()[-500:]
+        proc.stderr.close()
+        raise AssertionError(f"the run ended before it could be stopped: {message}")
+    return proc
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``, from ``/proc`` (no ``pgrep`` needed)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp; zombies are gone
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def kill_after_points(
     cmd: Sequence[str],
     log: Path,
@@ -126,33 +176,46 @@ def kill_after_points(
     With ``new_session`` the command gets its own process group, killed as a whole afterwards
     (a local Ray instance shares the driver's group).
     """
-    proc = subprocess.Popen(
-        list(cmd),
-        env=None if env is None else dict(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=new_session,
+    proc = _start_until_points(
+        cmd, log, points, timeout_s=timeout_s, env=env, new_session=new_session
     )
-    assert proc.stderr is not None
     try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.exists() and log.read_text().count("\n") >= points:
-                break
-            time.sleep(0.005)
-        assert proc.poll() is None, (
-            f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         if new_session:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(proc)
+        assert proc.stderr is not None
         proc.stderr.close()
     return log.read_text().count("\n")
+
+
+def interrupt_after_points(
+    cmd: Sequence[str],
+    log: Path,
+    points: int,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, int, str, list[int]]:
+    """Start ``cmd`` in a process group of its own and, once its results log holds ``points``
+    lines, press Ctrl-C (SIGINT to the whole group, as a terminal does). Returns the log's lines
+    after it stopped, its exit status, its standard error, and the processes of its group still
+    alive 10 s later (its workers must be gone by then)."""
+    proc = _start_until_points(cmd, log, points, timeout_s=timeout_s, env=env, new_session=True)
+    assert proc.stderr is not None
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while True:
+            left = group_members(proc.pid)
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        _kill_group(proc)
+    return log.read_text().count("\n"), proc.returncode, err.decode(), left
 
 
 def curve_rows(

@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import KillWorkerOnce, kill_after_points
+from helpers import KillWorkerOnce, interrupt_after_points, kill_after_points
 
 from memsim.experiment.points import NetworkEvaluator
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
@@ -179,7 +179,7 @@ def small_reference(tmp_path_factory):
     return pd.read_csv(out / "points.csv")
 
 
-def _sweep_cmd(out) -> list[str]:
+def _sweep_cmd(out, workers: int = 1) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -190,7 +190,7 @@ def _sweep_cmd(out) -> list[str]:
         os.fspath(out),
         "--no-progress",
         "--workers",
-        "1",
+        str(workers),
     ]
     for item in SMALL:
         cmd += ["--set", item]
@@ -215,6 +215,27 @@ def test_sweep_killed_with_sigkill_resumes_to_the_same_table(tmp_path, small_ref
     pd.testing.assert_frame_equal(resumed, small_reference)
     # Nothing duplicated in the store either.
     assert (out / POINTS_LOG).read_text().count("\n") == len(small_reference)
+
+
+def test_ctrl_c_stops_a_pool_run_in_seconds_and_a_rerun_resumes(tmp_path, small_reference):
+    """Ctrl-C (SIGINT to the process group, workers included) during a two-worker sweep: the
+    driver says the work is kept and exits 130, no worker outlives it, and the same command
+    resumes to the uninterrupted table."""
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = out / POINTS_LOG
+    done, status, err, left = interrupt_after_points(
+        _sweep_cmd(out, workers=2), log, 3, timeout_s=120, env=env
+    )
+    assert status == 130, err[-1000:]
+    assert err.strip().splitlines()[-1] == (
+        "memsim: interrupted; finished work is kept and a re-run resumes."
+    )
+    assert left == []
+    assert 3 <= done < len(small_reference)
+    subprocess.run(_sweep_cmd(out, workers=2), env=env, check=True, capture_output=True)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "points.csv"), small_reference)
+    assert log.read_text().count("\n") == len(small_reference)
 
 
 def test_two_workers_give_the_results_of_one(tmp_path, small_reference):
