@@ -22,7 +22,7 @@ from pathlib import Path
 import helpers
 import pandas as pd
 import pytest
-from helpers import KillWorkerOnce, kill_after_points
+from helpers import KillWorkerOnce, interrupt_after_points, kill_after_points
 
 from memsim.cli.main import main
 from memsim.experiment.points import NetworkEvaluator
@@ -122,6 +122,28 @@ def test_driver_killed_with_sigkill_resumes_to_the_same_table(local_ray, serial_
     resumed = _ray_run(out)
     pd.testing.assert_frame_equal(resumed, serial_points)
     assert _log_lines(out) == len(serial_points)
+
+
+def test_ctrl_c_stops_a_ray_run_and_its_instance_and_a_rerun_resumes(serial_points, tmp_path):
+    """Ctrl-C during a run on a private Ray instance: exit 130 with the one-line message, none
+    of the instance's processes outlive the driver, and the same command resumes to the
+    serial table."""
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG)]
+    cmd += ["--out", os.fspath(out), "--no-progress", "--executor", "ray", "--workers", "2"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done, status, err, left = interrupt_after_points(
+        cmd, out / POINTS_LOG, 4, timeout_s=180, env=env
+    )
+    assert status == 130, err[-1000:]
+    assert err.strip().splitlines()[-1] == (
+        "memsim: interrupted; finished work is kept and a re-run resumes."
+    )
+    assert left == []
+    assert 4 <= done < len(serial_points)
+    pd.testing.assert_frame_equal(_ray_run(out), serial_points)
 
 
 def test_the_bnn_study_on_ray_gives_the_serial_points(local_ray, tmp_path):
