@@ -120,14 +120,21 @@ def _start_until_points(
     timeout_s: float,
     env: Mapping[str, str] | None,
     new_session: bool,
+    sigint_default: bool = False,
 ) -> subprocess.Popen:
-    """Start ``cmd`` and return it, still running, once its results log holds ``points`` lines."""
+    """Start ``cmd`` and return it, still running, once its results log holds ``points`` lines.
+
+    ``sigint_default``: the command gets SIGINT's default disposition, as from a terminal. A
+    test run in the background of a non-interactive shell (CI) ignores SIGINT, and children
+    inherit that, so Python there would never raise KeyboardInterrupt.
+    """
     proc = subprocess.Popen(
         list(cmd),
         env=None if env is None else dict(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=new_session,
+        preexec_fn=_default_sigint if sigint_default else None,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + timeout_s
@@ -140,6 +147,10 @@ def _start_until_points(
         proc.stderr.close()
         raise AssertionError(f"the run ended before it could be stopped: {message}")
     return proc
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def group_members(pgid: int) -> list[int]:
@@ -202,7 +213,9 @@ def interrupt_after_points(
     lines, press Ctrl-C (SIGINT to the whole group, as a terminal does). Returns the log's lines
     after it stopped, its exit status, its standard error, and the processes of its group still
     alive 10 s later (its workers must be gone by then)."""
-    proc = _start_until_points(cmd, log, points, timeout_s=timeout_s, env=env, new_session=True)
+    proc = _start_until_points(
+        cmd, log, points, timeout_s=timeout_s, env=env, new_session=True, sigint_default=True
+    )
     assert proc.stderr is not None
     try:
         os.killpg(proc.pid, signal.SIGINT)
