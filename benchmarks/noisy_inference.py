@@ -53,6 +53,7 @@ import math
 import os
 import statistics
 import time
+from functools import partial
 
 import numba
 import numpy as np
@@ -322,32 +323,29 @@ def decompose(net: NoisyNetwork, x: torch.Tensor, ps: list[float], repeats: int)
         "in-cache work plus the per-write cost would make the ratio"
     )
     print(f"{'p':>8} {'kernels':>9} {'ns/flip':>8} {'in cache':>9} {'floor of this sampler':>22}")
-    fixed = 0.0
-    for p in (1e-15, *ps):
+
+    def kernel_seconds(p: float) -> float:
+        """The least time of a batch's kernels at ``p``, over ``repeats`` batches."""
         kernel = TimedFlips(p)
         spent = []
         for r in range(repeats):
             kernel.seconds = 0.0
             net.logits(x, kernel, seed=r)
             spent.append(kernel.seconds)
-        share = min(spent) / clean
-        if p == 1e-15:
-            fixed = share
-            print(f"{p:>8.0e} {share:>9.2%}  (the per-write cost without flips)")
-            continue
-        flips = bits * p
-        words = torch.randn(1 << 20)
+        return min(spent)
+
+    fixed = kernel_seconds(1e-15) / clean
+    print(f"{1e-15:>8.0e} {fixed:>9.2%}  (the per-write cost without flips)")
+    words = torch.randn(1 << 20)
+    for p in ps:
+        seconds, flips = kernel_seconds(p), bits * p
         cache = BitFlip("float32", p, engine="auto")
         cache.apply_(words, 0)
         calls = max(5, int(2e6 / (words.numel() * 32 * p)))
-        per_call = math.inf
-        for c in range(1, calls + 1):
-            start = time.perf_counter()
-            cache.apply_(words, c)
-            per_call = min(per_call, time.perf_counter() - start)
+        per_call = min(timed_wall(partial(cache.apply_, words, c)) for c in range(1, calls + 1))
         in_cache = per_call / (words.numel() * 32 * p)
         print(
-            f"{p:>8.0e} {share:>9.2%} {1e9 * (min(spent) / flips):>8.2f} "
+            f"{p:>8.0e} {seconds / clean:>9.2%} {1e9 * seconds / flips:>8.2f} "
             f"{1e9 * in_cache:>9.2f} {1 + fixed + in_cache * flips / clean:>22.3f}"
         )
 

@@ -16,6 +16,27 @@ if TYPE_CHECKING:
 DEFAULT_DEVICE = "cpu"
 
 
+def parse_device(device: str | torch.device) -> torch.device:
+    """The ``torch.device`` that ``device`` names, whether or not this machine has it (``auto``
+    names none: :func:`resolve_device` picks it).
+
+    Raises
+    ------
+    ValueError
+        Not a device name.
+    """
+    import torch
+
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"The 'device' parameter must name a torch device (cpu, cuda, cuda:N, mps or auto). "
+            f"Got {device!r}: {first}"
+        ) from None
+
+
 def resolve_device(device: str | torch.device = DEFAULT_DEVICE) -> torch.device:
     """The ``torch.device`` for ``device``, checked to exist on this machine.
 
@@ -28,14 +49,7 @@ def resolve_device(device: str | torch.device = DEFAULT_DEVICE) -> torch.device:
 
     if isinstance(device, str) and device.strip() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"The 'device' parameter must name a torch device (cpu, cuda, cuda:N, mps or auto). "
-            f"Got {device!r}: {first}"
-        ) from None
+    dev = parse_device(device)
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:

@@ -81,6 +81,15 @@ def _ray_run(out: Path, evaluator=None) -> pd.DataFrame:
     return pd.read_csv(out / "points.csv")
 
 
+def _ray_sweep_cmd(out: Path, *options: str) -> list[str]:
+    """``memsim sweep`` of the SMALL config into ``out`` on two Ray workers, plus ``options``."""
+    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG), "--no-progress"]
+    cmd += ["--out", os.fspath(out), "--executor", "ray", "--workers", "2", *options]
+    for item in SMALL:
+        cmd += ["--set", item]
+    return cmd
+
+
 def _log_lines(out: Path) -> int:
     return (out / POINTS_LOG).read_text().count("\n")
 
@@ -108,10 +117,7 @@ def test_a_worker_killed_mid_point_has_its_point_retried(local_ray, serial_point
 
 def test_driver_killed_with_sigkill_resumes_to_the_same_table(local_ray, serial_points, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG)]
-    cmd += ["--out", os.fspath(out), "--no-progress", "--executor", "ray", "--workers", "2"]
-    for item in SMALL:
-        cmd += ["--set", item]
+    cmd = _ray_sweep_cmd(out)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # Its own session: the driver's local Ray instance shares its process group, so all of it
     # can be cleaned up after the driver alone was killed.
@@ -129,10 +135,7 @@ def test_ctrl_c_stops_a_ray_run_and_its_instance_and_a_rerun_resumes(serial_poin
     of the instance's processes outlive the driver, and the same command resumes to the
     serial table."""
     out = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG)]
-    cmd += ["--out", os.fspath(out), "--no-progress", "--executor", "ray", "--workers", "2"]
-    for item in SMALL:
-        cmd += ["--set", item]
+    cmd = _ray_sweep_cmd(out)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done, status, err, left = interrupt_after_points(
         cmd, out / POINTS_LOG, 4, timeout_s=180, env=env
@@ -272,10 +275,7 @@ def test_a_running_cluster_joined_by_address_gives_the_serial_points(
     the driver neither starts nor stops it, and the points are one local worker's."""
     address, env = head_node
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "memsim", "sweep", os.fspath(DEFAULT_CONFIG), "--no-progress"]
-    cmd += ["--out", os.fspath(out), "--executor", "ray", "--address", address, "--workers", "2"]
-    for item in SMALL:
-        cmd += ["--set", item]
+    cmd = _ray_sweep_cmd(out, "--address", address)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     pd.testing.assert_frame_equal(pd.read_csv(out / "points.csv"), serial_points)

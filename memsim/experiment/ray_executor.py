@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memsim.compute import parse_device
 from memsim.errors import WorkerDied, WorkerStartFailed, describe_task
 from memsim.experiment.config import check_gpu_share
 from memsim.experiment.executor import Executor
@@ -64,15 +65,15 @@ def check_ray_device(device: str, gpus_per_point: float) -> None:
     """
     if device.strip() == "auto":
         return
-    kind, _, index = device.strip().partition(":")
-    if kind == "cpu" and not index:
+    dev = parse_device(device)  # the devices every entry point accepts, whatever this machine has
+    if dev.type == "cpu":
         if gpus_per_point > 0:
             raise ValueError(
                 f"gpus_per_point = {gpus_per_point:g} reserves GPUs for Ray workers that compute on "
                 "the CPU (device 'cpu'): add --device cuda (or auto), or drop --gpus-per-point."
             )
-    elif kind == "cuda":
-        if index:
+    elif dev.type == "cuda":
+        if dev.index is not None:
             raise ValueError(
                 f"Device {device!r}: each Ray worker sees only the GPU it reserved, as 'cuda'; "
                 "use --device cuda."
