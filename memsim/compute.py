@@ -71,3 +71,17 @@ def resolve_device(device: str | torch.device = DEFAULT_DEVICE) -> torch.device:
             f"The 'device' parameter must be cpu, cuda, cuda:N, mps or auto. Got {device!r}."
         )
     return dev
+
+
+def exact_float32() -> None:
+    """Compute float32 on CUDA in IEEE float32, as on the CPU (process-wide).
+
+    cuDNN convolutions default to TF32 on Ampere and later GPUs: float32 inputs rounded to a
+    10-bit mantissa, which would blur exactly the mantissa flips memsim studies and make GPU
+    results differ from CPU ones. The legacy flags are used: setting them is accepted whatever
+    API set them before, and reading them stays consistent.
+    """
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False

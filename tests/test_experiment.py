@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from helpers import KillWorkerOnce, interrupt_after_points, kill_after_points
 
 from memsim.experiment.points import NetworkEvaluator
@@ -244,6 +246,16 @@ def test_two_workers_give_the_results_of_one(tmp_path, small_reference):
     two = pd.read_csv(tmp_path / "points.csv")
     pd.testing.assert_frame_equal(two, small_reference)
     assert not math.isnan(two["accuracy"].mean())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto resolves to CUDA here")
+def test_device_auto_runs_on_the_device_it_resolves_to_and_records_both(tmp_path, small_reference):
+    """--device auto is resolved before the run (here: the CPU), not handed to torch as is."""
+    config, _ = load_experiment(overrides=SMALL)
+    run_experiment(config, RunOptions(out=tmp_path, device="auto", progress=False), sweep_only=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "points.csv"), small_reference)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert (meta["torch_device"], meta["torch_device_asked"]) == ("cpu", "auto")
 
 
 def test_a_pool_worker_killed_mid_point_has_its_point_retried(tmp_path, small_reference):

@@ -135,6 +135,43 @@ def test_clean_op_granularity_reproduces_the_model(factory):
     assert len(net.write_points(IMAGES)) > len(NoisyNetwork(model).write_points(IMAGES))
 
 
+class _Scaled(nn.Module):
+    """A submodule the trace goes through (not a leaf): its buffer is read by a get_attr node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.full((4,), 2.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.inner = _Scaled()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.relu(self.lin(x)))
+
+
+def test_a_nested_buffer_the_model_replaces_is_what_the_captured_graph_reads():
+    """model.to(device) replaces buffers: the graph must read the new ones, nested ones too
+    (else a network moved to CUDA reads a CPU tensor there)."""
+    model = _Outer().eval()
+    x = torch.randn(3, 4)
+    taps = make_taps(model, x, "op", fallback=False)
+    assert isinstance(taps, GraphTaps)
+    model.inner.scale = torch.full((4,), 3.0)  # a new tensor, as Module.to() installs
+    with torch.no_grad():
+        expected = model(x)
+        with taps.hooked(lambda point, t: t):
+            got = model(x)
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, torch.relu(model.lin(x)) * 2.0)
+
+
 def test_resnet_and_vit_op_writes_include_their_functional_ops():
     res = {p.module_type for p in GraphTaps(resnet("resnet_tiny").eval(), IMAGES).points}
     assert "add" in res

@@ -254,3 +254,13 @@ def test_int4_packed_codes_flip_per_code_position(use, engine):
         flips = (changed & is_value).sum(axis=0)
         # Byte positions 0-3 are the first code's positions 0-3, 4-7 the second code's.
         assert_binomial_per_position(flips, is_value.sum(axis=0), np.tile(p, 2))
+
+
+def test_the_torch_engine_compares_uniforms_with_float64_rates():
+    """Not float32 (what torch.where makes of Python floats): p = 0.3 would be 0.30000001."""
+    from memsim.noise.torch_engine import rate_by_bit
+
+    p10, p01 = 1e-7 + 3e-16, 0.3
+    rates = rate_by_bit(torch.tensor([0, 1, 1, 0]), p10, p01)
+    assert rates.dtype == torch.float64
+    assert rates.tolist() == [p01, p10, p10, p01]

@@ -13,8 +13,13 @@ from memsim.cli.experiment import _options
 from memsim.cli.main import build_parser, main
 from memsim.config import ConfigError
 from memsim.experiment.config import RunOptions
-from memsim.experiment.launch import check_executor
-from memsim.experiment.ray_executor import check_address, check_ray_device, check_resources
+from memsim.experiment.launch import check_engine, check_executor
+from memsim.experiment.ray_executor import (
+    check_address,
+    check_ray_device,
+    check_resources,
+    worker_device,
+)
 from memsim.experiment.run import DEFAULT_CONFIG, load_experiment
 from memsim.experiment.store import config_hash
 
@@ -115,6 +120,8 @@ def test_bnn_study_refuses_gpu_packing_and_a_compute_dtype_before_writing(tmp_pa
         ("cuda", 0.0, r"needs a GPU share per worker .*--gpus-per-point"),
         ("cuda:1", 1.0, r"Device 'cuda:1': each Ray worker sees only the GPU it reserved"),
         ("mps", 0.0, r"Ray workers compute on cpu, cuda or auto\. Got device 'mps'"),
+        ("cuda", 2.0, r"gpus_per_point = 2: a point computes on one GPU"),
+        ("auto", 3.0, r"gpus_per_point = 3: a point computes on one GPU"),
     ],
 )
 def test_a_device_ray_workers_cannot_use_is_refused_before_ray_starts(device, share, match):
@@ -123,11 +130,43 @@ def test_a_device_ray_workers_cannot_use_is_refused_before_ray_starts(device, sh
         check_executor(run)
 
 
-@pytest.mark.parametrize(("device", "share"), [("cpu", 0.0), ("cuda", 0.25), ("cuda", 2.0)])
-def test_devices_ray_workers_can_use_pass_the_device_check(device, share):
+@pytest.mark.parametrize(
+    ("device", "share", "worker"),
+    [("cpu", 0.0, "cpu"), ("cpu:0", 0.0, "cpu:0"), ("cuda", 0.25, "cuda"), ("cuda", 1.0, "cuda"),
+     ("auto", 0.0, "cpu"), ("auto", 0.5, "cuda"), (" auto ", 1.0, "cuda")],
+)  # fmt: skip
+def test_devices_ray_workers_can_use_pass_and_name_the_workers_device(device, share, worker):
+    """auto is resolved on the driver: CUDA only where each worker reserves a GPU share (Ray
+    does not hide the GPUs from a worker that reserves none)."""
     check_ray_device(device, share)  # raises on refusal
-    for auto_share in (0.0, 0.5):
-        check_ray_device("auto", auto_share)
+    assert worker_device(device, share) == worker
+
+
+def test_a_local_run_names_the_device_auto_resolves_to():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert check_executor(RunOptions(device="auto")) == expected
+    assert check_executor(RunOptions(device="cpu")) == "cpu"
+
+
+def test_an_engine_the_device_cannot_run_is_refused_before_anything_runs():
+    check_engine("numba", "cpu")
+    for engine in ("auto", "torch", "reference"):
+        check_engine(engine, "cuda")  # a name check: this machine needs no GPU for it
+    with pytest.raises(ValueError, match=r"^Engine 'numba' on device 'cuda': .*runs on cpu"):
+        check_engine("numba", "cuda")
+    with pytest.raises(ValueError, match=r"^Engine 'nope' on device 'cpu': engine: .*nope"):
+        check_engine("nope", "cpu")
+
+
+@pytest.mark.parametrize(
+    "verb", [["trace", "digits", "--images", "4"], ["eval", "digits", "--limit", "40", "--json"]]
+)
+def test_device_auto_runs_trace_and_eval_as_the_device_it_names(verb, capsys):
+    assert main([*verb, "--device", "auto"]) == 0
+    auto = capsys.readouterr().out
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    assert main([*verb, "--device", here]) == 0
+    assert capsys.readouterr().out == auto
 
 
 @pytest.mark.parametrize("share", [1.5, 2.25])
@@ -167,3 +206,16 @@ def test_resources_that_cannot_place_every_worker_are_refused():
         check_resources({"CPU": 8.0, "GPU": 1.0}, 5, 0.25, "head:6379")
     with pytest.raises(ValueError, match=r"local Ray instance has 0: use --device cpu"):
         check_resources({"CPU": 8.0}, 1, 0.25, None)
+
+
+def test_exact_float32_turns_tf32_off_for_cuda():
+    from memsim.compute import exact_float32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        exact_float32()
+        assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

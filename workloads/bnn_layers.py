@@ -84,10 +84,12 @@ class _BinaryWeights:
         flips = self.fault_mask
         if self.training and self.train_flips is not None:
             p01, p10, gen = self.train_flips
+            # Drawn on the generator's device (the same draws whatever the weights' device),
+            # compared on the weights'.
             u = torch.rand(wb.shape, generator=gen, dtype=torch.float64, device=gen.device)
             p = torch.where(wb.detach() >= 0, p10, p01).to(torch.float64)
-            fresh = (u < p).to(wb.device)
-            flips = fresh if flips is None else flips ^ fresh
+            fresh = u.to(wb.device) < p
+            flips = fresh if flips is None else flips.to(wb.device) ^ fresh
         if flips is None:
             return wb
         return wb * (1.0 - 2.0 * flips.to(wb.device, wb.dtype))

@@ -223,8 +223,10 @@ def accuracy(
     batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> float:
-    """Plain (noise-free) top-1 accuracy of ``model`` on ``(x, y)``."""
+    """Plain (noise-free) top-1 accuracy of ``model`` on ``(x, y)``, computed on ``device``
+    (the model is moved there)."""
     device = resolve_device(device)
+    model.to(device)
     was_training = model.training
     model.eval()
     correct = 0
@@ -509,6 +511,7 @@ def train(
                 t.copy_(t.to(weight_dtype).to(t.dtype))
     x_test, y_test = workload.dataset("test", limit=eval_limit)
     test_acc = accuracy(stored, x_test, y_test, device=device)
+    stored.cpu()  # returned on the CPU, as train_model returns the model
     path = None
     if out is not None:
         info = workload.describe()

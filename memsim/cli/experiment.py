@@ -72,10 +72,11 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             progress=options.progress(args),
             **bnn_executor(args),
         )
-    from memsim.experiment.launch import check_executor
+    from memsim.experiment.launch import check_engine, check_executor
 
     config, run = _options(args)
-    check_executor(run)  # before the first line is printed (run_experiment checks it too)
+    device = check_executor(run)  # before the first line is printed (run_experiment checks it too)
+    check_engine(config.sweep.engine, device)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())
     out = run_experiment(config, run, sweep_only=sweep_only)
     if sweep_only:

@@ -111,14 +111,12 @@ def run_trace(args: argparse.Namespace) -> int:
     from memsim.compute import resolve_device
     from memsim.trace.capture import trace_model
 
+    device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)
-    resolve_device(options.torch_device(args))
-    if (
-        options.torch_device(args) != "cpu"
-    ):  # the network moves on its first run; the data once, here
-        net.logits(x[:2], device=options.torch_device(args))
-        x = x.to(options.torch_device(args))
+    if device.type != "cpu":  # the network moves on its first run; the data once, here
+        net.logits(x[:2], device=device)
+        x = x.to(device)
     trace = trace_model(net, x, workload_name=workload.name, include_weights=args.include_weights)
     print(format_trace(trace))
     if args.out:
@@ -162,9 +160,11 @@ def format_trace(trace) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     from memsim.compute import resolve_device
+    from memsim.experiment.launch import check_engine
     from memsim.noise.channel import BitFlip
 
-    resolve_device(options.torch_device(args))
+    device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
+    check_engine(args.engine, str(device))
     # The channel is always built, so p, bits and engine are checked even when p is 0.
     channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
     workload, net = _network(args)
@@ -175,7 +175,7 @@ def run_eval(args: argparse.Namespace) -> int:
         None if channel.is_noiseless else channel,
         seed=args.seed,
         batch_size=args.batch_size,
-        device=options.torch_device(args),
+        device=device,
         progress=options.progress(args),
     )
     if args.json:

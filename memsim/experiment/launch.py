@@ -19,11 +19,13 @@ from memsim.experiment.ray_executor import (
     check_address,
     check_ray_device,
     require_ray,
+    worker_device,
 )
 
 
-def check_executor(run: RunOptions) -> None:
-    """Refuse a run whose executor cannot start, before anything is written.
+def check_executor(run: RunOptions) -> str:
+    """Refuse a run whose executor cannot start, before anything is written; return the torch
+    device its workers compute on (``auto`` resolved: record and use this one).
 
     Local runs need ``run.device`` on this machine. Ray runs need Ray, a device the workers can
     use with their GPU share (:func:`~memsim.experiment.ray_executor.check_ray_device`; the
@@ -31,11 +33,24 @@ def check_executor(run: RunOptions) -> None:
     on the cluster is known once connected: :class:`RayExecutor` checks it.
     """
     if run.executor != "ray":
-        resolve_device(run.device)
-        return
+        return str(resolve_device(run.device))
     check_ray_device(run.device, run.gpus_per_point)
     require_ray()
     check_address(run.address)
+    return worker_device(run.device, run.gpus_per_point)
+
+
+def check_engine(engine: str, device: str) -> None:
+    """Refuse a bit-flip engine that cannot run on ``device`` (``numba`` on CUDA) before anything
+    is written, not at the first write of the first point."""
+    import torch
+
+    from memsim.noise.engines import get_engine
+
+    try:
+        get_engine(engine, torch.device(device))
+    except ValueError as exc:
+        raise ValueError(f"Engine {engine!r} on device {device!r}: {exc}") from None
 
 
 def executor_for(run: RunOptions) -> Executor:

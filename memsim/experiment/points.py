@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from memsim.compute import resolve_device
 from memsim.experiment.config import Curve
 from memsim.experiment.executor import Executor, map_unordered
 from memsim.experiment.layers import is_per_layer, layer_channel_for
@@ -230,7 +231,7 @@ class NetworkEvaluator:
         Images, split, batch size, engine, granularity/noisy-input options (a workload's
         own ``granularity`` wins over the sweep's).
     device : str
-        Torch device (a run option).
+        Torch device (a run option); ``auto`` is resolved in each worker.
     """
 
     workloads: tuple
@@ -268,7 +269,7 @@ class NetworkEvaluator:
                 policy, fmt, task.curve.mask, task.p, task.p10, self.sweep.engine
             )
         res = net.evaluate(
-            x, y, channel, seed=task.seed, batch_size=self.sweep.batch_size, device=self.device
+            x, y, channel, seed=task.seed, batch_size=self.sweep.batch_size, device=x.device
         )
         return {
             "accuracy": res.accuracy,
@@ -322,8 +323,8 @@ class NetworkEvaluator:
             x = self._network(label, fmt)[1]
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
             return int8_point_qparams(
-                model,
-                x[:2],
+                model,  # on the CPU, as calibration runs: the example too, whatever the device
+                x[:2].cpu(),
                 calibration,
                 granularity=spec.granularity or s.granularity,
                 noisy_input=s.noisy_input,
@@ -355,7 +356,8 @@ class NetworkEvaluator:
         )
         # PERF: the data moves to the device once per worker (cached with the network), not
         # once per point; each batch is then a copy on the device.
-        return net, x.to(self.device), y.to(self.device), int(workload.num_classes)
+        device = resolve_device(self.device)  # auto: this worker's GPU if it has one
+        return net, x.to(device), y.to(device), int(workload.num_classes)
 
 
 def load_workload(spec) -> tuple[Any, Any]:

@@ -59,13 +59,15 @@ _NO_HOST = ("auto", "local")
 def check_ray_device(device: str, gpus_per_point: float) -> None:
     """Refuse a torch device that Ray workers with ``gpus_per_point`` of a GPU cannot use.
 
-    Ray shows each worker only the GPUs it reserved, numbered from ``cuda:0``: so CUDA needs a
-    GPU share, and an index names no particular GPU; a GPU share for workers computing on the
-    CPU would hold GPUs idle. ``auto`` takes what the share gives (CUDA with one, else the CPU).
+    Ray shows each worker the GPUs it reserved, numbered from ``cuda:0``: so an index names no
+    particular GPU. A worker that reserves none is not hidden from the node's GPUs (Ray 2.60
+    leaves ``CUDA_VISIBLE_DEVICES`` alone there): on CUDA it would compute on a GPU Ray does not
+    account for, crowding the workers that reserved it, so CUDA needs a GPU share. A GPU share
+    for workers computing on the CPU would hold GPUs idle. ``auto`` takes what the share gives
+    (:func:`worker_device`).
     """
-    if device.strip() == "auto":
-        return
-    dev = parse_device(device)  # the devices every entry point accepts, whatever this machine has
+    # The devices every entry point accepts, whatever this machine has; auto as the workers see it.
+    dev = parse_device(worker_device(device, gpus_per_point))
     if dev.type == "cpu":
         if gpus_per_point > 0:
             raise ValueError(
@@ -78,14 +80,27 @@ def check_ray_device(device: str, gpus_per_point: float) -> None:
                 f"Device {device!r}: each Ray worker sees only the GPU it reserved, as 'cuda'; "
                 "use --device cuda."
             )
+        if gpus_per_point > 1:
+            raise ValueError(
+                f"gpus_per_point = {gpus_per_point:g}: a point computes on one GPU ('cuda'), so "
+                "a worker reserving more would hold the others idle; use at most 1."
+            )
         if gpus_per_point <= 0:
             raise ValueError(
-                "Device 'cuda' with the Ray executor needs a GPU share per worker (Ray hides the "
-                "GPUs from workers that reserve none): add --gpus-per-point, e.g. 1 (a GPU per "
-                "worker) or 0.25 (four workers per GPU)."
+                "Device 'cuda' with the Ray executor needs a GPU share per worker (Ray does not "
+                "account for GPUs that workers use unreserved): add --gpus-per-point, e.g. 1 (a "
+                "GPU per worker) or 0.25 (four workers per GPU)."
             )
     else:
         raise ValueError(f"Ray workers compute on cpu, cuda or auto. Got device {device!r}.")
+
+
+def worker_device(device: str, gpus_per_point: float) -> str:
+    """The device Ray workers compute on: ``auto`` is CUDA where each worker reserves a GPU
+    share, else the CPU (never an unreserved GPU). Check it first with :func:`check_ray_device`."""
+    if device.strip() == "auto":
+        return "cuda" if gpus_per_point > 0 else "cpu"
+    return str(parse_device(device))
 
 
 def check_address(address: str | None) -> None:

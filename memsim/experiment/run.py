@@ -162,7 +162,7 @@ def run_experiment(
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
-    from memsim.experiment.launch import check_executor, executor_for
+    from memsim.experiment.launch import check_engine, check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
@@ -170,7 +170,8 @@ def run_experiment(
     # load_experiment does (a config built in Python skips the loader).
     check_plugins(config)
     check_files(config)
-    check_executor(run)  # the device, a missing Ray extra, a cluster that does not answer
+    device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
+    check_engine(config.sweep.engine, device)
     if evaluator is None:
         # Train/cache/load the models once, before any worker starts and before the folder is
         # claimed: a corrupt checkpoint or missing data set is refused with nothing written.
@@ -192,7 +193,8 @@ def run_experiment(
             seed=config.seed,
             digest=digest,
             extra={
-                "torch_device": run.device,
+                "torch_device": device,  # auto resolved; as asked in "torch_device_asked"
+                "torch_device_asked": run.device,
                 "workers": run.workers,
                 "executor": run.executor,
                 "skipped": skipped_combinations(config),
@@ -204,9 +206,7 @@ def run_experiment(
 
         write_csv_atomic(out / "conditions.csv", pd.DataFrame(conditions))
         if evaluator is None:
-            evaluator = NetworkEvaluator(
-                config.workloads, config.policies, config.sweep, run.device
-            )
+            evaluator = NetworkEvaluator(config.workloads, config.policies, config.sweep, device)
         curves = curves_of(config)
         grid = config.grid.ps()
         ops = [(c["operating_p01"], c["operating_p10"]) for c in conditions]

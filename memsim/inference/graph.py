@@ -396,11 +396,19 @@ class GraphTaps:
     def _sync(self) -> None:
         """Point the graph module's own attributes at the model's current tensors.
 
-        ``model.to(...)`` may replace top-level buffers; submodules are shared objects.
+        ``model.to(...)`` replaces buffers (and a dtype change, parameters). Modules the graph
+        calls are the model's own objects, but a tensor read by a ``get_attr`` node is held by
+        the graph module itself, at a dotted path under containers of its own (``inner.scale``
+        of a submodule the trace went through): every such reference is re-pointed.
         """
         for node in self._gm.graph.nodes:
-            if node.op == "get_attr" and "." not in node.target:
-                setattr(self._gm, node.target, getattr(self.model, node.target))
+            if node.op != "get_attr":
+                continue
+            *path, name = node.target.split(".")
+            owner, source = self._gm, self.model
+            for part in path:
+                owner, source = getattr(owner, part), getattr(source, part)
+            setattr(owner, name, getattr(source, name))
 
     @contextmanager
     def hooked(

@@ -55,6 +55,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from memsim.compute import exact_float32, resolve_device
 from memsim.formats import ACTIVATION_FORMATS, FORMATS, StorageFormat
 from memsim.inference.faults import FaultMap
 from memsim.inference.graph import GraphTaps, check_granularity, make_taps
@@ -514,7 +515,9 @@ class NoisyNetwork:
             self._run = None
 
     def _set_device(self, device: str | torch.device) -> None:
-        device = torch.device(device)
+        device = resolve_device(device)  # auto: CUDA where present; refuses one this lacks
+        if device.type == "cuda":
+            exact_float32()  # no TF32 convolutions: float32 is float32, as on the CPU
         if device != self._device:
             self._model.to(device)
             self._device = device
@@ -535,7 +538,7 @@ class NoisyNetwork:
         channel: ChannelSpec = None,
         seed: int | None = 0,
         *,
-        device: str = "cpu",
+        device: str | torch.device = "cpu",
     ) -> torch.Tensor:
         """Logits of one batch ``x`` (batch index 0 for seeding)."""
         self._set_device(device)

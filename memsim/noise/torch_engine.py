@@ -65,6 +65,12 @@ def xor_sorted_(words: torch.Tensor, events: torch.Tensor) -> None:
     words[word_idx] ^= masks.to(words.dtype)  # int64 -> narrower keeps the low bits
 
 
+def rate_by_bit(bit: torch.Tensor, one: float, zero: float) -> torch.Tensor:
+    """``one`` where ``bit`` is 1, else ``zero``, in float64 on ``bit``'s device (Python floats in
+    ``torch.where`` would make float32: a rate rounded by up to 6e-8 of itself)."""
+    return torch.tensor([zero, one], dtype=torch.float64, device=bit.device)[bit]
+
+
 class TorchEngine(Engine):
     """Exact sparse sampling with torch ops on the tensor's own device."""
 
@@ -105,7 +111,7 @@ class TorchEngine(Engine):
                 x = words[start : start + rows].to(torch.int64)
                 u = torch.rand((x.numel(), npos), dtype=torch.float64, generator=gen, device=device)
                 bit = (x[:, None] >> shifts) & 1
-                w, j = (u < torch.where(bit == 1, g.p10, g.p01)).nonzero(as_tuple=True)
+                w, j = (u < rate_by_bit(bit, g.p10, g.p01)).nonzero(as_tuple=True)
                 found.append((w + start) * 64 + shifts[j])
             return torch.cat(found)
         found = []
@@ -119,7 +125,7 @@ class TorchEngine(Engine):
             s = shifts[idx % npos]
             if g.p01 != g.p10:
                 bit = (words[w].to(torch.int64) >> s) & 1
-                accept = torch.where(bit == 1, g.p10 / pmax, g.p01 / pmax)
+                accept = rate_by_bit(bit, g.p10 / pmax, g.p01 / pmax)
                 keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
                 w, s = w[keep], s[keep]
             found.append(w * 64 + s)

@@ -302,12 +302,13 @@ def run_search(
     """
     import pandas as pd
 
-    from memsim.experiment.launch import check_executor, executor_for
+    from memsim.experiment.launch import check_engine, check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
 
-    check_executor(run)  # the device, a missing Ray extra, a cluster that does not answer
+    device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
+    check_engine(config.sweep.engine, device)
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]
@@ -325,7 +326,7 @@ def run_search(
         ResultsStore.open(out, config=record, digest=digest) as store,
     ):
         write_text_atomic(out / "config.json", json.dumps(record, indent=1, sort_keys=True))
-        evaluator = NetworkEvaluator(config.workloads, (), config.sweep, run.device)
+        evaluator = NetworkEvaluator(config.workloads, (), config.sweep, device)
         for wspec in config.workloads:
             names, (unif_costs, cost_matrix, costs) = plans[wspec.label]
             ctx = _Context(
