@@ -197,10 +197,12 @@ def test_workers_the_cluster_cannot_place_are_refused_before_anything_is_written
     with pytest.raises(ValueError, match=r"--workers 3 needs 3 CPUs .* has 2: use --workers 2"):
         run_experiment(config, too_many, sweep_only=True)
     gpus = ray.cluster_resources().get("GPU", 0.0)
-    share = float(int(gpus) + 1)  # one more GPU than the instance has, whatever this machine is
-    no_gpu = RunOptions(out=out, executor="ray", device="auto", gpus_per_point=share)
-    with pytest.raises(ValueError, match=rf"needs {share:g} GPUs, but the local Ray instance"):
-        run_experiment(config, no_gpu, sweep_only=True)
+    # Two workers with a whole GPU each (a share is at most one GPU): more than a machine with
+    # one GPU or none has.
+    if gpus < 2:
+        no_gpu = RunOptions(out=out, workers=2, executor="ray", device="auto", gpus_per_point=1.0)
+        with pytest.raises(ValueError, match=r"needs 2 GPUs, but the local Ray instance has"):
+            run_experiment(config, no_gpu, sweep_only=True)
     assert not out.exists()
     assert ray.is_initialized()  # the instance this process started is left running
 
@@ -217,17 +219,22 @@ def test_a_cluster_address_that_does_not_answer_is_refused_in_seconds(tmp_path, 
     assert not out.exists()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def head_node(tmp_path):
     """A Ray cluster started the way a cluster's head node is (``ray start --head``, 2 CPUs),
-    in its own process group, torn down afterwards; yields its ``HOST:PORT`` address.
+    in its own process group, torn down afterwards; yields its addresses: ``HOST:PORT`` (the
+    head's GCS) and ``ray://HOST:PORT`` (its Ray Client server), and the drivers' environment.
 
     Token authentication is off on both sides (``RAY_AUTH_MODE=disabled``), whatever the Ray
     version's default: this is about joining a cluster by address, not about Ray's security.
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, client_port = _free_port(), _free_port()  # ephemeral: clear of Ray's worker ports
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     # Its own temporary folder (short: Ray's sockets live there), so that the note `ray start`
     # leaves for `address="auto"` (removed only by `ray stop`, which stops every Ray process
@@ -236,6 +243,7 @@ def head_node(tmp_path):
     head_env = {**env, "RAY_TMPDIR": temp}
     ray_cli = Path(sys.executable).with_name("ray")
     cmd = [os.fspath(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+    cmd += [f"--ray-client-server-port={client_port}"]
     cmd += ["--include-dashboard=false", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     head = subprocess.Popen(
         cmd,
@@ -244,18 +252,19 @@ def head_node(tmp_path):
         stderr=(tmp_path / "head.log").open("w"),
         start_new_session=True,
     )
-    address = f"127.0.0.1:{port}"
+    address, client = f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            assert head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
-            try:
-                check_address(address)
-                break
-            except ValueError:
-                assert time.monotonic() < deadline, "the head node never answered"
-                time.sleep(0.5)
-        yield address, env
+        for answering in (address, client):
+            while True:
+                assert head.poll() is None, (tmp_path / "head.log").read_text()[-2000:]
+                try:
+                    check_address(answering)
+                    break
+                except ValueError:
+                    assert time.monotonic() < deadline, f"{answering} never answered"
+                    time.sleep(0.5)
+        yield {"gcs": address, "client": client}, env
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -268,12 +277,15 @@ def head_node(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.parametrize("via", ["gcs", "client"])
 def test_a_running_cluster_joined_by_address_gives_the_serial_points(
-    head_node, serial_points, tmp_path
+    via, head_node, serial_points, tmp_path
 ):
-    """`--address HOST:PORT` joins a cluster someone else started (the SLURM recipe's step):
-    the driver neither starts nor stops it, and the points are one local worker's."""
-    address, env = head_node
+    """`--address HOST:PORT` joins a cluster someone else started (the SLURM recipe's step),
+    `--address ray://HOST:PORT` through Ray Client (a driver on another machine): the driver
+    neither starts nor stops it, and the points are one local worker's."""
+    addresses, env = head_node
+    address = addresses[via]
     out = tmp_path / "out"
     cmd = _ray_sweep_cmd(out, "--address", address)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

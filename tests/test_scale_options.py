@@ -181,7 +181,22 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_cluster_address_is_checked_in_seconds_not_retried_for_minutes():
+def _grpc_installed(monkeypatch, installed: bool) -> None:
+    """Whether Ray Client's grpcio looks installed (the 'ray' extra brings it; [dev] does not)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        if name == "grpc":
+            return real("json") if installed else None  # any spec stands for "installed"
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_a_cluster_address_is_checked_in_seconds_not_retried_for_minutes(monkeypatch):
+    _grpc_installed(monkeypatch, True)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -196,6 +211,15 @@ def test_a_cluster_address_is_checked_in_seconds_not_retried_for_minutes():
     for bad in ("head-node", "host:port", ":6379", "host:0", "host:70000"):
         with pytest.raises(ValueError, match=rf"Ray cluster address '{bad}': expected auto"):
             check_address(bad)
+
+
+def test_ray_client_without_grpcio_is_refused_naming_the_extra(monkeypatch):
+    _grpc_installed(monkeypatch, False)
+    with pytest.raises(
+        ValueError, match=r"Ray Client \(ray://\) needs grpcio, which the 'ray' extra"
+    ):
+        check_address("ray://head:10001")
+    check_address("auto")  # no client: no grpcio needed
 
 
 def test_resources_that_cannot_place_every_worker_are_refused():

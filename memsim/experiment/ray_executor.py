@@ -26,6 +26,7 @@ Ray is an optional dependency (``pip install -e ".[ray]"``); it is imported only
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import socket
@@ -109,6 +110,11 @@ def check_address(address: str | None) -> None:
     if address is None or address in _NO_HOST:
         return
     target = address.removeprefix("ray://")
+    if target != address and importlib.util.find_spec("grpc") is None:
+        raise ValueError(
+            f"Ray cluster address {address!r}: Ray Client (ray://) needs grpcio, which the "
+            "'ray' extra installs: pip install -e \".[ray]\" (or pip install \"ray[client]\")."
+        )
     host, sep, port = target.rpartition(":")
     host = host.strip("[]")  # [IPv6]:port
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
