@@ -308,3 +308,15 @@ def test_cifar_vgg_study_config_runs_on_a_small_subset(tmp_path):
     # int8 codes have no exponent to blow up: they tolerate far more flips than float32.
     f32, i8 = (summary.set_index("format").loc[f, "mu"] for f in ("float32", "int8"))
     assert i8 > 10 * f32
+
+
+def test_the_formats_of_a_workload_share_one_copy_of_its_data_per_worker():
+    """One copy on the device per worker and workload, not one per storage format."""
+    from memsim.experiment.config import SweepConfig, WorkloadSpec
+
+    spec = WorkloadSpec(name="digits")
+    evaluator = NetworkEvaluator((spec,), (), SweepConfig(images=16), "cpu")
+    float32, int8 = evaluator._network("digits", "float32"), evaluator._network("digits", "int8")
+    assert float32[0] is not int8[0]  # two networks
+    assert float32[1] is int8[1] and float32[2] is int8[2]  # one data set
+    assert len(float32[1]) == 16

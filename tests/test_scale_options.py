@@ -156,6 +156,9 @@ def test_an_engine_the_device_cannot_run_is_refused_before_anything_runs():
         check_engine("numba", "cuda")
     with pytest.raises(ValueError, match=r"^Engine 'nope' on device 'cpu': engine: .*nope"):
         check_engine("nope", "cpu")
+    for engine in ("auto", "torch", "reference"):  # float64 draws: MPS has no float64
+        with pytest.raises(ValueError, match=r"on mps\. No engine draws on mps: it has no float64"):
+            check_engine(engine, "mps")
 
 
 @pytest.mark.parametrize(

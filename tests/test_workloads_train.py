@@ -99,3 +99,20 @@ def test_vgg_A_trains_briefly_on_a_cifar_subset(tmp_path, cifar_root):
     assert payload["arch"] == "A" and payload["cfg"][0] == 64 and len(payload["mean"]) == 3
     assert payload["data"].startswith("CIFAR-10 from")
     assert workload.load_model(result.checkpoint).classifier.weight.dtype == torch.float32
+
+
+def test_training_fixes_cublas_workspace_for_deterministic_cuda(monkeypatch):
+    """cuBLAS is deterministic only with a fixed workspace; one the user set is kept."""
+    from workloads.train import _deterministic
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # recorded: restored after the test
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    with _deterministic():
+        assert torch.are_deterministic_algorithms_enabled()
+    import os
+
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    with _deterministic():
+        pass
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"

@@ -239,7 +239,12 @@ def accuracy(
 
 @contextlib.contextmanager
 def _deterministic() -> Iterator[None]:
-    """Deterministic kernels where torch has them; previous settings restored afterwards."""
+    """Deterministic kernels where torch has them; previous settings restored afterwards.
+
+    On CUDA, cuBLAS is deterministic only with a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``,
+    read when cuBLAS starts): set here unless the environment chose one, and left set.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     previous = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),

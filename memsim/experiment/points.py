@@ -339,7 +339,6 @@ class NetworkEvaluator:
         spec = next(s for s in self.workloads if s.label == label)
         workload, model = load_workload(spec)
         s = self.sweep
-        x, y = workload.dataset(s.split, limit=s.images or None)
         calibration = None
         if fmt in ("int8", "int4"):
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
@@ -354,10 +353,26 @@ class NetworkEvaluator:
             calibration=calibration,
             compute_dtype=compute,
         )
-        # PERF: the data moves to the device once per worker (cached with the network), not
-        # once per point; each batch is then a copy on the device.
-        device = resolve_device(self.device)  # auto: this worker's GPU if it has one
-        return net, x.to(device), y.to(device), int(workload.num_classes)
+        x, y = self._data(label)
+        return net, x, y, int(workload.num_classes)
+
+    def _data(self, label: str):
+        """The workload's evaluation images and labels on the device.
+
+        PERF: they move to the device once per worker and workload, not once per point, nor
+        once per storage format (a copy per format would hold the data set N times on a GPU).
+        """
+        s = self.sweep
+
+        def build():
+            spec = next(w for w in self.workloads if w.label == label)
+            workload, _ = load_workload(spec)
+            x, y = workload.dataset(s.split, limit=s.images or None)
+            device = resolve_device(self.device)  # auto: this worker's GPU if it has one
+            return x.to(device), y.to(device)
+
+        key = ("data", self._spec_key("workload", label), s.split, s.images, self.device)
+        return _cached(key, build)
 
 
 def load_workload(spec) -> tuple[Any, Any]:

@@ -113,7 +113,7 @@ def check_address(address: str | None) -> None:
     if target != address and importlib.util.find_spec("grpc") is None:
         raise ValueError(
             f"Ray cluster address {address!r}: Ray Client (ray://) needs grpcio, which the "
-            "'ray' extra installs: pip install -e \".[ray]\" (or pip install \"ray[client]\")."
+            '\'ray\' extra installs: pip install -e ".[ray]" (or pip install "ray[client]").'
         )
     host, sep, port = target.rpartition(":")
     host = host.strip("[]")  # [IPv6]:port

@@ -25,6 +25,9 @@ from memsim.formats import StorageFormat
 from memsim.noise.rates import Layer
 from memsim.registry import Registry
 
+#: Device types with float64 tensors, which the built-in engines' exact draws need (MPS has none).
+FLOAT64_DEVICES = ("cpu", "cuda")
+
 
 class Engine(ABC):
     """A way to apply independent bit flips to a word tensor in place."""
@@ -36,9 +39,15 @@ class Engine(ABC):
     def check_device(self, device: torch.device) -> None:
         """Raise ``ValueError`` if the engine cannot run on ``device``."""
         if self.devices is not None and device.type not in self.devices:
+            hint = (
+                " Use engine='auto' or engine='torch'."
+                if device.type in FLOAT64_DEVICES
+                else f" No engine draws on {device.type}: it has no float64 (compute on cpu or "
+                "cuda)."
+            )
             raise ValueError(
                 f"engine '{self.name}' runs on {', '.join(self.devices)} tensors only; x is on "
-                f"{device}. Use engine='auto' or engine='torch'."
+                f"{device}.{hint}"
             )
 
     @abstractmethod

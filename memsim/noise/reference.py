@@ -3,7 +3,8 @@
 For each word it draws one float64 uniform per noisy bit for the 0→1 mask ``f1`` and one for
 the 1→0 mask ``f2`` and applies ``y = (x | f1) ^ (x & f2)`` exactly as docs/design.md §3 writes it.
 float64 uniforms keep probabilities down to 1e-12 exact (float32 would stop near 6e-8). It runs
-on any torch device and works through the tensor in chunks so memory stays bounded.
+on any torch device with float64 (CPU, CUDA; not MPS) and works through the tensor in chunks so
+memory stays bounded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.engine import ENGINES, Engine
+from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
 from memsim.noise.rates import Layer
 
 #: Bits per chunk: 2**22 float64 uniforms are 32 MiB, plus a few same-sized temporaries.
@@ -36,6 +37,7 @@ class ReferenceEngine(Engine):
     """Dense per-bit Bernoulli masks; any device."""
 
     name = "reference"
+    devices = FLOAT64_DEVICES  # float64 uniforms
 
     def apply_(self, words: torch.Tensor, fmt: StorageFormat, layers: Sequence[Layer]) -> None:
         device = words.device

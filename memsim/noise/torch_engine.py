@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from memsim.formats import StorageFormat
-from memsim.noise.engine import ENGINES, Engine
+from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
 from memsim.noise.rates import Group, Layer
 
 #: Above this candidate rate, drawing one uniform per bit beats sampling distinct positions.
@@ -75,6 +75,7 @@ class TorchEngine(Engine):
     """Exact sparse sampling with torch ops on the tensor's own device."""
 
     name = "torch"
+    devices = FLOAT64_DEVICES  # float64 uniforms and rates
 
     def apply_(self, words: torch.Tensor, fmt: StorageFormat, layers: Sequence[Layer]) -> None:
         device = words.device
