@@ -249,6 +249,9 @@ def test_config_errors_name_the_key(tmp_path):
         # [train] overrides the workload's recipe: Adam and cosine stay from the BNN family.
         assert config.train.optimizer == "adam" and config.train.schedule == "cosine"
     assert load_study_config("cifar10").train.augment is True
+    # As `memsim run bnn/digits` names it, and with the file's suffix.
+    assert load_study_config("bnn/digits") == load_study_config("digits")
+    assert load_study_config("digits.toml") == load_study_config("digits")
 
 
 def test_conditions_run_from_nominal_to_low_energy():

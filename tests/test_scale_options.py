@@ -41,7 +41,7 @@ def test_missing_ray_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch,
     ("changes", "match"),
     [
         ({"executor": "dask"}, "'executor' parameter of run must be one of"),
-        ({"address": "auto"}, "need executor"),
+        ({"address": "auto"}, r"need executor = \"ray\"\. Got address = 'auto' with executor"),
         ({"executor": "ray", "gpus_per_point": -0.5}, "'gpus_per_point' parameter of run"),
     ],
 )
@@ -83,6 +83,21 @@ def test_cli_scale_options_reach_the_config_and_run_options():
     config, run = _options(args)
     assert config.sweep.compute_dtype == "float32"
     assert (run.executor, run.address, run.gpus_per_point, run.workers) == ("ray", "auto", 0.5, 3)
+
+
+def test_executor_local_on_the_command_line_drops_a_config_s_ray_only_options():
+    """A config whose [run] table joins a cluster still runs locally with --executor local;
+    the Ray-only options given as flags too are refused with it."""
+    ray_table = ["--set", 'run.executor="ray"', "--set", 'run.address="auto"',
+                 "--set", "run.gpus_per_point=0.5"]  # fmt: skip
+    args = build_parser().parse_args(["sweep", "default", *ray_table, "--executor", "local"])
+    _, run = _options(args)
+    assert (run.executor, run.address, run.gpus_per_point) == ("local", None, 0.0)
+    args = build_parser().parse_args(
+        ["sweep", "default", "--executor", "local", "--address", "head:6379"]
+    )
+    with pytest.raises(ValueError, match=r"Got address = 'head:6379' with executor = 'local'"):
+        _options(args)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

@@ -248,4 +248,9 @@ def scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
     if args.compute_dtype is not None:
         overrides.append(f'sweep.compute_dtype="{args.compute_dtype}"')
     changes = {k: getattr(args, k) for k in SCALE_RUN_OPTIONS if getattr(args, k) is not None}
+    if changes.get("executor") == "local":
+        # A local run on the command line drops the Ray-only options a config's [run] table
+        # sets (flags win over the file); given as flags too, they are refused with it.
+        changes.setdefault("address", None)
+        changes.setdefault("gpus_per_point", 0.0)
     return overrides, changes

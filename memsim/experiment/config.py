@@ -429,8 +429,14 @@ class RunOptions:
         check_range("run", "gpus_per_point", self.gpus_per_point, low=0, high=1024)
         check_gpu_share(float(self.gpus_per_point))
         if self.executor != "ray" and (self.address is not None or self.gpus_per_point):
+            given = ", ".join(
+                f"{k} = {v!r}"
+                for k, v in (("address", self.address), ("gpus_per_point", self.gpus_per_point))
+                if v
+            )
             raise ValueError(
-                "The 'address' and 'gpus_per_point' run options need executor = \"ray\"."
+                f"The 'address' and 'gpus_per_point' run options need executor = \"ray\". Got "
+                f"{given} with executor = {self.executor!r}."
             )
 
 

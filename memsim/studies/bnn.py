@@ -244,7 +244,8 @@ def parse_study_config(data: Mapping[str, Any], *, source: Any = None) -> BNNStu
 def load_study_config(
     name_or_path: str | os.PathLike, *, overrides: Sequence[str] = ()
 ) -> BNNStudyConfig:
-    """A study config from a TOML path or a name under ``configs/bnn/`` (``"digits"``).
+    """A study config from a TOML path or a name under ``configs/bnn/`` (``"digits"``, or
+    ``"bnn/digits"`` as ``memsim run`` names it).
 
     ``overrides`` are ``--set`` assignments (``repeats=2``, ``train.epochs=1``).
     """
@@ -252,7 +253,8 @@ def load_study_config(
 
     path = Path(name_or_path)
     if not path.is_file():
-        named = CONFIG_DIR / "bnn" / f"{name_or_path}.toml"
+        name = str(name_or_path).removeprefix("bnn/").removesuffix(".toml")
+        named = CONFIG_DIR / "bnn" / f"{name}.toml"
         if not named.is_file():
             known = sorted(p.stem for p in (CONFIG_DIR / "bnn").glob("*.toml"))
             raise FileNotFoundError(
