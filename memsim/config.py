@@ -242,13 +242,17 @@ def check_range(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
 ) -> None:
     """Raise ``ValueError`` in the house style if ``value`` is not a ``kind`` in the interval.
 
+    Floats must be finite (an unbounded interval is open: ``inf`` is no learning rate or
+    tolerance) unless ``allow_inf``.
+
     Example message: "The 'max_rounds' parameter of WriteVerify must be an int in [0, 64]. Got -1."
     """
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    lo = "(" if low_open or (low is None and not allow_inf) else "["
+    hi = ")" if high_open or (high is None and not allow_inf) else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     article = "an" if kind is int else "a"
     kind_name = "int" if kind is int else "float"
@@ -259,7 +263,7 @@ def check_range(
     else:
         if isinstance(value, bool) or not isinstance(value, int | float | _np_number()):
             raise TypeError(msg)
-        if math.isnan(float(value)):
+        if math.isnan(float(value)) or (math.isinf(float(value)) and not allow_inf):
             raise ValueError(msg)
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(msg)

@@ -76,6 +76,18 @@ def test_bits_take_lists_as_the_readme_says():
     assert mask.sum() == 9  # one sign bit and eight exponent bits
 
 
+@pytest.mark.parametrize("bits", [",", "+", " , + "])
+def test_bits_naming_no_field_are_a_one_line_error(bits, capsys):
+    from memsim.cli.main import main
+
+    with pytest.raises(SystemExit) as info:  # argparse's own exit
+        main(["flip-demo", "--bits", bits, "--p", "0.1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("memsim flip-demo: error: argument --bits: ")
+    assert "names no bit field" in err
+
+
 def test_help_choices_match_the_library():
     from memsim.cli import inference, options
     from memsim.cli import train as train_verb

@@ -63,7 +63,7 @@ def test_wrong_type_names_key_and_value():
 
 def test_range_check_from_post_init_becomes_config_error():
     with pytest.raises(
-        ConfigError, match=r"The 'n_banks' parameter of Outer must be an int in \[1, inf\]. Got 0."
+        ConfigError, match=r"The 'n_banks' parameter of Outer must be an int in \[1, inf\). Got 0."
     ):
         build(Outer, {"n_banks": 0, "inner": {"t_pulse_ns": 1}}, source="f.toml")
 
@@ -82,6 +82,16 @@ def test_malformed_toml_reports_line(tmp_path):
 def test_check_range_rejects(value):
     with pytest.raises((ValueError, TypeError)):
         check_range("Thing", "p", value, low=0.0, high=1.0)
+
+
+def test_an_unbounded_range_takes_no_infinity_unless_allowed():
+    check_range("train", "lr", 1e9, low=0.0, low_open=True)
+    for value in (float("inf"), float("-inf")):
+        with pytest.raises(ValueError, match=r"must be a float in \(0\.0, inf\)\. Got -?inf"):
+            check_range("train", "lr", value, low=0.0, low_open=True)
+    check_range("Thing", "budget", float("inf"), low=0.0, allow_inf=True)
+    with pytest.raises(ValueError, match=r"\[0\.0, inf\]\. Got nan"):
+        check_range("Thing", "budget", float("nan"), low=0.0, allow_inf=True)
 
 
 def test_check_range_open_bounds_and_choice():

@@ -132,3 +132,20 @@ def test_unknown_layer_name_lists_the_write_points_before_any_output(tmp_path):
     assert "Did you mean 'features.4'?" in message
     assert "features.0, features.1" in message and "classifier" in message
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_a_config_built_in_python_gets_the_same_layer_name_check(tmp_path):
+    """run_experiment checks what the loader checks: a config built in Python skips the loader."""
+    import dataclasses
+
+    from memsim.experiment.config import PolicySpec
+    from memsim.experiment.run import RunOptions, run_experiment
+
+    config, _ = load_experiment(tmp_path / "x.toml", text='workloads = ["digits"]\n')
+    mixed = {"kind": "per_layer", "default": "baseline", "layers": {"featurs.4": "ecc_secded"}}
+    bad = dataclasses.replace(config, policies=(PolicySpec("mixed", mixed),))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"'featurs\.4' matches no write point"):
+        run_experiment(bad, RunOptions(out=out, progress=False), sweep_only=True)
+    assert not out.exists()

@@ -41,13 +41,33 @@ def test_missing_ray_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch,
     ("changes", "match"),
     [
         ({"executor": "dask"}, "'executor' parameter of run must be one of"),
-        ({"address": "auto"}, r"need executor = \"ray\"\. Got address = 'auto' with executor"),
         ({"executor": "ray", "gpus_per_point": -0.5}, "'gpus_per_point' parameter of run"),
     ],
 )
 def test_bad_run_options_are_refused(changes, match):
     with pytest.raises(ValueError, match=match):
         RunOptions(**changes)
+
+
+def test_ray_only_options_on_a_local_run_are_refused_when_it_starts(tmp_path):
+    run = RunOptions(address="auto", out=tmp_path / "never")  # merged later from flags and file
+    with pytest.raises(ValueError, match=r"need executor = \"ray\"\. Got address = 'auto' with"):
+        check_executor(run)
+    config, _ = load_experiment(overrides=["sweep.images=8"])
+    from memsim.experiment.run import run_experiment
+
+    with pytest.raises(ValueError, match=r"Got address = 'auto' with executor = 'local'"):
+        run_experiment(config, run, sweep_only=True)
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_run_table_address_is_joined_by_the_command_line_executor():
+    """[run] address (or --set run.address) with --executor ray on the command line."""
+    args = build_parser().parse_args(
+        ["sweep", "default", "--set", 'run.address="head:6379"', "--executor", "ray"]
+    )
+    _, run = _options(args)
+    assert (run.executor, run.address) == ("ray", "head:6379")
 
 
 def test_run_options_from_the_run_table():
@@ -96,8 +116,9 @@ def test_executor_local_on_the_command_line_drops_a_config_s_ray_only_options():
     args = build_parser().parse_args(
         ["sweep", "default", "--executor", "local", "--address", "head:6379"]
     )
+    _, run = _options(args)
     with pytest.raises(ValueError, match=r"Got address = 'head:6379' with executor = 'local'"):
-        _options(args)
+        check_executor(run)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

@@ -182,6 +182,22 @@ def test_search_verb_runs_resumes_and_reports(tmp_path, capsys):
     assert main(["search", str(cfg), "--out", str(out), "--no-progress"]) == 0
     assert (out / "points.jsonl").read_text().splitlines() == log
     pd.testing.assert_frame_equal(pd.read_csv(out / "search.csv"), search_csv)
+    # `memsim report` re-creates the search's own report, not an experiment report over it
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text() == report
+    assert not (out / "summary.csv").exists()
+    capsys.readouterr()
+    assert main(["report", str(out), "--scale", "p"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is a mixed-policy search folder: --scale and --bootstrap refit" in err
+    assert main(["report", str(out), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "re-created in place; drop --out" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()
+    (out / "degradation.csv").unlink()  # as if the search had stopped before its tables
+    assert main(["report", str(out)]) == 2
+    assert "has not finished (no degradation.csv)" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == report
 
 
 @pytest.mark.integration
@@ -200,6 +216,28 @@ def test_search_config_errors_come_before_any_output(tmp_path, capsys, monkeypat
     cfg.write_text(SEARCH_CONFIG.replace("target = 0.97", "target = 1.5"))
     assert main(["search", str(cfg), "--out", str(out), "--no-progress"]) == 2
     assert "'target'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.integration
+def test_a_search_config_built_in_python_is_refused_as_the_loader_refuses_it(tmp_path):
+    """run_search checks what parse_search checks: a config built in Python skips the loader."""
+    import dataclasses
+
+    from memsim.config import ConfigError
+    from memsim.studies.search import load_search, run_search
+
+    cfg = tmp_path / "search.toml"
+    cfg.write_text(SEARCH_CONFIG)
+    config, options, run = load_search(cfg)
+    out = tmp_path / "out"
+    run = dataclasses.replace(run, out=out, progress=False)
+    two_formats = dataclasses.replace(config, formats=("float32", "int8"))
+    with pytest.raises(ConfigError, match="A search runs one storage format; .* float32, int8"):
+        run_search(two_formats, options, run)
+    two_points = dataclasses.replace(config, conditions=("nominal", "low_energy"))
+    with pytest.raises(ConfigError, match="A search runs at one operating point"):
+        run_search(two_points, options, run)
     assert not out.exists()
 
 

@@ -56,7 +56,7 @@ def test_bad_values_name_the_key_and_file(tmp_path, text, key):
 def test_zero_banks_is_a_house_style_error():
     with pytest.raises(
         ValueError,
-        match=r"The 'n_banks' parameter of MemoryParams must be an int in \[1, inf\]. Got 0.",
+        match=r"The 'n_banks' parameter of MemoryParams must be an int in \[1, inf\). Got 0.",
     ):
         MemoryParams(n_banks=0)
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ from torch import nn
 from memsim.cli import inference as inference_cli
 from memsim.inference.int8 import quantize
 from memsim.trace.capture import bit_statistics, trace_model
-from memsim.trace.records import Trace
+from memsim.trace.records import Trace, check_output_file
 
 
 def cnn() -> nn.Module:
@@ -148,3 +153,128 @@ def test_trace_and_eval_verbs_on_the_default_workload(tmp_path, capsys):
         == 0
     )
     assert '"n_images": 50' in capsys.readouterr().out
+
+
+def _bad_outputs(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Output paths that cannot be written: ``{case: (path, text the error names)}``."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("in the way")
+    folder = str(tmp_path / "folder")
+    return {
+        "existing folder": (folder, f"Output file {folder} is an existing folder"),
+        "trailing separator": (
+            f"{tmp_path / 'new'}{os.sep}",
+            f"Output file {tmp_path / 'new'}{os.sep} ends in a path separator",
+        ),
+        "missing parent": (
+            str(tmp_path / "nope" / "t.json"),
+            f"Folder {tmp_path / 'nope'} of output file {tmp_path / 'nope' / 't.json'} "
+            "does not exist",
+        ),
+        "parent is a file": (
+            str(tmp_path / "file" / "t.json"),
+            f"Folder {tmp_path / 'file'} of output file {tmp_path / 'file' / 't.json'} "
+            "is not a folder",
+        ),
+    }
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+BAD_CASES = ["existing folder", "trailing separator", "missing parent", "parent is a file"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_check_output_file_refuses_unwritable_paths_and_creates_nothing(tmp_path, case):
+    path, message = _bad_outputs(tmp_path)[case]
+    before = _listing(tmp_path)
+    with pytest.raises(ValueError, match="^" + re.escape(message)) as info:
+        check_output_file(path)
+    assert "\n" not in str(info.value)
+    assert _listing(tmp_path) == before
+
+
+def test_check_output_file_accepts_new_and_existing_files(tmp_path, monkeypatch):
+    assert check_output_file(tmp_path / "t.json") == tmp_path / "t.json"
+    (tmp_path / "t.json").write_text("old")
+    assert check_output_file(str(tmp_path / "t.json")) == tmp_path / "t.json"  # replaced later
+    monkeypatch.chdir(tmp_path)
+    assert check_output_file("here.json") == Path("here.json")  # the current folder
+    with pytest.raises(ValueError, match="Output file path is empty"):
+        check_output_file("")
+    assert _listing(tmp_path) == {"t.json"}
+
+
+def _refuse_writes_in(folder: Path, monkeypatch) -> None:
+    """Make ``folder`` unwritable (also for root, who writes into read-only folders anyway)."""
+    folder.chmod(0o555)
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_unwritable_parent_is_a_clear_error(tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    _refuse_writes_in(folder, monkeypatch)
+    try:
+        with pytest.raises(
+            ValueError, match=f"Output folder {re.escape(str(folder))} is not writable"
+        ):
+            check_output_file(folder / "t.json")
+        trace = trace_model(cnn(), X, "float32", workload_name="toy")
+        with pytest.raises(ValueError, match="is not writable"):
+            trace.save(folder / "t.json")
+        assert _listing(folder) == set()
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_trace_save_refuses_a_bad_path_and_leaves_nothing(tmp_path, case):
+    trace = trace_model(cnn(), X, "float32", workload_name="toy")
+    path, message = _bad_outputs(tmp_path)[case]
+    before = _listing(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trace.save(path)
+    assert _listing(tmp_path) == before
+
+
+def test_trace_save_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    trace = trace_model(cnn(), X, "float32", workload_name="toy")
+    path = tmp_path / "t.json"
+    assert trace.save(path) == path and trace.save(path) == path  # an existing file is replaced
+    assert _listing(tmp_path) == {"t.json"}
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        trace.save(tmp_path / "other.json")
+    assert _listing(tmp_path) == {"t.json"}  # no temporary file left behind
+    assert Trace.load(path) == trace  # the earlier file is intact
+
+
+@pytest.mark.parametrize("case", ["existing folder", "trailing separator", "missing parent"])
+def test_trace_verb_refuses_a_bad_out_before_tracing(tmp_path, capsys, monkeypatch, case):
+    import memsim.trace.capture
+    from memsim.cli.main import main
+
+    def never(*args, **kwargs):
+        raise AssertionError("traced before the output path was checked")
+
+    monkeypatch.setattr(memsim.trace.capture, "trace_model", never)
+    path, message = _bad_outputs(tmp_path)[case]
+    before = _listing(tmp_path)
+    assert main(["trace", "digits", "--images", "4", "--out", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memsim trace: error: " + message) and err.count("\n") == 1
+    assert _listing(tmp_path) == before  # no trace, no .tmp, no folder

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -116,3 +120,84 @@ def test_training_fixes_cublas_workspace_for_deterministic_cuda(monkeypatch):
     with _deterministic():
         pass
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def _bad_outs(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Checkpoint paths that cannot be written: ``{case: (path, text the error names)}``."""
+    (tmp_path / "t1dir").mkdir()
+    (tmp_path / "file").write_text("in the way")
+    return {
+        "existing folder": (str(tmp_path / "t1dir"), f"{tmp_path / 't1dir'} is an existing folder"),
+        "trailing separator": (
+            f"{tmp_path / 'new'}{os.sep}",
+            f"{tmp_path / 'new'}{os.sep} ends in a path separator",
+        ),
+        "missing parent": (
+            str(tmp_path / "nope" / "d.pt"),
+            f"Folder {tmp_path / 'nope'} of output file {tmp_path / 'nope' / 'd.pt'} "
+            "does not exist",
+        ),
+        "parent is a file": (str(tmp_path / "file" / "d.pt"), f"{tmp_path / 'file'} of output"),
+        "state is a folder": (str(tmp_path / "s.pt"), f"{tmp_path / 's.pt.train-state'} is an"),
+    }
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if any training step (or data loading for it) runs."""
+    import workloads.train as train_module
+
+    calls = []
+
+    def never(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("trained before the output path was checked")
+
+    monkeypatch.setattr(train_module, "train_model", never)
+    return calls
+
+
+BAD_OUTS = ["existing folder", "trailing separator", "missing parent", "parent is a file"]
+
+
+@pytest.mark.parametrize("case", BAD_OUTS)
+def test_train_refuses_a_bad_out_before_training(tmp_path, no_training, case):
+    path, message = _bad_outs(tmp_path)[case]
+    before = _listing(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        train(get_workload("digits"), TrainConfig(**QUICK), out=path, progress=False)
+    assert "\n" not in str(info.value)
+    assert no_training == []
+    assert _listing(tmp_path) == before  # no folder, no .train-state, no .tmp
+
+
+def test_train_model_refuses_a_bad_state_path_before_loading_data(tmp_path):
+    class NoData:
+        name = "no_data"
+
+        def dataset(self, *args, **kwargs):
+            raise AssertionError("data loaded before the state path was checked")
+
+    (tmp_path / "s.pt.train-state").mkdir()
+    with pytest.raises(ValueError, match="s.pt.train-state is an existing folder"):
+        train_model(NoData(), TrainConfig(**QUICK), state_path=tmp_path / "s.pt.train-state")
+    assert _listing(tmp_path) == {"s.pt.train-state"}
+
+
+@pytest.mark.parametrize("case", [*BAD_OUTS, "state is a folder"])
+def test_cli_train_refuses_a_bad_out_before_training(tmp_path, capsys, no_training, case):
+    path, message = _bad_outs(tmp_path)[case]
+    if case == "state is a folder":
+        (tmp_path / "s.pt.train-state").mkdir()
+    before = _listing(tmp_path)
+    argv = ["train", "digits", "--epochs", "1", "--no-progress", "--out", path]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memsim train: error: ") and err.count("\n") == 1
+    assert message in err
+    assert no_training == []
+    assert _listing(tmp_path) == before  # no folder, no .train-state, no .tmp

@@ -43,6 +43,7 @@ from memsim.checks import check_probability
 from memsim.compute import resolve_device as resolve_torch_device
 from memsim.config import check_choice, check_range
 from memsim.rng import child_seed, torch_generator
+from memsim.trace.records import check_output_file
 from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
 
@@ -271,9 +272,13 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_step
 def _save_train_state(path: str | os.PathLike, state: dict) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _load_train_state(path: str | os.PathLike, identity: str) -> dict | None:
@@ -342,7 +347,8 @@ def train_model(
     The workload's own hooks (:meth:`Workload.train_hooks`) run first, then ``hooks``.
     With ``state_path``, the whole training state (weights, optimizer, schedule, random
     generators) is saved there after every epoch, and a state found there for the same
-    workload and config is resumed from: an interrupted training loses at most one epoch.
+    workload and config is resumed from: an interrupted training loses at most one epoch. A
+    ``state_path`` that cannot be written is a ``ValueError`` before anything is trained.
 
     Returns
     -------
@@ -355,6 +361,8 @@ def train_model(
     """
     from tqdm.auto import tqdm
 
+    if state_path is not None:  # a path that cannot be written fails now, not after an epoch
+        state_path = check_output_file(state_path)
     device = resolve_device(device)
     x, y = workload.dataset("train", limit=config.limit)
     if len(y) == 0:
@@ -487,7 +495,10 @@ def train(
     config : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     out : path, optional
-        Checkpoint file to write (nothing is written when omitted).
+        Checkpoint file to write (nothing is written when omitted); its folder must exist.
+        The training state is saved next to it (``<out>.train-state``) after every epoch and
+        resumed from. A path that cannot be written (an existing folder, a missing or
+        unwritable folder...) is a ``ValueError`` before training starts.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``...
     progress : bool
@@ -503,9 +514,11 @@ def train(
     TrainResult
     """
     config = config or TrainConfig()
-    state_path = None if out is None else Path(f"{os.fspath(out)}.train-state")
-    if state_path is not None:
-        state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path = None
+    if out is not None:
+        # Checked before training (which may take hours), and nothing is created for a bad one.
+        out = check_output_file(out)
+        state_path = Path(f"{out}.train-state")  # checked by train_model, also before training
     model, skipped = train_model(
         workload, config, device=device, progress=progress, state_path=state_path
     )

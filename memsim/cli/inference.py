@@ -110,7 +110,10 @@ def _network(args: argparse.Namespace):
 def run_trace(args: argparse.Namespace) -> int:
     from memsim.compute import resolve_device
     from memsim.trace.capture import trace_model
+    from memsim.trace.records import check_output_file
 
+    if args.out:  # a path that cannot be written fails before anything is traced
+        check_output_file(args.out)
     device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
     workload, net = _network(args)
     x, _ = workload.dataset("test", limit=args.images)

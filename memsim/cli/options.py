@@ -70,6 +70,10 @@ def bits_list(text: str) -> str | list[str] | None:
     if text in ("", "all"):
         return None
     parts = [part.strip() for part in text.replace("+", ",").split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no bit field (all, fields such as sign,exponent, or first_noisy:K)"
+        )
     return parts if len(parts) > 1 else parts[0]
 
 

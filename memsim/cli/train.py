@@ -55,7 +55,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parents=[options.common(), options.device(), options.seed(_DEFAULTS["seed"])],
     )
     p.add_argument("workload", help="workload name (memsim list workloads)")
-    p.add_argument("--out", default=None, help="checkpoint file to write (default: <workload>.pt)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="checkpoint file to write, in an existing folder (default: <workload>.pt)",
+    )
     p.add_argument("--epochs", type=int, help=_RECIPE_HELP.format(defaults["epochs"]))
     p.add_argument("--batch-size", type=int, help=_RECIPE_HELP.format(defaults["batch_size"]))
     p.add_argument(
@@ -108,16 +112,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memsim train`` with parsed arguments."""
+    from memsim.trace.records import check_output_file
     from workloads.base import get_workload
     from workloads.train import train
 
+    if args.out is not None:  # before the workload loads (or downloads) its data
+        check_output_file(f"{check_output_file(args.out)}.train-state")
     extra = {}
     if args.data_root is not None or args.download:
         extra = {"data_root": args.data_root, "download": args.download}
     workload = get_workload(args.workload, **extra)
     config = recipe_from_args(workload, args)
     print(f"{workload.name}: {config.describe()}")
-    out = args.out or f"{workload.name}.pt"
+    out = args.out or f"{workload.name}.pt"  # train() checks it before training
     result = train(
         workload,
         config,

@@ -25,6 +25,7 @@ from memsim.config import (
     CONFIG_DIR,
     ConfigError,
     build,
+    check_choice,
     check_range,
     loads_toml,
     to_dict,
@@ -218,6 +219,8 @@ class FitConfig:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
+        # The loader checks Literal fields; a config built in Python is checked here.
+        check_choice("fit", "scale", self.scale, ("log10p", "p"))
         check_range("fit", "bootstrap", self.bootstrap, kind=int, low=0, high=MAX_BOOTSTRAP)
         check_range(
             "fit", "confidence", self.confidence, low=0, high=1, low_open=True, high_open=True
@@ -289,6 +292,16 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         check_range("the experiment", "seed", self.seed, kind=int, low=0, high=SEED_MAX)
+        for key in ("name", "description", "baseline"):
+            if not isinstance(getattr(self, key), str):
+                raise TypeError(f"'{key}' must be a string. Got {getattr(self, key)!r}.")
+        check_choice("the experiment", "incompatible", self.incompatible, ("skip", "error"))
+        labels = [p.label for p in self.policies]
+        if self.baseline != "baseline" and self.baseline not in labels:
+            # The default falls back to the first policy where none is labelled "baseline".
+            raise ValueError(
+                f"'baseline' must be one of the policies {labels}. Got {self.baseline!r}."
+            )
         for key in ("workloads", "formats", "policies", "masks"):
             if not getattr(self, key):
                 raise ValueError(f"'{key}' must list at least one entry.")
@@ -428,6 +441,11 @@ class RunOptions:
             )
         check_range("run", "gpus_per_point", self.gpus_per_point, low=0, high=1024)
         check_gpu_share(float(self.gpus_per_point))
+
+    def check_combination(self) -> None:
+        """Refuse Ray-only options on a local run. Checked when a run starts
+        (:func:`memsim.experiment.launch.check_executor`), not when the options are built: a
+        config's ``[run]`` table and the command line's flags are merged first."""
         if self.executor != "ray" and (self.address is not None or self.gpus_per_point):
             given = ", ".join(
                 f"{k} = {v!r}"

@@ -32,6 +32,7 @@ def check_executor(run: RunOptions) -> str:
     driver itself may have no GPU), and a cluster address that answers. Whether the workers fit
     on the cluster is known once connected: :class:`RayExecutor` checks it.
     """
+    run.check_combination()
     if run.executor != "ray":
         return str(resolve_device(run.device))
     check_ray_device(run.device, run.gpus_per_point)

@@ -40,7 +40,7 @@ from memsim.experiment.config import (
     replace_config,
     resolve_config,
 )
-from memsim.experiment.load import load_experiment, parse_experiment
+from memsim.experiment.load import check_layer_names, load_experiment, parse_experiment
 from memsim.experiment.memory import memory_table, writes_table
 from memsim.experiment.plugins import (
     check_files,
@@ -170,6 +170,7 @@ def run_experiment(
     # load_experiment does (a config built in Python skips the loader).
     check_plugins(config)
     check_files(config)
+    check_layer_names(config)
     device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
     check_engine(config.sweep.engine, device)
     if evaluator is None:

@@ -51,6 +51,10 @@ def _optional_csv(path: Path) -> pd.DataFrame | None:
         raise ResultsError(f"{path} is not a readable CSV table: {exc}".strip()) from None
 
 
+#: The tables a finished mixed-policy search leaves, which its report is made from.
+SEARCH_TABLES = ("layers.csv", "search.csv", "points.csv", "degradation.csv")
+
+
 def write_report(
     folder: str | os.PathLike,
     *,
@@ -95,13 +99,34 @@ def write_report(
         )
     experiment = read_experiment(folder)
     config = experiment["config"]
-    if config.get("study", {}).get("kind") == "bnn":  # a study folder: its own report section
-        from memsim.report.bnn import write_folder_report
-
+    kind = (
+        "binarized-network study"
+        if config.get("study", {}).get("kind") == "bnn"
+        else "mixed-policy search"
+        if {"experiment", "search"} <= config.keys()
+        else None
+    )
+    if kind is not None:  # its own report, re-created in place, with no logistic fit to redo
         if elsewhere:
             raise ResultsError(
-                f"{folder} is a study folder: its report is re-created in place; drop --out."
+                f"{folder} is a {kind} folder: its report is re-created in place; drop --out."
             )
+        if fit_options:
+            raise ResultsError(
+                f"{folder} is a {kind} folder: --scale and --bootstrap refit experiment "
+                f"sweeps only (got {', '.join(f'{k}={v}' for k, v in fit_options.items())})."
+            )
+        if kind == "mixed-policy search":
+            from memsim.report.search import write_search_report
+
+            missing = [n for n in SEARCH_TABLES if not (folder / n).is_file()]
+            if missing:
+                raise ResultsError(
+                    f"{folder} is a mixed-policy search that has not finished (no "
+                    f"{', '.join(missing)}): run the same search again to resume it."
+                )
+            return write_search_report(folder)
+        from memsim.report.bnn import write_folder_report
 
         return write_folder_report(folder)
     points = store_load_points(folder, experiment)

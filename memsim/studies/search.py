@@ -120,6 +120,16 @@ def parse_search(
         raise ConfigError(f"'search' in {source} must be a table. Got {table!r}.")
     options = build(SearchOptions, table, where="search", source=source)
     config, run = parse_experiment(data, source=source)
+    check_search(config, source)
+    return config, options, run
+
+
+def check_search(config: ExperimentConfig, source: Any = None) -> None:
+    """What a search needs of its experiment config: one format, one operating point, and
+    candidates that store that format or int8 (the CLI's loader and :func:`run_search` both
+    check, so a config built in Python is refused the same way)."""
+    if source is None:
+        source = f"the experiment '{config.name}'"
     if len(config.formats) != 1:
         raise ConfigError(
             f"A search runs one storage format; {source} lists {', '.join(config.formats)}."
@@ -145,7 +155,6 @@ def parse_search(
                 f"Candidate '{spec.label}' stores {policy_fmt}; inside a {config.formats[0]} "
                 "network a layer can only switch to int8."
             )
-    return config, options, run
 
 
 def load_search(
@@ -303,10 +312,17 @@ def run_search(
     import pandas as pd
 
     from memsim.experiment.launch import check_engine, check_executor, executor_for
+    from memsim.experiment.load import check_layer_names
+    from memsim.experiment.plugins import check_files, check_plugins
     from memsim.experiment.points import NetworkEvaluator, load_workload
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
 
+    # What the loader checks, checked again: a config built in Python skips the loader.
+    check_plugins(config)
+    check_files(config)
+    check_search(config)
+    check_layer_names(config)
     device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
     check_engine(config.sweep.engine, device)
     fmt = config.formats[0]

@@ -30,6 +30,38 @@ class TraceError(ValueError):
     """A trace file is unreadable, of the wrong version, or inconsistent."""
 
 
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`~pathlib.Path` when a file can be written there, else a one-line
+    ``ValueError`` naming it; nothing is created.
+
+    Call it before computing what goes into the file (a trace, a training run), so that a bad
+    ``--out`` fails at once. Refused: an empty path, a path ending in a separator, an existing
+    folder, a parent folder that does not exist or is not a folder, and a parent folder that is
+    not writable (checked by writing and removing a probe file there). An existing file is
+    fine: it is replaced.
+    """
+    text = os.fsdecode(os.fspath(path))
+    if not text:
+        raise ValueError("Output file path is empty; name a file to write.")
+    separators = tuple(s for s in (os.sep, os.altsep) if s)
+    if text.endswith(separators):
+        raise ValueError(f"Output file {text} ends in a path separator; name a file, not a folder.")
+    target = Path(text)
+    if target.is_dir():
+        raise ValueError(f"Output file {target} is an existing folder; name a file to write.")
+    parent = target.parent
+    if not parent.exists():
+        raise ValueError(
+            f"Folder {parent} of output file {target} does not exist; create it first."
+        )
+    if not parent.is_dir():
+        raise ValueError(f"Folder {parent} of output file {target} is not a folder.")
+    from memsim.experiment.store import check_writable
+
+    check_writable(parent)  # ResultsError (a ValueError): "Output folder ... is not writable"
+    return target
+
+
 @dataclass(frozen=True)
 class WriteRecord:
     """One tensor written to memory.
@@ -149,8 +181,14 @@ class Trace:
         return replace(self, records=tuple(records))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the trace as versioned JSON; returns the path."""
-        path = Path(path)
+        """Write the trace as versioned JSON, atomically; returns the path.
+
+        A path that cannot be written (see :func:`check_output_file`) is a ``ValueError``
+        before anything is written; a failed write leaves no temporary file behind.
+        """
+        from memsim.experiment.store import write_text_atomic
+
+        path = check_output_file(path)
         payload = {
             "schema": TRACE_SCHEMA,
             "version": TRACE_VERSION,
@@ -160,10 +198,7 @@ class Trace:
             "meta": self.meta,
             "records": [asdict(r) for r in self.records],
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(path, json.dumps(payload, indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trace:
