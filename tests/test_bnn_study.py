@@ -4,6 +4,7 @@ the shared executor/results store (resume, kill -9), report, CLI."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -322,3 +323,132 @@ def test_bnn_run_with_two_workers_gives_the_points_of_one(tmp_path, small_refere
         [*_run_cmd(tmp_path / "two"), "--workers", "2"], env=env, check=True, capture_output=True
     )
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "two" / "points.csv"), small_reference)
+
+
+# ----------------------------------------------------------------------------- bad input
+# Bad input is refused with one line naming the key and the value, before the output folder
+# is claimed (a folder written by a failed run would refuse the corrected re-run as "a
+# different experiment") and before any network is trained.
+
+QUICK = ["--no-progress", "--set", "train.epochs=1", "--repeats", "1", "--eval-limit", "64",
+         "--set", "ber_grid=[1e-3,1e-1]"]  # fmt: skip
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    """A garbage checkpoint file and a folder where a checkpoint file is expected."""
+    (tmp_path / "bad.pt").write_text("junk\n")
+    (tmp_path / "folder.pt").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--set", 'conditions=["junk"]'],
+         ["The 'conditions' entry 'junk' of the BNN study", "Unknown programming condition 'junk'"]),
+        (["--plain-checkpoint", "{tmp}/nonexist.pt"],
+         ["The 'plain_checkpoint' value", "nonexist.pt", "does not exist"]),
+        (["--plain-checkpoint", "{tmp}/bad.pt"],
+         ["The 'plain_checkpoint' value", "bad.pt", "corrupted or not a PyTorch checkpoint"]),
+        (["--aware-checkpoint", "{tmp}/folder.pt"],
+         ["The 'aware_checkpoint' value", "folder.pt", "not a checkpoint file"]),
+        (["--set", 'workload="digits"'],
+         ["The 'workload' value 'digits' of the BNN study", "not a binarized network", "bnn_digits"]),
+        (["--set", "sigma_sa_ln=inf", "--set", 'cell="2t2r"'], ["'sigma_sa_ln'", "Got inf"]),
+        (["--set", "workload_options={junk=1}"],
+         ["The 'workload_options' value {'junk': 1}", "'junk'", "Valid options"]),
+        (["--set", "compliance_ratios=[1e-9]"],
+         ["The 'compliance_ratios' entry 1e-09 of the BNN study", "not a valid scaling"]),
+    ],
+)  # fmt: skip
+def test_cli_refuses_bad_input_before_writing_or_training(
+    tmp_path, bad_files, capsys, extra, expected
+):
+    from memsim.cli.main import main
+
+    out = tmp_path / "out"
+    extra = [item.replace("{tmp}", os.fspath(bad_files)) for item in extra]
+    assert main(["bnn", "digits", "--out", os.fspath(out), *QUICK, *extra]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("memsim bnn: error: ")
+    for text in expected:
+        assert text in last
+    assert "epoch 1/1" not in err  # refused before training (no training log line)
+    assert not out.exists()
+
+
+def test_memsim_run_refuses_a_missing_checkpoint_before_writing(tmp_path, capsys):
+    from memsim.cli.main import main
+
+    out = tmp_path / "out"
+    missing = os.fspath(tmp_path / "nonexist")
+    args = ["run", "bnn/digits", "--out", os.fspath(out), "--no-progress", "--set",
+            f"plain_checkpoint={missing!r}"]  # fmt: skip
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("memsim run: error: The 'plain_checkpoint' value")
+    assert missing in last and "does not exist" in last
+    assert not out.exists()
+
+
+def test_the_config_parser_refuses_what_the_study_would_refuse_later(tmp_path):
+    with pytest.raises(ConfigError, match=r"The 'conditions' entry 'junk' of the BNN study in"):
+        load_study_config("digits", overrides=['conditions=["junk"]'])
+    with pytest.raises(ConfigError, match=r"'workload' value 'digits' .* not a binarized network"):
+        parse_study_config({"workload": "digits"}, source="x.toml")
+    with pytest.raises(ConfigError, match="sigma_sa_ln"):
+        parse_study_config({"cell": "2t2r", "sigma_sa_ln": math.inf}, source="x.toml")
+    with pytest.raises(ConfigError, match="tolerance_points"):
+        parse_study_config({"tolerance_points": math.inf}, source="x.toml")
+    with pytest.raises(FileNotFoundError, match=r"'aware_checkpoint' value .*x\.toml"):
+        parse_study_config({"aware_checkpoint": os.fspath(tmp_path / "no.pt")}, source="x.toml")
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"workload": "junk"}, ConfigError,
+         r"^The 'workload' value 'junk' of the BNN study: Unknown workload 'junk'"),
+        ({"workload": "digits"}, ConfigError, r"'workload' value 'digits' .* not a binarized"),
+        ({"workload_options": {"junk": 1}}, ConfigError,
+         r"^The 'workload_options' value \{'junk': 1\} of the BNN study: .*'junk'"),
+        ({"conditions": ("junk",)}, ConfigError, r"^The 'conditions' entry 'junk' of the BNN study"),
+        ({"plain_checkpoint": "{tmp}/nonexist.pt"}, FileNotFoundError,
+         r"^The 'plain_checkpoint' value .*nonexist\.pt.* does not exist"),
+        ({"aware_checkpoint": "{tmp}/bad.pt"}, ConfigError,
+         r"^The 'aware_checkpoint' value .*bad\.pt.*: Checkpoint file .*bad\.pt is corrupted"),
+        ({"plain_checkpoint": "{tmp}/folder.pt"}, ConfigError,
+         r"^The 'plain_checkpoint' value .*folder\.pt.* not a checkpoint file"),
+    ],
+)  # fmt: skip
+def test_run_study_refuses_bad_input_before_writing(tmp_path, bad_files, change, error, match):
+    out = tmp_path / "out"
+    change = {k: v.replace("{tmp}", os.fspath(bad_files)) if isinstance(v, str) else v
+              for k, v in change.items()}  # fmt: skip
+    with pytest.raises(error, match=match) as info:
+        run_study(dataclasses.replace(TINY, **change), out, progress=False)
+    assert "\n" not in str(info.value)
+    assert not out.exists()
+
+
+def test_a_corrected_rerun_into_the_same_folder_runs(tmp_path, capsys):
+    from memsim.cli.main import main
+    from memsim.studies.bnn import check_study
+
+    out = tmp_path / "out"
+    base = ["bnn", "digits", "--out", os.fspath(out), *QUICK]
+    assert main([*base, "--set", 'conditions=["junk"]']) == 2
+    assert not out.exists()
+    assert main([*base, "--set", 'conditions=["nominal"]']) == 0
+    assert (out / "points.csv").is_file() and (out / "bnn_report.md").is_file()
+    assert "epoch 1/1" in capsys.readouterr().err  # what the refused runs must not print
+    # The networks it trained are checkpoints the check accepts.
+    check_study(
+        dataclasses.replace(
+            TINY,
+            plain_checkpoint=os.fspath(out / "plain.pt"),
+            aware_checkpoint=os.fspath(out / "error_aware.pt"),
+        )
+    )

@@ -224,3 +224,33 @@ def test_interrupted_training_resumes_from_the_last_epoch(generic_workload, tmp_
     resumed = train(generic_workload, config, out=tmp_path / "cut.pt", progress=False)
     for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)  # the same weights as an uninterrupted run
+
+
+def test_argument_errors_are_one_line_pointing_at_help(capsys):
+    from memsim.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "digits", "--p", "x"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usage:" not in err
+    assert err.startswith("memsim eval: error: argument --p/--p01: ")
+    assert err.rstrip().endswith("(see memsim eval --help)")
+
+
+def test_a_file_where_a_folder_is_expected_is_named_as_a_file(tmp_path, capsys):
+    from memsim.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["report", str(afile)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"memsim report: error: Results folder {afile} is a file, not a results folder."
+    )
+    assert main(["sweep", "default", "--out", str(afile), "--no-progress"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"Output folder {afile} is not a folder (a file is in the way).")
+    )
+    assert afile.read_text() == "x"

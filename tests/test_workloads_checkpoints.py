@@ -92,3 +92,23 @@ def test_vgg_without_any_checkpoint_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMSIM_SHARED", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="memsim train vgg_B"):
         get_workload("vgg_B").load_model()
+
+
+class _Pickled:
+    """Stands for code a checkpoint would run if loaded with weights_only=False."""
+
+
+def test_a_checkpoint_that_pickles_code_is_refused_naming_the_global_not_torch_s_advice(tmp_path):
+    path = tmp_path / "code.pt"
+    torch.save({"state_dict": {}, "extra": _Pickled()}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "Unsupported global" in message and "_Pickled" in message
+    assert "weights_only" not in message  # no advice to run the file's code
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_as_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"Checkpoint file {tmp_path} is a folder"):
+        load_checkpoint(tmp_path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -148,6 +149,18 @@ def verify_reference(path: str | os.PathLike) -> None:
     _VERIFIED.add(key)
 
 
+def _load_failure(exc: BaseException) -> str:
+    """What ``torch.load`` said, in one line: for a file that pickles code (refused by
+    ``weights_only=True``), the global it names, not torch's advice to load it with
+    ``weights_only=False``, which would run that code."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("WeightsUnpickler error:"):
+            return line.split(" Please ")[0]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint file with ``weights_only=True``.
 
@@ -162,14 +175,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         The file is corrupted or is not a checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Checkpoint file {path} is a folder; name the checkpoint file.")
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint file {path} does not exist.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/foreign files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"Checkpoint file {path} is corrupted or not a PyTorch checkpoint ({first_line})."
+            f"Checkpoint file {path} is corrupted or not a PyTorch checkpoint "
+            f"({_load_failure(exc)})."
         ) from None
     if isinstance(payload, Mapping) and "state_dict" not in payload:
         if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):

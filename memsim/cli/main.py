@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from memsim.cli.options import configure_logging
 from memsim.errors import WorkerDied, WorkerStartFailed
@@ -29,10 +30,18 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the CLI (no usage
+    block first; ``--help`` shows it). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from memsim import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memsim",
         description="What noisy RRAM writes do to a neural network, and what it costs to fight them.",
     )

@@ -297,8 +297,8 @@ class ExperimentConfig:
                 raise TypeError(f"'{key}' must be a string. Got {getattr(self, key)!r}.")
         check_choice("the experiment", "incompatible", self.incompatible, ("skip", "error"))
         labels = [p.label for p in self.policies]
-        if self.baseline != "baseline" and self.baseline not in labels:
-            # The default falls back to the first policy where none is labelled "baseline".
+        if self.baseline not in ("", "baseline") and self.baseline not in labels:
+            # Empty or the default: the first policy where none is labelled "baseline".
             raise ValueError(
                 f"'baseline' must be one of the policies {labels}. Got {self.baseline!r}."
             )

@@ -132,8 +132,15 @@ def check_address(address: str | None) -> None:
         ) from None
 
 
-def _auth_hint(address: str | None) -> str:
-    """What to try when a cluster that answers refuses this driver: token authentication."""
+def _auth_hint(address: str | None, error: str = "") -> str:
+    """What to try when a cluster that answers refuses this driver: token authentication, or
+    for a Ray Client server that failed to start the driver's session, the head's gRPC."""
+    if "Initialization failure from server" in error:
+        return (
+            ". The head's Ray Client server could not start this driver's session (its "
+            "ray_client_server*.err says why); with Ray 2.60 that was a gRPC crash after a fork, "
+            "avoided by starting the head with GRPC_ENABLE_FORK_SUPPORT=0 (docs/cluster.md)"
+        )
     if address is None or address in _NO_HOST or os.environ.get("RAY_AUTH_MODE") == "token":
         return ""
     return (
@@ -268,7 +275,7 @@ class RayExecutor(Executor):
             except ConnectionError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
                 raise ValueError(
-                    f"Ray cluster address {address!r}: {first}{_auth_hint(address)}"
+                    f"Ray cluster address {address!r}: {first}{_auth_hint(address, str(exc))}"
                 ) from None
             self._started = True
         try:

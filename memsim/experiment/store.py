@@ -153,7 +153,7 @@ def check_writable(folder: Path) -> None:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
         os.close(fd)
         os.unlink(probe)
-    except NotADirectoryError:
+    except (NotADirectoryError, FileExistsError):
         raise ResultsError(
             f"Output folder {folder} is not a folder (a file is in the way)."
         ) from None

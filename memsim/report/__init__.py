@@ -87,6 +87,8 @@ def write_report(
     from memsim.report.tables import fit_curves, summary_table
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ResultsError(f"Results folder {folder} is a file, not a results folder.")
     if not folder.is_dir():
         raise ResultsError(f"Results folder {folder} does not exist.")
     target = folder if out is None else Path(out)

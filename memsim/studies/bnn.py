@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from memsim.checks import check_probability
+from memsim.checks import check_non_negative, check_positive, check_probability
 from memsim.config import (
     CONFIG_DIR,
     ConfigError,
@@ -62,6 +62,7 @@ __all__ = [
     "BNNEvaluator",
     "BNNPoint",
     "BNNStudyConfig",
+    "check_study",
     "compare",
     "condition_table",
     "load_study_config",
@@ -191,9 +192,9 @@ class BNNStudyConfig:
         for r in self.compliance_ratios:
             check_range(own, "compliance_ratios", r, low=0.0, high=1.0, low_open=True)
         check_choice(own, "cell", self.cell, CELLS)
-        check_range(own, "sigma_sa_ln", self.sigma_sa_ln, low=0.0)
+        check_non_negative(own, "sigma_sa_ln", self.sigma_sa_ln)  # finite: inf is refused
         check_range(own, "repeats", self.repeats, kind=int, low=1)
-        check_range(own, "tolerance_points", self.tolerance_points, low=0.0, low_open=True)
+        check_positive(own, "tolerance_points", self.tolerance_points)
         check_range(
             own, "confidence", self.confidence, low=0.0, high=1.0, low_open=True, high_open=True
         )
@@ -225,20 +226,17 @@ def parse_study_config(data: Mapping[str, Any], *, source: Any = None) -> BNNStu
             f"'study' in {source} must be the table {{kind = \"{STUDY_KIND}\"}} for a "
             f"binarized-network study. Got {study!r}."
         )
-    from workloads import get_workload
-
     name = data.get("workload", BNNStudyConfig.workload)
     options = data.get("workload_options", {})
-    try:
-        workload = get_workload(name, **(options if isinstance(options, Mapping) else {}))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"'workload' in {source}: {exc}") from None
+    workload = _workload(name, options, source)
     base = workload.default_recipe() or TrainConfig()
     train = data.get("train", {})
     if not isinstance(train, Mapping):
         raise ConfigError(f"'train' in {source} must be a table. Got {train!r}.")
     data["train"] = {**to_dict(base), **train}
-    return build(BNNStudyConfig, data, source=source)
+    config = build(BNNStudyConfig, data, source=source)
+    check_study(config, source=source)
+    return config
 
 
 def load_study_config(
@@ -266,6 +264,141 @@ def load_study_config(
     return parse_study_config(data, source=where)
 
 
+def _input_error(
+    key: str, value: Any, problem: Any, source: Any = None, *, entry: bool = False
+) -> ConfigError:
+    """One line naming the study's key, its value (or list entry) and, when known, the file."""
+    where = f" in {source}" if source is not None else ""
+    text = " ".join(str(problem).split()) or type(problem).__name__
+    what = "entry" if entry else "value"
+    return ConfigError(f"The '{key}' {what} {value!r} of the BNN study{where}: {text}")
+
+
+def check_study(config: BNNStudyConfig, *, source: Any = None) -> None:
+    """Everything about ``config`` that can be checked without training or evaluating.
+
+    Called by :func:`parse_study_config` (so ``memsim bnn`` and ``memsim run`` refuse a bad
+    config before anything runs) and by :func:`run_study` before it claims its output folder:
+    a study that would fail later must not write a folder that a corrected re-run then
+    refuses. Checks the workload (registered, its options accepted, a binarized network),
+    the training recipe's numbers (finite) and hooks, the programming conditions and their
+    per-bit rates in the configured cell, and the given checkpoints (files that load into the
+    workload's network, read with ``weights_only=True``).
+
+    Raises
+    ------
+    ConfigError
+        A bad value; the one-line message names the key, the value and ``source``.
+    FileNotFoundError
+        A given checkpoint does not exist.
+    """
+    # The workload: registered, its options accepted, a binarized network.
+    workload = _workload(config.workload, config.workload_options, source)
+    if not _is_binarized(workload):
+        raise _input_error(
+            "workload",
+            config.workload,
+            "not a binarized network (it has no binary-weight layers); binarized workloads: "
+            f"{', '.join(_binarized_names())}.",
+            source,
+        )
+
+    # The training recipe: finite numbers, and hooks for the networks that will be trained.
+    for f in dataclasses.fields(config.train):
+        value = getattr(config.train, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _input_error(f"train.{f.name}", value, "must be a finite number.", source)
+    given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
+    for name in NETWORKS:
+        if given[name]:
+            continue
+        try:
+            workload.train_hooks(config.recipe(name))
+        except (TypeError, ValueError) as exc:
+            key, value = (
+                ("train_ber", config.train_ber)
+                if name == "error_aware"
+                else ("workload", config.workload)
+            )
+            raise _input_error(key, value, exc, source) from None
+
+    # The programming conditions and their per-bit rates in this cell.
+    for condition in study_conditions(config, source=source):
+        try:
+            for p in cell_rates(condition, config.cell, config.sigma_sa_ln):
+                check_probability("p", p)
+        except (TypeError, ValueError) as exc:
+            raise _input_error(
+                "conditions", condition.name,
+                f"no per-bit rates in a {config.cell} cell with sigma_sa_ln "
+                f"{config.sigma_sa_ln!r}: {exc}", source, entry=True,
+            ) from None  # fmt: skip
+
+    # The given checkpoints: files that load into this workload's network.
+    for name in NETWORKS:
+        checkpoint = given[name]
+        if not checkpoint:
+            continue
+        key = "plain_checkpoint" if name == "plain" else "aware_checkpoint"
+        path = Path(checkpoint)
+        if not path.exists():
+            where = f" in {source}" if source is not None else ""
+            raise FileNotFoundError(
+                f"The '{key}' value {checkpoint!r} of the BNN study{where}: "
+                f"checkpoint file {path} does not exist."
+            )
+        if not path.is_file():
+            raise _input_error(key, checkpoint, f"{path} is not a checkpoint file.", source)
+        try:
+            workload.load_model(path)  # torch.load(..., weights_only=True): never runs code
+        except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise _input_error(key, checkpoint, exc, source) from None
+
+
+def _workload(name: Any, options: Any, source: Any = None):
+    """The study's workload, built with its options; a one-line error names the bad key."""
+    from workloads import get_workload
+    from workloads.base import WORKLOADS
+
+    if not isinstance(name, str) or name not in WORKLOADS:
+        try:
+            WORKLOADS.get(name)  # the registry's message lists the known names
+        except (TypeError, ValueError) as exc:
+            raise _input_error("workload", name, exc, source) from None
+    if not isinstance(options, Mapping):
+        raise _input_error("workload_options", options, "must be a table of options.", source)
+    try:
+        return get_workload(name, **options)
+    except (TypeError, ValueError, OSError) as exc:
+        raise _input_error("workload_options", dict(options), exc, source) from None
+
+
+def _is_binarized(workload) -> bool:
+    """Whether ``workload``'s network stores binary weights (what the study programs)."""
+    from memsim.inference.binary import binary_weight_layers
+    from workloads.bnn import BNNWorkload
+
+    if isinstance(workload, BNNWorkload):
+        return True
+    try:
+        model = workload.build_model()
+    except Exception:  # a network that cannot even be built is no binarized one
+        return False
+    return any(True for _ in binary_weight_layers(model))
+
+
+def _binarized_names() -> list[str]:
+    from workloads.base import WORKLOADS
+    from workloads.bnn import BNNWorkload
+
+    names = []
+    for name in WORKLOADS.names():
+        factory = WORKLOADS.get(name)
+        if isinstance(factory, type) and issubclass(factory, BNNWorkload):
+            names.append(name)
+    return names
+
+
 # ----------------------------------------------------------------------------- pieces
 
 
@@ -276,22 +409,35 @@ def programming_energy_pj(bits: dict[str, int], condition, cell: str = "1t1r") -
     return bits["ones"] * condition.e_set_pj + bits["zeros"] * condition.e_reset_pj
 
 
-def study_conditions(config: BNNStudyConfig) -> list:
-    """The programming conditions of the study, from the most to the least energy per pulse."""
+def study_conditions(config: BNNStudyConfig, *, source: Any = None) -> list:
+    """The programming conditions of the study, from the most to the least energy per pulse.
+
+    Raises
+    ------
+    ConfigError
+        An unknown or malformed condition, or a compliance ratio the nominal condition cannot
+        be scaled by; the message names the entry (and ``source`` when given).
+    """
     from memsim.device import load_condition, load_conditions, scale_compliance
 
-    conditions = (
-        [load_condition(c) for c in config.conditions] if config.conditions else load_conditions()
-    )
+    conditions = []
+    for entry in config.conditions:
+        try:
+            conditions.append(load_condition(entry))
+        except (OSError, TypeError, ValueError) as exc:
+            raise _input_error("conditions", entry, exc, source, entry=True) from None
+    if not config.conditions:
+        conditions = load_conditions()
     if config.compliance_ratios:
         nominal = load_condition("nominal")
         for ratio in config.compliance_ratios:
             try:
                 conditions.append(scale_compliance(nominal, ratio))
             except ValueError as exc:
-                raise ConfigError(
-                    f"compliance_ratios: {ratio:g} is not a valid scaling: {exc}"
-                ) from None
+                raise _input_error(
+                    "compliance_ratios", ratio, f"not a valid scaling of 'nominal': {exc}", source,
+                    entry=True,
+                ) from None  # fmt: skip
     return sorted(conditions, key=lambda c: (-(c.e_set_pj + c.e_reset_pj), c.p_bf))
 
 
@@ -539,6 +685,7 @@ def run_study(
     where it stopped, never repeating a point); ``points.csv``, ``conditions.csv``,
     ``summary.csv`` and ``comparison.csv`` are written whole at the end. An ``out`` holding
     another experiment's results is refused (:class:`memsim.experiment.store.ResultsError`).
+    A config that cannot run (:func:`check_study`) is refused before anything is written.
     Without ``out`` a temporary folder is used and removed. ``workers`` local processes, or
     with ``executor="ray"`` as many Ray actors (on the cluster at ``address``, else a local Ray
     instance): the points are the same (:mod:`memsim.experiment.ray_executor`).
@@ -561,6 +708,7 @@ def run_study(
     from memsim.inference.faults import weight_bits
     from workloads import get_workload
 
+    check_study(config)  # a bad config writes nothing (no folder a corrected re-run would refuse)
     run = RunOptions(workers=workers, executor=executor, address=address)
     check_executor(run)  # a missing Ray extra, a cluster that does not answer
     folder = Path(out)
