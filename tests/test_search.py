@@ -217,6 +217,13 @@ def test_search_config_errors_come_before_any_output(tmp_path, capsys, monkeypat
     assert main(["search", str(cfg), "--out", str(out), "--no-progress"]) == 2
     assert "'target'" in capsys.readouterr().err
     assert not out.exists()
+    # A bad value from --set is said to come from there, as for experiments
+    cfg.write_text(SEARCH_CONFIG)
+    argv = ["search", str(cfg), "--set", "search.target=2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{cfg} (with --set search.target=2)" in err and "'target'" in err
+    assert not out.exists()
 
 
 @pytest.mark.integration

@@ -165,7 +165,9 @@ def load_search(
 
     source = resolve_config(path)
     data = apply_overrides(load_toml(source), overrides, source)
-    return parse_search(data, source=source)
+    # A bad value may come from an override rather than the file: say so, as load_experiment.
+    where = f"{source} (with --set {', '.join(overrides)})" if overrides else source
+    return parse_search(data, source=where)
 
 
 def candidates(config: ExperimentConfig) -> list[PolicySpec]:
