@@ -495,7 +495,8 @@ def train(
     config : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     out : path, optional
-        Checkpoint file to write (nothing is written when omitted); its folder must exist.
+        Checkpoint file to write (nothing is written when omitted); missing folders above it
+        are created.
         The training state is saved next to it (``<out>.train-state``) after every epoch and
         resumed from. A path that cannot be written (an existing folder, a missing or
         unwritable folder...) is a ``ValueError`` before training starts.
@@ -517,8 +518,8 @@ def train(
     state_path = None
     if out is not None:
         # Checked before training (which may take hours), and nothing is created for a bad one.
-        out = check_output_file(out)
-        state_path = Path(f"{out}.train-state")  # checked by train_model, also before training
+        out = check_output_file(out, missing_parent="create")  # as documented: made if missing
+        state_path = check_output_file(f"{out}.train-state")
     model, skipped = train_model(
         workload, config, device=device, progress=progress, state_path=state_path
     )

@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="checkpoint file to write, in an existing folder (default: <workload>.pt)",
+        help="checkpoint file to write; missing folders are created (default: <workload>.pt)",
     )
     p.add_argument("--epochs", type=int, help=_RECIPE_HELP.format(defaults["epochs"]))
     p.add_argument("--batch-size", type=int, help=_RECIPE_HELP.format(defaults["batch_size"]))
@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from workloads.base import get_workload
     from workloads.train import train
 
-    if args.out is not None:  # before the workload loads (or downloads) its data
-        check_output_file(f"{check_output_file(args.out)}.train-state")
+    if args.out is not None:  # before the workload loads (or downloads) its data; train()
+        # checks again, makes a missing folder, and checks <out>.train-state before training
+        check_output_file(args.out, missing_parent="allow")
     extra = {}
     if args.data_root is not None or args.download:
         extra = {"data_root": args.data_root, "download": args.download}

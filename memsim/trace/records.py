@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -30,15 +31,19 @@ class TraceError(ValueError):
     """A trace file is unreadable, of the wrong version, or inconsistent."""
 
 
-def check_output_file(path: str | os.PathLike) -> Path:
+def check_output_file(
+    path: str | os.PathLike, *, missing_parent: Literal["refuse", "allow", "create"] = "refuse"
+) -> Path:
     """``path`` as a :class:`~pathlib.Path` when a file can be written there, else a one-line
-    ``ValueError`` naming it; nothing is created.
+    ``ValueError`` naming it.
 
     Call it before computing what goes into the file (a trace, a training run), so that a bad
     ``--out`` fails at once. Refused: an empty path, a path ending in a separator, an existing
-    folder, a parent folder that does not exist or is not a folder, and a parent folder that is
-    not writable (checked by writing and removing a probe file there). An existing file is
-    fine: it is replaced.
+    folder, a parent folder that is not a folder or not writable (checked by writing and
+    removing a probe file there), and a missing parent folder, unless ``missing_parent`` is
+    ``"allow"`` (checked only: the nearest existing folder above must be writable) or
+    ``"create"`` (the same, then the missing folders are made, for a path that passed every
+    check). An existing file is fine: it is replaced.
     """
     text = os.fsdecode(os.fspath(path))
     if not text:
@@ -50,15 +55,20 @@ def check_output_file(path: str | os.PathLike) -> Path:
     if target.is_dir():
         raise ValueError(f"Output file {target} is an existing folder; name a file to write.")
     parent = target.parent
-    if not parent.exists():
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != parent and missing_parent == "refuse":
         raise ValueError(
             f"Folder {parent} of output file {target} does not exist; create it first."
         )
-    if not parent.is_dir():
-        raise ValueError(f"Folder {parent} of output file {target} is not a folder.")
+    if not existing.is_dir():
+        raise ValueError(f"Folder {existing} of output file {target} is not a folder.")
     from memsim.experiment.store import check_writable
 
-    check_writable(parent)  # ResultsError (a ValueError): "Output folder ... is not writable"
+    check_writable(existing)  # ResultsError (a ValueError): "Output folder ... is not writable"
+    if missing_parent == "create":
+        parent.mkdir(parents=True, exist_ok=True)
     return target
 
 
