@@ -77,3 +77,30 @@ def test_errors_name_a_sweep_point_by_its_id():
         describe_task(SimpleNamespace(id="vgg_A|float32|1e-3|r0")) == "point vgg_A|float32|1e-3|r0"
     )
     assert describe_task((3, "x")) == "(3, 'x')"
+
+
+def slow_call(folder: str) -> int:
+    """Says it started, works for a minute, then says it finished."""
+    Path(folder, "started").write_text(str(os.getpid()))
+    import time
+
+    time.sleep(60)
+    Path(folder, "finished").write_text("")
+    return 0
+
+
+def test_closing_with_a_call_running_drops_it_instead_of_waiting(tmp_path):
+    """As on Ctrl-C or an error: the running call is dropped (its point was never recorded, a
+    re-run runs it), its worker stopped, instead of close() waiting for it to finish."""
+    import time
+
+    pool = LocalPool(1)
+    pool.submit(slow_call, str(tmp_path))
+    while not (tmp_path / "started").exists():
+        time.sleep(0.05)
+    worker = int((tmp_path / "started").read_text())
+    pool.close()
+    assert not (tmp_path / "finished").exists()  # not waited for
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the worker is gone
+    assert pool.pending == 0

@@ -246,6 +246,14 @@ class LocalPool(Executor):
 
     def close(self) -> None:
         if self._pool is not None:
+            if any(not fut.done() for fut in self._futures):
+                # Closed with calls still running (an error, Ctrl-C): they are dropped, as the
+                # Ray executor drops them; their points were never recorded and a re-run runs
+                # them. Waiting for them held Ctrl-C up for as long as the slowest running
+                # point (over a minute on a loaded machine compiling kernels). The pool has
+                # no public way to stop a running call: its processes are terminated.
+                for proc in list((self._pool._processes or {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._futures.clear()
