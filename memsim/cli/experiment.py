@@ -72,11 +72,10 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             progress=options.progress(args),
             **bnn_executor(args),
         )
-    from memsim.experiment.launch import check_engine, check_executor
+    from memsim.experiment.launch import check_executor
 
     config, run = _options(args)
-    device = check_executor(run)  # before the first line is printed (run_experiment checks it too)
-    check_engine(config.sweep.engine, device)
+    check_executor(run, config.sweep.engine)  # before the first line (run_experiment checks it too)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())
     out = run_experiment(config, run, sweep_only=sweep_only)
     if sweep_only:

@@ -14,14 +14,13 @@ from memsim.cli import options
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from memsim.experiment.launch import check_engine, check_executor
+    from memsim.experiment.launch import check_executor
     from memsim.studies.search import load_search, run_search, search_digest
 
     scale_overrides, changes = options.scale_changes(args)
     config, search, run = load_search(args.config, [*args.overrides, *scale_overrides])
     run = options.apply_run_options(run, args, **changes)
-    device = check_executor(run)  # before the first line is printed (run_search checks it too)
-    check_engine(config.sweep.engine, device)
+    check_executor(run, config.sweep.engine)  # before the first line (run_search checks it too)
     digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
     out = run_search(config, search, run)

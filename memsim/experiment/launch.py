@@ -23,9 +23,10 @@ from memsim.experiment.ray_executor import (
 )
 
 
-def check_executor(run: RunOptions) -> str:
+def check_executor(run: RunOptions, engine: str | None = None) -> str:
     """Refuse a run whose executor cannot start, before anything is written; return the torch
-    device its workers compute on (``auto`` resolved: record and use this one).
+    device its workers compute on (``auto`` resolved: record and use this one). With
+    ``engine``, also a bit-flip engine that cannot run on that device (:func:`check_engine`).
 
     Local runs need ``run.device`` on this machine. Ray runs need Ray, a device the workers can
     use with their GPU share (:func:`~memsim.experiment.ray_executor.check_ray_device`; the
@@ -34,11 +35,15 @@ def check_executor(run: RunOptions) -> str:
     """
     run.check_combination()
     if run.executor != "ray":
-        return str(resolve_device(run.device))
-    check_ray_device(run.device, run.gpus_per_point)
-    require_ray()
-    check_address(run.address)
-    return worker_device(run.device, run.gpus_per_point)
+        device = str(resolve_device(run.device))
+    else:
+        check_ray_device(run.device, run.gpus_per_point)
+        require_ray()
+        check_address(run.address)
+        device = worker_device(run.device, run.gpus_per_point)
+    if engine is not None:
+        check_engine(engine, device)
+    return device
 
 
 def check_engine(engine: str, device: str) -> None:

@@ -40,10 +40,9 @@ from memsim.experiment.config import (
     replace_config,
     resolve_config,
 )
-from memsim.experiment.load import check_layer_names, load_experiment, parse_experiment
+from memsim.experiment.load import check_built, load_experiment, parse_experiment
 from memsim.experiment.memory import memory_table, writes_table
 from memsim.experiment.plugins import (
-    check_files,
     check_plugins,
     curves_of,
     load_condition_device,
@@ -162,17 +161,15 @@ def run_experiment(
     ResultsError
         The output folder holds another experiment's results or is not writable.
     """
-    from memsim.experiment.launch import check_engine, check_executor, executor_for
+    from memsim.experiment.launch import check_executor, executor_for
     from memsim.experiment.points import NetworkEvaluator, load_workload, plan_grid, run_points
     from memsim.experiment.store import ResultsStore, metadata, write_csv_atomic, write_text_atomic
 
     # What can be checked is checked before the output folder is claimed, the same way as
     # load_experiment does (a config built in Python skips the loader).
-    check_plugins(config)
-    check_files(config)
-    check_layer_names(config)
-    device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
-    check_engine(config.sweep.engine, device)
+    check_built(config)
+    # Refused: a missing device or Ray extra, a silent cluster, an engine the device lacks.
+    device = check_executor(run, config.sweep.engine)
     if evaluator is None:
         # Train/cache/load the models once, before any worker starts and before the folder is
         # claimed: a corrupt checkpoint or missing data set is refused with nothing written.

@@ -313,20 +313,16 @@ def run_search(
     """
     import pandas as pd
 
-    from memsim.experiment.launch import check_engine, check_executor, executor_for
-    from memsim.experiment.load import check_layer_names
-    from memsim.experiment.plugins import check_files, check_plugins
+    from memsim.experiment.launch import check_executor, executor_for
+    from memsim.experiment.load import check_built
     from memsim.experiment.points import NetworkEvaluator, load_workload
     from memsim.experiment.run import operating_points
     from memsim.experiment.store import ResultsStore, write_csv_atomic, write_text_atomic
 
-    # What the loader checks, checked again: a config built in Python skips the loader.
-    check_plugins(config)
-    check_files(config)
-    check_search(config)
-    check_layer_names(config)
-    device = check_executor(run)  # refused: a missing device or Ray extra, a silent cluster
-    check_engine(config.sweep.engine, device)
+    check_built(config)
+    check_search(config)  # as parse_search does
+    # Refused: a missing device or Ray extra, a silent cluster, an engine the device lacks.
+    device = check_executor(run, config.sweep.engine)
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]
