@@ -12,8 +12,12 @@ coupled sampling (a ladder of the 22-point grid, the grid with 5e-3 and 3e-2 add
 ``first_noisy:7`` up to p = 0.5) against independent draws at the same p, interleaved in one
 loop (CPU time, one thread), and prints their ratio.
 
+``--device cuda`` runs the engine table and ``--coupled`` on CUDA tensors, with the engines
+that run there (the default engine list becomes those of ``--engines`` that do): wall time
+around a synchronised device, the reference on the same device as its baseline.
+
 Run:  python benchmarks/bitflip.py [--quick] [--engines numba,torch] [--kernels] [--crossover]
-      [--coupled] [--no-table]
+      [--coupled] [--no-table] [--device cpu|cuda]
 
 Timings are best-of-repeats wall times; on a shared machine they are noisy (the long reference
 runs suffer most from contention), so compare figures from one quiet run.
@@ -43,16 +47,35 @@ def best_time_s(
     max_repeats: int,
     p10: float | None = None,
 ) -> float:
-    """Best wall time of ``flip_`` over repeats (at least one, until ``min_total_s`` has passed)."""
+    """Best wall time of ``flip_`` over repeats (at least one, until ``min_total_s`` has passed).
+
+    On CUDA the device is synchronised before and after each call (kernels run asynchronously).
+    """
     times = []
     start = time.perf_counter()
     seed = 0
     while not times or (time.perf_counter() - start < min_total_s and len(times) < max_repeats):
+        sync(x)
         t0 = time.perf_counter()
         flip_(x, p, p10, engine=engine, seed=seed)
+        sync(x)
         times.append(time.perf_counter() - t0)
         seed += 1
     return min(times)
+
+
+def sync(x: torch.Tensor) -> None:
+    """Wait for the device of ``x`` (CUDA kernels run asynchronously; a no-op on the CPU)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
+def runs_on(engine: str, device: torch.device) -> bool:
+    """Whether ``engine`` flips tensors on ``device`` (its ``devices``; None means any)."""
+    from memsim.noise.engine import ENGINES
+
+    devices = ENGINES.get(engine).devices
+    return devices is None or device.type in devices
 
 
 @contextmanager
@@ -110,11 +133,11 @@ def crossover(n: int, min_total_s: float) -> None:
         )
 
 
-def coupled(n: int, min_total_s: float) -> None:
-    """Coupled (a ladder of the standard 22-point grid) against independent draws, numba engine.
+def coupled(n: int, min_total_s: float, engine: str = "numba", device: str = "cpu") -> None:
+    """Coupled (a ladder of the standard 22-point grid) against independent draws, one engine.
 
     CPU time of this process (one thread): on a machine shared with other jobs it is far less
-    disturbed than wall time. Independent draws run in the same loop, so the ratio compares
+    disturbed than wall time; on CUDA, wall time around a synchronised device. Independent draws run in the same loop, so the ratio compares
     figures taken under the same load. Two figures per case: through ``flip_`` (the functional
     API, which prepares the draw on every call) and through a channel (``BitFlip.apply_``, a
     write prepared once, as sweeps and noisy inference draw them).
@@ -126,8 +149,10 @@ def coupled(n: int, min_total_s: float) -> None:
     grid = [float(p) for p in np.logspace(-8, -1, 22)]
     wide = [float(p) for p in np.logspace(-8, np.log10(0.5), 24)]
     extra = sorted({*grid, 5e-3, 3e-2})  # the grid with the points between its decades
-    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
-    print(f"\ncoupled vs independent draws, numba, {n} float32 elements, 1 thread, CPU ms")
+    x = torch.randn(n, generator=torch.Generator().manual_seed(0)).to(device)
+    clock = time.perf_counter if x.is_cuda else time.process_time
+    what = "wall ms, synchronised" if x.is_cuda else "1 thread, CPU ms"
+    print(f"\ncoupled vs independent draws, {engine} on {device}, {n} float32 elements, {what}")
     print("coupled: sparse up to the ladder's split; above, its flips and a keyed dense pass")
     print(
         f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>13}"
@@ -141,10 +166,10 @@ def coupled(n: int, min_total_s: float) -> None:
         # The same draw two ways: (api, mode) -> draw(words, seed).
         draws = {}
         for mode, lad in (("coupled", ladder), ("indep", None)):
-            channel = BitFlip("float32", p, bits=bits, engine="numba", ladder=lad)
+            channel = BitFlip("float32", p, bits=bits, engine=engine, ladder=lad)
 
             def functional(y, seed, p=p, bits=bits, lad=lad):
-                flip_(y, p, bits=bits, engine="numba", seed=seed, ladder=lad)
+                flip_(y, p, bits=bits, engine=engine, seed=seed, ladder=lad)
 
             draws["flip_", mode] = functional
             draws["channel", mode] = channel.apply_
@@ -157,9 +182,11 @@ def coupled(n: int, min_total_s: float) -> None:
         ):
             for key, draw in draws.items():
                 y = x.clone()
-                t0 = time.process_time()
+                sync(y)
+                t0 = clock()
                 draw(y, len(ts[key]))
-                ts[key].append(time.process_time() - t0)
+                sync(y)
+                ts[key].append(clock() - t0)
         c, i, cc, ci = (
             min(ts[key]) * 1e3
             for key in (
@@ -192,28 +219,43 @@ def main(argv: list[str] | None = None) -> int:
         "--coupled", action="store_true", help="also time coupled against independent draws"
     )
     parser.add_argument("--no-table", action="store_true", help="skip the engine table")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of the flipped tensors (cpu, cuda)"
+    )
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    if device.type != "cpu" and (args.kernels or args.crossover):
+        parser.error("--kernels and --crossover time the numba kernels: CPU only")
 
     torch.set_num_threads(1)
     numba.set_num_threads(1)
-    engines = [e for e in args.engines.split(",") if e and e != "reference"]
+    asked = [e for e in args.engines.split(",") if e and e != "reference"]
+    engines = [e for e in asked if runs_on(e, device)]
+    if not engines:
+        parser.error(f"--engines {args.engines}: none of them runs on {device}")
     sizes = [1 << 20] if args.quick else [1 << 20, 1 << 24]
 
     # Warm-up: compile (or load) every kernel a cell may use, outside the timings.
     for engine in ["reference", *engines]:
         for p in (1e-5, 1e-3, 0.2):
-            flip_(torch.zeros(1 << 15), p, 2 * p, engine=engine, seed=0)
-            flip_(torch.zeros(1 << 15), p, engine=engine, seed=0)
+            flip_(torch.zeros(1 << 15, device=device), p, 2 * p, engine=engine, seed=0)
+            flip_(torch.zeros(1 << 15, device=device), p, engine=engine, seed=0)
 
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "1 CPU thread"
+    skipped = sorted(set(asked) - set(engines))
     print(
-        f"bit-flip engines, float32, symmetric p, 1 thread; torch {torch.__version__}, numba {numba.__version__}"
+        f"bit-flip engines, float32, symmetric p, {device} ({name}); torch {torch.__version__}, "
+        f"numba {numba.__version__}"
+        + (f"; not on {device}: {', '.join(skipped)}" if skipped else "")
     )
     print(
         f"{'elements':>9} {'p':>7} {'engine':>9} {'time_ms':>10} {'Melem/s':>9} {'x ref':>9}  target"
     )
     numba_ms: dict[tuple[int, float], float] = {}
     for n in [] if args.no_table else sizes:
-        x = torch.randn(n, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(n, generator=torch.Generator().manual_seed(0)).to(device)
         for p in PS:
             ref_s = best_time_s(x, p, "reference", args.min_time, 3)
             print(
@@ -246,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.crossover:
         crossover(sizes[0], args.min_time)
     if args.coupled:
-        coupled(sizes[0], args.min_time)
+        # numba on the CPU (the engine sweeps use there); on CUDA, each engine that runs there.
+        for engine in ["numba"] if device.type == "cpu" else engines:
+            coupled(sizes[0], args.min_time, engine, args.device)
     return 0
 
 

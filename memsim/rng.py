@@ -19,8 +19,9 @@ SeedLike = int | np.random.SeedSequence | None
 #: in a folder written with other draws: its points would not be those of a fresh run with the
 #: same seed. 1: whole batches, NumPy block counts. 2: tiles of 32 images on a CPU, block counts
 #: drawn in the kernels, symmetric rates by parity (docs/design.md §3). 3: coupled (ladder)
-#: draws as unions of Poisson hits per level.
-NOISE_DRAWS = 3
+#: draws as unions of Poisson hits per level. 4: the torch engine (CUDA tensors) draws coupled
+#: writes as unions of Poisson hits too, and sizes its sparse blocks by rate.
+NOISE_DRAWS = 4
 
 
 _MASK64 = (1 << 64) - 1

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import torch
 from helpers import binomial_counts_pvalue
+from test_noise_coupled import check_nested_and_binomial
+from test_noise_coupled_torch import CASES, IDS
 from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, filled, random_words
 
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
@@ -114,6 +116,12 @@ def test_ladder_on_cuda_is_nested_and_binomial(use, variant):
         assert_binomial_per_position(c.sum(axis=0), np.full(32, x.numel()), np.full(32, p))
 
 
+@pytest.mark.parametrize("fmt,ladder,bits", CASES, ids=IDS)
+def test_coupled_entries_on_cuda_are_nested_and_binomial(fmt, ladder, bits):
+    """The torch engine's coupled draws (Poisson hits, a dense pass above the split) on CUDA."""
+    check_nested_and_binomial(fmt, ladder, 40_001, [3], bits=bits, engine="torch", device="cuda")
+
+
 # --------------------------------------------------------------------------- inference on CUDA
 
 SMALL = [
@@ -128,8 +136,11 @@ SMALL = [
 
 
 def test_sweep_on_cuda_matches_the_cpu_clean_accuracy(tmp_path):
-    """Noisy float32 and int8 inference run on CUDA; clean points agree with the CPU's."""
-    config, _ = load_experiment(overrides=SMALL)
+    """Noisy float32 and int8 inference run on CUDA; clean points agree with the CPU's.
+
+    Both with the torch engine (what ``auto`` picks on CUDA): on the CPU, numba's kernels
+    would first compile, for minutes on a cold cache, of the few minutes a GPU is lent."""
+    config, _ = load_experiment(overrides=[*SMALL, 'sweep.engine="torch"'])
     run_experiment(config, RunOptions(out=tmp_path / "cpu", progress=False), sweep_only=True)
     run_experiment(
         config, RunOptions(out=tmp_path / "cuda", device="cuda", progress=False), sweep_only=True

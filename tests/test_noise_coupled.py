@@ -39,15 +39,15 @@ LOW = np.linspace(1e-3, 4e-3, 16)
 PER_POSITION = [1e-3, 0.01, (np.linspace(0.02, 0.2, 16), np.linspace(0.05, 0.1, 16))]
 
 
-def entry_flips(x, ladder, seed, bits=None, entries=None):
+def entry_flips(x, ladder, seed, bits=None, entries=None, engine="numba"):
     """Changed-bit matrices (elements, width) at the ladder entries (all by default)."""
-    before = bit_matrix(x)
+    before = bit_matrix(x.cpu())
     out = []
     for k in range(len(ladder)) if entries is None else entries:
         e = ladder[k]
         p01, p10 = e if isinstance(e, tuple) else (e, e)
-        y = flip(x, p01, p10, bits=bits, engine="numba", seed=seed, ladder=ladder)
-        out.append(before != bit_matrix(y))
+        y = flip(x, p01, p10, bits=bits, engine=engine, seed=seed, ladder=ladder)
+        out.append(before != bit_matrix(y.cpu()))
     return before, out
 
 
@@ -58,14 +58,16 @@ def rates_of(fmt, e, bits):
     return np.broadcast_to(p01, width) * mask, np.broadcast_to(p10, width) * mask
 
 
-def check_nested_and_binomial(fmt, ladder, n, seeds, bits=None, entries=None):
+def check_nested_and_binomial(
+    fmt, ladder, n, seeds, bits=None, entries=None, engine="numba", device="cpu"
+):
     """Nesting per seed; flips per position and direction summed over seeds are Binomial."""
     entries = list(range(len(ladder))) if entries is None else entries
     flips = {k: [np.zeros(get_format(fmt).width, np.int64) for _ in range(2)] for k in entries}
     trials = [np.zeros(get_format(fmt).width, np.int64) for _ in range(2)]
     for seed in seeds:
         x = random_words(fmt, n, seed=seed + 1000)
-        before, changed = entry_flips(x, ladder, seed, bits, entries)
+        before, changed = entry_flips(x.to(device), ladder, seed, bits, entries, engine)
         for small, large in zip(changed, changed[1:]):
             assert not (small & ~large).any(), (
                 "a flip at a smaller entry is missing at a larger one"

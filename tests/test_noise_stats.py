@@ -199,8 +199,8 @@ def test_chunked_paths_cover_every_word(use, monkeypatch, variant):
     from memsim.noise import reference, torch_engine
 
     monkeypatch.setattr(reference, "CHUNK_BITS", 1000)  # not a multiple of the width
-    monkeypatch.setattr(torch_engine, "CHUNK_BITS", 1000)
-    monkeypatch.setattr(torch_engine, "SPARSE_BLOCK_BITS", 1000)
+    monkeypatch.setattr(torch_engine, "CHUNK_BITS", {"cpu": 1000})
+    monkeypatch.setattr(torch_engine, "CANDIDATES_PER_BLOCK", 300)  # 18-62 words a block
     engine = use(variant)
     x = random_words("float16", 5001, seed=2)
     assert (bit_matrix(flip(x, 1.0, 1.0, engine=engine, seed=0)) != bit_matrix(x)).all()

@@ -99,3 +99,20 @@ def test_a_folder_written_with_other_noise_draws_is_not_resumed(tmp_path):
             ResultsStore.open(tmp_path, config={"seed": 0}, digest="aaaa")
         assert read_experiment(tmp_path)["config_hash"] == "aaaa"  # still readable, for reports
     assert len(read_log(tmp_path / POINTS_LOG)) == 1  # nothing was touched
+
+
+def test_points_csv_reads_back_the_exact_p_of_every_grid_point(tmp_path):
+    """pandas 2.x's default CSV parser misses some floats by an ulp (2.1544346900318822e-08
+    reads back one ulp off), and a point's id hashes its exact p: the store parses float
+    columns itself, so that every grid point of the shipped configs reads back bit for bit."""
+    import numpy as np
+    import pandas as pd
+
+    from memsim.experiment.store import read_points_csv
+
+    ps = [float(p) for p in np.logspace(-8, -1, 22)] + [8.050879460521725e-07]
+    rows = [sweep_row(p, 0) for p in ps]
+    path = tmp_path / "points.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    back = read_points_csv(path)
+    assert [r["p"] for r in back] == ps and [r["p10"] for r in back] == ps

@@ -1,12 +1,28 @@
 """The sparse engine in native torch ops, for CUDA tensors (it runs on CPU too).
 
-Per group of positions with equal rates, and per block of ``M`` eligible bits, it draws the
-number of candidate bits exactly, ``K ~ Binomial(M, pmax)`` (NumPy's float64 binomial on the
-host: one scalar per block, no data leaves the device; we do not rely on ``torch.binomial``'s
-precision at p ~ 1e-8), picks ``K`` distinct positions uniformly, and thins each candidate by its
-stored bit's value (accept with ``p01 / pmax`` for a 0 and ``p10 / pmax`` for a 1). Where
-``pmax`` is large a dense float64 draw is cheaper and is used instead; both are exactly
-Bernoulli per bit.
+Independent draws: per group of positions with equal rates, and per block of ``M`` eligible bits,
+it draws the number of candidate bits exactly, ``K ~ Binomial(M, pmax)`` (NumPy's float64
+binomial on the host: one scalar per block, no data leaves the device; we do not rely on
+``torch.binomial``'s precision at p ~ 1e-8), picks ``K`` distinct positions uniformly, and thins
+each candidate by its stored bit's value (accept with ``p01 / pmax`` for a 0 and ``p10 / pmax``
+for a 1). Blocks are as large as :data:`CANDIDATES_PER_BLOCK` expected candidates allow, so a
+low-p write is one block: every block costs a few kernel launches and a device sync. Where
+``pmax`` is large a dense float64 draw is cheaper and is used instead, XORed in chunk by chunk as
+a mask of each word's flips; both are exactly Bernoulli per bit.
+
+Coupled (ladder) draws sample the union of the ladder's levels directly, as the numba engine does
+(docs/design.md §3), in one pass instead of one independent draw per level: level ``j`` is a
+Poisson process of hits with ``mu_j = -log(1 - r_j)`` hits per bit, its count per chunk drawn on
+the host (level by level, so entry ``k`` draws the same counts of levels ``0..k`` as any entry
+above) and its positions uniform on the chunk's bits from the chunk's own generator, level after
+level. A bit is a candidate at entry ``k`` iff it has a hit at a level ``<= k``, with probability
+``Pmax_k``; its first hit (lowest level, then first drawn) at level ``L`` gives it the uniform
+``U = Pmax_{L-1} + V (Pmax_L - Pmax_{L-1})`` (``V`` a uniform per hit, from a second generator),
+and it flips iff ``U`` is below its stored bit's rate at entry ``k``. Above the ladder's split
+(candidate rates above :data:`COUPLED_SPARSE_MAX`), bits without a hit up to the split take a
+uniform ``U = Pmax_split + W (1 - Pmax_split)`` from a dense pass, united with the hits' flips.
+Chunks depend on the ladder and the tensor only, never on the entry, so the flips of an entry
+are nested in those of every larger one with the same seed.
 """
 
 from __future__ import annotations
@@ -18,14 +34,29 @@ import torch
 
 from memsim.formats import StorageFormat
 from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
-from memsim.noise.rates import Group, Layer
+from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer
+from memsim.rng import splitmix64
 
 #: Above this candidate rate, drawing one uniform per bit beats sampling distinct positions.
 DENSE_ABOVE = 0.25
-#: Bits per dense chunk (bounded memory).
-CHUNK_BITS = 1 << 22
-#: Bits per sparse block: at most a quarter of them are candidates (a few 10 MiB of indices).
-SPARSE_BLOCK_BITS = 1 << 24
+#: Bits per dense chunk (bounded memory: a float64 uniform, an int64 bit and a float64 rate
+#: per bit). On a CPU small chunks stay in cache; on a GPU every chunk costs kernel launches.
+CHUNK_BITS = {"cpu": 1 << 22}
+CHUNK_BITS_ELSEWHERE = 1 << 25
+#: Expected candidates per sparse block (int64 indices and their sort: ~100 MiB at most). A
+#: block costs a few launches and a device sync, so a low-p write is one block.
+CANDIDATES_PER_BLOCK = 1 << 23
+#: Coupled draws: ladder entries whose candidate rate is at most this are Poisson hits alone;
+#: above, the hits up to the split and a dense pass.
+COUPLED_SPARSE_MAX = DENSE_ABOVE
+#: Expected hits per chunk of a coupled draw, up to the split (bounded memory).
+HITS_PER_CHUNK = 1 << 23
+_MASK63 = (1 << 63) - 1
+
+
+def chunk_bits(device: torch.device) -> int:
+    """Bits per dense chunk on ``device``."""
+    return CHUNK_BITS.get(device.type, CHUNK_BITS_ELSEWHERE)
 
 
 def sample_distinct(m: int, k: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -78,9 +109,13 @@ class TorchEngine(Engine):
     devices = FLOAT64_DEVICES  # float64 uniforms and rates
 
     def apply_(self, words: torch.Tensor, fmt: StorageFormat, layers: Sequence[Layer]) -> None:
+        if isinstance(layers, LadderLayers):
+            _coupled_(words, layers.ladder)
+            return
         device = words.device
         n = words.numel()
         events = []  # word * 64 + shift, each judged against the original words
+        single = len(layers) == 1
         for layer in layers:
             if layer.is_noiseless or n == 0:
                 continue
@@ -88,49 +123,215 @@ class TorchEngine(Engine):
             gen.manual_seed(layer.seed)
             counts = np.random.default_rng(layer.seed)
             for g in layer.groups:
-                found = self._group_events(words, g, gen, counts)
-                if len(layers) == 1:  # groups hold disjoint positions: flip at once
+                if max(g.p01, g.p10) > DENSE_ABOVE and single:
+                    # Groups hold disjoint positions: each XORs its own flips in at once.
+                    _dense_(words, g.shifts, g.p01, g.p10, gen)
+                    continue
+                found = _group_events(words, g, gen, counts)
+                if single:
                     xor_sorted_(words, found)
                 else:
                     events.append(found)
         if events:  # a bit chosen by two layers flips once
             xor_sorted_(words, torch.unique(torch.cat(events)))
 
-    @staticmethod
-    def _group_events(
-        words: torch.Tensor, g: Group, gen: torch.Generator, counts: np.random.Generator
-    ) -> torch.Tensor:
-        device = words.device
-        n = words.numel()
-        npos = g.shifts.size
-        shifts = torch.as_tensor(g.shifts, device=device)
-        pmax = max(g.p01, g.p10)
-        if pmax > DENSE_ABOVE:
-            found = []
-            rows = max(1, CHUNK_BITS // npos)
-            for start in range(0, n, rows):
-                x = words[start : start + rows].to(torch.int64)
-                u = torch.rand((x.numel(), npos), dtype=torch.float64, generator=gen, device=device)
-                bit = (x[:, None] >> shifts) & 1
-                w, j = (u < rate_by_bit(bit, g.p10, g.p01)).nonzero(as_tuple=True)
-                found.append((w + start) * 64 + shifts[j])
-            return torch.cat(found)
+
+def _group_events(
+    words: torch.Tensor, g: Group, gen: torch.Generator, counts: np.random.Generator
+) -> torch.Tensor:
+    """One group's flips as events ``word * 64 + shift``, sorted by word."""
+    device = words.device
+    n = words.numel()
+    npos = g.shifts.size
+    shifts = torch.as_tensor(g.shifts, device=device)
+    pmax = max(g.p01, g.p10)
+    if pmax == 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    if pmax > DENSE_ABOVE:
         found = []
-        rows = max(1, SPARSE_BLOCK_BITS // npos)
-        # Disjoint blocks with their own Binomial counts: exact, and memory stays bounded.
+        rows = max(1, chunk_bits(device) // npos)
         for start in range(0, n, rows):
-            m = min(rows, n - start) * npos
-            k = int(counts.binomial(m, pmax))
-            idx = sample_distinct(m, k, gen, device)
-            w = idx // npos + start
-            s = shifts[idx % npos]
-            if g.p01 != g.p10:
-                bit = (words[w].to(torch.int64) >> s) & 1
-                accept = rate_by_bit(bit, g.p10 / pmax, g.p01 / pmax)
-                keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
-                w, s = w[keep], s[keep]
-            found.append(w * 64 + s)
+            flips = _dense_flips(words[start : start + rows], shifts, g.p01, g.p10, gen)
+            w, j = flips.nonzero(as_tuple=True)
+            found.append((w + start) * 64 + shifts[j])
         return torch.cat(found)
+    found = []
+    rows = max(1, min(n, int(CANDIDATES_PER_BLOCK / (npos * pmax))))
+    # Disjoint blocks with their own Binomial counts: exact, and memory stays bounded.
+    for start in range(0, n, rows):
+        m = min(rows, n - start) * npos
+        k = int(counts.binomial(m, pmax))
+        if k == 0:
+            continue
+        idx = sample_distinct(m, k, gen, device)
+        w = idx // npos + start
+        s = shifts[idx % npos]
+        if g.p01 != g.p10:
+            bit = (words[w].to(torch.int64) >> s) & 1
+            accept = rate_by_bit(bit, g.p10 / pmax, g.p01 / pmax)
+            keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
+            w, s = w[keep], s[keep]
+        found.append(w * 64 + s)
+    return torch.cat(found) if found else torch.empty(0, dtype=torch.int64, device=device)
+
+
+def _dense_flips(
+    words: torch.Tensor, shifts: torch.Tensor, p01: float, p10: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Bernoulli(``p01``/``p10`` of the stored bit) per word and position: a bool matrix."""
+    x = words.to(torch.int64)
+    u = torch.rand((x.numel(), shifts.numel()), dtype=torch.float64, generator=gen, device=x.device)
+    bit = (x[:, None] >> shifts) & 1
+    return u < rate_by_bit(bit, p10, p01)
+
+
+def word_masks(flips: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Each row's flips (a bool matrix over ``shifts``) as one int64 mask per word."""
+    # Distinct bits of one word: the sum of their powers of two is their OR.
+    return (flips.to(torch.int64) << shifts).sum(dim=1)
+
+
+def _dense_(
+    words: torch.Tensor, shifts_np: np.ndarray, p01: float, p10: float, gen: torch.Generator
+) -> None:
+    """Flip one group densely in place, chunk by chunk, with masks (no event lists, no sync)."""
+    shifts = torch.as_tensor(shifts_np, device=words.device)
+    rows = max(1, chunk_bits(words.device) // shifts.numel())
+    for start in range(0, words.numel(), rows):
+        chunk = words[start : start + rows]
+        chunk ^= word_masks(_dense_flips(chunk, shifts, p01, p10, gen), shifts).to(words.dtype)
+
+
+# --------------------------------------------------------------------------- coupled draws
+
+
+def _coupled_(words: torch.Tensor, ladder: Ladder) -> None:
+    """Flip ``words`` in place at ``ladder.entry``, nested in every larger entry (module doc)."""
+    n = words.numel()
+    k = ladder.entry
+    for index, g in enumerate(ladder.groups):
+        if n == 0 or g.pmax[k] == 0:
+            continue
+        _coupled_group_(words, g, k, splitmix64(ladder.seed & 0xFFFFFFFFFFFFFFFF, index + 1))
+
+
+def coupled_split(pmax: np.ndarray) -> int:
+    """The last entry whose candidate rate is at most :data:`COUPLED_SPARSE_MAX` (-1: none)."""
+    return int(np.searchsorted(pmax, COUPLED_SPARSE_MAX, side="right")) - 1
+
+
+def coupled_chunk_rows(g: LadderGroup, n: int) -> int:
+    """Words per chunk of a coupled draw: a function of the group's ladder and ``n`` only."""
+    split = coupled_split(g.pmax)
+    hits_per_bit = -np.log1p(-g.pmax[split]) if split >= 0 else 0.0
+    if hits_per_bit == 0:
+        return n
+    return max(1, min(n, int(HITS_PER_CHUNK / (g.shifts.size * hits_per_bit))))
+
+
+def _coupled_group_(words: torch.Tensor, g: LadderGroup, k: int, key: int) -> None:
+    device = words.device
+    n = words.numel()
+    npos = g.shifts.size
+    shifts = torch.as_tensor(g.shifts, device=device)
+    pmax = g.pmax
+    split = coupled_split(pmax)
+    top = min(k, split)
+    lo = np.concatenate([[0.0], pmax[:-1]])
+    # Level j: hits per bit -log(1 - r_j), r_j = (Pmax_j - Pmax_{j-1}) / (1 - Pmax_{j-1}).
+    mus = -np.log1p(-(pmax[: top + 1] - lo[: top + 1]) / (1 - lo[: top + 1]))
+    rows = coupled_chunk_rows(g, n)
+    starts = range(0, n, rows)
+    bits = np.array([min(rows, n - s) * npos for s in starts], dtype=np.float64)
+    # Level-major: the counts of levels 0..j do not depend on how many levels follow.
+    counts = np.random.default_rng(key & _MASK63).poisson(np.outer(mus, bits)).astype(np.int64)
+    # Levels whose whole interval lies below both rates of entry k flip without a uniform.
+    sure = int(np.searchsorted(pmax[: top + 1], min(g.p01[k], g.p10[k]), side="right"))
+    bounds = torch.as_tensor(np.stack([lo[: top + 1], pmax[: top + 1]]), device=device)
+    dense = None
+    if k > split:
+        lo_d = pmax[split] if split >= 0 else 0.0
+        dense = ((g.p01[k] - lo_d) / (1 - lo_d), (g.p10[k] - lo_d) / (1 - lo_d))
+    for c, start in enumerate(starts):
+        chunk = words[start : start + rows]
+        ckey = splitmix64(key, 2 * c + 2)
+        slots, flips = _chunk_hits(chunk, shifts, counts[:, c], bounds, sure, g, k, ckey)
+        if dense is None:
+            w = slots // npos
+            xor_sorted_(chunk, (w * 64 + shifts[slots - w * npos])[flips])
+            continue
+        _dense_united_(chunk, shifts, slots, flips, dense, splitmix64(key, 2 * c + 3))
+
+
+def _chunk_hits(
+    chunk: torch.Tensor,
+    shifts: torch.Tensor,
+    counts: np.ndarray,
+    bounds: torch.Tensor,
+    sure: int,
+    g: LadderGroup,
+    k: int,
+    key: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct hit slots (``word * npos + position``, sorted) of levels ``0..top`` in one
+    chunk, and whether each flips at entry ``k``."""
+    device = chunk.device
+    m = chunk.numel() * shifts.numel()
+    gen = torch.Generator(device=device)
+    gen.manual_seed(key & _MASK63)
+    # Level after level from one generator: levels 0..j draw the same whatever follows.
+    parts = [torch.randint(m, (int(c),), generator=gen, device=device) for c in counts if c]
+    if not parts:
+        empty = torch.empty(0, dtype=torch.int64, device=device)
+        return empty, empty.bool()
+    hits = torch.cat(parts)
+    if sure == counts.size:  # every level flips: the union of the hits
+        slots = torch.unique(hits)
+        return slots, torch.ones_like(slots, dtype=torch.bool)
+    # A bit's first hit (lowest level, then first drawn) decides: a stable sort keeps it first.
+    ordered, order = torch.sort(hits, stable=True)
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    q = order[first]
+    slots = ordered[first]
+    total = int(counts.sum())
+    levels = torch.repeat_interleave(
+        torch.arange(counts.size, device=device),
+        torch.as_tensor(counts, device=device),
+        output_size=total,
+    )[q]
+    vgen = torch.Generator(device=device)
+    vgen.manual_seed(splitmix64(key, 1) & _MASK63)
+    v = torch.rand(total, dtype=torch.float64, generator=vgen, device=device)[q]
+    u = bounds[0, levels] + v * (bounds[1, levels] - bounds[0, levels])
+    npos = shifts.numel()
+    w = slots // npos
+    bit = (chunk[w].to(torch.int64) >> shifts[slots - w * npos]) & 1
+    return slots, u < rate_by_bit(bit, float(g.p10[k]), float(g.p01[k]))
+
+
+def _dense_united_(
+    chunk: torch.Tensor,
+    shifts: torch.Tensor,
+    slots: torch.Tensor,
+    flips: torch.Tensor,
+    rates: tuple[float, float],
+    key: int,
+) -> None:
+    """Above the split: bits without a hit flip at ``rates`` (p01, p10, given no hit) from a
+    dense pass; hit bits as their first hit decided. XORed into ``chunk`` sub-chunk by sub-chunk."""
+    npos = shifts.numel()
+    gen = torch.Generator(device=chunk.device)
+    gen.manual_seed(key & _MASK63)
+    rows = max(1, chunk_bits(chunk.device) // npos)
+    p01, p10 = (max(0.0, float(r)) for r in rates)
+    for start in range(0, chunk.numel(), rows):
+        sub = chunk[start : start + rows]
+        dense = _dense_flips(sub, shifts, p01, p10, gen)
+        lo, hi = start * npos, (start + sub.numel()) * npos
+        a, b = torch.searchsorted(slots, torch.tensor([lo, hi], device=slots.device)).tolist()
+        dense.view(-1)[slots[a:b] - lo] = flips[a:b]
+        sub ^= word_masks(dense, shifts).to(chunk.dtype)
 
 
 ENGINES.register("torch", TorchEngine())
