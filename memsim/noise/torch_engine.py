@@ -28,6 +28,8 @@ are nested in those of every larger one with the same seed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -229,11 +231,22 @@ def coupled_chunk_rows(g: LadderGroup, n: int) -> int:
     return max(1, min(n, int(HITS_PER_CHUNK / (g.shifts.size * hits_per_bit))))
 
 
-def _coupled_group_(words: torch.Tensor, g: LadderGroup, k: int, key: int) -> None:
-    device = words.device
-    n = words.numel()
-    npos = g.shifts.size
-    shifts = torch.as_tensor(g.shifts, device=device)
+@dataclass(frozen=True)
+class _CoupledPlan:
+    """What a coupled write of one group needs besides its seed (module doc), built once per
+    group, tensor size, entry and device: a sweep writes the same few thousand times."""
+
+    shifts: torch.Tensor  # the group's bit indices, on the device
+    rows: int  # words per chunk
+    lam: np.ndarray  # (levels 0..top, chunks): expected hits, Poisson means
+    sure: int  # levels 0..sure-1 flip without a uniform at this entry
+    bounds: torch.Tensor  # (2, levels): Pmax_{j-1} and Pmax_j, on the device
+    rates: tuple[float, float]  # (p01, p10) of the entry
+    dense: tuple[float, float] | None  # above the split: rates of bits without a hit
+
+
+@lru_cache(maxsize=1024)
+def _coupled_plan(g: LadderGroup, n: int, k: int, device: torch.device) -> _CoupledPlan:
     pmax = g.pmax
     split = coupled_split(pmax)
     top = min(k, split)
@@ -241,41 +254,49 @@ def _coupled_group_(words: torch.Tensor, g: LadderGroup, k: int, key: int) -> No
     # Level j: hits per bit -log(1 - r_j), r_j = (Pmax_j - Pmax_{j-1}) / (1 - Pmax_{j-1}).
     mus = -np.log1p(-(pmax[: top + 1] - lo[: top + 1]) / (1 - lo[: top + 1]))
     rows = coupled_chunk_rows(g, n)
-    starts = range(0, n, rows)
-    bits = np.array([min(rows, n - s) * npos for s in starts], dtype=np.float64)
-    # Level-major: the counts of levels 0..j do not depend on how many levels follow.
-    counts = np.random.default_rng(key & _MASK63).poisson(np.outer(mus, bits)).astype(np.int64)
-    # Levels whose whole interval lies below both rates of entry k flip without a uniform.
-    sure = int(np.searchsorted(pmax[: top + 1], min(g.p01[k], g.p10[k]), side="right"))
-    bounds = torch.as_tensor(np.stack([lo[: top + 1], pmax[: top + 1]]), device=device)
+    bits = np.array([min(rows, n - s) * g.shifts.size for s in range(0, n, rows)], np.float64)
     dense = None
     if k > split:
         lo_d = pmax[split] if split >= 0 else 0.0
-        dense = ((g.p01[k] - lo_d) / (1 - lo_d), (g.p10[k] - lo_d) / (1 - lo_d))
-    for c, start in enumerate(starts):
-        chunk = words[start : start + rows]
+        dense = (
+            max(0.0, float((g.p01[k] - lo_d) / (1 - lo_d))),
+            max(0.0, float((g.p10[k] - lo_d) / (1 - lo_d))),
+        )
+    return _CoupledPlan(
+        shifts=torch.as_tensor(g.shifts, device=device),
+        rows=rows,
+        lam=np.outer(mus, bits),
+        # Levels whose whole interval lies below both rates of entry k flip without a uniform.
+        sure=int(np.searchsorted(pmax[: top + 1], min(g.p01[k], g.p10[k]), side="right")),
+        bounds=torch.as_tensor(np.stack([lo[: top + 1], pmax[: top + 1]]), device=device),
+        rates=(float(g.p01[k]), float(g.p10[k])),
+        dense=dense,
+    )
+
+
+def _coupled_group_(words: torch.Tensor, g: LadderGroup, k: int, key: int) -> None:
+    plan = _coupled_plan(g, words.numel(), k, words.device)
+    npos = plan.shifts.numel()
+    # Level-major: the counts of levels 0..j do not depend on how many levels follow.
+    counts = np.random.default_rng(key & _MASK63).poisson(plan.lam)
+    for c, start in enumerate(range(0, words.numel(), plan.rows)):
+        chunk = words[start : start + plan.rows]
         ckey = splitmix64(key, 2 * c + 2)
-        slots, flips = _chunk_hits(chunk, shifts, counts[:, c], bounds, sure, g, k, ckey)
-        if dense is None:
+        slots, flips = _chunk_hits(chunk, plan, counts[:, c], ckey)
+        if plan.dense is None:
             w = slots // npos
-            xor_sorted_(chunk, (w * 64 + shifts[slots - w * npos])[flips])
+            xor_sorted_(chunk, (w * 64 + plan.shifts[slots - w * npos])[flips])
             continue
-        _dense_united_(chunk, shifts, slots, flips, dense, splitmix64(key, 2 * c + 3))
+        _dense_united_(chunk, plan.shifts, slots, flips, plan.dense, splitmix64(key, 2 * c + 3))
 
 
 def _chunk_hits(
-    chunk: torch.Tensor,
-    shifts: torch.Tensor,
-    counts: np.ndarray,
-    bounds: torch.Tensor,
-    sure: int,
-    g: LadderGroup,
-    k: int,
-    key: int,
+    chunk: torch.Tensor, plan: _CoupledPlan, counts: np.ndarray, key: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct hit slots (``word * npos + position``, sorted) of levels ``0..top`` in one
     chunk, and whether each flips at entry ``k``."""
     device = chunk.device
+    shifts = plan.shifts
     m = chunk.numel() * shifts.numel()
     gen = torch.Generator(device=device)
     gen.manual_seed(key & _MASK63)
@@ -285,7 +306,7 @@ def _chunk_hits(
         empty = torch.empty(0, dtype=torch.int64, device=device)
         return empty, empty.bool()
     hits = torch.cat(parts)
-    if sure == counts.size:  # every level flips: the union of the hits
+    if plan.sure == counts.size:  # every level flips: the union of the hits
         slots = torch.unique(hits)
         return slots, torch.ones_like(slots, dtype=torch.bool)
     # A bit's first hit (lowest level, then first drawn) decides: a stable sort keeps it first.
@@ -303,11 +324,12 @@ def _chunk_hits(
     vgen = torch.Generator(device=device)
     vgen.manual_seed(splitmix64(key, 1) & _MASK63)
     v = torch.rand(total, dtype=torch.float64, generator=vgen, device=device)[q]
-    u = bounds[0, levels] + v * (bounds[1, levels] - bounds[0, levels])
+    lo, hi = plan.bounds[0, levels], plan.bounds[1, levels]
+    u = lo + v * (hi - lo)
     npos = shifts.numel()
     w = slots // npos
     bit = (chunk[w].to(torch.int64) >> shifts[slots - w * npos]) & 1
-    return slots, u < rate_by_bit(bit, float(g.p10[k]), float(g.p01[k]))
+    return slots, u < rate_by_bit(bit, plan.rates[1], plan.rates[0])
 
 
 def _dense_united_(
@@ -324,7 +346,7 @@ def _dense_united_(
     gen = torch.Generator(device=chunk.device)
     gen.manual_seed(key & _MASK63)
     rows = max(1, chunk_bits(chunk.device) // npos)
-    p01, p10 = (max(0.0, float(r)) for r in rates)
+    p01, p10 = rates
     for start in range(0, chunk.numel(), rows):
         sub = chunk[start : start + rows]
         dense = _dense_flips(sub, shifts, p01, p10, gen)
