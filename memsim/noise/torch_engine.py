@@ -27,7 +27,7 @@ are nested in those of every larger one with the same seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,6 +61,17 @@ def chunk_bits(device: torch.device) -> int:
     return CHUNK_BITS.get(device.type, CHUNK_BITS_ELSEWHERE)
 
 
+def uniform_below(m: int, k: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``k`` independent integers uniform on ``range(m)`` (int64, on ``device``).
+
+    ``torch.randint(m)`` reduces a 32-bit random number modulo ``m`` when ``m < 2**32`` (on CPU
+    and CUDA alike): values below ``2**32 % m`` come ``(q + 1) / q`` times as often, ``q =
+    2**32 // m``, 6 % at ``m = 2.6e8`` (a write of 8M float32). A 62-bit draw, which torch
+    makes from 64 random bits without skew, reduced modulo ``m`` skews by ``m / 2**62`` at most.
+    """
+    return torch.randint(1 << 62, (k,), generator=gen, device=device) % m
+
+
 def sample_distinct(m: int, k: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """``k`` distinct integers drawn uniformly from ``range(m)`` (sorted), without an O(m) permutation.
 
@@ -73,12 +84,12 @@ def sample_distinct(m: int, k: int, gen: torch.Generator, device: torch.device) 
         keep = torch.ones(m, dtype=torch.bool, device=device)
         keep[sample_distinct(m, m - k, gen, device)] = False
         return keep.nonzero().squeeze(1)
-    picked = torch.unique(torch.randint(m, (k,), generator=gen, device=device))
+    picked = torch.unique(uniform_below(m, k, gen, device))
     chunks = [picked]
     have = picked.numel()
     while have < k:
         # PERF: top-up rounds are small; test them against the sorted chunks instead of re-sorting.
-        extra = torch.unique(torch.randint(m, (k - have,), generator=gen, device=device))
+        extra = torch.unique(uniform_below(m, k - have, gen, device))
         for chunk in chunks:
             if chunk.numel() == 0:
                 continue
@@ -129,35 +140,34 @@ class TorchEngine(Engine):
                     # Groups hold disjoint positions: each XORs its own flips in at once.
                     _dense_(words, g.shifts, g.p01, g.p10, gen)
                     continue
-                found = _group_events(words, g, gen, counts)
-                if single:
-                    xor_sorted_(words, found)
-                else:
-                    events.append(found)
+                for found in _group_events(words, g, gen, counts):
+                    if single:  # blocks hold disjoint words: XOR each as it is drawn
+                        xor_sorted_(words, found)
+                    else:
+                        events.append(found)
         if events:  # a bit chosen by two layers flips once
             xor_sorted_(words, torch.unique(torch.cat(events)))
 
 
 def _group_events(
     words: torch.Tensor, g: Group, gen: torch.Generator, counts: np.random.Generator
-) -> torch.Tensor:
-    """One group's flips as events ``word * 64 + shift``, sorted by word."""
+) -> Iterator[torch.Tensor]:
+    """One group's flips as events ``word * 64 + shift``, block by block (disjoint word
+    ranges, in order), each sorted by word. A block's draw reads only its own words."""
     device = words.device
     n = words.numel()
     npos = g.shifts.size
     shifts = torch.as_tensor(g.shifts, device=device)
     pmax = max(g.p01, g.p10)
     if pmax == 0:
-        return torch.empty(0, dtype=torch.int64, device=device)
+        return
     if pmax > DENSE_ABOVE:
-        found = []
         rows = max(1, chunk_bits(device) // npos)
         for start in range(0, n, rows):
             flips = _dense_flips(words[start : start + rows], shifts, g.p01, g.p10, gen)
             w, j = flips.nonzero(as_tuple=True)
-            found.append((w + start) * 64 + shifts[j])
-        return torch.cat(found)
-    found = []
+            yield (w + start) * 64 + shifts[j]
+        return
     rows = max(1, min(n, int(CANDIDATES_PER_BLOCK / (npos * pmax))))
     # Disjoint blocks with their own Binomial counts: exact, and memory stays bounded.
     for start in range(0, n, rows):
@@ -173,8 +183,7 @@ def _group_events(
             accept = rate_by_bit(bit, g.p10 / pmax, g.p01 / pmax)
             keep = torch.rand(k, dtype=torch.float64, generator=gen, device=device) < accept
             w, s = w[keep], s[keep]
-        found.append(w * 64 + s)
-    return torch.cat(found) if found else torch.empty(0, dtype=torch.int64, device=device)
+        yield w * 64 + s
 
 
 def _dense_flips(
@@ -301,7 +310,7 @@ def _chunk_hits(
     gen = torch.Generator(device=device)
     gen.manual_seed(key & _MASK63)
     # Level after level from one generator: levels 0..j draw the same whatever follows.
-    parts = [torch.randint(m, (int(c),), generator=gen, device=device) for c in counts if c]
+    parts = [uniform_below(m, int(c), gen, device) for c in counts if c]
     if not parts:
         empty = torch.empty(0, dtype=torch.int64, device=device)
         return empty, empty.bool()
@@ -347,12 +356,15 @@ def _dense_united_(
     gen.manual_seed(key & _MASK63)
     rows = max(1, chunk_bits(chunk.device) // npos)
     p01, p10 = rates
-    for start in range(0, chunk.numel(), rows):
+    starts = list(range(0, chunk.numel(), rows))
+    # Where each sub-chunk's hits begin and end among the sorted slots (one sync per chunk).
+    edges = torch.tensor([*starts, chunk.numel()], device=slots.device) * npos
+    at = torch.searchsorted(slots, edges).tolist()
+    for i, start in enumerate(starts):
         sub = chunk[start : start + rows]
         dense = _dense_flips(sub, shifts, p01, p10, gen)
-        lo, hi = start * npos, (start + sub.numel()) * npos
-        a, b = torch.searchsorted(slots, torch.tensor([lo, hi], device=slots.device)).tolist()
-        dense.view(-1)[slots[a:b] - lo] = flips[a:b]
+        a, b = at[i], at[i + 1]
+        dense.view(-1)[slots[a:b] - start * npos] = flips[a:b]
         sub ^= word_masks(dense, shifts).to(chunk.dtype)
 
 
