@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     set_threads(args.threads)  # torch's and the Numba flip kernels'
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available on this machine")
     clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
     formats = args.formats.split(",")
     unknown = [f for f in formats if f not in INFERENCE_FORMATS]
