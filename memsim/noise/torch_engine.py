@@ -112,7 +112,24 @@ def xor_sorted_(words: torch.Tensor, events: torch.Tensor) -> None:
 def rate_by_bit(bit: torch.Tensor, one: float, zero: float) -> torch.Tensor:
     """``one`` where ``bit`` is 1, else ``zero``, in float64 on ``bit``'s device (Python floats in
     ``torch.where`` would make float32: a rate rounded by up to 6e-8 of itself)."""
-    return torch.tensor([zero, one], dtype=torch.float64, device=bit.device)[bit]
+    return _pair(float(zero), float(one), bit.device)[bit]
+
+
+# PERF: a write's constants stay on the device; a fresh tensor from host memory is a
+# synchronous host-to-device copy on CUDA, per write and per group.
+@lru_cache(maxsize=1024)
+def _pair(zero: float, one: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor([zero, one], dtype=torch.float64, device=device)
+
+
+@lru_cache(maxsize=256)
+def _shifts(key: bytes, device: torch.device) -> torch.Tensor:
+    return torch.frombuffer(bytearray(key), dtype=torch.int64).to(device)
+
+
+def shifts_on(shifts: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A group's bit indices (int64) as a tensor on ``device``, kept between writes."""
+    return _shifts(np.ascontiguousarray(shifts, dtype=np.int64).tobytes(), device)
 
 
 class TorchEngine(Engine):
@@ -157,7 +174,7 @@ def _group_events(
     device = words.device
     n = words.numel()
     npos = g.shifts.size
-    shifts = torch.as_tensor(g.shifts, device=device)
+    shifts = shifts_on(g.shifts, device)
     pmax = max(g.p01, g.p10)
     if pmax == 0:
         return
@@ -206,7 +223,7 @@ def _dense_(
     words: torch.Tensor, shifts_np: np.ndarray, p01: float, p10: float, gen: torch.Generator
 ) -> None:
     """Flip one group densely in place, chunk by chunk, with masks (no event lists, no sync)."""
-    shifts = torch.as_tensor(shifts_np, device=words.device)
+    shifts = shifts_on(shifts_np, words.device)
     rows = max(1, chunk_bits(words.device) // shifts.numel())
     for start in range(0, words.numel(), rows):
         chunk = words[start : start + rows]
@@ -272,7 +289,7 @@ def _coupled_plan(g: LadderGroup, n: int, k: int, device: torch.device) -> _Coup
             max(0.0, float((g.p10[k] - lo_d) / (1 - lo_d))),
         )
     return _CoupledPlan(
-        shifts=torch.as_tensor(g.shifts, device=device),
+        shifts=shifts_on(g.shifts, device),
         rows=rows,
         lam=np.outer(mus, bits),
         # Levels whose whole interval lies below both rates of entry k flip without a uniform.
