@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers import binomial_counts_pvalue
-from test_noise_coupled import check_nested_and_binomial
-from test_noise_coupled_torch import CASES, IDS
+from test_noise_coupled import CASES, IDS, check_nested_and_binomial
 from test_noise_stats import ALPHA, assert_binomial_per_position, bit_matrix, filled, random_words
 
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment

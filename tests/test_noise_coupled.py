@@ -1,5 +1,8 @@
 """Coupled sampling (one hidden uniform per bit) in the numba engine: nested and exact.
 
+(The checks that do not reach into numba's kernels run for the torch engine too, parametrized
+here; the rest of the torch engine's coupled checks are in test_noise_coupled_torch.py.)
+
 Below a ladder's split, entries are drawn sparsely in superblocks (Poisson hits per level, the
 union of levels ``0..k``, thinning by a keyed uniform of each bit's first hit); above it, the split entry's flips are
 united with one keyed dense pass. Checked here, at every entry of each ladder: the flips are
@@ -83,30 +86,34 @@ def check_nested_and_binomial(
             assert_binomial_per_position(flips[k][value], trials[value], p)
 
 
-@pytest.mark.parametrize(
-    "fmt,ladder,bits",
-    [
-        ("float32", HIGH[-6:], None),
-        ("float16", [(p, p / 2) for p in GRID[-8:]] + [(0.3, 0.2)], None),
-        ("bfloat16", [LOW, 3 * LOW, (6 * LOW, 4 * LOW)], None),
-        ("bfloat16", PER_POSITION, None),
-        ("float32", WIDE[-7:], "first_noisy:7"),
-        ("uint8", [1e-3, 0.02, (0.05, 0.2), (0.4, 0.25)], None),
-    ],
-    ids=["symmetric", "asymmetric", "per_position", "columns_split_late", "masked", "uint8"],
-)
-def test_entries_are_nested_and_binomial_per_position_and_direction(fmt, ladder, bits):
-    check_nested_and_binomial(fmt, ladder, 40_001, seeds=[3], bits=bits)
+#: Ladders of every kind: (format, ladder, bits).
+CASES = [
+    ("float32", HIGH[-6:], None),
+    ("float16", [(p, p / 2) for p in GRID[-8:]] + [(0.3, 0.2)], None),
+    ("bfloat16", [LOW, 3 * LOW, (6 * LOW, 4 * LOW)], None),
+    ("bfloat16", PER_POSITION, None),
+    ("float32", WIDE[-7:], "first_noisy:7"),
+    ("uint8", [1e-3, 0.02, (0.05, 0.2), (0.4, 0.25)], None),
+]
+IDS = ["symmetric", "asymmetric", "per_position", "columns_split_late", "masked", "uint8"]
+ENGINES = pytest.mark.parametrize("engine", ["numba", "torch"])
 
 
+@ENGINES
+@pytest.mark.parametrize("fmt,ladder,bits", CASES, ids=IDS)
+def test_entries_are_nested_and_binomial_per_position_and_direction(fmt, ladder, bits, engine):
+    check_nested_and_binomial(fmt, ladder, 40_001, seeds=[3], bits=bits, engine=engine)
+
+
+@ENGINES
 @pytest.mark.parametrize(
     "ladder",
     [[1e-3, 0.01, 0.1, 0.5], [(0.01, 0.001), (0.05, 0.2), (0.6, 0.9)], PER_POSITION],
     ids=["symmetric", "asymmetric", "per_position"],
 )
-def test_tensors_smaller_than_a_word_group(ladder):
+def test_tensors_smaller_than_a_word_group(ladder, engine):
     fmt = "bfloat16" if ladder is PER_POSITION else "float16"
-    check_nested_and_binomial(fmt, ladder, 3, seeds=range(1500))
+    check_nested_and_binomial(fmt, ladder, 3, seeds=range(1500), engine=engine)
 
 
 def test_small_tensors_are_sparse_up_to_a_high_rate_and_still_exact():
@@ -139,10 +146,11 @@ def test_int4_codes_packed_in_bytes():
         assert_binomial_per_position(c.sum(axis=0), np.full(8, n), np.full(8, p))
 
 
-def test_lower_entries_take_a_prefix_of_the_same_draws():
+@ENGINES
+def test_lower_entries_take_a_prefix_of_the_same_draws(engine):
     """Each entry is a subset of the next, and the new flips of each step are not empty."""
     x = torch.randn(100_000)
-    _, changed = entry_flips(x, GRID, seed=8)
+    _, changed = entry_flips(x, GRID, seed=8, engine=engine)
     counts = [int(c.sum()) for c in changed]
     for small, large in zip(changed, changed[1:]):
         assert not (small & ~large).any()
@@ -162,10 +170,11 @@ def test_a_ladder_up_to_one_half_splits_below_its_top_entries():
     assert 0 < split < HIGH.index(0.2)
 
 
+@ENGINES
 @pytest.mark.parametrize("p", [GRID[15], GRID[-1], 0.2, 0.5])
-def test_lanes_of_a_word_are_independent(p):
+def test_lanes_of_a_word_are_independent(p, engine):
     x = torch.zeros(60_000)
-    y = flip(x, p, engine="numba", seed=5, ladder=HIGH)
+    y = flip(x, p, engine=engine, seed=5, ladder=HIGH)
     counts = (bit_matrix(x) != bit_matrix(y)).sum(axis=1)
     assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
@@ -195,9 +204,10 @@ def test_binomial_sampler_matches_its_law(n, p):
     assert stats.binom.ppf(ALPHA, n, p) <= draws.min()
 
 
-def test_protected_bits_stay_clean_at_one_half():
+@ENGINES
+def test_protected_bits_stay_clean_at_one_half(engine):
     x = torch.randn(30_000)
-    y = flip(x, 0.5, bits="first_noisy:7", engine="numba", seed=1, ladder=WIDE)
+    y = flip(x, 0.5, bits="first_noisy:7", engine=engine, seed=1, ladder=WIDE)
     changed = bit_matrix(x) != bit_matrix(y)
     assert not changed[:, :7].any()
     assert_binomial_per_position(changed[:, 7:].sum(0), np.full(25, x.numel()), np.full(25, 0.5))

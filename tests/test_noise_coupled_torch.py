@@ -14,17 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import binomial_counts_pvalue
-from test_noise_coupled import (
-    GRID,
-    HIGH,
-    LOW,
-    PER_POSITION,
-    WIDE,
-    check_nested_and_binomial,
-    entry_flips,
-)
-from test_noise_stats import ALPHA, bit_matrix
+from test_noise_coupled import CASES, GRID, HIGH, IDS, check_nested_and_binomial
+from test_noise_stats import ALPHA
 
 from memsim.formats import get_format
 from memsim.noise import flip
@@ -32,21 +23,6 @@ from memsim.noise import torch_engine as te
 from memsim.noise.rates import ladder_layers
 
 pytestmark = pytest.mark.statistical
-
-CASES = [
-    ("float32", HIGH[-6:], None),
-    ("float16", [(p, p / 2) for p in GRID[-8:]] + [(0.3, 0.2)], None),
-    ("bfloat16", [LOW, 3 * LOW, (6 * LOW, 4 * LOW)], None),
-    ("bfloat16", PER_POSITION, None),
-    ("float32", WIDE[-7:], "first_noisy:7"),
-    ("uint8", [1e-3, 0.02, (0.05, 0.2), (0.4, 0.25)], None),
-]
-IDS = ["symmetric", "asymmetric", "per_position", "columns_split_late", "masked", "uint8"]
-
-
-@pytest.mark.parametrize("fmt,ladder,bits", CASES, ids=IDS)
-def test_entries_are_nested_and_binomial_per_position_and_direction(fmt, ladder, bits):
-    check_nested_and_binomial(fmt, ladder, 40_001, seeds=[3], bits=bits, engine="torch")
 
 
 @pytest.mark.parametrize("fmt,ladder,bits", CASES[:2] + CASES[4:5], ids=IDS[:2] + IDS[4:5])
@@ -63,30 +39,10 @@ def test_many_chunks_and_dense_sub_chunks(monkeypatch, fmt, ladder, bits):
     check_nested_and_binomial(fmt, ladder, 40_001, seeds=[4], bits=bits, engine="torch")
 
 
-@pytest.mark.parametrize(
-    "ladder",
-    [[1e-3, 0.01, 0.1, 0.5], [(0.01, 0.001), (0.05, 0.2), (0.6, 0.9)], PER_POSITION],
-    ids=["symmetric", "asymmetric", "per_position"],
-)
-def test_tensors_smaller_than_a_word_group(ladder):
-    fmt = "bfloat16" if ladder is PER_POSITION else "float16"
-    check_nested_and_binomial(fmt, ladder, 3, seeds=range(600), engine="torch")
-
-
 def test_grid_entries_are_nested_and_binomial():
     """The sweep grid's entries from 1e-4 up (10 or more expected flips per position), all
     drawn as hits (no dense pass below 0.25)."""
     check_nested_and_binomial("float32", GRID, 100_000, [8], entries=range(12, 22), engine="torch")
-
-
-def test_lower_entries_take_a_prefix_of_the_same_draws():
-    """Each of the 22 grid entries is a subset of the next, and the flips grow."""
-    x = torch.randn(100_000)
-    _, changed = entry_flips(x, GRID, seed=8, engine="torch")
-    counts = [int(c.sum()) for c in changed]
-    for small, large in zip(changed, changed[1:]):
-        assert not (small & ~large).any()
-    assert counts[-1] > counts[-4] > counts[-8] > counts[-12] > 0
 
 
 def test_chunks_depend_on_the_ladder_not_the_entry():
@@ -97,14 +53,6 @@ def test_chunks_depend_on_the_ladder_not_the_entry():
         for p in HIGH
     }  # fmt: skip
     assert len(rows) == 1 and rows.pop() < 10**7
-
-
-@pytest.mark.parametrize("p", [GRID[15], GRID[-1], 0.2, 0.5])
-def test_lanes_of_a_word_are_independent(p):
-    x = torch.zeros(60_000)
-    y = flip(x, p, engine="torch", seed=5, ladder=HIGH)
-    counts = (bit_matrix(x) != bit_matrix(y)).sum(axis=1)
-    assert binomial_counts_pvalue(counts, 32, p) > ALPHA
 
 
 @pytest.mark.parametrize("p", [GRID[11], (0.05, 0.02), 0.5], ids=["sparse", "thinned", "dense"])
@@ -118,13 +66,6 @@ def test_same_seed_same_flips_other_seed_other_flips(p):
     c = flip(x, p01, p10, engine="torch", seed=7, ladder=ladder)
     assert torch.equal(a.view(torch.int32), b.view(torch.int32))
     assert not torch.equal(a.view(torch.int32), c.view(torch.int32))
-
-
-def test_protected_bits_stay_clean_at_one_half():
-    x = torch.randn(30_000)
-    y = flip(x, 0.5, bits="first_noisy:7", engine="torch", seed=1, ladder=WIDE)
-    changed = bit_matrix(x) != bit_matrix(y)
-    assert not changed[:, :7].any() and changed[:, 7:].any()
 
 
 @pytest.mark.parametrize("draw", ["uniform_below", "sample_distinct"])
