@@ -320,7 +320,7 @@ class NetworkEvaluator:
             spec = next(s for s in self.workloads if s.label == label)
             workload, model = load_workload(spec)
             s = self.sweep
-            x = self._network(label, fmt)[1]
+            x = self._data(label)[0]  # an example for the write points (not a network of fmt)
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
             return int8_point_qparams(
                 model,  # on the CPU, as calibration runs: the example too, whatever the device
