@@ -20,7 +20,8 @@ SeedLike = int | np.random.SeedSequence | None
 #: same seed. 1: whole batches, NumPy block counts. 2: tiles of 32 images on a CPU, block counts
 #: drawn in the kernels, symmetric rates by parity (docs/design.md §3). 3: coupled (ladder)
 #: draws as unions of Poisson hits per level. 4: the torch engine (CUDA tensors) draws coupled
-#: writes as unions of Poisson hits too, and sizes its sparse blocks by rate.
+#: writes as unions of Poisson hits too, sizes its sparse blocks by rate and draws positions
+#: from 62 random bits.
 NOISE_DRAWS = 4
 
 

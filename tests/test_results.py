@@ -116,3 +116,38 @@ def test_points_csv_reads_back_the_exact_p_of_every_grid_point(tmp_path):
     pd.DataFrame(rows).to_csv(path, index=False)
     back = read_points_csv(path)
     assert [r["p"] for r in back] == ps and [r["p10"] for r in back] == ps
+
+
+def test_points_csv_float_columns_bypass_the_pandas_float_parser(tmp_path, monkeypatch):
+    """pandas 3 parses floats exactly, so the test above passes there without the fix; this
+    one does not: every float column of the schema goes through Python's parser."""
+    import pandas as pd
+
+    from memsim.experiment import store
+
+    path = tmp_path / "points.csv"
+    pd.DataFrame([sweep_row(2.1544346900318822e-08, 0)]).to_csv(path, index=False)
+    seen = {}
+    real = pd.read_csv
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs.get("converters") or {})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.pd, "read_csv", spy)
+    store.read_points_csv(path)
+    assert set(store.SWEEP_ROWS.float_columns) <= set(seen)
+    assert all(seen[c]("2.1544346900318822e-08") == 2.1544346900318822e-08 for c in seen)
+
+
+def test_points_csv_text_in_a_float_column_names_its_line(tmp_path):
+    from memsim.experiment.store import ResultsError, read_points_csv
+
+    path = tmp_path / "points.csv"
+    row = sweep_row(1e-3, 0)
+    pd_row = {**row, "accuracy": "abc"}
+    import pandas as pd
+
+    pd.DataFrame([pd_row]).to_csv(path, index=False)
+    with pytest.raises(ResultsError, match=r"line 2: 'accuracy' must be a fraction"):
+        read_points_csv(path)

@@ -543,14 +543,20 @@ def read_points_csv(
     return list(rows.values())
 
 
-def exact_float(text: str) -> float:
+def exact_float(text: str) -> float | str:
     """A CSV cell as the float it was written from (Python's correctly rounded parser).
 
     pandas 2.x's default parser can miss by an ulp (2.1544346900318822e-08, a point of every
     shipped grid, reads back one ulp off), and a point's id hashes its exact p: such a
-    ``points.csv`` read as corrupt at the end of every run. Empty and "nan" cells are NaN.
+    ``points.csv`` read as corrupt at the end of every run. An empty cell is NaN; text that is
+    not a number stays text, for the row's check to refuse with its line and column.
     """
-    return float(text) if text.strip() else math.nan
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _from_csv(column: str, value: Any, float_columns: tuple[str, ...] = FLOAT_COLUMNS) -> Any:

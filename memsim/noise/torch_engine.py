@@ -349,7 +349,10 @@ def _chunk_hits(
     )[q]
     vgen = torch.Generator(device=device)
     vgen.manual_seed(splitmix64(key, 1) & _MASK63)
-    v = torch.rand(total, dtype=torch.float64, generator=vgen, device=device)[q]
+    # One call per level, as for the positions: no call's size depends on the entry.
+    v = torch.cat(
+        [torch.rand(int(c), dtype=torch.float64, generator=vgen, device=device) for c in counts]
+    )[q]
     lo, hi = plan.bounds[0, levels], plan.bounds[1, levels]
     u = lo + v * (hi - lo)
     npos = shifts.numel()
