@@ -235,7 +235,7 @@ def parse_study_config(data: Mapping[str, Any], *, source: Any = None) -> BNNStu
         raise ConfigError(f"'train' in {source} must be a table. Got {train!r}.")
     data["train"] = {**to_dict(base), **train}
     config = build(BNNStudyConfig, data, source=source)
-    check_study(config, source=source)
+    check_study(config, source=source, workload=workload)
     return config
 
 
@@ -274,7 +274,7 @@ def _input_error(
     return ConfigError(f"The '{key}' {what} {value!r} of the BNN study{where}: {text}")
 
 
-def check_study(config: BNNStudyConfig, *, source: Any = None) -> None:
+def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = None) -> None:
     """Everything about ``config`` that can be checked without training or evaluating.
 
     Called by :func:`parse_study_config` (so ``memsim bnn`` and ``memsim run`` refuse a bad
@@ -292,8 +292,10 @@ def check_study(config: BNNStudyConfig, *, source: Any = None) -> None:
     FileNotFoundError
         A given checkpoint does not exist.
     """
-    # The workload: registered, its options accepted, a binarized network.
-    workload = _workload(config.workload, config.workload_options, source)
+    # The workload: registered, its options accepted (``workload``: already built from them),
+    # a binarized network.
+    if workload is None:
+        workload = _workload(config.workload, config.workload_options, source)
     if not _is_binarized(workload):
         raise _input_error(
             "workload",
