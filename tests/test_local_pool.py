@@ -39,6 +39,25 @@ def test_a_call_lost_with_a_killed_worker_runs_again(tmp_path):
     assert results == {n: n * n for n in range(8)}  # every call once, none lost
 
 
+def test_a_call_submitted_after_a_worker_died_runs_on_the_next_pool(tmp_path):
+    """The pool can break between two waits, before the next call is queued (a point is
+    queued right after a finished one, while another worker is being killed): that call is
+    lost with the pool and runs on the next one, instead of ending the run (a CI failure)."""
+    import time
+
+    marker = tmp_path / "killed.pid"
+    with LocalPool(2) as pool:
+        first = pool.submit(square_or_die, (3, str(marker)))
+        deadline = time.monotonic() + 120
+        while not pool._pool._broken:  # the killed worker has broken the pool
+            assert time.monotonic() < deadline, "the pool never saw its worker die"
+            time.sleep(0.02)
+        second = pool.submit(square_or_die, (4, str(marker)))  # raised BrokenProcessPool
+        results = dict(pool.next_done() for _ in range(2))
+    assert marker.exists()
+    assert results == {first: (3, 9), second: (4, 16)}
+
+
 def test_a_call_that_keeps_killing_its_worker_is_one_clear_error():
     done = []
     with LocalPool(2, retries=1) as pool, pytest.raises(WorkerDied) as died:

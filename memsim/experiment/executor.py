@@ -197,7 +197,14 @@ class LocalPool(Executor):
 
     def _submit(self, ticket: int, fn: Callable[[Any], Any], task: Any) -> None:
         assert self._pool is not None, "submit() after close()"
-        self._futures[self._pool.submit(fn, task)] = (ticket, fn, task)
+        try:
+            fut = self._pool.submit(fn, task)
+        except BrokenProcessPool as broken:
+            # A worker died after the last wait and before this call was queued: the call is
+            # lost with it, as if it had been queued a moment earlier; next_done() restarts.
+            fut = Future()
+            fut.set_exception(broken)
+        self._futures[fut] = (ticket, fn, task)
 
     def next_done(self) -> tuple[int, Any]:
         while not self._done:
