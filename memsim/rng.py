@@ -21,8 +21,9 @@ SeedLike = int | np.random.SeedSequence | None
 #: drawn in the kernels, symmetric rates by parity (docs/design.md §3). 3: coupled (ladder)
 #: draws as unions of Poisson hits per level. 4: the torch engine (CUDA tensors) draws coupled
 #: writes as unions of Poisson hits too, sizes its sparse blocks by rate and draws positions
-#: from 62 random bits.
-NOISE_DRAWS = 4
+#: from 62 random bits. 5: torch generators on a CPU take all 64 bits of a noise seed
+#: (:func:`seeded_torch_generator`), not only the low 32.
+NOISE_DRAWS = 5
 
 
 _MASK64 = (1 << 64) - 1
@@ -65,6 +66,76 @@ def child_seed(seed: int | None, *key: object) -> int:
 def generator(seed: int | None, *key: object) -> np.random.Generator:
     """A NumPy generator for ``child_seed(seed, *key)``."""
     return np.random.default_rng(child_seed(seed, *key))
+
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+#: Bytes of a CPU generator's state (torch's ``THGeneratorState`` then the float normal cache):
+#: initial seed (uint64), left (int32), seeded (int32), next (uint64), then the Mersenne
+#: Twister's 624 words, each in a uint64. Checked against ``manual_seed`` before first use.
+_MT_WORDS = 624
+_MT_STATE_AT = 24
+_cpu_state_template: torch.Tensor | None = None
+
+
+def seeded_torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` whose stream depends on all 64 bits of ``seed``.
+
+    CUDA's Philox generator takes a 64-bit seed, but a CPU generator's ``manual_seed`` keeps
+    only the low 32 bits for its Mersenne Twister (seeds ``2**32`` apart give the same stream):
+    a sweep makes millions of noise writes, each with its own seed, and among them thousands of
+    pairs with equal low halves would flip the same bits. On a CPU the Twister's 624 state
+    words are instead filled from SplitMix64's stream keyed by the seed (the seeding Vigna
+    recommends for large-state generators), which makes every seed's stream its own.
+    """
+    gen = torch.Generator(device=device)
+    if gen.device.type != "cpu":
+        gen.manual_seed(seed)
+        return gen
+    state = _cpu_state(int(seed) & _MASK64)
+    gen.set_state(state)
+    return gen
+
+
+def _cpu_state(seed: int) -> torch.Tensor:
+    template = _cpu_template()
+    raw = template.numpy().copy()
+    z = np.arange(1, _MT_WORDS + 1, dtype=np.uint64) * _GAMMA + np.uint64(seed)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    words = raw[_MT_STATE_AT : _MT_STATE_AT + 8 * _MT_WORDS].view(np.uint64)
+    words[:] = z >> np.uint64(32)  # 32-bit state words
+    words[0] |= np.uint64(1 << 31)  # never the all-zero state (only word 0's top bit counts)
+    raw[:8].view(np.uint64)[0] = np.uint64(seed)  # what initial_seed() reports
+    return torch.from_numpy(raw)
+
+
+def _cpu_template() -> torch.Tensor:
+    """A freshly seeded CPU generator's state (next draw regenerates the Twister's block),
+    after checking that its layout is the one :func:`_cpu_state` writes."""
+    global _cpu_state_template
+    if _cpu_state_template is None:
+        probe = 20261130
+        gen = torch.Generator()
+        gen.manual_seed(probe)
+        raw = gen.get_state().numpy()
+        # init_genrand(probe), as torch's manual_seed does
+        expected = np.random.RandomState(probe).get_state(legacy=False)["state"]["key"]
+        words = raw[_MT_STATE_AT : _MT_STATE_AT + 8 * _MT_WORDS]
+        if (
+            raw.size < _MT_STATE_AT + 8 * _MT_WORDS
+            or raw[:8].view(np.uint64)[0] != probe
+            or not np.array_equal(words.view(np.uint64), expected.astype(np.uint64))
+            or raw[8:16].view(np.int32).tolist() != [1, 1]
+            or raw[16:24].view(np.uint64)[0] != 0
+        ):
+            raise RuntimeError(
+                f"torch {torch.__version__}: a CPU generator's state is not laid out as "
+                "memsim.rng expects (seed, left, seeded, next, 624 Twister words); "
+                "seeded_torch_generator cannot seed it with 64 bits."
+            )
+        _cpu_state_template = torch.from_numpy(raw.copy())
+    return _cpu_state_template
 
 
 def torch_generator(

@@ -33,3 +33,48 @@ def test_generators_reproduce():
 def test_bad_seeds_rejected(bad):
     with pytest.raises((TypeError, ValueError)):
         child_seed(bad, "x")
+
+
+def test_cpu_noise_generators_use_all_64_bits_of_a_seed():
+    """A CPU generator's manual_seed keeps the low 32 bits: seeds 2**32 apart drew the same
+    noise. The noise engines' generators differ there, and repeat for the same seed."""
+    import torch
+
+    from memsim.rng import seeded_torch_generator
+
+    seed = 0x1234_5678_9ABC
+    same = torch.rand(64, generator=seeded_torch_generator(seed))
+    assert torch.equal(same, torch.rand(64, generator=seeded_torch_generator(seed)))
+    for other in (seed + (1 << 32), seed ^ (1 << 63)):
+        assert not torch.equal(same, torch.rand(64, generator=seeded_torch_generator(other)))
+    assert seeded_torch_generator(2**64 - 1).initial_seed() == 2**64 - 1
+
+
+def test_cpu_noise_generators_of_consecutive_seeds_draw_independent_uniforms():
+    """The Twister's state is filled from SplitMix64 of the seed: the first draws of
+    consecutive seeds are uniform and uncorrelated (a filling without mixing fails this)."""
+    import torch
+    from scipy import stats
+
+    from memsim.rng import seeded_torch_generator
+
+    first = np.array(
+        [torch.rand(2, generator=seeded_torch_generator(s)).tolist() for s in range(4000)]
+    )
+    assert stats.kstest(first[:, 0], "uniform").pvalue > 1e-4
+    assert stats.kstest(first[:, 1], "uniform").pvalue > 1e-4
+    assert abs(stats.pearsonr(first[:-1, 0], first[1:, 0]).statistic) < 0.07  # 4.4 sigma
+
+
+@pytest.mark.parametrize("engine", ["reference", "torch"])
+def test_cpu_engines_flip_other_bits_for_seeds_2_to_the_32_apart(engine):
+    import torch
+
+    from memsim.noise import flip
+
+    zeros = torch.zeros(4096, dtype=torch.int8)
+    seed = 77
+    a = flip(zeros, 0.3, seed=seed, engine=engine)
+    b = flip(zeros, 0.3, seed=seed + (1 << 32), engine=engine)
+    assert torch.equal(a, flip(zeros, 0.3, seed=seed, engine=engine))
+    assert not torch.equal(a, b)

@@ -20,11 +20,12 @@ p10)`` pair of scalars or per-position vectors). A call whose ``(p01, p10)`` is 
 each bit (judged by its *original* stored value) with exactly ``P_k``, and with the same seed
 the flips at a smaller entry are a subset of those at a larger one. Equivalently, the entry is
 the union of independent layers ``j = 1..k`` with ``r_j = (P_j - P_{j-1}) / (1 - P_{j-1})``
-(``P_0 = 0``, per position and direction), since ``1 - prod_j (1 - r_j) = P_k``: the torch and
-reference engines draw these layers (seed ``child_seed(seed, "layer", j)``); the numba engine
-draws nested Poisson hits per level instead, sparsely below the ladder's split and with a
-keyed dense pass above (:mod:`memsim.noise.numba_engine`), so a coupled draw costs about what an
-independent one does from p ~ 0.02 up and 1.3-2.0x at lower p. :func:`flip_coupled` returns the whole nested family in one call.
+(``P_0 = 0``, per position and direction), since ``1 - prod_j (1 - r_j) = P_k``: the reference
+engine draws these layers (seed ``child_seed(seed, "layer", j)``); the numba and torch engines
+draw nested Poisson hits per level instead, sparsely below the ladder's split and with a
+dense pass above (:mod:`memsim.noise.numba_engine`, :mod:`memsim.noise.torch_engine`); on a
+CPU a numba coupled draw costs 1.0-1.8x an independent one (``benchmarks/bitflip.py
+--coupled``). :func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled

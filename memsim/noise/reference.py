@@ -16,6 +16,7 @@ import torch
 from memsim.formats import StorageFormat
 from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
 from memsim.noise.rates import Layer
+from memsim.rng import seeded_torch_generator
 
 #: Bits per chunk: 2**22 float64 uniforms are 32 MiB, plus a few same-sized temporaries.
 CHUNK_BITS = 1 << 22
@@ -47,8 +48,7 @@ class ReferenceEngine(Engine):
             noisy = [pos for pos in range(width) if layer.p01[pos] > 0 or layer.p10[pos] > 0]
             if not noisy:
                 continue
-            gen = torch.Generator(device=device)
-            gen.manual_seed(layer.seed)
+            gen = seeded_torch_generator(layer.seed, device)
             plans.append(
                 (
                     [float(layer.p01[pos]) for pos in noisy],

@@ -37,7 +37,7 @@ import torch
 from memsim.formats import StorageFormat
 from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
 from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer
-from memsim.rng import splitmix64
+from memsim.rng import seeded_torch_generator, splitmix64
 
 #: Above this candidate rate, drawing one uniform per bit beats sampling distinct positions.
 DENSE_ABOVE = 0.25
@@ -149,8 +149,7 @@ class TorchEngine(Engine):
         for layer in layers:
             if layer.is_noiseless or n == 0:
                 continue
-            gen = torch.Generator(device=device)
-            gen.manual_seed(layer.seed)
+            gen = seeded_torch_generator(layer.seed, device)
             counts = np.random.default_rng(layer.seed)
             for g in layer.groups:
                 if max(g.p01, g.p10) > DENSE_ABOVE and single:
@@ -324,8 +323,7 @@ def _chunk_hits(
     device = chunk.device
     shifts = plan.shifts
     m = chunk.numel() * shifts.numel()
-    gen = torch.Generator(device=device)
-    gen.manual_seed(key & _MASK63)
+    gen = seeded_torch_generator(key & _MASK63, device)
     # Level after level from one generator: levels 0..j draw the same whatever follows.
     parts = [uniform_below(m, int(c), gen, device) for c in counts if c]
     if not parts:
@@ -347,8 +345,7 @@ def _chunk_hits(
         torch.as_tensor(counts, device=device),
         output_size=total,
     )[q]
-    vgen = torch.Generator(device=device)
-    vgen.manual_seed(splitmix64(key, 1) & _MASK63)
+    vgen = seeded_torch_generator(splitmix64(key, 1) & _MASK63, device)
     # One call per level, as for the positions: no call's size depends on the entry.
     v = torch.cat(
         [torch.rand(int(c), dtype=torch.float64, generator=vgen, device=device) for c in counts]
@@ -372,8 +369,7 @@ def _dense_united_(
     """Above the split: bits without a hit flip at ``rates`` (p01, p10, given no hit) from a
     dense pass; hit bits as their first hit decided. XORed into ``chunk`` sub-chunk by sub-chunk."""
     npos = shifts.numel()
-    gen = torch.Generator(device=chunk.device)
-    gen.manual_seed(key & _MASK63)
+    gen = seeded_torch_generator(key & _MASK63, chunk.device)
     rows = max(1, chunk_bits(chunk.device) // npos)
     p01, p10 = rates
     starts = list(range(0, chunk.numel(), rows))
