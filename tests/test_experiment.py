@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers import KillWorkerOnce, interrupt_after_points, kill_after_points
 
+from memsim.config import ConfigError
 from memsim.experiment.points import NetworkEvaluator
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment
 from memsim.experiment.store import POINTS_LOG, ResultsError
@@ -320,3 +321,20 @@ def test_the_formats_of_a_workload_share_one_copy_of_its_data_per_worker():
     assert float32[0] is not int8[0]  # two networks
     assert float32[1] is int8[1] and float32[2] is int8[2]  # one data set
     assert len(float32[1]) == 16
+
+
+def test_more_images_than_the_split_holds_is_refused_before_the_folder_is_claimed(tmp_path):
+    """sweep.images beyond the split was silently cut to the split; now it is a one-line
+    config error naming the key, the split and its size, with nothing written."""
+    from workloads import get_workload
+
+    test_size = get_workload("digits").split_size("test")
+    config, _ = load_experiment(overrides=[*SMALL, f"sweep.images={test_size + 1}"])
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as refused:
+        run_experiment(config, RunOptions(out=out, workers=1, progress=False), sweep_only=True)
+    message = str(refused.value)
+    assert message.startswith("'sweep.images': ") and "\n" not in message
+    assert f"{test_size + 1:,} images asked for" in message
+    assert f"the 'test' split of workload digits holds {test_size:,}" in message
+    assert not out.exists()

@@ -98,3 +98,47 @@ def test_augment_is_a_padded_crop_or_its_mirror():
         crops = [padded[i, :, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
         assert any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(-1)) for c in crops)
     assert not torch.equal(out, x)
+
+
+def test_split_sizes_come_from_the_listing_without_decoding(tmp_path, monkeypatch):
+    _tree(tmp_path / "cifar10-jpeg" / "test", CIFAR10_CLASSES, per_class=2)
+    data = Cifar10Data(data_root=tmp_path)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("split_size decoded images")
+
+    monkeypatch.setattr(data_mod, "_decode", no_decoding)
+    assert data.split_size("test") == 20
+    assert data.split_size("train") is None  # not here: a run says so when it loads it
+    assert Cifar10Data(data_root=tmp_path / "nowhere").split_size("test") is None
+    (tmp_path / "tv" / "cifar-10-batches-py").mkdir(parents=True)
+    assert Cifar10Data(data_root=tmp_path / "tv").split_size("train") == 50_000
+    with pytest.raises(ValueError, match="split"):
+        data.split_size("validation")
+
+
+def test_every_shipped_workload_knows_its_split_sizes_where_its_data_is(tmp_path):
+    from workloads import get_workload
+    from workloads.bnn import BNNMnistWorkload
+
+    digits = get_workload("digits")
+    assert digits.split_size("test") == len(digits.dataset("test")[1]) > 0
+    _tree(tmp_path / "cifar10-jpeg" / "test", CIFAR10_CLASSES, per_class=1)
+    assert get_workload("vgg_A", data_root=str(tmp_path)).split_size("test") == 10
+    _tree(tmp_path / "mnist" / "test", [str(d) for d in range(10)], per_class=2, size=28)
+    assert BNNMnistWorkload(data_root=tmp_path).split_size("test") == 20
+    assert BNNMnistWorkload(data_root=tmp_path).split_size("train") is None
+
+
+def test_a_generic_workload_counts_its_tensors_and_datasets():
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from workloads.generic import ModuleWorkload
+
+    x, y = torch.zeros(5, 3), torch.zeros(5, dtype=torch.int64)
+    data = {"test": (x, y), "train": TensorDataset(x[:4], y[:4])}
+    workload = ModuleWorkload("tiny", nn.Linear(3, 2), data, num_classes=2)
+    assert workload.split_size("test") == 5 and workload.split_size("train") == 4
+    from_source = ModuleWorkload("tiny", nn.Linear(3, 2), Cifar10Data(data_root="/nowhere"))
+    assert from_source.split_size("test") is None

@@ -80,6 +80,12 @@ class Workload(ABC):
         """Random training-time augmentation of a preprocessed batch (identity by default)."""
         return x
 
+    def split_size(self, split: str) -> int | None:
+        """How many samples ``split`` holds, where that is known without decoding them (the
+        driver checks ``sweep.images`` against it before a run claims its folder); ``None``
+        where it is not (no data here yet: a run then reports what it loads)."""
+        return None
+
     def default_recipe(self) -> TrainConfig | None:
         """The training recipe of this workload's own weights (None: the generic default)."""
         return None

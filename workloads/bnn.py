@@ -278,6 +278,11 @@ class BNNDigitsWorkload(BNNWorkload):
 
         return DigitsWorkload(cache=False).dataset(split, limit)
 
+    def split_size(self, split: str) -> int | None:
+        from workloads.digits import DigitsWorkload
+
+        return DigitsWorkload(cache=False).split_size(split)
+
     def default_recipe(self) -> TrainConfig:
         return bnn_recipe(epochs=40, batch_size=64, lr=0.01, weight_noise_p=self.train_ber)
 
@@ -291,6 +296,10 @@ class BNNDigitsWorkload(BNNWorkload):
 
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+#: Images per split of torchvision's MNIST.
+MNIST_SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
 def load_mnist(
@@ -362,6 +371,20 @@ class BNNMnistWorkload(BNNWorkload):
         x, y = self._data[split]
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
+    def split_size(self, split: str) -> int | None:
+        from workloads.data import count_image_folder
+
+        check_split(split)
+        if split in self._data:
+            return len(self._data[split][1])
+        if self.data_root is None:
+            return None
+        root = Path(self.data_root).expanduser()
+        for folder in (root / split, root / "mnist" / split):
+            if folder.is_dir():
+                return count_image_folder(folder, 10)
+        return MNIST_SPLIT_SIZES[split] if (root / "MNIST").is_dir() else None
+
     def default_recipe(self) -> TrainConfig:
         return bnn_recipe(epochs=10, batch_size=100, lr=0.01, weight_noise_p=self.train_ber)
 
@@ -417,6 +440,9 @@ class BNNCifarWorkload(BNNWorkload):
 
     def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.data.dataset(split, limit)
+
+    def split_size(self, split: str) -> int | None:
+        return self.data.split_size(split)
 
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.data.augment(x, generator)

@@ -89,6 +89,9 @@ class CifarWorkload(Workload):
     def dataset(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.data.dataset(split, limit)
 
+    def split_size(self, split: str) -> int | None:
+        return self.data.split_size(split)
+
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.data.augment(x, generator)
 

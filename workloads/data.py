@@ -35,6 +35,8 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: Images per split of torchvision's CIFAR-10 (cifar-10-batches-py).
+CIFAR10_SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 
 #: Decoded whole splits of this process, keyed by (source folder, split): (x, y, class count).
 _MEMORY: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, int]] = {}
@@ -133,6 +135,15 @@ def _list_image_folder(
             f"{len(classes)} class folders."
         )
     return classes, files, np.asarray(labels, dtype=np.int64)
+
+
+def count_image_folder(folder: Path, num_classes: int | None) -> int | None:
+    """The number of images of an ImageFolder tree, from its listing (nothing is decoded);
+    ``None`` for a folder that is not one (loading it says why)."""
+    try:
+        return len(_list_image_folder(folder, num_classes)[1])
+    except (OSError, ValueError):
+        return None
 
 
 def _decode(files: list[Path], folder: Path) -> torch.Tensor:
@@ -329,6 +340,20 @@ class Cifar10Data:
             self._splits[split] = have
         x, y, _ = have
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+    def split_size(self, split: str) -> int | None:
+        """Images of ``split`` (see :meth:`workloads.base.Workload.split_size`)."""
+        check_split(split)
+        have = self._splits.get(split)
+        if have is not None and have[2]:
+            return len(have[1])
+        try:
+            kind, where = find_cifar10(self.data_root, split)
+        except FileNotFoundError:
+            return None
+        if kind == "torchvision":
+            return CIFAR10_SPLIT_SIZES[split]
+        return count_image_folder(where, self.num_classes)
 
     def describe(self) -> str:
         """Where the data comes from, for checkpoint metadata."""

@@ -124,6 +124,10 @@ class DigitsWorkload(Workload):
         x, y = _load_splits()[split]
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
+    def split_size(self, split: str) -> int | None:
+        check_split(split)
+        return len(_load_splits()[split][1])
+
     def default_recipe(self) -> TrainConfig:
         return RECIPE
 

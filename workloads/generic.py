@@ -167,6 +167,16 @@ class ModuleWorkload(Workload):
         x, y = self._cache[split]
         return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
+    def split_size(self, split: str) -> int | None:
+        check_split(split)
+        if not isinstance(self._data, Mapping):
+            size = getattr(self._data, "split_size", None)
+            return size(split) if callable(size) else None
+        data = self._data.get(split)
+        if isinstance(data, tuple) and len(data) == 2:
+            return len(data[1])
+        return len(data) if isinstance(data, Sized) else None
+
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         augment = getattr(self._data, "augment", None)
         return augment(x, generator) if augment is not None else x

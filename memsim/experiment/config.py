@@ -132,7 +132,7 @@ class SweepConfig:
     """How accuracy points are evaluated (all of it changes results, so all is modelled)."""
 
     repeats: int = 5
-    images: int = 0  # 0: the whole split
+    images: int = 0  # 0: the whole split; more than the split holds is refused (check_files)
     split: str = "test"
     coupled: bool = True
     batch_size: int = 256
