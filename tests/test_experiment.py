@@ -329,12 +329,31 @@ def test_more_images_than_the_split_holds_is_refused_before_the_folder_is_claime
     from workloads import get_workload
 
     test_size = get_workload("digits").split_size("test")
-    config, _ = load_experiment(overrides=[*SMALL, f"sweep.images={test_size + 1}"])
+    too_many = [*SMALL, f"sweep.images={test_size + 1}"]
+    with pytest.raises(ConfigError, match=r"^'sweep.images' in .*\(with --set .*images asked"):
+        load_experiment(overrides=too_many)
+    # A config built in Python skips the loader: the run checks it before claiming its folder.
+    config, _ = load_experiment(overrides=SMALL)
+    config = dataclasses.replace(
+        config, sweep=dataclasses.replace(config.sweep, images=test_size + 1)
+    )
     out = tmp_path / "out"
     with pytest.raises(ConfigError) as refused:
         run_experiment(config, RunOptions(out=out, workers=1, progress=False), sweep_only=True)
     message = str(refused.value)
     assert message.startswith("'sweep.images': ") and "\n" not in message
-    assert f"{test_size + 1:,} images asked for" in message
+    assert f"{test_size + 1} images asked for" in message
     assert f"the 'test' split of workload digits holds {test_size:,}" in message
+    assert not out.exists()
+
+
+def test_the_cli_names_the_file_and_the_set_of_too_many_images(tmp_path, capsys):
+    from memsim.cli.main import main
+
+    out = tmp_path / "out"
+    args = ["run", "default", "--out", str(out), "--no-progress", "--set", "sweep.images=99999"]
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("memsim run: error: 'sweep.images' in ")
+    assert "(with --set sweep.images=99999)" in last and "99999 images asked for" in last
     assert not out.exists()

@@ -58,6 +58,33 @@ def test_a_call_submitted_after_a_worker_died_runs_on_the_next_pool(tmp_path):
     assert results == {first: (3, 9), second: (4, 16)}
 
 
+def test_a_call_the_broken_pool_never_settles_counts_as_lost(tmp_path):
+    """CPython clears a broken pool's queue without locking it against submit: a call queued
+    in between is never settled, not even by shutdown. The restart must count it as lost and
+    run it again, not wait for it forever (the orphan is planted here to make that certain)."""
+    import threading
+    from concurrent.futures import Future
+
+    marker = tmp_path / "killed.pid"
+    pool = LocalPool(2)
+    try:
+        killer = pool.submit(square_or_die, (3, str(marker)))
+        orphan = Future()  # as queued after the clearing: never running, never done
+        pool._futures[orphan] = (99, square_or_die, (5, str(marker)))
+        results: dict = {}
+
+        def collect():
+            results.update(pool.next_done() for _ in range(2))
+
+        worker = threading.Thread(target=collect, daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive(), "next_done() waited forever for a call the pool lost"
+        assert results == {killer: (3, 9), 99: (5, 25)}
+    finally:
+        pool.close()
+
+
 def test_a_call_that_keeps_killing_its_worker_is_one_clear_error():
     done = []
     with LocalPool(2, retries=1) as pool, pytest.raises(WorkerDied) as died:

@@ -50,6 +50,29 @@ def test_cpu_noise_generators_use_all_64_bits_of_a_seed():
     assert seeded_torch_generator(2**64 - 1).initial_seed() == 2**64 - 1
 
 
+def test_a_cpu_noise_generator_is_the_twister_keyed_by_splitmix64_of_the_seed():
+    """The stream is pinned: NumPy's MT19937 given the 624 words ``splitmix64(seed, n) >> 32``
+    (n = 1..624, word 0's top bit set), computed here in Python integers, draws the same
+    32-bit words (a state left un-twisted, or filled from the low halves, draws others)."""
+    import torch
+
+    from memsim.rng import seeded_torch_generator, splitmix64
+
+    for seed in (0, 0xDEAD_BEEF_1234_5, 2**64 - 1):
+        key = np.array([splitmix64(seed, n) >> 32 for n in range(1, 625)], dtype=np.uint32)
+        key[0] |= np.uint32(1 << 31)
+        twister = np.random.MT19937()
+        state = twister.state
+        state["state"] = {"key": key, "pos": 624}
+        twister.state = state
+        words = twister.random_raw(64)
+        # torch draws 64 bits (two words) for a range of 2**32 and keeps the low word.
+        drawn = torch.randint(
+            0, 2**32, (32,), generator=seeded_torch_generator(seed), dtype=torch.int64
+        )
+        assert np.array_equal(drawn.numpy(), words[1::2].astype(np.int64))
+
+
 def test_cpu_noise_generators_of_consecutive_seeds_draw_independent_uniforms():
     """The Twister's state is filled from SplitMix64 of the seed: the first draws of
     consecutive seeds are uniform and uncorrelated (a filling without mixing fails this)."""

@@ -174,8 +174,10 @@ class ModuleWorkload(Workload):
             return size(split) if callable(size) else None
         data = self._data.get(split)
         if isinstance(data, tuple) and len(data) == 2:
-            return len(data[1])
-        return len(data) if isinstance(data, Sized) else None
+            labels = data[1]
+            scalar = getattr(labels, "ndim", None) == 0  # a 0-d tensor has no len()
+            return len(labels) if isinstance(labels, Sized) and not scalar else None
+        return len(data) if isinstance(data, Dataset) and isinstance(data, Sized) else None
 
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         augment = getattr(self._data, "augment", None)

@@ -225,8 +225,13 @@ class LocalPool(Executor):
         """A worker died and took the pool with it: keep what finished, start a new pool and
         submit again what was lost, unless a call was lost more than ``retries`` times."""
         assert self._pool is not None
-        self._pool.shutdown(wait=True, cancel_futures=True)  # every future is settled after it
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
+        for fut in self._futures:
+            # A call queued while the broken pool was clearing its queue (CPython does not
+            # lock that clearing against submit) is never settled by the shutdown: lost too.
+            if not fut.done() and not fut.cancel():
+                fut.set_exception(BrokenProcessPool("lost with its worker pool"))
         lost = []
         for fut, (ticket, fn, task) in sorted(self._futures.items(), key=lambda kv: kv[1][0]):
             if _lost_with_worker(fut):

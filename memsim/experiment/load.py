@@ -21,7 +21,7 @@ from memsim.experiment.config import (
     resolve_config,
 )
 from memsim.experiment.layers import is_per_layer, write_point_names
-from memsim.experiment.plugins import check_files, check_plugins, make_policy
+from memsim.experiment.plugins import check_files, check_images, check_plugins, make_policy
 
 __all__ = ["load_experiment", "parse_experiment"]
 
@@ -65,15 +65,17 @@ def parse_experiment(
     """Validate parsed TOML into an :class:`ExperimentConfig` and :class:`RunOptions`."""
     config, run = parse_config(data, source=source)
     check_plugins(config, source)
+    check_images(config, source)
     check_layer_names(config, source)
     return config, run
 
 
 def check_built(config: ExperimentConfig) -> None:
     """What the loader checks of a config, for one built in Python (which skips the loader):
-    plug-in names, the files it names, per-layer rules. Entry points call it before they
-    claim an output folder."""
+    plug-in names, images against the data, the files it names, per-layer rules. Entry
+    points call it before they claim an output folder."""
     check_plugins(config)
+    check_images(config)
     check_files(config)
     check_layer_names(config)
 

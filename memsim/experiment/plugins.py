@@ -88,9 +88,7 @@ MAX_POINTS = 10_000_000
 
 
 def check_files(config: ExperimentConfig, source: Any = None) -> None:
-    """Check the files a run reads exist (workload checkpoints) and hold what it asks for
-    (``sweep.images`` at most what each workload's split holds, where its size is known without
-    loading it: :meth:`workloads.base.Workload.split_size`); called before a run starts.
+    """Check the files a run reads (workload checkpoints) exist; called before a run starts.
 
     Kept apart from :func:`check_plugins`: a config may name a checkpoint that is trained later.
     """
@@ -100,15 +98,22 @@ def check_files(config: ExperimentConfig, source: Any = None) -> None:
                 f"{where_text(f'workloads[{i}].checkpoint', source)}: checkpoint file "
                 f"{spec.checkpoint} does not exist."
             )
+
+
+def check_images(config: ExperimentConfig, source: Any = None) -> None:
+    """``sweep.images`` asks for no more than each workload's split holds, where the split's
+    size is known without loading it (:meth:`workloads.base.Workload.split_size`; data that
+    is not here yet is reported when a run loads it)."""
     images, split = config.sweep.images, config.sweep.split
-    if images:
-        for spec in config.workloads:
-            size = _build_workload(spec).split_size(split)
-            if size is not None and images > size:
-                raise ConfigError(
-                    f"{where_text('sweep.images', source)}: {images:,} images asked for, but "
-                    f"the '{split}' split of workload {spec.label} holds {size:,}."
-                )
+    if not images:
+        return
+    for spec in config.workloads:
+        size = _build_workload(spec).split_size(split)
+        if size is not None and images > size:
+            raise ConfigError(
+                f"{where_text('sweep.images', source)}: {images} images asked for, but the "
+                f"'{split}' split of workload {spec.label} holds {size:,}."
+            )
 
 
 def _build_workload(spec):

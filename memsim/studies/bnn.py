@@ -281,9 +281,10 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
     config before anything runs) and by :func:`run_study` before it claims its output folder:
     a study that would fail later must not write a folder that a corrected re-run then
     refuses. Checks the workload (registered, its options accepted, a binarized network),
-    the training recipe's numbers (finite) and hooks, the programming conditions and their
-    per-bit rates in the configured cell, and the given checkpoints (files that load into the
-    workload's network, read with ``weights_only=True``).
+    ``eval_limit`` against its test split, the training recipe's numbers (finite) and hooks,
+    the programming conditions and their per-bit rates in the configured cell, and the given
+    checkpoints (files that load into the workload's network, read with
+    ``weights_only=True``).
 
     Raises
     ------
@@ -303,6 +304,13 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
             "not a binarized network (it has no binary-weight layers); binarized workloads: "
             f"{', '.join(_binarized_names())}.",
             source,
+        )
+
+    # The test images it evaluates on: no more than the split holds, where its size is known.
+    size = workload.split_size("test")
+    if config.eval_limit is not None and size is not None and config.eval_limit > size:
+        raise _input_error(
+            "eval_limit", config.eval_limit, f"the test split holds {size:,} images.", source
         )
 
     # The training recipe: finite numbers, and hooks for the networks that will be trained.
