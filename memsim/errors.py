@@ -1,7 +1,11 @@
-"""Errors of a run that are not bad input, with no heavy imports (the CLI catches them to print
-one line instead of a traceback)."""
+"""Errors of a run that are not bad input, and of its output folder, with no heavy imports (the
+CLI catches them to print one line instead of a traceback)."""
 
 from __future__ import annotations
+
+
+class ResultsError(ValueError):
+    """An output folder cannot be used: another experiment's results, not writable, corrupt."""
 
 
 class WorkerDied(RuntimeError):

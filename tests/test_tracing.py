@@ -16,8 +16,9 @@ from torch import nn
 
 from memsim.cli import inference as inference_cli
 from memsim.inference.int8 import quantize
+from memsim.paths import check_output_file
 from memsim.trace.capture import bit_statistics, trace_model
-from memsim.trace.records import Trace, check_output_file
+from memsim.trace.records import Trace
 
 
 def cnn() -> nn.Module:

@@ -109,8 +109,8 @@ def _network(args: argparse.Namespace):
 
 def run_trace(args: argparse.Namespace) -> int:
     from memsim.compute import resolve_device
+    from memsim.paths import check_output_file
     from memsim.trace.capture import trace_model
-    from memsim.trace.records import check_output_file
 
     if args.out:  # a path that cannot be written fails before anything is traced
         check_output_file(args.out)

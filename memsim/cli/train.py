@@ -112,7 +112,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``memsim train`` with parsed arguments."""
-    from memsim.trace.records import check_output_file
+    from memsim.paths import check_output_file
     from workloads.base import get_workload
     from workloads.train import train
 

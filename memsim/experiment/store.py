@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from memsim.errors import ResultsError
 from memsim.fit import wilson_interval
+from memsim.paths import check_writable, write_text_atomic
 from memsim.rng import NOISE_DRAWS
 
 #: Version of the folder layout and column names below; bump on incompatible changes.
@@ -94,10 +95,6 @@ class RowSchema:
 SWEEP_ROWS = RowSchema(POINT_COLUMNS, KEY_COLUMNS, FLOAT_COLUMNS)
 
 
-class ResultsError(ValueError):
-    """An output folder cannot be used: another experiment's results, not writable, corrupt."""
-
-
 def point_id(key: Mapping[str, Any], schema: RowSchema = SWEEP_ROWS) -> str:
     """A stable id for a point from its key columns (floats hashed exactly, via ``float.hex``)."""
     parts = {}
@@ -114,54 +111,9 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: Files are created with the usual permissions (mkstemp alone would make them private).
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Write a table as CSV atomically (floats as shortest round-trip text, no index)."""
     return write_text_atomic(path, frame.to_csv(index=False))
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and prove it is writable, or raise :class:`ResultsError`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except (NotADirectoryError, FileExistsError):
-        raise ResultsError(
-            f"Output folder {folder} is not a folder (a file is in the way)."
-        ) from None
-    except OSError as exc:
-        raise ResultsError(
-            f"Output folder {folder} is not writable ({exc.strerror or exc}). "
-            "Choose another folder with --out."
-        ) from None
 
 
 class ResultsStore:

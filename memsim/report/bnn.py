@@ -210,7 +210,7 @@ def write_section(
     comparison: pd.DataFrame | None = None,
 ) -> Path:
     """Save both figures (PNG + SVG) and ``bnn_report.md`` in ``folder``; return the Markdown path."""
-    from memsim.experiment.store import write_text_atomic
+    from memsim.paths import write_text_atomic
 
     folder = Path(folder)
     save(accuracy_vs_ber(points, tolerance_points), folder, "bnn_accuracy_vs_ber")

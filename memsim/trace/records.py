@@ -17,9 +17,10 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
+
+from memsim.paths import check_output_file, write_text_atomic
 
 TRACE_SCHEMA = "memsim.trace"
 TRACE_VERSION = 1
@@ -29,47 +30,6 @@ ROLES = ("activation", "input", "weight", "bias")
 
 class TraceError(ValueError):
     """A trace file is unreadable, of the wrong version, or inconsistent."""
-
-
-def check_output_file(
-    path: str | os.PathLike, *, missing_parent: Literal["refuse", "allow", "create"] = "refuse"
-) -> Path:
-    """``path`` as a :class:`~pathlib.Path` when a file can be written there, else a one-line
-    ``ValueError`` naming it.
-
-    Call it before computing what goes into the file (a trace, a training run), so that a bad
-    ``--out`` fails at once. Refused: an empty path, a path ending in a separator, an existing
-    folder, a parent folder that is not a folder or not writable (checked by writing and
-    removing a probe file there), and a missing parent folder, unless ``missing_parent`` is
-    ``"allow"`` (checked only: the nearest existing folder above must be writable) or
-    ``"create"`` (the same, then the missing folders are made, for a path that passed every
-    check). An existing file is fine: it is replaced.
-    """
-    text = os.fsdecode(os.fspath(path))
-    if not text:
-        raise ValueError("Output file path is empty; name a file to write.")
-    separators = tuple(s for s in (os.sep, os.altsep) if s)
-    if text.endswith(separators):
-        raise ValueError(f"Output file {text} ends in a path separator; name a file, not a folder.")
-    target = Path(text)
-    if target.is_dir():
-        raise ValueError(f"Output file {target} is an existing folder; name a file to write.")
-    parent = target.parent
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing != parent and missing_parent == "refuse":
-        raise ValueError(
-            f"Folder {parent} of output file {target} does not exist; create it first."
-        )
-    if not existing.is_dir():
-        raise ValueError(f"Folder {existing} of output file {target} is not a folder.")
-    from memsim.experiment.store import check_writable
-
-    check_writable(existing)  # ResultsError (a ValueError): "Output folder ... is not writable"
-    if missing_parent == "create":
-        parent.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 @dataclass(frozen=True)
@@ -196,8 +156,6 @@ class Trace:
         A path that cannot be written (see :func:`check_output_file`) is a ``ValueError``
         before anything is written; a failed write leaves no temporary file behind.
         """
-        from memsim.experiment.store import write_text_atomic
-
         path = check_output_file(path)
         payload = {
             "schema": TRACE_SCHEMA,
