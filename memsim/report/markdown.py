@@ -121,7 +121,8 @@ def render(
         "Midpoint noise level μ from the logistic fit "
         "F(x) = 2·δa/(1 + exp((x − μ)/σ)) + a_min with a_min = 1/K, fitted in "
         + ("x = log10 p (σ in decades)" if scale == "log10p" else "x = p (σ in units of p)")
-        + f"; {int(fit.get('confidence', 0.95) * 100)} % bootstrap CI over repeats. "
+        + f"; {int(fit.get('confidence', 0.95) * 100)} % bootstrap CI over repeats (the noise "
+        "draws' spread on these images, not how μ would move on other images). "
         "p99 is the largest p keeping 99 % of a_max: read from the measured points "
         "(interpolated in log10 p between the grid points that bracket 0.99·a_max, with its "
         "95 % bootstrap interval over repeats; `data`), or the fit's value where the points "
