@@ -82,8 +82,9 @@ def seeded_torch_generator(seed: int, device: str | torch.device = "cpu") -> tor
 
     CUDA's Philox generator takes a 64-bit seed, but a CPU generator's ``manual_seed`` keeps
     only the low 32 bits for its Mersenne Twister (seeds ``2**32`` apart give the same stream):
-    a sweep makes millions of noise writes, each with its own seed, and among them thousands of
-    pairs with equal low halves would flip the same bits. On a CPU the Twister's 624 state
+    a sweep makes millions of noise writes, each with its own seed, and ``n`` writes hold about
+    ``n**2 / 2**33`` pairs with equal low halves (a hundred for a million), each flipping the
+    same bits twice. On a CPU the Twister's 624 state
     words are instead filled from SplitMix64's stream keyed by the seed (the seeding Vigna
     recommends for large-state generators), which makes every seed's stream its own.
     """
