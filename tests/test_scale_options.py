@@ -153,7 +153,7 @@ def test_bnn_study_refuses_gpu_packing_and_a_compute_dtype_before_writing(tmp_pa
     ("device", "share", "match"),
     [
         ("cpu", 0.25, r"reserves GPUs for Ray workers that compute on the CPU"),
-        ("cuda", 0.0, r"needs a GPU share per worker .*--gpus-per-point"),
+        ("cuda", 0.0, r"^No GPU share: .* needs a GPU share above 0 per worker .*--gpus-per-point"),
         ("cuda:1", 1.0, r"Device 'cuda:1': each Ray worker sees only the GPU it reserved"),
         ("mps", 0.0, r"Ray workers compute on cpu, cuda or auto\. Got device 'mps'"),
         ("cuda", 2.0, r"gpus_per_point = 2: a point computes on one GPU"),
@@ -210,7 +210,9 @@ def test_device_auto_runs_trace_and_eval_as_the_device_it_names(verb, capsys):
 
 @pytest.mark.parametrize("share", [1.5, 2.25])
 def test_a_gpu_share_ray_cannot_reserve_is_refused(share):
-    with pytest.raises(ValueError, match=rf"gpus_per_point = {share:g}: Ray reserves a fraction"):
+    with pytest.raises(
+        ValueError, match=rf"gpus_per_point = {share:g}: a worker reserves a fraction"
+    ):
         RunOptions(executor="ray", device="cuda", gpus_per_point=share)
 
 

@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
         default=1,
         help="parallel worker processes (or Ray actors)",
     )
-    options.add_scale_out(p)
+    options.add_scale_out(p, cpu_only=True)
     p.set_defaults(func=run)
 
 

@@ -222,9 +222,11 @@ EXECUTORS = ("local", "ray")
 COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
 
 
-def add_scale_out(p: argparse.ArgumentParser) -> None:
+def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None:
     """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype`` (every verb that
-    runs points: ``run``, ``sweep``, ``search``, ``bnn``)."""
+    runs points: ``run``, ``sweep``, ``search``, ``bnn``). A ``cpu_only`` verb (``bnn``) takes
+    the last two to refuse them with its own one-line error; its help says so."""
+    refused = " (not for this verb, which runs on CPUs: refused)" if cpu_only else ""
     g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
     g.add_argument(
         "--executor",
@@ -236,13 +238,13 @@ def add_scale_out(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--gpus-per-point",
         type=float,
-        help="GPU share of each Ray worker, e.g. 0.25 packs four points on one GPU",
+        help="GPU share of each Ray worker, e.g. 0.25 packs four points on one GPU" + refused,
     )
     g.add_argument(
         "--compute-dtype",
         choices=COMPUTE_DTYPES,
         help="float dtype to compute float formats in (sets sweep.compute_dtype: "
-        "part of the experiment's identity)",
+        "part of the experiment's identity)" + refused,
     )
 
 

@@ -413,8 +413,8 @@ def check_gpu_share(gpus_per_point: float) -> None:
     """Ray reserves a fraction of a GPU or whole GPUs: 0.25 and 2 are shares, 1.5 is not."""
     if gpus_per_point > 1 and not float(gpus_per_point).is_integer():
         raise ValueError(
-            f"gpus_per_point = {gpus_per_point:g}: Ray reserves a fraction of one GPU (below 1) or "
-            "whole GPUs (1, 2, ...)."
+            f"gpus_per_point = {gpus_per_point:g}: a worker reserves a fraction of one GPU (below "
+            "1) or one whole GPU (1)."
         )
 
 

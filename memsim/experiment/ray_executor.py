@@ -42,7 +42,7 @@ from memsim.experiment.executor import Executor
 #: What is printed when Ray is missing.
 MISSING_RAY = (
     "The Ray executor needs the optional 'ray' extra: pip install -e \".[ray]\" "
-    "(or pip install ray)."
+    '(or pip install "ray[client]").'
 )
 #: Environment variables passed from the driver to every actor.
 _PASSED_ENV = (
@@ -87,10 +87,11 @@ def check_ray_device(device: str, gpus_per_point: float) -> None:
                 "a worker reserving more would hold the others idle; use at most 1."
             )
         if gpus_per_point <= 0:
+            given = f"gpus_per_point = {gpus_per_point:g}" if gpus_per_point else "No GPU share"
             raise ValueError(
-                "Device 'cuda' with the Ray executor needs a GPU share per worker (Ray does not "
-                "account for GPUs that workers use unreserved): add --gpus-per-point, e.g. 1 (a "
-                "GPU per worker) or 0.25 (four workers per GPU)."
+                f"{given}: device 'cuda' with the Ray executor needs a GPU share above 0 per "
+                "worker (Ray does not account for GPUs that workers use unreserved): "
+                "--gpus-per-point 1 (a GPU per worker) or 0.25 (four workers per GPU)."
             )
     else:
         raise ValueError(f"Ray workers compute on cpu, cuda or auto. Got device {device!r}.")
@@ -144,8 +145,9 @@ def _auth_hint(address: str | None, error: str = "") -> str:
     if address is None or address in _NO_HOST or os.environ.get("RAY_AUTH_MODE") == "token":
         return ""
     return (
-        ". If the cluster uses token authentication (`ray start` enables it by default from Ray "
-        "2.59 on), set RAY_AUTH_MODE=token for this command too (the token comes from "
+        ". Either it is not a Ray cluster (its GCS, or a Ray Client server for ray://), or the "
+        "cluster uses token authentication (`ray start` enables it by default from Ray 2.59 on): "
+        "then set RAY_AUTH_MODE=token for this command too (the token comes from "
         "RAY_AUTH_TOKEN or ~/.ray/auth_token)."
     )
 
