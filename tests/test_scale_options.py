@@ -156,8 +156,6 @@ def test_bnn_study_refuses_gpu_packing_and_a_compute_dtype_before_writing(tmp_pa
         ("cuda", 0.0, r"^No GPU share: .* needs a GPU share above 0 per worker .*--gpus-per-point"),
         ("cuda:1", 1.0, r"Device 'cuda:1': each Ray worker sees only the GPU it reserved"),
         ("mps", 0.0, r"Ray workers compute on cpu, cuda or auto\. Got device 'mps'"),
-        ("cuda", 2.0, r"gpus_per_point = 2: a point computes on one GPU"),
-        ("auto", 3.0, r"gpus_per_point = 3: a point computes on one GPU"),
     ],
 )
 def test_a_device_ray_workers_cannot_use_is_refused_before_ray_starts(device, share, match):
@@ -208,12 +206,12 @@ def test_device_auto_runs_trace_and_eval_as_the_device_it_names(verb, capsys):
     assert capsys.readouterr().out == auto
 
 
-@pytest.mark.parametrize("share", [1.5, 2.25])
-def test_a_gpu_share_ray_cannot_reserve_is_refused(share):
-    with pytest.raises(
-        ValueError, match=rf"gpus_per_point = {share:g}: a worker reserves a fraction"
-    ):
-        RunOptions(executor="ray", device="cuda", gpus_per_point=share)
+@pytest.mark.parametrize(
+    ("device", "share"), [("cuda", 1.5), ("cuda", 2), ("auto", 3), ("cpu", 2.25)]
+)
+def test_a_gpu_share_above_one_gpu_is_refused(device, share):
+    with pytest.raises(ValueError, match=rf"gpus_per_point = {share:g}: a point computes on one"):
+        RunOptions(executor="ray", device=device, gpus_per_point=share)
 
 
 def _closed_port() -> int:

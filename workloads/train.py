@@ -42,8 +42,8 @@ from torch import nn
 from memsim.checks import check_probability
 from memsim.compute import resolve_device as resolve_torch_device
 from memsim.config import check_choice, check_range
+from memsim.paths import check_output_file
 from memsim.rng import child_seed, torch_generator
-from memsim.trace.records import check_output_file
 from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
 

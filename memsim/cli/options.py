@@ -226,7 +226,7 @@ def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None
     """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype`` (every verb that
     runs points: ``run``, ``sweep``, ``search``, ``bnn``). A ``cpu_only`` verb (``bnn``) takes
     the last two to refuse them with its own one-line error; its help says so."""
-    refused = " (not for this verb, which runs on CPUs: refused)" if cpu_only else ""
+    refused = " (refused: this verb runs on CPUs in its own compute type)" if cpu_only else ""
     g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
     g.add_argument(
         "--executor",

@@ -410,11 +410,12 @@ class Curve:
 
 
 def check_gpu_share(gpus_per_point: float) -> None:
-    """Ray reserves a fraction of a GPU or whole GPUs: 0.25 and 2 are shares, 1.5 is not."""
-    if gpus_per_point > 1 and not float(gpus_per_point).is_integer():
+    """A worker reserves a fraction of one GPU or one whole GPU (a point computes on one):
+    0.25 and 1 are shares, 1.5 and 2 are not."""
+    if gpus_per_point > 1:
         raise ValueError(
-            f"gpus_per_point = {gpus_per_point:g}: a worker reserves a fraction of one GPU (below "
-            "1) or one whole GPU (1)."
+            f"gpus_per_point = {gpus_per_point:g}: a point computes on one GPU, so a worker "
+            "reserves a fraction of one (below 1) or one whole GPU (1); more would sit idle."
         )
 
 

@@ -81,11 +81,6 @@ def check_ray_device(device: str, gpus_per_point: float) -> None:
                 f"Device {device!r}: each Ray worker sees only the GPU it reserved, as 'cuda'; "
                 "use --device cuda."
             )
-        if gpus_per_point > 1:
-            raise ValueError(
-                f"gpus_per_point = {gpus_per_point:g}: a point computes on one GPU ('cuda'), so "
-                "a worker reserving more would hold the others idle; use at most 1."
-            )
         if gpus_per_point <= 0:
             given = f"gpus_per_point = {gpus_per_point:g}" if gpus_per_point else "No GPU share"
             raise ValueError(
@@ -142,8 +137,13 @@ def _auth_hint(address: str | None, error: str = "") -> str:
             "ray_client_server*.err says why); with Ray 2.60 that was a gRPC crash after a fork, "
             "avoided by starting the head with GRPC_ENABLE_FORK_SUPPORT=0 (docs/cluster.md)"
         )
-    if address is None or address in _NO_HOST or os.environ.get("RAY_AUTH_MODE") == "token":
+    if address is None or address in _NO_HOST:
         return ""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return (
+            ". It may not be a Ray cluster (its GCS, or a Ray Client server for ray://), or its "
+            "token may differ from this driver's (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        )
     return (
         ". Either it is not a Ray cluster (its GCS, or a Ray Client server for ray://), or the "
         "cluster uses token authentication (`ray start` enables it by default from Ray 2.59 on): "

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The store's errors and file helpers, imported from here by its callers too.
 from memsim.errors import ResultsError
 from memsim.fit import wilson_interval
 from memsim.paths import check_writable, write_text_atomic

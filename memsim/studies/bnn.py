@@ -694,7 +694,7 @@ def run_study(
     (``points.jsonl``, appended and fsync-ed point by point, so an interrupted run resumes
     where it stopped, never repeating a point); ``points.csv``, ``conditions.csv``,
     ``summary.csv`` and ``comparison.csv`` are written whole at the end. An ``out`` holding
-    another experiment's results is refused (:class:`memsim.experiment.store.ResultsError`).
+    another experiment's results is refused (:class:`memsim.errors.ResultsError`).
     A config that cannot run (:func:`check_study`) is refused before anything is written.
     Without ``out`` a temporary folder is used and removed. ``workers`` local processes, or
     with ``executor="ray"`` as many Ray actors (on the cluster at ``address``, else a local Ray
