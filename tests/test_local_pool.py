@@ -85,6 +85,37 @@ def test_a_call_the_broken_pool_never_settles_counts_as_lost(tmp_path):
         pool.close()
 
 
+def worker_pid(_task: object) -> int:
+    return os.getpid()
+
+
+def test_workers_outlive_the_thread_that_started_them():
+    """The pool starts workers on demand from the thread that submits. Linux's parent-death
+    signal follows that thread, not the process: with it, workers died when a thread that
+    drove the pool ended (one holding the call queue's lock, so the next shutdown hung)."""
+    import threading
+    import time
+
+    pool = LocalPool(2)
+    try:
+        got: list = []
+
+        def drive() -> None:  # starts the worker (on its first submit) and ends
+            pool.submit(worker_pid, 0)
+            got.append(pool.next_done())
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        driver.join(timeout=120)
+        assert got, "the call never finished"
+        pid = got[0][1]
+        time.sleep(1.0)  # the parent-death signal, if set, has fired by now
+        os.kill(pid, 0)  # raises ProcessLookupError if the worker died with the thread
+        assert pool.submit(worker_pid, 1) == 1 and pool.next_done()[0] == 1
+    finally:
+        pool.close()
+
+
 def test_a_call_that_keeps_killing_its_worker_is_one_clear_error():
     done = []
     with LocalPool(2, retries=1) as pool, pytest.raises(WorkerDied) as died:

@@ -12,7 +12,6 @@ process pool), ``next_done()`` to receive one finished ``(ticket, result)`` at a
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -96,16 +95,13 @@ class SerialExecutor(Executor):
 def _exit_with_parent(parent_pid: int) -> None:
     """End this worker when the process that started it dies (even by ``kill -9``).
 
-    On Linux the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); everywhere,
-    a daemon thread also polls the parent pid, since a dead parent's orphans are re-parented.
+    A daemon thread polls the parent pid (a dead parent's orphans are re-parented), every
+    ``_PARENT_POLL_S`` seconds. Not Linux's ``PR_SET_PDEATHSIG``: it fires when the *thread*
+    that started the worker ends, and the pool starts workers on demand from whichever thread
+    submits (a pool restarted from a thread that then ended lost its workers, one of them
+    holding the call queue's lock, and the next shutdown waited forever).
     """
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread remains
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+    if os.getppid() != parent_pid:  # the parent died before this worker got here
         os._exit(1)
 
     def watch() -> None:
@@ -116,7 +112,6 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="memsim-parent-watch", daemon=True).start()
 
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_POLL_S = 0.5
 
 
