@@ -302,33 +302,41 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 MNIST_SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
-def load_mnist(
-    root: str | os.PathLike, split: str, limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST-like grey images as uint8 (N, 1, H, W) and int64 labels, never downloading.
-
-    ``root`` holds an ImageFolder tree (``{train,test}/<class>/*.png`` or
-    ``mnist/{train,test}/...``) or torchvision's ``MNIST/raw`` files.
-    """
-    from workloads.data import load_image_folder
-
+def find_mnist(root: str | os.PathLike, split: str) -> tuple[str, Path] | None:
+    """Where ``split`` lies under ``root``: ``("folder", path)`` for an ImageFolder tree
+    (``{train,test}/<class>/*.png`` or ``mnist/{train,test}/...``), ``("torchvision", root)``
+    for torchvision's ``MNIST/raw`` files, ``None`` when neither is there."""
     root = Path(root).expanduser()
     for folder in (root / split, root / "mnist" / split):
         if folder.is_dir():
-            x, y = load_image_folder(
-                folder, split=split, num_classes=10, limit=limit, disk_cache=False
-            )
-            return x[:, :1].contiguous(), y
-    if (root / "MNIST").is_dir():
-        from torchvision.datasets import MNIST
+            return "folder", folder
+    return ("torchvision", root) if (root / "MNIST").is_dir() else None
 
-        ds = MNIST(str(root), train=split == "train", download=False)
-        x, y = ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
-        return (x[:limit], y[:limit]) if limit is not None else (x, y)
-    raise FileNotFoundError(
-        f"MNIST data not found under {root}: expected {root}/{{train,test}}/<class>/*.png, "
-        f"{root}/mnist/{{train,test}}/... or torchvision's {root}/MNIST/raw (nothing is downloaded)."
-    )
+
+def load_mnist(
+    root: str | os.PathLike, split: str, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-like grey images as uint8 (N, 1, H, W) and int64 labels, never downloading,
+    from where :func:`find_mnist` finds them."""
+    from workloads.data import load_image_folder
+
+    found = find_mnist(root, split)
+    if found is None:
+        root = Path(root).expanduser()
+        raise FileNotFoundError(
+            f"MNIST data not found under {root}: expected {root}/{{train,test}}/<class>/*.png, "
+            f"{root}/mnist/{{train,test}}/... or torchvision's {root}/MNIST/raw (nothing is "
+            "downloaded)."
+        )
+    kind, where = found
+    if kind == "folder":
+        x, y = load_image_folder(where, split=split, num_classes=10, limit=limit, disk_cache=False)
+        return x[:, :1].contiguous(), y
+    from torchvision.datasets import MNIST
+
+    ds = MNIST(str(where), train=split == "train", download=False)
+    x, y = ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
+    return (x[:limit], y[:limit]) if limit is not None else (x, y)
 
 
 class BNNMnistWorkload(BNNWorkload):
@@ -377,13 +385,11 @@ class BNNMnistWorkload(BNNWorkload):
         check_split(split)
         if split in self._data:
             return len(self._data[split][1])
-        if self.data_root is None:
+        found = None if self.data_root is None else find_mnist(self.data_root, split)
+        if found is None:
             return None
-        root = Path(self.data_root).expanduser()
-        for folder in (root / split, root / "mnist" / split):
-            if folder.is_dir():
-                return count_image_folder(folder, 10)
-        return MNIST_SPLIT_SIZES[split] if (root / "MNIST").is_dir() else None
+        kind, where = found
+        return count_image_folder(where, 10) if kind == "folder" else MNIST_SPLIT_SIZES[split]
 
     def default_recipe(self) -> TrainConfig:
         return bnn_recipe(epochs=10, batch_size=100, lr=0.01, weight_noise_p=self.train_ber)
