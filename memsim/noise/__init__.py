@@ -25,7 +25,8 @@ engine draws these layers (seed ``child_seed(seed, "layer", j)``); the numba and
 draw nested Poisson hits per level instead, sparsely below the ladder's split and with a
 dense pass above (:mod:`memsim.noise.numba_engine`, :mod:`memsim.noise.torch_engine`); on a
 CPU a numba coupled draw cost 0.98-1.84x an independent one at every p from 1e-8 to 0.5
-(``benchmarks/bitflip.py --quick --coupled``: 1M float32, one thread, measured 2026-11-30). :func:`flip_coupled` returns the whole nested family in one call.
+(``benchmarks/bitflip.py --quick --coupled``: 1M float32, one thread, measured 2026-11-30).
+:func:`flip_coupled` returns the whole nested family in one call.
 """
 
 from memsim.noise.api import flip, flip_, flip_coupled
