@@ -220,7 +220,7 @@ def test_a_layer_stored_as_int8_in_a_float_network_calibrates_on_cuda():
 
     spec = WorkloadSpec(name="digits")
     evaluator = NetworkEvaluator((spec,), (), SweepConfig(images=16), "cuda")
-    qparams = evaluator._int8_points(spec.label, "float32")
+    qparams = evaluator._int8_points(spec.label)
     assert len(qparams) > 0
 
 

@@ -253,7 +253,7 @@ class NetworkEvaluator:
                 0.0 if clean else task.p,
                 0.0 if clean else task.p10,
                 engine=self.sweep.engine,
-                int8_qparams=lambda: self._int8_points(task.curve.workload, fmt),
+                int8_qparams=lambda: self._int8_points(task.curve.workload),
             )
         elif task.kind == "clean":
             channel = None
@@ -311,8 +311,9 @@ class NetworkEvaluator:
         key = ("network", self._spec_key("workload", label), fmt, self.sweep, self.device)
         return _cached(key, lambda: self._build_network(label, fmt))
 
-    def _int8_points(self, label: str, fmt: str):
-        """int8 parameters of every write point, for layers stored as int8 in a float network."""
+    def _int8_points(self, label: str):
+        """int8 parameters of every write point, for layers stored as int8 in a float network
+        (of the float model: the same for every storage format of the workload)."""
 
         def build():
             from memsim.inference.mixed import int8_point_qparams
@@ -320,7 +321,7 @@ class NetworkEvaluator:
             spec = next(s for s in self.workloads if s.label == label)
             workload, model = load_workload(spec)
             s = self.sweep
-            x = self._data(label)[0]  # an example for the write points (not a network of fmt)
+            x = self._data(label)[0]  # an example for the write points
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
             return int8_point_qparams(
                 model,  # on the CPU, as calibration runs: the example too, whatever the device
@@ -330,7 +331,7 @@ class NetworkEvaluator:
                 noisy_input=s.noisy_input,
             )
 
-        key = ("int8_points", self._spec_key("workload", label), fmt, self.sweep)
+        key = ("int8_points", self._spec_key("workload", label), self.sweep)
         return _cached(key, build)
 
     def _build_network(self, label: str, fmt: str):

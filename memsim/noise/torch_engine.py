@@ -36,7 +36,7 @@ import torch
 
 from memsim.formats import StorageFormat
 from memsim.noise.engine import ENGINES, FLOAT64_DEVICES, Engine
-from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer
+from memsim.noise.rates import Group, Ladder, LadderGroup, LadderLayers, Layer, increment
 from memsim.rng import seeded_torch_generator, splitmix64
 
 #: Above this candidate rate, drawing one uniform per bit beats sampling distinct positions.
@@ -174,9 +174,7 @@ def _group_events(
     n = words.numel()
     npos = g.shifts.size
     shifts = shifts_on(g.shifts, device)
-    pmax = max(g.p01, g.p10)
-    if pmax == 0:
-        return
+    pmax = max(g.p01, g.p10)  # > 0: a layer's groups hold only noisy positions
     if pmax > DENSE_ABOVE:
         rows = max(1, chunk_bits(device) // npos)
         for start in range(0, n, rows):
@@ -277,16 +275,13 @@ def _coupled_plan(g: LadderGroup, n: int, k: int, device: torch.device) -> _Coup
     top = min(k, split)
     lo = np.concatenate([[0.0], pmax[:-1]])
     # Level j: hits per bit -log(1 - r_j), r_j = (Pmax_j - Pmax_{j-1}) / (1 - Pmax_{j-1}).
-    mus = -np.log1p(-(pmax[: top + 1] - lo[: top + 1]) / (1 - lo[: top + 1]))
+    mus = -np.log1p(-increment(lo[: top + 1], pmax[: top + 1]))
     rows = coupled_chunk_rows(g, n)
     bits = np.array([min(rows, n - s) * g.shifts.size for s in range(0, n, rows)], np.float64)
     dense = None
     if k > split:
-        lo_d = pmax[split] if split >= 0 else 0.0
-        dense = (
-            max(0.0, float((g.p01[k] - lo_d) / (1 - lo_d))),
-            max(0.0, float((g.p10[k] - lo_d) / (1 - lo_d))),
-        )
+        lo_d = np.asarray(pmax[split] if split >= 0 else 0.0)
+        dense = (float(increment(lo_d, g.p01[k])), float(increment(lo_d, g.p10[k])))
     return _CoupledPlan(
         shifts=shifts_on(g.shifts, device),
         rows=rows,
