@@ -361,7 +361,7 @@ def bad_files(tmp_path):
         (["--set", "compliance_ratios=[1e-9]"],
          ["The 'compliance_ratios' entry 1e-09 of the BNN study", "not a valid scaling"]),
         (["--eval-limit", "100000"],
-         ["The 'eval_limit' value 100000 of the BNN study", "the test split holds"]),
+         ["The 'eval_limit' value 100000 of the BNN study", "the 'test' split of workload"]),
     ],
 )  # fmt: skip
 def test_cli_refuses_bad_input_before_writing_or_training(

@@ -254,3 +254,37 @@ def test_a_file_where_a_folder_is_expected_is_named_as_a_file(tmp_path, capsys):
         .endswith(f"Output folder {afile} is not a folder (a file is in the way).")
     )
     assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "split", "size"),
+    [
+        (["trace", "digits", "--images", "361"], "--images", "test", 360),
+        (["eval", "digits", "--limit", "361"], "--limit", "test", 360),
+        (["eval", "digits", "--format", "int8", "--calibration", "1438"], "--calibration",
+         "train", 1437),
+        (["memory", "digits", "--images", "361"], "--images", "test", 360),
+    ],
+)  # fmt: skip
+def test_image_counts_beyond_a_split_are_a_one_line_error(
+    tmp_path, argv, option, split, size, capsys
+):
+    """trace, eval and memory cut a count beyond the split to the split silently; now each
+    names its option, the split and its size, before a model or data set is loaded."""
+    from memsim.cli.main import main
+
+    out = tmp_path / "trace.json"
+    extra = ["--out", str(out)] if argv[0] == "trace" else []
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"memsim {argv[0]}: error: {option}: ")
+    assert f"the '{split}' split of workload digits holds {size:,}" in err[0]
+    assert not out.exists()
+
+
+def test_calibration_beyond_the_split_is_not_checked_for_a_float_format(capsys):
+    """--calibration is read only by the int formats: a float eval ignores it."""
+    from memsim.cli.main import main
+
+    assert main(["eval", "digits", "--limit", "8", "--calibration", "1438", "--p", "0"]) == 0
+    assert "accuracy" in capsys.readouterr().out

@@ -347,6 +347,40 @@ def test_more_images_than_the_split_holds_is_refused_before_the_folder_is_claime
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "key", "split"),
+    [
+        (["memory.enabled=true", "memory.trace_images=361"], "memory.trace_images", "test"),
+        (['formats=["int8"]', "sweep.calibration_images=1438"], "sweep.calibration_images",
+         "train"),
+        # A policy that stores int8 from a float32 format needs calibration images too.
+        (['policies=["int8"]', "sweep.calibration_images=1438"], "sweep.calibration_images",
+         "train"),
+    ],
+)  # fmt: skip
+def test_every_count_of_images_is_checked_against_its_split(extra, key, split):
+    """The trace and calibration counts were cut to their splits silently, as sweep.images
+    was; each is now refused at load time, naming its key, its split and the split's size."""
+    from workloads import get_workload
+
+    size = get_workload("digits").split_size(split)
+    with pytest.raises(ConfigError) as refused:
+        load_experiment(overrides=[*SMALL, *extra])
+    message = str(refused.value)
+    assert message.startswith(f"'{key}' in ") and "\n" not in message
+    assert f"the '{split}' split of workload digits holds {size:,}" in message
+    # One image fewer loads: the check compares with the split's own size.
+    fewer = [e.replace("361", "360").replace("1438", "1437") for e in extra]
+    load_experiment(overrides=[*SMALL, *fewer])
+
+
+def test_calibration_images_are_not_checked_where_nothing_is_calibrated():
+    """Only integer storage formats read calibration images; a float-only experiment takes
+    any count (the key's default must not refuse a small training split it never reads)."""
+    config, _ = load_experiment(overrides=[*SMALL, "sweep.calibration_images=1438"])
+    assert config.sweep.calibration_images == 1438
+
+
 def test_the_cli_names_the_file_and_the_set_of_too_many_images(tmp_path, capsys):
     from memsim.cli.main import main
 

@@ -86,6 +86,19 @@ class Workload(ABC):
         where it is not (no data here yet: a run then reports what it loads)."""
         return None
 
+    def check_count(self, split: str, count: int | None) -> None:
+        """Refuse ``count`` samples of ``split`` (``ValueError``, one line) where the split is
+        known to hold fewer (:meth:`split_size`); ``dataset`` would quietly return fewer.
+        Every entry point that takes a count of images calls it before it loads anything."""
+        if count is None:
+            return
+        size = self.split_size(split)
+        if size is not None and count > size:
+            raise ValueError(
+                f"{count} images asked for, but the '{split}' split of workload {self.name} "
+                f"holds {size:,}."
+            )
+
     def default_recipe(self) -> TrainConfig | None:
         """The training recipe of this workload's own weights (None: the generic default)."""
         return None

@@ -86,14 +86,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _network(args: argparse.Namespace):
+def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
+    """The workload and its noisy network; ``test_images`` (option, count) and the int
+    formats' calibration images are checked against the splits before anything loads."""
+    from memsim.experiment.plugins import CALIBRATED
     from memsim.inference.network import NoisyNetwork
     from workloads.base import get_workload
 
     workload = get_workload(args.workload)
+    calibrated = args.fmt in CALIBRATED
+    options.check_counts(
+        workload,
+        (test_images[0], "test", test_images[1]),
+        ("--calibration", "train", args.calibration if calibrated else None),
+    )
     model = workload.load_model(args.checkpoint)
     calibration = None
-    if args.fmt in ("int8", "int4"):
+    if calibrated:
         calibration = workload.dataset("train", limit=args.calibration)[0]
     net = NoisyNetwork(
         model,
@@ -115,7 +124,7 @@ def run_trace(args: argparse.Namespace) -> int:
     if args.out:  # a path that cannot be written fails before anything is traced
         check_output_file(args.out)
     device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
-    workload, net = _network(args)
+    workload, net = _network(args, ("--images", args.images))
     x, _ = workload.dataset("test", limit=args.images)
     if device.type != "cpu":  # the network moves on its first run; the data once, here
         net.logits(x[:2], device=device)
@@ -170,7 +179,7 @@ def run_eval(args: argparse.Namespace) -> int:
     check_engine(args.engine, str(device))
     # The channel is always built, so p, bits and engine are checked even when p is 0.
     channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
-    workload, net = _network(args)
+    workload, net = _network(args, ("--limit", args.limit))
     x, y = workload.dataset("test", limit=args.limit)
     result = net.evaluate(
         x,

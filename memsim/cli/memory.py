@@ -119,6 +119,7 @@ def _trace_workload(name: str, fmt: str, images: int) -> Trace:
     from workloads import get_workload
 
     workload = get_workload(name)
+    options.check_counts(workload, ("--images", "test", images))
     x, _ = workload.dataset("test", limit=images)
     return trace_model(
         workload.load_model(), x, fmt, workload_name=workload.name, include_weights=True

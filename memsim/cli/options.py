@@ -77,6 +77,17 @@ def bits_list(text: str) -> str | list[str] | None:
     return parts if len(parts) > 1 else parts[0]
 
 
+def check_counts(workload: Any, *asks: tuple[str, str, int | None]) -> None:
+    """Refuse each ``(option, split, count)`` that asks for more images than ``workload``'s
+    split holds (:meth:`workloads.base.Workload.check_count`), naming the option; a verb
+    calls it before it loads a model or data."""
+    for option, split, count in asks:
+        try:
+            workload.check_count(split, count)
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
+
+
 def common() -> argparse.ArgumentParser:
     """``-v``, ``-q``, ``--no-progress`` and ``--debug``."""
     p = argparse.ArgumentParser(add_help=False)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memsim.experiment.plugins import (
+    CALIBRATED,
     load_condition_device,
     load_memory_params,
     make_policy,
@@ -101,7 +102,7 @@ def memory_table(
             stored = policy.storage_format(fmt)
             if (wspec.label, stored) not in traces:
                 calibration = None
-                if stored in ("int8", "int4"):
+                if stored in CALIBRATED:
                     calibration = workload.dataset("train", limit=config.sweep.calibration_images)[
                         0
                     ]

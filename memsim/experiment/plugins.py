@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from memsim.config import ConfigError, where_text
 from memsim.experiment.config import Curve
 
+#: Storage formats whose activation ranges are calibrated on training images.
+CALIBRATED = ("int8", "int4")
+
 if TYPE_CHECKING:
     from memsim.experiment.config import ExperimentConfig, PolicySpec
 
@@ -101,19 +104,23 @@ def check_files(config: ExperimentConfig, source: Any = None) -> None:
 
 
 def check_images(config: ExperimentConfig, source: Any = None) -> None:
-    """``sweep.images`` asks for no more than each workload's split holds, where the split's
-    size is known without loading it (:meth:`workloads.base.Workload.split_size`; data that
-    is not here yet is reported when a run loads it)."""
-    images, split = config.sweep.images, config.sweep.split
-    if not images:
-        return
+    """Every count of images a run reads asks for no more than its split holds, where the
+    split's size is known without loading it (:meth:`workloads.base.Workload.check_count`;
+    data that is not here yet is reported when a run loads it): ``sweep.images`` and
+    ``memory.trace_images`` of ``sweep.split``, and ``sweep.calibration_images`` of the
+    training split where a curve stores an integer format (the only ones calibrated)."""
+    split = config.sweep.split
+    asks = [("sweep.images", split, config.sweep.images or None)]
+    asks.append(("memory.trace_images", split, config.memory.trace_images))
+    if any(make_policy(p).storage_format(f) in CALIBRATED for p, f in pairs_of(config)):
+        asks.append(("sweep.calibration_images", "train", config.sweep.calibration_images))
     for spec in config.workloads:
-        size = _build_workload(spec).split_size(split)
-        if size is not None and images > size:
-            raise ConfigError(
-                f"{where_text('sweep.images', source)}: {images} images asked for, but the "
-                f"'{split}' split of workload {spec.label} holds {size:,}."
-            )
+        workload = _build_workload(spec)
+        for key, split_name, count in asks:
+            try:
+                workload.check_count(split_name, count)
+            except ValueError as exc:
+                raise ConfigError(f"{where_text(key, source)}: {exc}") from None
 
 
 def _build_workload(spec):

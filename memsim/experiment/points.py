@@ -30,7 +30,7 @@ from memsim.compute import resolve_device
 from memsim.experiment.config import Curve
 from memsim.experiment.executor import Executor, map_unordered
 from memsim.experiment.layers import is_per_layer, layer_channel_for
-from memsim.experiment.plugins import is_bitflip, make_channel, make_policy
+from memsim.experiment.plugins import CALIBRATED, is_bitflip, make_channel, make_policy
 from memsim.experiment.store import ResultsStore, point_id
 from memsim.rng import child_seed
 
@@ -341,11 +341,9 @@ class NetworkEvaluator:
         workload, model = load_workload(spec)
         s = self.sweep
         calibration = None
-        if fmt in ("int8", "int4"):
+        if fmt in CALIBRATED:
             calibration = workload.dataset("train", limit=s.calibration_images)[0]
-        compute = (
-            None if s.compute_dtype == "storage" or fmt in ("int8", "int4") else s.compute_dtype
-        )
+        compute = None if s.compute_dtype == "storage" or fmt in CALIBRATED else s.compute_dtype
         net = NoisyNetwork(
             model,
             fmt,

@@ -307,11 +307,10 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
         )
 
     # The test images it evaluates on: no more than the split holds, where its size is known.
-    size = workload.split_size("test")
-    if config.eval_limit is not None and size is not None and config.eval_limit > size:
-        raise _input_error(
-            "eval_limit", config.eval_limit, f"the test split holds {size:,} images.", source
-        )
+    try:
+        workload.check_count("test", config.eval_limit)
+    except ValueError as exc:
+        raise _input_error("eval_limit", config.eval_limit, exc, source) from None
 
     # The training recipe: finite numbers, and hooks for the networks that will be trained.
     for f in dataclasses.fields(config.train):
