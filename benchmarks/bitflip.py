@@ -71,11 +71,14 @@ def sync(x: torch.Tensor) -> None:
 
 
 def runs_on(engine: str, device: torch.device) -> bool:
-    """Whether ``engine`` flips tensors on ``device`` (its ``devices``; None means any)."""
-    from memsim.noise.engine import ENGINES
+    """Whether ``engine`` flips tensors on ``device`` (the engine's own ``check_device``)."""
+    from memsim.noise.engines import engine_by_name
 
-    devices = ENGINES.get(engine).devices
-    return devices is None or device.type in devices
+    try:
+        engine_by_name(engine).check_device(device)
+    except ValueError:
+        return False
+    return True
 
 
 @contextmanager

@@ -68,10 +68,13 @@ class LadderGroup:
     p01: np.ndarray  # float64, one per ladder entry, non-decreasing
     p10: np.ndarray
 
-    @property
+    @cached_property
     def pmax(self) -> np.ndarray:
-        """Candidate rate per entry, ``max(p01, p10)`` (non-decreasing)."""
-        return np.maximum(self.p01, self.p10)
+        """Candidate rate per entry, ``max(p01, p10)`` (non-decreasing; computed once, as the
+        group is shared through a cache and read on every write; read-only)."""
+        pmax = np.maximum(self.p01, self.p10)
+        pmax.flags.writeable = False
+        return pmax
 
 
 @dataclass(frozen=True, eq=False)
