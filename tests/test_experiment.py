@@ -356,6 +356,9 @@ def test_more_images_than_the_split_holds_is_refused_before_the_folder_is_claime
         # A policy that stores int8 from a float32 format needs calibration images too.
         (['policies=["int8"]', "sweep.calibration_images=1438"], "sweep.calibration_images",
          "train"),
+        # So does a per-layer policy that stores one layer as int8.
+        (['policies=[{kind="per_layer", layers={"classifier"="int8"}}]',
+          "sweep.calibration_images=1438"], "sweep.calibration_images", "train"),
     ],
 )  # fmt: skip
 def test_every_count_of_images_is_checked_against_its_split(extra, key, split):

@@ -120,6 +120,25 @@ def test_per_layer_tables_load_and_bad_rules_are_refused():
 
 
 @pytest.mark.integration
+def test_ideal_layers_are_refused_where_the_memory_model_prices_every_write(tmp_path):
+    """A per-layer policy whose default is "ideal" loaded, ran its sweep, wrote its points,
+    and only then failed in the memory model; now the loader refuses it with the layer named,
+    and accepts it once the memory model is off."""
+    text = (
+        'workloads = ["digits"]\nformats = ["float32"]\n'
+        'policies = [{kind = "per_layer", default = "ideal", layers = {"classifier" = "baseline"}}]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_experiment(tmp_path / "x.toml", text=text)
+    message = str(info.value)
+    assert message.startswith("'policies[0]' in ") and "\n" not in message
+    assert "layer 'features.0' (and" in message and "memory.enabled = false" in message
+    config, _ = load_experiment(tmp_path / "x.toml", text=text + "[memory]\nenabled = false\n")
+    assert not config.memory.enabled
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
 def test_unknown_layer_name_lists_the_write_points_before_any_output(tmp_path):
     text = (
         'workloads = ["digits"]\nformats = ["float32"]\n'

@@ -248,6 +248,26 @@ def test_a_search_config_built_in_python_is_refused_as_the_loader_refuses_it(tmp
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ('masks=["exponent"]', "flips every bit of its candidates' writes"),
+        ("memory.enabled=false", "prices its candidates with the memory model"),
+        ("sweep.repeats=7", "'sweep.repeats' in .*: a search does not use it"),
+        ("adaptive.enabled=false", "'adaptive.enabled' in .*: a search does not use it"),
+        ('memory.preset="bogus"', "'memory.preset' in .*Unknown memory preset 'bogus'"),
+    ],
+)
+def test_experiment_keys_a_search_would_ignore_are_refused(override, expected):
+    """A search's masks, memory switch, sweep repeats and adaptive switch were accepted and
+    ignored (and the memory preset was checked only when the run priced the candidates)."""
+    from memsim.config import ConfigError
+    from memsim.studies.search import load_search
+
+    with pytest.raises(ConfigError, match=expected):
+        load_search("search/digits", [override])
+
+
 @pytest.mark.parametrize("name", ["search/digits", "search/vgg_a", "labs/lab7_search"])
 def test_shipped_search_configs_validate(name):
     from memsim.studies.search import load_search

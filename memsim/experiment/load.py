@@ -81,7 +81,8 @@ def check_built(config: ExperimentConfig) -> None:
 
 
 def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
-    """Every per-layer rule of the experiment names a write point of every workload.
+    """Every per-layer rule of the experiment names a write point of every workload, and
+    where the memory model runs, every write point has a policy it can price (none ideal).
 
     Runs at load time (it loads each workload's model once when a per-layer policy is used),
     so an unknown layer name fails before any output folder is claimed.
@@ -109,3 +110,12 @@ def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
                 raise ConfigError(
                     f"{where_text(f'policies[{i}]', source)} (workload {spec.label}): {exc}"
                 ) from None
+            ideal = [n for n in names if policy.policy_for(n) is None]
+            if config.memory.enabled and ideal:
+                more = f" (and {len(ideal) - 1} more)" if len(ideal) > 1 else ""
+                raise ConfigError(
+                    f"{where_text(f'policies[{i}]', source)} (workload {spec.label}): layer "
+                    f"'{ideal[0]}'{more} is stored ideally (default = \"ideal\"), which the "
+                    "memory model cannot price; give it a rule or a default policy, or set "
+                    "memory.enabled = false."
+                )

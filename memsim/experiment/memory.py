@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from memsim.experiment.plugins import (
     CALIBRATED,
+    check_images,
     load_condition_device,
     load_memory_params,
     make_policy,
@@ -79,6 +80,7 @@ def memory_table(
     from memsim.timing.reads import read_plans
     from memsim.trace.capture import trace_model
 
+    check_images(config)  # a config built in Python may reach here without the loader
     params = load_memory_params(config.memory.preset)
     tech = load_technology(params.technology)
     devices = {

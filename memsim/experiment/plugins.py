@@ -76,8 +76,8 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 f"the run; with no 'conditions' listed that is the device's own, {own!r}. "
                 f"Got {ref!r}."
             )
-    if config.memory.enabled:
-        _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
+    # Checked even when memory.enabled is false: a search prices its candidates regardless.
+    _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
     n_points = len(curves_of(config)) * len(config.grid.ps()) * config.sweep.repeats
     if n_points > MAX_POINTS:
         raise ConfigError(
@@ -112,7 +112,7 @@ def check_images(config: ExperimentConfig, source: Any = None) -> None:
     split = config.sweep.split
     asks = [("sweep.images", split, config.sweep.images or None)]
     asks.append(("memory.trace_images", split, config.memory.trace_images))
-    if any(make_policy(p).storage_format(f) in CALIBRATED for p, f in pairs_of(config)):
+    if any(_calibrates(make_policy(p), f) for p, f in pairs_of(config)):
         asks.append(("sweep.calibration_images", "train", config.sweep.calibration_images))
     for spec in config.workloads:
         workload = _build_workload(spec)
@@ -121,6 +121,13 @@ def check_images(config: ExperimentConfig, source: Any = None) -> None:
                 workload.check_count(split_name, count)
             except ValueError as exc:
                 raise ConfigError(f"{where_text(key, source)}: {exc}") from None
+
+
+def _calibrates(policy: Any, fmt: str) -> bool:
+    """Whether ``policy`` stores any write of a ``fmt`` network in a calibrated format (a
+    per-layer policy reports the network's format; its layers' policies say what they store)."""
+    inner = policy.policies() if callable(getattr(policy, "policy_for", None)) else []
+    return any(q.storage_format(fmt) in CALIBRATED for q in [policy, *inner])
 
 
 def _build_workload(spec):

@@ -44,7 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from memsim.config import ConfigError, build, check_choice, check_range, load_toml, to_dict
+from memsim.config import (
+    ConfigError,
+    build,
+    check_choice,
+    check_range,
+    load_toml,
+    to_dict,
+    where_text,
+)
 from memsim.experiment.config import Curve, ExperimentConfig, PolicySpec, RunOptions
 
 #: Objectives a search can minimise: name -> (column, ...) whose product is the objective.
@@ -119,9 +127,22 @@ def parse_search(
     if not isinstance(table, Mapping):
         raise ConfigError(f"'search' in {source} must be a table. Got {table!r}.")
     options = build(SearchOptions, table, where="search", source=source)
+    # Keys of an experiment that a search does not read: refused, not ignored.
+    for section, key, instead in _UNUSED:
+        if isinstance(data.get(section), Mapping) and key in data[section]:
+            raise ConfigError(
+                f"{where_text(f'{section}.{key}', source)}: a search does not use it ({instead})."
+            )
     config, run = parse_experiment(data, source=source)
     check_search(config, source)
     return config, options, run
+
+
+#: Experiment keys a search never reads: (table, key, what it uses instead).
+_UNUSED = (
+    ("sweep", "repeats", "search.repeats and adaptive.max_repeats set its repeats"),
+    ("adaptive", "enabled", "its sensitivity sweeps are always adaptive"),
+)
 
 
 def check_search(config: ExperimentConfig, source: Any = None) -> None:
@@ -137,6 +158,16 @@ def check_search(config: ExperimentConfig, source: Any = None) -> None:
     if len(config.conditions) > 1:
         raise ConfigError(
             f"A search runs at one operating point; {source} lists {len(config.conditions)} conditions."
+        )
+    if tuple(config.masks) != ("all",):
+        raise ConfigError(
+            f"A search flips every bit of its candidates' writes; {source} lists masks "
+            f"{list(config.masks)} (leave 'masks' out)."
+        )
+    if not config.memory.enabled:
+        raise ConfigError(
+            f"A search prices its candidates with the memory model; {source} sets "
+            "memory.enabled = false."
         )
     cands = candidates(config)
     if len(cands) > len(_CODES):
