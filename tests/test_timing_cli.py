@@ -48,7 +48,32 @@ def test_unknown_memory_preset_lists_known_presets(trace_file, capsys):
 
 def test_bad_override_names_the_key(trace_file, capsys):
     assert main(["memory", str(trace_file), "--set", "n_banks=0"]) == 2
-    assert "n_banks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The override is named as one; the preset file holds a valid n_banks.
+    assert "n_banks" in err and "(with n_banks=0 set)" in err
+    assert main(["memory", str(trace_file), "--set", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown key 'bogus'" in err and "(with bogus=1 set)" in err
+
+
+@pytest.mark.parametrize("extra", [["--format", "int8"], ["--images", "100"]])
+def test_tracing_options_with_a_trace_file_are_refused(trace_file, extra, capsys):
+    """--format and --images shape a trace memsim takes itself; with a trace file they were
+    ignored (the output said float32 after --format int8)."""
+    assert main(["memory", str(trace_file), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{extra[0]} apply when a workload is traced" in err
+    assert "is a trace file (float32, 1 images measured)" in err
+
+
+def test_a_csv_folder_that_cannot_be_written_fails_before_the_simulation(
+    trace_file, tmp_path, capsys
+):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    assert main(["memory", str(trace_file), "--csv", str(blocker / "sub")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().startswith(f"memsim memory: error: --csv {blocker / 'sub'}: ")
 
 
 def test_memory_verb_prints_latency_stall_utilisation_and_energy(trace_file, capsys, tmp_path):

@@ -32,6 +32,11 @@ class _DeprecatedDevice(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+#: What ``--format`` and ``--images`` default to when a workload is traced (a trace file has
+#: its own format and images, so they are refused with one).
+TRACE_DEFAULTS = {"format": "float32", "images": 8}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``memory`` verb."""
     parser = subparsers.add_parser(
@@ -61,14 +66,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", dest="rram", action=_DeprecatedDevice, help=argparse.SUPPRESS)
     parser.add_argument(
         "--format",
-        default="float32",
-        help="storage format when tracing a workload (default: %(default)s)",
+        default=None,
+        help=f"storage format when tracing a workload (default: {TRACE_DEFAULTS['format']})",
     )
     parser.add_argument(
         "--images",
-        type=int,
-        default=8,
-        help="test images for bit statistics when tracing a workload",
+        type=options.bounded_int(1, 1_000_000),
+        default=None,
+        help="test images for bit statistics when tracing a workload (default: "
+        f"{TRACE_DEFAULTS['images']})",
     )
     parser.add_argument(
         "--set",
@@ -174,16 +180,29 @@ def format_result(result: MemoryResult, *, layers: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memsim.paths import check_output_file
     from memsim.timing.params import load_memory_params
     from memsim.timing.reads import read_plans
     from memsim.timing.simulate import plan_trace, simulate
     from memsim.trace.records import Trace
 
-    if args.images < 1:
-        raise ValueError(f"--images must be at least 1. Got {args.images}.")
+    if args.csv:  # a folder that cannot be written fails before anything is simulated
+        try:
+            check_output_file(Path(args.csv) / "summary.csv", missing_parent="allow")
+        except ValueError as exc:
+            raise ValueError(f"--csv {args.csv}: {exc}") from None
     params = load_memory_params(args.params, **parse_overrides(args.set))
     # A trace file is read first: a wrong version is reported before any policy is built.
     trace = Trace.load(args.trace) if _is_trace_file(args.trace) else None
+    given = [f"--{k}" for k in TRACE_DEFAULTS if getattr(args, k) is not None]
+    if trace is not None and given:
+        raise ValueError(
+            f"{' and '.join(given)} apply when a workload is traced; {args.trace} is a trace "
+            f"file ({trace.format}, {trace.images_measured} images measured)."
+        )
+    for key, value in TRACE_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     # Policies and devices plug into memsim; they are imported only when the verb runs.
     from memsim.device import load_device
     from policies import get_policy

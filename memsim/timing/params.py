@@ -186,4 +186,7 @@ def load_memory_params(name_or_path: str | os.PathLike = "default", **overrides)
     path = preset_path(name_or_path, PRESET_DIR, "memory")
     data = load_toml(path)
     data.pop("description", None)
-    return build(MemoryParams, {**data, **overrides}, source=path)
+    # A bad override is named as one, not blamed on the file.
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    source = f"{path} (with {given} set)" if overrides else path
+    return build(MemoryParams, {**data, **overrides}, source=source)
