@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -259,6 +260,26 @@ def test_report_shows_measured_p99_with_scale_p(tmp_path):
     text = write_report(tmp_path, fit_options={"scale": "p", "bootstrap": 20}).read_text()
     row = [line for line in text.splitlines() if line.startswith("| w | float32 | baseline")][0]
     assert "(data)" in row
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"scal": "p"}, "Unknown key 'fit.scal'. Did you mean 'scale'?"),
+        ({"bootstrap": -3}, "'bootstrap' parameter of fit"),
+        ({"confidence": 5.0}, "'confidence' parameter of fit"),
+    ],
+)
+def test_fit_options_of_the_python_api_are_checked_as_the_fit_table_is(tmp_path, options, expected):
+    """write_report(fit_options=...) merged anything into the fit: a misspelt key was dropped
+    and a negative bootstrap or a confidence of 5 wrote a report (the CLI checked them)."""
+    from memsim.config import ConfigError
+
+    points = pd.DataFrame(curve_rows("baseline", -4.0, GRID, repeats=3))
+    stored_folder(tmp_path, points, {"name": "s", "seed": 0, "policies": [{"label": "baseline"}]})
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        write_report(tmp_path, fit_options=options)
+    assert not (tmp_path / "report.md").exists()
 
 
 # --------------------------------------------------------------------------- intervals

@@ -78,6 +78,8 @@ def write_report(
 
     Raises
     ------
+    ConfigError
+        A ``fit_options`` key the ``[fit]`` table does not have, or a value out of its range.
     ResultsError
         The folder is not a memsim results folder or holds no points, or ``out`` is another
         results folder or not a folder.
@@ -86,6 +88,11 @@ def write_report(
     from memsim.report.markdown import render
     from memsim.report.tables import fit_curves, summary_table
 
+    if fit_options:  # the [fit] table's own checks (unknown keys, ranges), before anything
+        from memsim.config import build
+        from memsim.experiment.config import FitConfig
+
+        build(FitConfig, fit_options, where="fit")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"Results folder {folder} is a file, not a results folder.")
