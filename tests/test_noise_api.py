@@ -177,12 +177,19 @@ def test_numba_result_does_not_depend_on_thread_count():
         (dict(p01=0.1, engine="fast"), ValueError, "numba"),
         (dict(p01=0.1, engine=3), TypeError, "engine"),
         (dict(p01=0.1, seed=-1), ValueError, "seed"),
+        # 2**64 + 1 drew the flips of seed 1 (the engines keep 64 bits), as the CLI refuses it.
+        (dict(p01=0.1, seed=2**64 + 1), ValueError, r"seed must be an int in \[0, 2\*\*64 - 1\]"),
         (dict(p01=0.1, seed=1.5), TypeError, "seed"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, words):
     with pytest.raises(error, match=words):
         flip(torch.zeros(10), **kwargs)
+
+
+def test_the_largest_seed_is_taken():
+    flipped = flip(torch.zeros(64), 0.5, seed=2**64 - 1).view(torch.int32)
+    assert (flipped != 0).any()
 
 
 @pytest.mark.parametrize(

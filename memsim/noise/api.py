@@ -170,11 +170,13 @@ def _format_of(x: object) -> StorageFormat:
 
 
 def check_seed(seed: object) -> int:
-    """``seed`` as a non-negative int; ``TypeError``/``ValueError`` naming ``seed`` otherwise."""
+    """``seed`` as an int in [0, 2**64 - 1] (what every engine's generator takes whole; the
+    CLI and :func:`memsim.rng.child_seed` take the same range); ``TypeError``/``ValueError``
+    naming ``seed`` otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an int or None. Got {seed!r}.")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative. Got {seed}.")
+    if not 0 <= seed <= 2**64 - 1:
+        raise ValueError(f"seed must be an int in [0, 2**64 - 1]. Got {seed}.")
     return int(seed)
 
 
