@@ -155,9 +155,14 @@ def _load_failure(exc: BaseException) -> str:
     ``weights_only=False``, which would run that code."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
+    for i, line in enumerate(lines):
         if line.startswith("WeightsUnpickler error:"):
-            return line.split(" Please ")[0]
+            detail = line.removeprefix("WeightsUnpickler error:").strip()
+            if not detail and i + 1 < len(lines):  # garbage bytes: the reason is on the next line
+                detail = lines[i + 1]
+            return f"WeightsUnpickler error: {detail}".split(" Please ")[0]
+    # Never pass on the advice to load with weights_only=False.
+    lines = [line for line in lines if "weights_only" not in line]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
