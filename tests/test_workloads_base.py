@@ -97,3 +97,53 @@ def test_wrap_rejects_bad_data_and_registers_by_name():
         assert isinstance(workload, ModuleWorkload) and workload.num_classes == 3
     finally:  # keep the registry as other tests expect it
         WORKLOADS._items.pop("tiny_linear_test", None)
+
+
+class _SizeUnknown:
+    """A data source with ``dataset`` only: its size is known once it is loaded."""
+
+    def dataset(self, split, limit=None):
+        x, y = torch.zeros(20, 4), torch.arange(20) % 3
+        return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+
+def test_a_count_beyond_a_split_of_unknown_size_is_refused_once_loaded():
+    """dataset() cut such a count to the split silently; samples() refuses it, naming the
+    key that asked, the split and what it holds."""
+    workload = wrap(nn.Linear(4, 3), _SizeUnknown(), name="size_unknown")
+    assert workload.split_size("test") is None
+    workload.check_count("test", 1000)  # nothing to check against in advance
+    with pytest.raises(ValueError) as refused:
+        workload.samples("test", 1000, "'sweep.images'")
+    assert str(refused.value) == (
+        "'sweep.images': 1000 images asked for, but the 'test' split of workload "
+        "size_unknown holds 20."
+    )
+    x, y = workload.samples("test", 20)
+    assert len(x) == len(y) == 20
+    assert len(workload.samples("test", None)[0]) == 20
+
+
+@pytest.mark.filterwarnings("ignore:Workload size_unknown_test has no checkpoint")
+def test_a_run_on_a_split_of_unknown_size_stops_before_any_point(tmp_path):
+    from memsim.experiment.load import load_experiment
+    from memsim.experiment.run import RunOptions, run_experiment
+
+    register("size_unknown_test", lambda: nn.Linear(4, 3), _SizeUnknown(), num_classes=3)
+    try:
+        config, _ = load_experiment(
+            overrides=[
+                'workloads=["size_unknown_test"]',
+                'formats=["float32"]',
+                "grid.values=[1e-3]",
+                "sweep.repeats=1",
+                "sweep.images=1000",
+                "memory.enabled=false",
+            ]
+        )
+        out = tmp_path / "out"
+        with pytest.raises(ValueError, match=r"^'sweep.images': 1000 images asked for"):
+            run_experiment(config, RunOptions(out=out, workers=1, progress=False))
+        assert not (out / "points.csv").exists()
+    finally:
+        WORKLOADS._items.pop("size_unknown_test", None)

@@ -86,6 +86,23 @@ class Workload(ABC):
         where it is not (no data here yet: a run then reports what it loads)."""
         return None
 
+    def samples(
+        self, split: str, count: int | None, key: str = ""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``dataset(split, limit=count)``, refusing fewer than ``count`` samples with a
+        one-line ``ValueError`` (prefixed by ``key``, the option or config key that asked):
+        :meth:`check_count` refuses in advance where the split's size is known; this catches
+        a workload that cannot tell its size before loading, whose ``dataset`` would quietly
+        return fewer."""
+        x, y = self.dataset(split, limit=count)
+        if count is not None and len(x) < count:
+            where = f"{key}: " if key else ""
+            raise ValueError(
+                f"{where}{count} images asked for, but the '{split}' split of workload "
+                f"{self.name} holds {len(x):,}."
+            )
+        return x, y
+
     def check_count(self, split: str, count: int | None) -> None:
         """Refuse ``count`` samples of ``split`` (``ValueError``, one line) where the split is
         known to hold fewer (:meth:`split_size`); ``dataset`` would quietly return fewer.

@@ -103,7 +103,7 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
     model = workload.load_model(args.checkpoint)
     calibration = None
     if calibrated:
-        calibration = workload.dataset("train", limit=args.calibration)[0]
+        calibration = workload.samples("train", args.calibration, "--calibration")[0]
     net = NoisyNetwork(
         model,
         args.fmt,
@@ -125,7 +125,7 @@ def run_trace(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
     workload, net = _network(args, ("--images", args.images))
-    x, _ = workload.dataset("test", limit=args.images)
+    x, _ = workload.samples("test", args.images, "--images")
     if device.type != "cpu":  # the network moves on its first run; the data once, here
         net.logits(x[:2], device=device)
         x = x.to(device)
@@ -180,7 +180,7 @@ def run_eval(args: argparse.Namespace) -> int:
     # The channel is always built, so p, bits and engine are checked even when p is 0.
     channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
     workload, net = _network(args, ("--limit", args.limit))
-    x, y = workload.dataset("test", limit=args.limit)
+    x, y = workload.samples("test", args.limit, "--limit")
     result = net.evaluate(
         x,
         y,

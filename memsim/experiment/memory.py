@@ -98,16 +98,18 @@ def memory_table(
     )
     for wspec in config.workloads:
         workload, model = load_workload(wspec)
-        x, _ = workload.dataset(config.sweep.split, limit=config.memory.trace_images)
+        x, _ = workload.samples(
+            config.sweep.split, config.memory.trace_images, "'memory.trace_images'"
+        )
         for pspec, fmt in pairs:
             policy = make_policy(pspec)
             stored = policy.storage_format(fmt)
             if (wspec.label, stored) not in traces:
                 calibration = None
                 if stored in CALIBRATED:
-                    calibration = workload.dataset("train", limit=config.sweep.calibration_images)[
-                        0
-                    ]
+                    calibration = workload.samples(
+                        "train", config.sweep.calibration_images, "'sweep.calibration_images'"
+                    )[0]
                 traces[wspec.label, stored] = trace_model(
                     model,
                     x,

@@ -322,7 +322,9 @@ class NetworkEvaluator:
             workload, model = load_workload(spec)
             s = self.sweep
             x = self._data(label)[0]  # an example for the write points
-            calibration = workload.dataset("train", limit=s.calibration_images)[0]
+            calibration = workload.samples(
+                "train", s.calibration_images, "'sweep.calibration_images'"
+            )[0]
             return int8_point_qparams(
                 model,  # on the CPU, as calibration runs: the example too, whatever the device
                 x[:2].cpu(),
@@ -342,7 +344,9 @@ class NetworkEvaluator:
         s = self.sweep
         calibration = None
         if fmt in CALIBRATED:
-            calibration = workload.dataset("train", limit=s.calibration_images)[0]
+            calibration = workload.samples(
+                "train", s.calibration_images, "'sweep.calibration_images'"
+            )[0]
         compute = None if s.compute_dtype == "storage" or fmt in CALIBRATED else s.compute_dtype
         net = NoisyNetwork(
             model,
@@ -366,7 +370,7 @@ class NetworkEvaluator:
         def build():
             spec = next(w for w in self.workloads if w.label == label)
             workload, _ = load_workload(spec)
-            x, y = workload.dataset(s.split, limit=s.images or None)
+            x, y = workload.samples(s.split, s.images or None, "'sweep.images'")
             device = resolve_device(self.device)  # auto: this worker's GPU if it has one
             return x.to(device), y.to(device)
 

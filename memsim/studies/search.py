@@ -449,7 +449,7 @@ def _layer_table(config, wspec, names, cands):
     from memsim.trace.capture import trace_model
 
     workload, model = load_workload(wspec)
-    x, _ = workload.dataset(config.sweep.split, limit=config.memory.trace_images)
+    x, _ = workload.samples(config.sweep.split, config.memory.trace_images, "'memory.trace_images'")
     trace = trace_model(
         model, x, config.formats[0], workload_name=wspec.label,
         fused=config.sweep.fused, noisy_input=config.sweep.noisy_input,
