@@ -293,6 +293,12 @@ def test_evaluate_clean_accuracy_and_limit():
     assert result.accuracy == pytest.approx(expected)
     assert result.nonfinite_fraction == 0.0
     assert net.evaluate(X, Y, None, seed=0, limit=4).n_images == 4
+    assert net.evaluate(X, Y, None, seed=0, limit=len(X)).n_images == len(X)
+    # More than x holds was evaluated on fewer, quietly; a bad seed passed when noiseless.
+    with pytest.raises(ValueError, match=f"asks for {len(X) + 1} images; x holds {len(X)}"):
+        net.evaluate(X, Y, None, seed=0, limit=len(X) + 1)
+    with pytest.raises(ValueError, match="seed must be an int in"):
+        net.evaluate(X, Y, None, seed=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         net.evaluate(X, Y, None, seed=None)

@@ -67,6 +67,7 @@ from memsim.inference.int8 import (
     quantize_parameters_,
 )
 from memsim.inference.taps import Taps, WritePoint, parameter_points
+from memsim.noise.api import check_seed
 from memsim.noise.channel import Channel
 from memsim.rng import child_seed, splitmix64
 
@@ -594,13 +595,18 @@ class NoisyNetwork:
                 raise ValueError(
                     f"The 'limit' parameter must be a positive int or None. Got {limit!r}."
                 )
+            if limit > len(x):
+                raise ValueError(
+                    f"The 'limit' parameter asks for {limit} images; x holds {len(x)}."
+                )
             x, y = x[:limit], y[:limit]
         n = len(x)
         if n == 0:
             raise ValueError("Cannot evaluate on an empty data set.")
+        # Checked even for a noiseless run: a seed that could not drive noise is an error.
+        base = secrets.randbits(63) if seed is None else check_seed(seed)
         self._set_device(device)
         channels = resolve_channels(channel, self.write_points(x[:2]))
-        base = secrets.randbits(63) if seed is None else seed
         starts = range(0, n, batch_size)
         if progress:
             from tqdm.auto import tqdm
