@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import pytest  # noqa: E402
+
 from memsim.cli.main import main  # noqa: E402
 from memsim.device import condition_names  # noqa: E402
 
@@ -41,3 +43,14 @@ def test_device_command_reports_unknown_names_in_one_line(capsys):
     assert main(["device", "nomnal"]) == 2
     err = capsys.readouterr().err
     assert "nomnal" in err and "nominal" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["afile/x.png", "x.xyz", "x"])
+def test_a_plot_path_that_cannot_be_saved_fails_before_the_table(tmp_path, name, capsys):
+    """A parent that is a file, or an extension matplotlib does not save, failed after the
+    table was printed (and, for the extension, after the figure was drawn)."""
+    (tmp_path / "afile").write_text("")
+    assert main(["device", "--plot", str(tmp_path / name)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memsim device: error: --plot")
+    assert len(err.strip().splitlines()) == 1

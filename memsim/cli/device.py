@@ -99,22 +99,41 @@ def describe(device: DeviceParams) -> str:
     )
 
 
+def _plot_path(text: str) -> Path:
+    """``--plot``'s file: writable (missing folders are made) and of a format matplotlib
+    saves, or a one-line ``ValueError`` naming it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from memsim.paths import check_output_file
+
+    try:
+        path = check_output_file(text, missing_parent="create")
+    except ValueError as exc:
+        raise ValueError(f"--plot: {exc}") from None
+    kinds = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in kinds:
+        raise ValueError(
+            f"--plot {text}: matplotlib saves {', '.join(sorted(kinds))}; name a file with one "
+            "of these extensions."
+        )
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from memsim.device.params import load_device
 
     device = load_device(args.config, condition=args.condition)
+    path = _plot_path(args.plot) if args.plot else None  # refused before anything is printed
     print(describe(device))
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    if path is not None:
         import matplotlib.pyplot as plt
 
         from memsim.device.plot import plot_cell
 
         fig = plot_cell(device.condition.cell, title=f"{device.condition.name}:")
-        path = Path(args.plot)
-        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
         plt.close(fig)
         print(f"saved {path}")
