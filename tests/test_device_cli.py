@@ -54,3 +54,13 @@ def test_a_plot_path_that_cannot_be_saved_fails_before_the_table(tmp_path, name,
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("memsim device: error: --plot")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_condition_and_another_condition_flag_are_refused(capsys):
+    """``device low_energy --condition nominal`` showed nominal: the flag silently replaced
+    the condition the positional named. A bundle with --condition still works."""
+    assert main(["device", "low_energy", "--condition", "nominal"]) == 2
+    err = capsys.readouterr().err
+    assert "low_energy is a programming condition and --condition nominal" in err
+    assert main(["device", "default", "--condition", "low_energy"]) == 0
+    assert "* low_energy" in capsys.readouterr().out
