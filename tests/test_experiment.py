@@ -377,6 +377,13 @@ def test_every_count_of_images_is_checked_against_its_split(extra, key, split):
     load_experiment(overrides=[*SMALL, *fewer])
 
 
+def test_a_checkpoint_named_twice_is_refused():
+    """checkpoint and options.checkpoint both given: the second was ignored silently."""
+    twice = 'workloads=[{name="digits", checkpoint="a.pt", options={checkpoint="b.pt"}}]'
+    with pytest.raises(ConfigError, match=r"^'workloads\[0\]' in .*names a checkpoint twice"):
+        load_experiment(overrides=[*SMALL, twice])
+
+
 def test_calibration_images_are_not_checked_where_nothing_is_calibrated():
     """Only integer storage formats read calibration images; a float-only experiment takes
     any count (the key's default must not refuse a small training split it never reads)."""

@@ -47,6 +47,11 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 ) from None
     for i, wspec in enumerate(config.workloads):
         _check_lookup(f"workloads[{i}]", source, lambda w=wspec: _workload_registry().get(w.name))
+        if wspec.checkpoint is not None and "checkpoint" in dict(wspec.options):
+            raise ConfigError(
+                f"{where_text(f'workloads[{i}]', source)} names a checkpoint twice (checkpoint "
+                "and options.checkpoint; the first would win): keep one."
+            )
         # Options are checked by building the workload (cheap: nothing is loaded yet).
         _check_lookup(f"workloads[{i}].options", source, lambda w=wspec: _build_workload(w))
     _check_lookup("sweep.engine", source, lambda: _engine(config.sweep.engine))
