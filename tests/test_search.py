@@ -268,6 +268,30 @@ def test_experiment_keys_a_search_would_ignore_are_refused(override, expected):
         load_search("search/digits", [override])
 
 
+@pytest.mark.parametrize("verb", ["run", "sweep"])
+def test_run_on_a_search_config_names_the_search_verb(tmp_path, verb, capsys):
+    """`memsim run` on a search config said only "Unknown key 'search'"."""
+    from memsim.cli.main import main
+
+    cfg = tmp_path / "search.toml"
+    cfg.write_text(SEARCH_CONFIG)
+    assert main([verb, str(cfg), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a mixed-policy search config" in err and f"`memsim search {cfg}`" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_search_on_a_config_without_a_search_table_is_refused(tmp_path, capsys):
+    """A plain experiment config started a search with default settings, silently."""
+    from memsim.cli.main import main
+
+    cfg = tmp_path / "plain.toml"
+    cfg.write_text(SEARCH_CONFIG.split("[search]")[0])
+    assert main(["search", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "has no [search] table" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("name", ["search/digits", "search/vgg_a", "labs/lab7_search"])
 def test_shipped_search_configs_validate(name):
     from memsim.studies.search import load_search

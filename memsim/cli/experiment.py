@@ -53,8 +53,13 @@ def _options(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
     from memsim.experiment.config import resolve_config
     from memsim.experiment.run import run_experiment
-    from memsim.studies import study_kind
+    from memsim.studies import is_search_config, study_kind
 
+    if is_search_config(args.config):
+        raise ValueError(
+            f"{resolve_config(args.config)} is a mixed-policy search config (it has a [search] "
+            f"table): run it with `memsim search {args.config}`."
+        )
     if study_kind(args.config) == "bnn":
         from memsim.cli.bnn import bnn_executor, run_config
 

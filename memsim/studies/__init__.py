@@ -14,6 +14,15 @@ from collections.abc import Mapping
 STUDY_KINDS = {"bnn": "binarized networks in RRAM: BER tolerance, error-aware training, energy"}
 
 
+def is_search_config(path: str | os.PathLike | None) -> bool:
+    """Whether ``path`` is a mixed-policy search config (it has a ``[search]`` table)."""
+    from memsim.config import load_toml
+    from memsim.experiment.config import resolve_config
+
+    source = resolve_config(path)
+    return source.is_file() and "search" in load_toml(source)
+
+
 def study_kind(path: str | os.PathLike | None) -> str | None:
     """The ``[study] kind`` of a config file, or None for a plain experiment config.
 

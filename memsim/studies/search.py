@@ -123,7 +123,13 @@ def parse_search(
     from memsim.experiment.load import parse_experiment
 
     data = dict(data)
-    table = data.pop("search", {})
+    if "search" not in data:  # a plain experiment config would search with made-up settings
+        raise ConfigError(
+            f"{source} has no [search] table: a search config names its target, objective and "
+            "repeats there (see configs/search/digits.toml); run an experiment config with "
+            "`memsim run`."
+        )
+    table = data.pop("search")
     if not isinstance(table, Mapping):
         raise ConfigError(f"'search' in {source} must be a table. Got {table!r}.")
     options = build(SearchOptions, table, where="search", source=source)
