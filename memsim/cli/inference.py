@@ -14,6 +14,17 @@ from memsim.cli import options
 
 #: ``memsim.inference.graph.GRANULARITIES`` (not imported: ``--help`` must not load torch).
 GRANULARITIES = ("module", "op", "fused")
+#: ``memsim.inference.network.INFERENCE_FORMATS``, likewise.
+FORMATS = (
+    "float64",
+    "float32",
+    "float16",
+    "bfloat16",
+    "float8_e4m3",
+    "float8_e5m2",
+    "int8",
+    "int4",
+)
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:
@@ -22,7 +33,9 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         "--format",
         default="float32",
         dest="fmt",
-        help="storage format: float32, float16, bfloat16 or int8 (default float32)",
+        choices=FORMATS,
+        metavar="FORMAT",
+        help=f"storage format: {', '.join(FORMATS)} (default float32)",
     )
     p.add_argument(
         "--checkpoint", default=None, help="checkpoint file (default: the workload's own)"
