@@ -364,3 +364,20 @@ def test_report_out_refuses_another_results_folder(tmp_path):
     with pytest.raises(ResultsError, match="another results folder"):
         write_report(a, out=b)
     assert not (b / "summary.csv").exists()
+
+
+def test_memsim_eval_prints_its_accuracy_with_an_interval(capsys):
+    """`memsim eval` printed a bare accuracy (a count over the images); it now gives the 95 %
+    Wilson interval of that count, in the text and in the JSON record."""
+    from memsim.cli.main import main
+
+    argv = ["eval", "digits", "--p", "1e-4", "--limit", "40", "--no-progress"]
+    assert main([*argv, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    low, high = fitting.wilson_interval(record["correct"], 40)
+    assert record["accuracy_ci_low"] == pytest.approx(float(low))
+    assert record["accuracy_ci_high"] == pytest.approx(float(high))
+    assert record["accuracy_ci_low"] < record["accuracy_ci_high"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"[{float(low):.4f}, {float(high):.4f}]" in text and "Wilson interval" in text

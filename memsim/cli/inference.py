@@ -203,6 +203,10 @@ def run_eval(args: argparse.Namespace) -> int:
         device=device,
         progress=options.progress(args),
     )
+    from memsim.fit import wilson_interval
+
+    # The accuracy's 95 % Wilson interval over the images, as points.csv gives each point's.
+    low, high = (float(v) for v in wilson_interval(result.correct, result.n_images))
     if args.json:
         p10 = args.p if args.p10 is None else args.p10
         record = {
@@ -212,10 +216,13 @@ def run_eval(args: argparse.Namespace) -> int:
             "p": args.p,
             "p10": p10,
         }
-        print(json.dumps({**record, **result.__dict__}, allow_nan=False))
+        interval = {"accuracy_ci_low": low, "accuracy_ci_high": high}
+        print(json.dumps({**record, **result.__dict__, **interval}, allow_nan=False))
     else:
         print(
-            f"{workload.name} {args.fmt} {net.granularity} granularity p={args.p:g}: accuracy {result.accuracy:.4f} "
-            f"({result.correct}/{result.n_images}), non-finite logits {result.nonfinite_fraction:.4f}"
+            f"{workload.name} {args.fmt} {net.granularity} granularity p={args.p:g}: accuracy "
+            f"{result.accuracy:.4f} [{low:.4f}, {high:.4f}] ({result.correct}/{result.n_images}; "
+            f"95 % Wilson interval over the images), non-finite logits "
+            f"{result.nonfinite_fraction:.4f}"
         )
     return 0
