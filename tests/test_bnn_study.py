@@ -362,6 +362,13 @@ def bad_files(tmp_path):
          ["The 'compliance_ratios' entry 1e-09 of the BNN study", "not a valid scaling"]),
         (["--eval-limit", "100000"],
          ["The 'eval_limit' value 100000 of the BNN study", "the 'test' split of workload"]),
+        (["--set", "train.limit=100000"],
+         ["The 'train.limit' value 100000 of the BNN study", "the 'train' split of workload",
+          "holds 1,437"]),
+        (["--set", "train.noise_p=0.01", "--set", 'train.noise_format="foo"'],
+         ["'train' in ", "The 'noise_format' parameter of TrainConfig", "Got 'foo'"]),
+        (["--set", 'train.noise_bits="bogus"'],
+         ["'train' in ", "The 'noise_bits' parameter of TrainConfig", "unknown field 'bogus'"]),
     ],
 )  # fmt: skip
 def test_cli_refuses_bad_input_before_writing_or_training(
@@ -423,6 +430,9 @@ def test_the_config_parser_refuses_what_the_study_would_refuse_later(tmp_path):
          r"^The 'aware_checkpoint' value .*bad\.pt.*: Checkpoint file .*bad\.pt is corrupted"),
         ({"plain_checkpoint": "{tmp}/folder.pt"}, ConfigError,
          r"^The 'plain_checkpoint' value .*folder\.pt.* not a checkpoint file"),
+        ({"train": bnn_recipe(epochs=2, limit=1438)}, ConfigError,
+         r"^The 'train.limit' value 1438 of the BNN study: 1438 images asked for, but the "
+         r"'train' split of workload bnn_digits holds 1,437\.$"),
     ],
 )  # fmt: skip
 def test_run_study_refuses_bad_input_before_writing(tmp_path, bad_files, change, error, match):
@@ -454,3 +464,50 @@ def test_a_corrected_rerun_into_the_same_folder_runs(tmp_path, capsys):
             aware_checkpoint=os.fspath(out / "error_aware.pt"),
         )
     )
+
+
+def test_train_limit_and_repeats_are_checked_when_the_config_loads(tmp_path, capsys):
+    """``train.limit`` beyond the training split was accepted (the run trained on fewer), and
+    ``repeats`` had no upper bound though ``--repeats`` stops at 10,000."""
+    from memsim.cli.main import main
+
+    out = tmp_path / "out"
+    assert main(["bnn", "digits", "--out", os.fspath(out), "--set", "repeats=100000000"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("memsim bnn: error: ") and "'repeats' parameter" in last
+    assert "must be an int in [1, 10000]. Got 100000000." in last and not out.exists()
+    with pytest.raises(ConfigError, match=r"^The 'train.limit' value 100000 of the BNN study in "):
+        load_study_config("digits", overrides=["train.limit=100000"])
+    assert load_study_config("digits", overrides=["train.limit=1437"]).train.limit == 1437
+    with pytest.raises(ConfigError, match=r"'repeats' parameter .* \[1, 10000\]\. Got 100000000"):
+        load_study_config("digits", overrides=["repeats=100000000"])
+    assert load_study_config("digits", overrides=["repeats=10000"]).repeats == 10_000
+    with pytest.raises(ValueError, match="'repeats'"):
+        dataclasses.replace(TINY, repeats=10_001)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ('train.noise_format="foo"', r"The 'noise_format' parameter of TrainConfig .*Got 'foo'"),
+        ('train.noise_format="binary"', r"The 'noise_format' parameter .*Got 'binary'"),
+        ('train.noise_bits="bogus"', r"The 'noise_bits' parameter of TrainConfig .*'bogus'"),
+    ],
+)
+def test_noise_format_and_bits_are_checked_when_the_config_loads(override, match):
+    """They failed only in training ("Unknown storage format 'foo'", no key named), after the
+    results folder was claimed, so the corrected re-run was refused."""
+    with pytest.raises(ConfigError, match=r"^'train' in .*digits\.toml .*: " + match) as info:
+        load_study_config("digits", overrides=["train.noise_p=0.01", override])
+    assert "\n" not in str(info.value)
+
+
+def test_the_repeats_flag_and_key_have_one_bound():
+    from memsim.cli import bnn as cli_bnn
+    from memsim.studies.bnn import MAX_REPEATS
+
+    parser = argparse.ArgumentParser()
+    cli_bnn.add_parser(parser.add_subparsers())
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    (repeats,) = [a for a in sub.choices["bnn"]._actions if "--repeats" in a.option_strings]
+    assert repeats.type.__name__ == f"int in [1, {MAX_REPEATS}]"

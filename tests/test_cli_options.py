@@ -89,15 +89,19 @@ def test_bits_naming_no_field_are_a_one_line_error(bits, capsys):
 
 
 def test_help_choices_match_the_library():
+    from memsim.cli import experiment as experiment_verb
     from memsim.cli import inference, options
     from memsim.cli import train as train_verb
     from memsim.experiment import config
     from memsim.inference.graph import GRANULARITIES
+    from memsim.inference.network import INFERENCE_FORMATS
     from workloads.train import OPTIMIZERS, SCHEDULES
 
     assert options.EXECUTORS == config.EXECUTORS
     assert options.COMPUTE_DTYPES == config.COMPUTE_DTYPES
+    assert experiment_verb.MAX_BOOTSTRAP == config.MAX_BOOTSTRAP
     assert inference.GRANULARITIES == GRANULARITIES
+    assert inference.FORMATS == INFERENCE_FORMATS
     assert train_verb._SCHEDULES == SCHEDULES and train_verb._OPTIMIZERS == OPTIMIZERS
 
 
@@ -288,3 +292,10 @@ def test_calibration_beyond_the_split_is_not_checked_for_a_float_format(capsys):
 
     assert main(["eval", "digits", "--limit", "8", "--calibration", "1438", "--p", "0"]) == 0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_train_counts_are_bounded_ints_like_the_other_verbs():
+    """``train --limit``/``--eval-limit`` took any int; 0 or -3 failed after an epoch."""
+    verbs = _verbs()
+    for verb, flag in (("train", "--limit"), ("train", "--eval-limit"), ("eval", "--limit")):
+        assert _flags(verbs[verb])[flag].type.__name__ == "int in [1, 100000000]", (verb, flag)

@@ -42,6 +42,7 @@ from torch import nn
 from memsim.checks import check_probability
 from memsim.compute import resolve_device as resolve_torch_device
 from memsim.config import check_choice, check_range
+from memsim.formats import FORMATS, resolve_bits
 from memsim.paths import check_output_file
 from memsim.rng import child_seed, torch_generator
 from workloads.base import Workload, check_limit
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: Storage formats noisy training can flip (float formats torch computes in).
+NOISE_FORMATS = tuple(f.name for f in FORMATS.values() if f.is_float and f.torch_dtype is not None)
 
 
 class TrainHook(Protocol):
@@ -102,7 +105,8 @@ class TrainConfig:
         Noisy-bit mask, as :func:`memsim.formats.resolve_bits` reads it (``"mantissa"``,
         ``"first_noisy:9"``...); default all bits.
     noise_format : str
-        Storage format whose bits are flipped.
+        Storage format whose bits are flipped (one of ``NOISE_FORMATS``). It and
+        ``noise_bits`` are checked even when ``noise_p`` is 0.
     weight_noise_p : float
         Error-aware training: probability that a stored weight bit 0 reads as 1 on each
         training forward pass (fresh per batch), applied by the workload's training hooks
@@ -150,6 +154,14 @@ class TrainConfig:
         check_range(own, "seed", self.seed, kind=int, low=0, high=2**64 - 1)
         check_choice(own, "schedule", self.schedule, SCHEDULES)
         check_choice(own, "optimizer", self.optimizer, OPTIMIZERS)
+        check_choice(own, "noise_format", self.noise_format, NOISE_FORMATS)
+        try:
+            resolve_bits(self.noise_format, self.noise_bits)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"The 'noise_bits' parameter of {own} must name bits of {self.noise_format} "
+                f"(all, a field such as mantissa, or first_noisy:K): {exc} Got {self.noise_bits!r}."
+            ) from None
         check_limit(self.limit)
 
     @property
@@ -363,8 +375,9 @@ def train_model(
 
     if state_path is not None:  # a path that cannot be written fails now, not after an epoch
         state_path = check_output_file(state_path)
+    workload.check_count("train", config.limit)  # before anything loads, where it is known
     device = resolve_device(device)
-    x, y = workload.dataset("train", limit=config.limit)
+    x, y = workload.samples("train", config.limit, "'limit'")
     if len(y) == 0:
         raise ValueError(f"Workload {workload.name} has an empty training set.")
     with torch.random.fork_rng(devices=[]):  # initialisation draws from the seed, not global state
@@ -508,13 +521,18 @@ def train(
         Storage dtype of the checkpoint's floating weights; the reported accuracy is measured
         after casting to it, so the checkpoint's ``test_acc`` is what a loader gets.
     eval_limit : int, optional
-        Test samples used for ``test_acc`` (default all).
+        Test samples used for ``test_acc`` (default all). It and ``config.limit`` are checked
+        against the splits (:meth:`Workload.check_count`) before training.
 
     Returns
     -------
     TrainResult
     """
     config = config or TrainConfig()
+    if eval_limit is not None:
+        check_range("train", "eval_limit", eval_limit, kind=int, low=1)
+    workload.check_count("train", config.limit)
+    workload.check_count("test", eval_limit)
     state_path = None
     if out is not None:
         # Checked before training (which may take hours), and nothing is created for a bad one.
@@ -528,7 +546,7 @@ def train(
         for t in [*stored.parameters(), *stored.buffers()]:
             if t.is_floating_point():
                 t.copy_(t.to(weight_dtype).to(t.dtype))
-    x_test, y_test = workload.dataset("test", limit=eval_limit)
+    x_test, y_test = workload.samples("test", eval_limit, "'eval_limit'")
     test_acc = accuracy(stored, x_test, y_test, device=device)
     stored.cpu()  # returned on the CPU, as train_model returns the model
     path = None

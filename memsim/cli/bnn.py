@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--repeats",
-        type=options.bounded_int(1, 10_000),
+        type=options.bounded_int(1, 10_000),  # memsim.studies.bnn.MAX_REPEATS (a test keeps it)
         default=None,
         help="fault-map draws per point (overrides the config)",
     )

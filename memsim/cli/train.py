@@ -84,9 +84,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         dest="autocast",
         help="train in float32 instead of bf16 autocast",
     )
-    p.add_argument("--limit", type=int, default=None, help="train on this many samples only")
     p.add_argument(
-        "--eval-limit", type=int, default=None, help="test samples for the reported accuracy"
+        "--limit",
+        type=options.bounded_int(1, 100_000_000),
+        default=None,
+        help="train on this many samples only",
+    )
+    p.add_argument(
+        "--eval-limit",
+        type=options.bounded_int(1, 100_000_000),
+        default=None,
+        help="test samples for the reported accuracy",
     )
     p.add_argument(
         "--data-root", default=None, help="data folder (else $MEMSIM_DATA, else ../shared/data)"
@@ -123,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     if args.data_root is not None or args.download:
         extra = {"data_root": args.data_root, "download": args.download}
     workload = get_workload(args.workload, **extra)
-    config = recipe_from_args(workload, args)
+    options.check_counts(
+        workload, ("--limit", "train", args.limit), ("--eval-limit", "test", args.eval_limit)
+    )
+    config = recipe_from_args(workload, args)  # TrainConfig checks the noise format and bits
     print(f"{workload.name}: {config.describe()}")
     out = args.out or f"{workload.name}.pt"  # train() checks it before training
     result = train(

@@ -78,6 +78,8 @@ __all__ = [
 
 #: The study's ``[study]`` table: ``kind = "bnn"`` makes ``memsim run`` run this study.
 STUDY_KIND = "bnn"
+#: Most fault-map draws per point (``repeats``; ``memsim bnn --repeats`` has the same bound).
+MAX_REPEATS = 10_000
 POINT_COLUMNS = (
     "network",
     "sweep",
@@ -146,7 +148,7 @@ class BNNStudyConfig:
     activation_noise : bool
         Also write the binary activations with the same per-bit rates (fresh per write).
     repeats : int
-        Fault-map draws per point.
+        Fault-map draws per point, at most ``MAX_REPEATS``.
     eval_limit : int, optional
         Test samples (a fixed stratified prefix); default all.
     tolerance_points : float
@@ -193,7 +195,7 @@ class BNNStudyConfig:
             check_range(own, "compliance_ratios", r, low=0.0, high=1.0, low_open=True)
         check_choice(own, "cell", self.cell, CELLS)
         check_non_negative(own, "sigma_sa_ln", self.sigma_sa_ln)  # finite: inf is refused
-        check_range(own, "repeats", self.repeats, kind=int, low=1)
+        check_range(own, "repeats", self.repeats, kind=int, low=1, high=MAX_REPEATS)
         check_positive(own, "tolerance_points", self.tolerance_points)
         check_range(
             own, "confidence", self.confidence, low=0.0, high=1.0, low_open=True, high_open=True
@@ -281,10 +283,11 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
     config before anything runs) and by :func:`run_study` before it claims its output folder:
     a study that would fail later must not write a folder that a corrected re-run then
     refuses. Checks the workload (registered, its options accepted, a binarized network),
-    ``eval_limit`` against its test split, the training recipe's numbers (finite) and hooks,
-    the programming conditions and their per-bit rates in the configured cell, and the given
-    checkpoints (files that load into the workload's network, read with
-    ``weights_only=True``).
+    ``train.limit`` and ``eval_limit`` against its splits, the training recipe's numbers
+    (finite; :class:`~workloads.train.TrainConfig` checks the rest, its noise format and bits
+    included, when it is built) and hooks, the programming conditions and their per-bit rates
+    in the configured cell, and the given checkpoints (files that load into the workload's
+    network, read with ``weights_only=True``).
 
     Raises
     ------
@@ -306,11 +309,15 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
             source,
         )
 
-    # The test images it evaluates on: no more than the split holds, where its size is known.
-    try:
-        workload.check_count("test", config.eval_limit)
-    except ValueError as exc:
-        raise _input_error("eval_limit", config.eval_limit, exc, source) from None
+    # The images it trains and evaluates on: no more than the splits hold, where known.
+    for key, split, count in (
+        ("train.limit", "train", config.train.limit),
+        ("eval_limit", "test", config.eval_limit),
+    ):
+        try:
+            workload.check_count(split, count)
+        except ValueError as exc:
+            raise _input_error(key, count, exc, source) from None
 
     # The training recipe: finite numbers, and hooks for the networks that will be trained.
     for f in dataclasses.fields(config.train):
@@ -601,7 +608,7 @@ class BNNEvaluator:
 
             workload = get_workload(self.workload, **dict(self.workload_options))
             path = dict(self.checkpoints)[network]
-            x, y = workload.dataset("test", limit=self.eval_limit)
+            x, y = workload.samples("test", self.eval_limit, "'eval_limit'")
             return workload.load_model(path), x, y
 
         return _cached(("model", self, network), build)

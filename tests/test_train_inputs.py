@@ -1,0 +1,124 @@
+"""Training refuses bad input before it trains or writes anything: sample counts beyond a split
+(``--limit``, ``--eval-limit``), counts below one, and noisy-training formats and bit masks that
+do not exist, from the command line and from :func:`workloads.train.train` alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from memsim.cli.main import main
+from workloads import get_workload
+from workloads.train import TrainConfig, train
+
+QUICK = dict(epochs=1, batch_size=32, lr=0.05, limit=64, autocast=False)
+TRAIN = ["train", "digits", "--epochs", "1", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--limit", "100000"],
+         ["--limit: 100000 images asked for", "'train' split of workload digits holds 1,437"]),
+        (["--limit", "1438"], ["--limit: 1438 images", "holds 1,437"]),
+        (["--eval-limit", "100000"],
+         ["--eval-limit: 100000 images asked for", "'test' split of workload digits holds 360"]),
+        (["--noise-format", "foo"],
+         ["The 'noise_format' parameter of TrainConfig", "Got 'foo'"]),
+        (["--noise-format", "int8"], ["The 'noise_format' parameter of TrainConfig", "'int8'"]),
+        (["--noise-bits", "bogus"],
+         ["The 'noise_bits' parameter of TrainConfig", "'bogus'", "unknown field"]),
+        (["--noise-p", "0.01", "--noise-bits", "first_noisy:99"],
+         ["The 'noise_bits' parameter of TrainConfig", "'first_noisy:99'"]),
+    ],
+)  # fmt: skip
+def test_cli_train_refuses_bad_input_before_training(tmp_path, capsys, extra, expected):
+    """Counts beyond a split were cut to it silently (the recipe then claimed them), and a
+    bad noise format or mask failed only once training began, or never (without --noise-p)."""
+    out = tmp_path / "d.pt"
+    assert main([*TRAIN, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("memsim train: error: ")
+    for text in expected:
+        assert text in err[0]
+    assert list(tmp_path.iterdir()) == []  # no checkpoint, no .train-state
+
+
+@pytest.mark.parametrize("option", ["--limit", "--eval-limit"])
+@pytest.mark.parametrize("value", ["0", "-3", "x"])
+def test_cli_train_counts_below_one_are_argument_errors(tmp_path, capsys, option, value):
+    """``--eval-limit 0`` failed after the epoch ran, without naming the option, leaving a
+    ``.train-state`` file behind."""
+    out = tmp_path / "d.pt"
+    with pytest.raises(SystemExit) as info:
+        main([*TRAIN, option, value, "--out", str(out)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {option}: must be an int in [1, " in err[0]
+    assert f"Got '{value}'" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_train_accepts_counts_up_to_the_split(tmp_path, capsys):
+    out = tmp_path / "d.pt"
+    argv = [*TRAIN, "--limit", "1437", "--eval-limit", "360", "--no-augment"]
+    assert main([*argv, "--out", str(out), "--noise-bits", "mantissa"]) == 0
+    assert out.is_file() and "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(limit=100000), r"^100000 images asked for, but the 'train' split of workload digits"),
+        (dict(eval_limit=100000), r"^100000 images asked for, but the 'test' split"),
+        (dict(eval_limit=0), r"'eval_limit' parameter of train must be an int in \[1, .*Got 0\."),
+        (dict(eval_limit=-3), r"'eval_limit' parameter of train .*Got -3\."),
+    ],
+)  # fmt: skip
+def test_train_refuses_counts_before_training(tmp_path, change, match):
+    """The Python entry point checks what the CLI checks, before the first epoch."""
+    limit = change.pop("limit", QUICK["limit"])
+    with pytest.raises(ValueError, match=match) as info:
+        train(
+            get_workload("digits"),
+            TrainConfig(**{**QUICK, "limit": limit}),
+            out=tmp_path / "d.pt",
+            progress=False,
+            **change,
+        )
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no .train-state: refused before the epoch
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(noise_format="foo"),
+         r"^The 'noise_format' parameter of TrainConfig must be one of \['float64', .*Got 'foo'\.$"),
+        (dict(noise_format="int8"), r"'noise_format' parameter of TrainConfig .*Got 'int8'\.$"),
+        (dict(noise_bits="bogus"),
+         r"^The 'noise_bits' parameter of TrainConfig must name bits of float32 .*"
+         r"unknown field 'bogus'.* Got 'bogus'\.$"),
+        (dict(noise_format="float16", noise_bits="first_noisy:17"),
+         r"'noise_bits' parameter of TrainConfig must name bits of float16 .*Got 'first_noisy:17'"),
+        (dict(noise_p=0.01, noise_bits="first_noisy:x"), r"'noise_bits' .*Got 'first_noisy:x'"),
+    ],
+)  # fmt: skip
+def test_train_config_refuses_unknown_noise_formats_and_bits(change, match):
+    """Checked whether or not noise is on: an invalid value is an error even where unused."""
+    with pytest.raises(ValueError, match=match) as info:
+        TrainConfig(**change)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(noise_bits="mantissa"),
+        dict(noise_bits="all"),
+        dict(noise_bits="first_noisy:9"),
+        dict(noise_format="bfloat16", noise_bits="exponent"),
+        dict(noise_format="float8_e4m3", noise_bits=None),
+    ],
+)
+def test_train_config_accepts_real_noise_formats_and_bits(change):
+    assert TrainConfig(**change).noise_bits == change["noise_bits"]
