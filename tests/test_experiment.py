@@ -384,6 +384,11 @@ def test_a_checkpoint_named_twice_is_refused():
         load_experiment(overrides=[*SMALL, twice])
 
 
+def test_trace_images_are_not_checked_where_the_memory_model_is_off():
+    config, _ = load_experiment(overrides=[*SMALL, "memory.trace_images=361"])
+    assert not config.memory.enabled and config.memory.trace_images == 361
+
+
 def test_calibration_images_are_not_checked_where_nothing_is_calibrated():
     """Only integer storage formats read calibration images; a float-only experiment takes
     any count (the key's default must not refuse a small training split it never reads)."""

@@ -81,7 +81,7 @@ def check_plugins(config: ExperimentConfig, source: Any = None) -> None:
                 f"the run; with no 'conditions' listed that is the device's own, {own!r}. "
                 f"Got {ref!r}."
             )
-    # Checked even when memory.enabled is false: a search prices its candidates regardless.
+    # Checked even when memory.enabled is false: a bad name is an error wherever it is.
     _check_lookup("memory.preset", source, lambda: load_memory_params(config.memory.preset))
     n_points = len(curves_of(config)) * len(config.grid.ps()) * config.sweep.repeats
     if n_points > MAX_POINTS:
@@ -111,12 +111,13 @@ def check_files(config: ExperimentConfig, source: Any = None) -> None:
 def check_images(config: ExperimentConfig, source: Any = None) -> None:
     """Every count of images a run reads asks for no more than its split holds, where the
     split's size is known without loading it (:meth:`workloads.base.Workload.check_count`;
-    data that is not here yet is reported when a run loads it): ``sweep.images`` and
-    ``memory.trace_images`` of ``sweep.split``, and ``sweep.calibration_images`` of the
+    data that is not here yet is reported when a run loads it): ``sweep.images`` and, where
+    the memory model runs, ``memory.trace_images`` of ``sweep.split``, and ``sweep.calibration_images`` of the
     training split where a curve stores an integer format (the only ones calibrated)."""
     split = config.sweep.split
     asks = [("sweep.images", split, config.sweep.images or None)]
-    asks.append(("memory.trace_images", split, config.memory.trace_images))
+    if config.memory.enabled:  # the only reader (a search refuses the memory model off)
+        asks.append(("memory.trace_images", split, config.memory.trace_images))
     if any(_calibrates(make_policy(p), f) for p, f in pairs_of(config)):
         asks.append(("sweep.calibration_images", "train", config.sweep.calibration_images))
     for spec in config.workloads:
