@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 LABS_DIR = Path(__file__).resolve().parents[1] / "docs" / "labs"
@@ -61,6 +63,74 @@ def test_committed_key_matches_the_questions():
     key = (LABS_DIR / "key.md").read_text()
     for q in QUESTIONS:
         assert f"**Q{q.id}**" in key, f"key.md has no answer to Q{q.id}: regenerate it"
+
+
+REPO = LABS_DIR.parent.parent
+#: Labs that run an experiment (a sweep with fits), not a study or a search.
+SWEEP_LABS = [
+    lab
+    for lab in LABS
+    if lab.config is not None
+    and lab.verb == "run"
+    and "study" not in tomllib.loads((REPO / lab.config).read_text())
+]
+
+
+@pytest.mark.parametrize("lab", SWEEP_LABS, ids=lambda lab: f"lab{lab.number}")
+def test_lab_configs_repeat_enough_for_the_reports_bootstrap(lab):
+    """The report warns about bootstrap intervals over fewer repeats (too few distinct
+    resamples); a lab whose key grades against those intervals must not get that warning."""
+    from memsim.experiment.load import load_experiment
+    from memsim.report.markdown import MIN_BOOTSTRAP_REPEATS
+
+    config, _ = load_experiment(REPO / lab.config)
+    assert config.sweep.repeats >= MIN_BOOTSTRAP_REPEATS
+    if config.adaptive.enabled:
+        assert config.adaptive.min_repeats >= MIN_BOOTSTRAP_REPEATS
+    else:
+        # Grid labs: 5 points per decade put at least 3 points (the fit's minimum) inside
+        # the narrowest drop the labs grade (int8, about one decade between 10 % and 90 %).
+        assert config.grid.points_per_decade >= 5
+
+
+def test_lab1_extension_runs_the_same_curve_as_lab1():
+    from memsim.experiment.load import load_experiment
+
+    grid, _ = load_experiment(REPO / "configs/labs/lab1_noise_curve.toml")
+    adaptive, _ = load_experiment(REPO / "configs/labs/lab1_adaptive.toml")
+    assert adaptive.adaptive.enabled and not grid.adaptive.enabled
+    for attr in ("seed", "workloads", "formats", "policies"):
+        assert getattr(adaptive, attr) == getattr(grid, attr), attr
+    assert (adaptive.grid.p_min, adaptive.grid.p_max) == (grid.grid.p_min, grid.grid.p_max)
+    assert adaptive.sweep.repeats == grid.sweep.repeats
+
+
+def test_tolerance_names_the_reports_interval_and_flags_unresolved_fits():
+    q = make_key.Question(
+        id="9.1",
+        lab=1,
+        text="",
+        file="summary.csv",
+        column="mu",
+        tolerance={"ci": ["mu_ci_low", "mu_ci_high"]},
+    )
+    rows = pd.DataFrame(
+        {"mu": [2e-4], "mu_ci_low": [1.9e-4], "mu_ci_high": [2.1e-4], "fit_status": ["ok"]}
+    )
+    text = make_key._tolerance(q, rows, 2e-4)
+    assert "[0.00019, 0.00021]" in text and "bootstrap interval over repeats" in text
+    assert "seeds differ" not in text and "not reliable" not in text
+    text = make_key._tolerance(q, rows.assign(fit_status="unresolved_drop"), 2e-4)
+    assert "unresolved_drop" in text and "not reliable" in text
+
+
+def test_operating_point_answers_use_the_reports_wilson_interval():
+    for q in QUESTIONS:
+        if q.column == "accuracy_at_operating_point":
+            assert q.tolerance["ci"] == [
+                "accuracy_at_operating_point_ci_low",
+                "accuracy_at_operating_point_ci_high",
+            ], q.id
 
 
 @pytest.mark.integration

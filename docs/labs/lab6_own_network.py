@@ -71,13 +71,15 @@ formats = ["float32", "int8"]
 policies = ["baseline", "ecc_secded"]
 
 [grid]
-p_min = 1e-7
+p_min = 1e-6
 p_max = 1e-1
-points_per_decade = 2
+points_per_decade = 6
 
 [sweep]
-repeats = 3
+repeats = 5
 """
+# 6 points per decade put at least 3 points inside the steepest drop (SECDED's), and 5 repeats
+# are the fewest whose bootstrap interval the report does not warn about.
 
 SMOKE = ["grid.points_per_decade=1", "sweep.repeats=2", "fit.bootstrap=20"]
 
