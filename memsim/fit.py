@@ -34,6 +34,10 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 SCALES = ("log10p", "p")
 
+#: Widest gap (decades of p) between the two measured points that bracket p99 across which
+#: ``p99_data`` is interpolated; wider, the data only say p99 lies in the gap (a full grid of
+#: one point a decade still interpolates; an adaptive sweep's jump from p_min does not).
+MAX_P99_GAP_DECADES = 1.0
 #: Fraction of a_max that defines the "99 %-noise level" p99.
 KEEP_FRACTION = 0.99
 
@@ -283,7 +287,7 @@ def fit_points(
     ps, inverse = np.unique(p, return_inverse=True)
     means, counts = _means(acc, inverse, ps.size)
     result = fit_curve(ps, means, a_max=a_max, a_min=a_min, scale=scale, counts=counts)
-    p99, bracket, p99_note = p_keep_measured(ps, means, a_max)
+    p99, bracket, p99_note = p_keep_measured(ps, means, a_max, max_gap=MAX_P99_GAP_DECADES)
     result = replace(
         result,
         p99_data=p99,
@@ -411,18 +415,26 @@ def median_interval(
 
 
 def p_keep_measured(
-    p: np.ndarray, means: np.ndarray, a_max: float, keep: float = KEEP_FRACTION
+    p: np.ndarray,
+    means: np.ndarray,
+    a_max: float,
+    keep: float = KEEP_FRACTION,
+    *,
+    max_gap: float | None = None,
 ) -> tuple[float, tuple[float, float], str]:
     """The largest p keeping ``keep · a_max``, read from measured mean accuracies.
 
     Linear interpolation in log10 p between the last grid point at or above the target and
-    the first one below it.
+    the first one below it. Where those two points lie more than ``max_gap`` decades apart
+    (an adaptive sweep measures nothing between its smallest p and the drop), the data do not
+    place the crossing inside the gap: ``p99`` is NaN and the note names the bracket.
 
     Returns
     -------
     (p99, (p_low, p_high), note)
         ``note`` is ``""`` when the data bracket the target; ``"> p_max"`` when no point falls
-        below it and ``"< p_min"`` when the smallest p already does (``p99`` is NaN then).
+        below it, ``"< p_min"`` when the smallest p already does and ``"in [p_low, p_high]"``
+        when the bracket is wider than ``max_gap`` (``p99`` is NaN then).
     """
     order = np.argsort(p)
     p, means = np.asarray(p, dtype=float)[order], np.asarray(means, dtype=float)[order]
@@ -436,9 +448,12 @@ def p_keep_measured(
     if i == 0:
         return math.nan, (math.nan, float(p[0])), f"< {p[0]:.1e}"
     x0, x1 = math.log10(p[i - 1]), math.log10(p[i])
+    bracket = (float(p[i - 1]), float(p[i]))
+    if max_gap is not None and x1 - x0 > max_gap + 1e-9:
+        return math.nan, bracket, f"in [{p[i - 1]:.1e}, {p[i]:.1e}]"
     y0, y1 = means[i - 1], means[i]
     x = x0 + (y0 - target) * (x1 - x0) / (y0 - y1)
-    return float(10.0**x), (float(p[i - 1]), float(p[i])), ""
+    return float(10.0**x), bracket, ""
 
 
 def drop_points(means: np.ndarray, a_max: float, a_min: float) -> int:
@@ -526,16 +541,20 @@ def _censoring(
     p: np.ndarray, acc: np.ndarray, a_max: float, a_min: float
 ) -> tuple[str, str] | None:
     """Why no midpoint can be fitted, or None when the data cross the midpoint level."""
-    if p.size < 3:
-        return "failed", f"need at least 3 distinct p values to fit; got {p.size}"
+    if p.size == 0:
+        return "failed", "no points to fit"
     # Less than 5 % of the possible range above chance: nothing to drop from.
     if not a_max - a_min > 0.05 * (1 - a_min):
         return "no_signal", f"a_max={a_max:.3g} is at chance level {a_min:.3g}"
+    # Where the data never cross the midpoint level they say so with any number of points (an
+    # adaptive sweep that finds no drop measures only the ends of the range).
     mid = a_min + (a_max - a_min) / 2
     if (acc > mid).all():
         return "above_range", f"mu > {p[-1]:.0e}"
     if (acc < mid).all():
         return "below_range", f"mu < {p[0]:.0e}"
+    if p.size < 3:
+        return "failed", f"need at least 3 distinct p values to fit; got {p.size}"
     return None
 
 

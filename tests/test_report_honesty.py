@@ -242,6 +242,48 @@ def test_measured_p99_interpolates_between_bracketing_points():
     assert fitting.p_keep_measured(p, np.full(4, 0.5), 0.95)[2].startswith("<")
 
 
+def test_measured_p99_is_not_interpolated_across_a_gap_of_decades():
+    """An adaptive sweep measures p_min and then the drop: interpolating 0.99·a_max across
+    three empty decades put p99 at 1.6e-7 and called it data. Across more than a decade the
+    data only say p99 lies in the gap; within a decade (a grid of one point a decade) they
+    are still interpolated."""
+    p = np.array([1e-7, 1e-4, 2e-4, 4e-4])
+    means = np.array([0.95, 0.60, 0.40, 0.10])
+    value, bracket, note = fitting.p_keep_measured(p, means, 0.95, max_gap=1.0)
+    assert math.isnan(value) and bracket == (1e-7, 1e-4) and note == "in [1.0e-07, 1.0e-04]"
+    assert not math.isnan(fitting.p_keep_measured(p, means, 0.95)[0])  # no gap limit asked
+    decade = fitting.p_keep_measured(
+        np.array([1e-5, 1e-4]), np.array([0.95, 0.5]), 0.95, max_gap=1.0
+    )
+    assert not math.isnan(decade[0]) and decade[2] == ""
+    # fit_points applies the limit, and the report falls back to the fit, naming the gap.
+    reps = np.repeat(np.arange(5), p.size)
+    fit = fit_points(np.tile(p, 5), np.tile(means, 5), reps, a_max=0.95, num_classes=10, n_boot=20)
+    assert math.isnan(fit.p99_data) and fit.p99_note == "in [1.0e-07, 1.0e-04]"
+    assert math.isnan(fit.p99_data_ci_low) and math.isnan(fit.p99_data_ci_high)
+
+
+def test_a_curve_measured_only_at_its_ends_is_above_range_not_failed():
+    """An adaptive sweep that finds no drop measures p_min and p_max: two points that say the
+    midpoint lies above the range, which the fit reported as failed (fewer than 3 points)."""
+    p, acc = np.array([1e-7, 1e-1]), np.array([0.95, 0.94])
+    fit = fit_points(p, acc, np.zeros(2), a_max=0.95, num_classes=10, n_boot=20)
+    assert fit.status == "above_range" and fit.note == "mu > 1e-01"
+    between = fit_points(p, np.array([0.95, 0.3]), np.zeros(2), a_max=0.95, num_classes=10)
+    assert between.status == "failed"  # crossing somewhere between two points: not fitted
+
+
+def test_no_bootstrap_warning_for_curves_that_report_no_interval(tmp_path):
+    """A curve with no drop in range reports no interval, so its single repeat is no reason
+    to warn about bootstrap intervals."""
+    rows = [r for r in curve_rows("baseline", 2.0, GRID, repeats=1)]  # mu far above p_max
+    stored_folder(
+        tmp_path, pd.DataFrame(rows), {"name": "f", "seed": 0, "policies": [{"label": "baseline"}]}
+    )
+    text = write_report(tmp_path).read_text()
+    assert "above_range" in text and "**Warning:** the 95 % bootstrap" not in text
+
+
 @pytest.mark.parametrize("scale", ["log10p", "p"])
 def test_p99_from_the_points_is_reported_for_either_scale(scale):
     rows = curve_rows("baseline", -4.0, GRID, repeats=4)

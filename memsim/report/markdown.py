@@ -294,7 +294,12 @@ MIN_BOOTSTRAP_REPEATS = 5
 
 def _warnings(summary: pd.DataFrame, fit: Mapping) -> list[str]:
     lines = []
-    repeats = summary["n_repeats"] if "n_repeats" in summary else pd.Series(dtype=int)
+    # Only rows that report a bootstrap interval (a curve with no drop in range has none).
+    with_ci = pd.Series(False, index=summary.index)
+    for col in ("mu_ci_low", "p99_data_ci_low"):
+        if col in summary:
+            with_ci |= pd.to_numeric(summary[col], errors="coerce").notna()
+    repeats = summary.loc[with_ci, "n_repeats"] if "n_repeats" in summary else pd.Series(dtype=int)
     few = sorted({int(r) for r in repeats if 0 < int(r) < MIN_BOOTSTRAP_REPEATS})
     if few and fit.get("bootstrap", 200):
         n = few[0]
