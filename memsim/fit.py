@@ -35,9 +35,10 @@ from scipy.optimize import OptimizeWarning, curve_fit
 SCALES = ("log10p", "p")
 
 #: Widest gap (decades of p) between the two measured points that bracket p99 across which
-#: ``p99_data`` is interpolated; wider, the data only say p99 lies in the gap (a full grid of
-#: one point a decade still interpolates; an adaptive sweep's jump from p_min does not).
-MAX_P99_GAP_DECADES = 1.0
+#: ``p99_data`` is interpolated; wider, the data only say p99 lies in the gap. A grid of one
+#: point a decade (steps of up to 1.25 decades once rounded to whole points) still
+#: interpolates; an adaptive sweep's jump from p_min to the drop does not.
+MAX_P99_GAP_DECADES = 1.5
 #: Fraction of a_max that defines the "99 %-noise level" p99.
 KEEP_FRACTION = 0.99
 
@@ -309,9 +310,15 @@ def fit_points(
         m, c = _means(acc[pick], inverse[pick], ps.size)
         keep = c > 0
         if not math.isnan(p99):
-            value, _, note = p_keep_measured(ps[keep], m[keep], a_max)
-            # A resample whose p99 leaves the range sits beyond that end.
-            p99s[b] = value if not note else (np.inf if note.startswith(">") else -np.inf)
+            value, (low, _), note = p_keep_measured(
+                ps[keep], m[keep], a_max, max_gap=MAX_P99_GAP_DECADES
+            )
+            # A resample whose p99 leaves the range sits beyond that end; one whose bracket
+            # is a gap the data do not resolve sits beyond the estimate on the gap's side.
+            if note.startswith("in ["):
+                p99s[b] = -np.inf if low < p99 else np.inf
+            else:
+                p99s[b] = value if not note else (np.inf if note.startswith(">") else -np.inf)
         if result.ok:
             r = fit_curve(ps[keep], m[keep], a_max=a_max, a_min=a_min, scale=scale, counts=c[keep])
             # A resample whose midpoint leaves the range is censored: it sits beyond that end.

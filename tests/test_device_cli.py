@@ -45,7 +45,7 @@ def test_device_command_reports_unknown_names_in_one_line(capsys):
     assert "nomnal" in err and "nominal" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["afile/x.png", "x.xyz", "x"])
+@pytest.mark.parametrize("name", ["afile/x.png", "x.xyz", "x", "new/sub/x.xyz"])
 def test_a_plot_path_that_cannot_be_saved_fails_before_the_table(tmp_path, name, capsys):
     """A parent that is a file, or an extension matplotlib does not save, failed after the
     table was printed (and, for the extension, after the figure was drawn)."""
@@ -54,6 +54,7 @@ def test_a_plot_path_that_cannot_be_saved_fails_before_the_table(tmp_path, name,
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("memsim device: error: --plot")
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()  # no folder made for a plot that is refused
 
 
 def test_a_condition_and_another_condition_flag_are_refused(capsys):
@@ -64,3 +65,4 @@ def test_a_condition_and_another_condition_flag_are_refused(capsys):
     assert "low_energy is a programming condition and --condition nominal" in err
     assert main(["device", "default", "--condition", "low_energy"]) == 0
     assert "* low_energy" in capsys.readouterr().out
+    assert main(["device", "nominal", "--condition", "nominal"]) == 0  # the same: no conflict

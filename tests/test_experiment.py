@@ -377,6 +377,12 @@ def test_every_count_of_images_is_checked_against_its_split(extra, key, split):
     load_experiment(overrides=[*SMALL, *fewer])
 
 
+def test_an_unknown_memory_preset_is_refused_with_the_memory_model_off():
+    """memory.preset was looked up only when memory.enabled: a bad name loaded silently."""
+    with pytest.raises(ConfigError, match=r"^'memory.preset' in .*Unknown memory preset 'bogus'"):
+        load_experiment(overrides=[*SMALL, 'memory.preset="bogus"'])
+
+
 def test_a_checkpoint_named_twice_is_refused():
     """checkpoint and options.checkpoint both given: the second was ignored silently."""
     twice = 'workloads=[{name="digits", checkpoint="a.pt", options={checkpoint="b.pt"}}]'

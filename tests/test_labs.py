@@ -143,3 +143,27 @@ def test_lab_runs_and_writes_what_its_handout_names(lab, tmp_path):
     for q in (q for q in QUESTIONS if q.lab == lab.number and q.numeric):
         assert f"**Q{q.id}**" in text
     assert times[lab.number] > 0
+
+
+def test_make_key_clears_only_the_folders_it_made(tmp_path, monkeypatch):
+    """make_key cleared <--work>/labN before each run: with --work runs it deleted the
+    students' runs/lab1 ... runs/lab7. It now clears only folders carrying its marker."""
+    import subprocess
+
+    def fake_run(cmd, **kwargs):  # the lab's command makes its --out folder; nothing else
+        Path(cmd[cmd.index("--out") + 1]).mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    lab = LABS[0]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "points.csv").write_text("a student's results\n")
+    with pytest.raises(SystemExit, match="did not make"):
+        make_key.run_lab(lab, theirs, smoke=True)
+    assert (theirs / "points.csv").read_text() == "a student's results\n"
+    ours = tmp_path / "ours"
+    make_key.run_lab(lab, ours, smoke=True)  # a new folder: run, then marked
+    assert (ours / make_key.MARKER).is_file()
+    (ours / "points.csv").write_text("old run\n")
+    make_key.run_lab(lab, ours, smoke=True)  # marked: cleared for a fresh run
+    assert not (ours / "points.csv").exists() and (ours / make_key.MARKER).is_file()

@@ -249,7 +249,7 @@ def test_measured_p99_is_not_interpolated_across_a_gap_of_decades():
     are still interpolated."""
     p = np.array([1e-7, 1e-4, 2e-4, 4e-4])
     means = np.array([0.95, 0.60, 0.40, 0.10])
-    value, bracket, note = fitting.p_keep_measured(p, means, 0.95, max_gap=1.0)
+    value, bracket, note = fitting.p_keep_measured(p, means, 0.95, max_gap=1.5)
     assert math.isnan(value) and bracket == (1e-7, 1e-4) and note == "in [1.0e-07, 1.0e-04]"
     assert not math.isnan(fitting.p_keep_measured(p, means, 0.95)[0])  # no gap limit asked
     decade = fitting.p_keep_measured(
@@ -261,6 +261,21 @@ def test_measured_p99_is_not_interpolated_across_a_gap_of_decades():
     fit = fit_points(np.tile(p, 5), np.tile(means, 5), reps, a_max=0.95, num_classes=10, n_boot=20)
     assert math.isnan(fit.p99_data) and fit.p99_note == "in [1.0e-07, 1.0e-04]"
     assert math.isnan(fit.p99_data_ci_low) and math.isnan(fit.p99_data_ci_high)
+
+
+def test_the_p99_interval_does_not_reach_into_a_gap_either():
+    """The estimate's bracket is narrow, but resamples whose crossing moves down to the gap
+    below it were interpolated across the gap, and the interval's low end landed there."""
+    p = np.array([1e-7, 1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 1e-3, 1e-2, 1e-1])
+    curve = np.array([0.95, 0.95, 0.90, 0.80, 0.60, 0.30, 0.10, 0.10, 0.10])
+    acc = np.tile(curve, (5, 1))
+    acc[4, 1] = 0.925  # one repeat dips below 0.99·a_max at 1e-4
+    reps = np.repeat(np.arange(5), p.size)
+    fit = fit_points(np.tile(p, 5), acc.ravel(), reps, a_max=0.95, num_classes=10, n_boot=200)
+    assert fit.p99_bracket_low == 1e-4 and 1e-4 < fit.p99_data < 1.5e-4
+    # About a quarter of the resamples cross inside the gap: the low end is unresolved (NaN),
+    # not a value interpolated across three empty decades.
+    assert math.isnan(fit.p99_data_ci_low) and fit.p99_data_ci_high >= fit.p99_data
 
 
 def test_a_curve_measured_only_at_its_ends_is_above_range_not_failed():

@@ -5,6 +5,7 @@ do not exist, from the command line and from :func:`workloads.train.train` alike
 from __future__ import annotations
 
 import pytest
+import torch
 
 from memsim.cli.main import main
 from workloads import get_workload
@@ -122,3 +123,31 @@ def test_train_config_refuses_unknown_noise_formats_and_bits(change, match):
 )
 def test_train_config_accepts_real_noise_formats_and_bits(change):
     assert TrainConfig(**change).noise_bits == change["noise_bits"]
+
+
+class _SizeUnknown:
+    """Data whose split sizes are known only once loaded (no ``split_size``)."""
+
+    def dataset(self, split, limit=None):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(40, 6, generator=gen)
+        y = (x[:, 0] > 0).long()
+        return (x[:limit], y[:limit]) if limit is not None else (x, y)
+
+
+def test_an_eval_limit_beyond_a_split_of_unknown_size_is_refused_before_training(
+    tmp_path, monkeypatch
+):
+    """The test images were loaded after training: a count beyond a split whose size the
+    workload cannot tell in advance failed after every epoch had run."""
+    from torch import nn
+
+    import workloads.train as train_module
+    from workloads.generic import wrap
+
+    workload = wrap(nn.Sequential(nn.Linear(6, 2)), _SizeUnknown(), name="size_unknown")
+    trained = []
+    monkeypatch.setattr(train_module, "train_model", lambda *a, **k: trained.append(1))
+    with pytest.raises(ValueError, match=r"^'eval_limit': 1000 images asked for, .* holds 40\.$"):
+        train(workload, TrainConfig(**QUICK), out=tmp_path / "m.pt", eval_limit=1000)
+    assert trained == [] and list(tmp_path.iterdir()) == []

@@ -538,6 +538,9 @@ def train(
         # Checked before training (which may take hours), and nothing is created for a bad one.
         out = check_output_file(out, missing_parent="create")  # as documented: made if missing
         state_path = check_output_file(f"{out}.train-state")
+    # Loaded before training: a workload that learns its split's size only by loading it
+    # refuses a count beyond the split now, not after hours of training.
+    x_test, y_test = workload.samples("test", eval_limit, "'eval_limit'")
     model, skipped = train_model(
         workload, config, device=device, progress=progress, state_path=state_path
     )
@@ -546,7 +549,6 @@ def train(
         for t in [*stored.parameters(), *stored.buffers()]:
             if t.is_floating_point():
                 t.copy_(t.to(weight_dtype).to(t.dtype))
-    x_test, y_test = workload.samples("test", eval_limit, "'eval_limit'")
     test_acc = accuracy(stored, x_test, y_test, device=device)
     stored.cpu()  # returned on the CPU, as train_model returns the model
     path = None

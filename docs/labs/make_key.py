@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 QUESTIONS = HERE / "questions.toml"
 KEY = HERE / "key.md"
+#: File a lab's work folder gets once this script has run it: only such folders are cleared.
+MARKER = ".make_key"
 
 #: Overrides for a smoke run: every lab in seconds, same files written.
 SMOKE = (
@@ -110,9 +112,16 @@ def run_lab(lab: Lab, out: Path, *, smoke: bool) -> float:
     import shutil
     import subprocess
 
+    marker = out / MARKER
     if out.exists():
         # A results folder resumes its finished points: the run would be neither timed nor
-        # re-run. The work folders are this script's own.
+        # re-run, so it is cleared; but only a folder this script made (a student's or an
+        # instructor's runs/labN under another --work is never deleted).
+        if any(out.iterdir()) and not marker.is_file():
+            raise SystemExit(
+                f"make_key: {out} holds results this script did not make; choose another "
+                "--work (default runs/labs) or remove it yourself."
+            )
         print(f"make_key: clearing {out} for a fresh run", file=sys.stderr)
         shutil.rmtree(out)
     start = time.perf_counter()
@@ -136,7 +145,9 @@ def run_lab(lab: Lab, out: Path, *, smoke: bool) -> float:
     else:
         raise ValueError(f"lab {lab.number} has neither a config nor a script")
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    marker.write_text("made by docs/labs/make_key.py: cleared and re-run on its next run\n")
+    return elapsed
 
 
 def _rows(frame: pd.DataFrame, where: Mapping[str, Any] | None) -> pd.DataFrame:

@@ -122,23 +122,22 @@ def _plot_path(text: str) -> Path:
 
     from memsim.paths import check_output_file
 
-    try:
-        path = check_output_file(text, missing_parent="create")
-    except ValueError as exc:
-        raise ValueError(f"--plot: {exc}") from None
     kinds = Figure().canvas.get_supported_filetypes()
-    if path.suffix.lstrip(".").lower() not in kinds:
+    if Path(text).suffix.lstrip(".").lower() not in kinds:  # before any folder is made
         raise ValueError(
             f"--plot {text}: matplotlib saves {', '.join(sorted(kinds))}; name a file with one "
             "of these extensions."
         )
-    return path
+    try:
+        return check_output_file(text, missing_parent="create")
+    except ValueError as exc:
+        raise ValueError(f"--plot: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from memsim.device.params import load_device
 
-    if args.condition is not None and _is_condition(args.config):
+    if args.condition not in (None, args.config) and _is_condition(args.config):
         raise ValueError(
             f"{args.config} is a programming condition and --condition {args.condition} names "
             "another: give one (--condition replaces a device bundle's condition)."
