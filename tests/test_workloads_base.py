@@ -147,3 +147,31 @@ def test_a_run_on_a_split_of_unknown_size_stops_before_any_point(tmp_path):
         assert not (out / "points.csv").exists()
     finally:
         WORKLOADS._items.pop("size_unknown_test", None)
+
+
+def test_the_default_calibration_count_takes_a_small_split_whole():
+    """A custom data set with fewer training images than the default calibration count
+    (256) works with int8 as before; only a count given explicitly is held to the split."""
+    from memsim.config import ConfigError
+    from memsim.experiment.load import load_experiment
+    from memsim.experiment.plugins import calibration_images
+
+    x, y = torch.randn(40, 4), torch.arange(40) % 3
+    register("small_train_test", lambda: nn.Linear(4, 3), {"train": (x, y), "test": (x, y)})
+    try:
+        workload = get_workload("small_train_test")
+        assert len(calibration_images(workload, 256)) == 40  # the default: the whole split
+        with pytest.raises(ValueError, match=r"^'sweep.calibration_images': 300 images"):
+            calibration_images(workload, 300)
+        small = [
+            'workloads=["small_train_test"]',
+            'formats=["int8"]',
+            'policies=["baseline"]',
+            "memory.enabled=false",
+        ]
+        config, _ = load_experiment(overrides=small)
+        assert config.sweep.calibration_images == 256
+        with pytest.raises(ConfigError, match="'sweep.calibration_images' in .*holds 40"):
+            load_experiment(overrides=[*small, "sweep.calibration_images=300"])
+    finally:
+        WORKLOADS._items.pop("small_train_test", None)

@@ -14,6 +14,8 @@ from memsim.cli import options
 
 #: ``memsim.inference.graph.GRANULARITIES`` (not imported: ``--help`` must not load torch).
 GRANULARITIES = ("module", "op", "fused")
+#: Calibration images of ``--calibration`` by default.
+CALIBRATION_DEFAULT = 512
 #: ``memsim.inference.network.INFERENCE_FORMATS``, likewise.
 FORMATS = (
     "float64",
@@ -52,9 +54,10 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calibration",
         type=options.bounded_int(1, 1_000_000),
-        default=512,
+        default=None,
         metavar="N",
-        help="int8: calibration images from the training split",
+        help=f"int8/int4: calibration images from the training split (default "
+        f"{CALIBRATION_DEFAULT}, or the whole split where it holds fewer)",
     )
     p.add_argument(
         "--calibration-method",
@@ -112,11 +115,14 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
         workload,
         (test_images[0], "test", test_images[1]),
         ("--calibration", "train", args.calibration if calibrated else None),
-    )
+    )  # the default (None) is not checked: it takes what a small split holds
     model = workload.load_model(args.checkpoint)
     calibration = None
     if calibrated:
-        calibration = workload.samples("train", args.calibration, "--calibration")[0]
+        if args.calibration is None:
+            calibration = workload.dataset("train", limit=CALIBRATION_DEFAULT)[0]
+        else:
+            calibration = workload.samples("train", args.calibration, "--calibration")[0]
     net = NoisyNetwork(
         model,
         args.fmt,

@@ -46,6 +46,8 @@ MAX_BOOTSTRAP = 100_000
 MAX_GRID_POINTS = 10_000
 #: Seeds are 64-bit; a larger one would silently equal a smaller one.
 SEED_MAX = 2**64 - 1
+#: ``sweep.calibration_images`` by default (int8/int4 activation ranges).
+DEFAULT_CALIBRATION_IMAGES = 256
 
 
 # --------------------------------------------------------------------------- config objects
@@ -140,7 +142,9 @@ class SweepConfig:
     fused: bool = False
     granularity: str = ""  # module | op | fused; empty: "fused" when fused = true, else "module"
     noisy_input: bool = False
-    calibration_images: int = 256
+    # The default takes at most what a small training split holds; a count given explicitly
+    # beyond the split is refused (memsim.experiment.plugins.calibration_images).
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     # Float formats compute in their storage dtype ("storage"); "float32" computes narrower
     # formats in float32 with every write still rounded to the storage format (same numbers at
     # the same seed, far faster on a CPU; see memsim.inference.network).

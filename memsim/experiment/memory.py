@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from memsim.experiment.plugins import (
     CALIBRATED,
+    calibration_images,
     check_images,
     load_condition_device,
     load_memory_params,
@@ -107,9 +108,7 @@ def memory_table(
             if (wspec.label, stored) not in traces:
                 calibration = None
                 if stored in CALIBRATED:
-                    calibration = workload.samples(
-                        "train", config.sweep.calibration_images, "'sweep.calibration_images'"
-                    )[0]
+                    calibration = calibration_images(workload, config.sweep.calibration_images)
                 traces[wspec.label, stored] = trace_model(
                     model,
                     x,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memsim.config import ConfigError, where_text
-from memsim.experiment.config import Curve
+from memsim.experiment.config import DEFAULT_CALIBRATION_IMAGES, Curve
 
 #: Storage formats whose activation ranges are calibrated on training images.
 CALIBRATED = ("int8", "int4")
@@ -112,14 +112,18 @@ def check_images(config: ExperimentConfig, source: Any = None) -> None:
     """Every count of images a run reads asks for no more than its split holds, where the
     split's size is known without loading it (:meth:`workloads.base.Workload.check_count`;
     data that is not here yet is reported when a run loads it): ``sweep.images`` and, where
-    the memory model runs, ``memory.trace_images`` of ``sweep.split``, and ``sweep.calibration_images`` of the
-    training split where a curve stores an integer format (the only ones calibrated)."""
+    the memory model runs, ``memory.trace_images`` of ``sweep.split``, and an explicit ``sweep.calibration_images``
+    of the training split where a curve stores an integer format (the only ones calibrated;
+    the default count takes a smaller split whole, see :func:`calibration_images`)."""
     split = config.sweep.split
     asks = [("sweep.images", split, config.sweep.images or None)]
     if config.memory.enabled:  # the only reader (a search refuses the memory model off)
         asks.append(("memory.trace_images", split, config.memory.trace_images))
-    if any(_calibrates(make_policy(p), f) for p, f in pairs_of(config)):
-        asks.append(("sweep.calibration_images", "train", config.sweep.calibration_images))
+    calibration = config.sweep.calibration_images
+    if calibration != DEFAULT_CALIBRATION_IMAGES and any(
+        _calibrates(make_policy(p), f) for p, f in pairs_of(config)
+    ):
+        asks.append(("sweep.calibration_images", "train", calibration))
     for spec in config.workloads:
         workload = _build_workload(spec)
         for key, split_name, count in asks:
@@ -127,6 +131,16 @@ def check_images(config: ExperimentConfig, source: Any = None) -> None:
                 workload.check_count(split_name, count)
             except ValueError as exc:
                 raise ConfigError(f"{where_text(key, source)}: {exc}") from None
+
+
+def calibration_images(workload: Any, count: int, key: str = "'sweep.calibration_images'"):
+    """The training images int8/int4 ranges are calibrated on: ``count`` of them, refused
+    beyond the split (:meth:`workloads.base.Workload.samples`), except the default count,
+    which takes the whole split where it holds fewer (a small custom data set keeps working
+    without a setting it never chose)."""
+    if count == DEFAULT_CALIBRATION_IMAGES:
+        return workload.dataset("train", limit=count)[0]
+    return workload.samples("train", count, key)[0]
 
 
 def _calibrates(policy: Any, fmt: str) -> bool:

@@ -30,7 +30,13 @@ from memsim.compute import resolve_device
 from memsim.experiment.config import Curve
 from memsim.experiment.executor import Executor, map_unordered
 from memsim.experiment.layers import is_per_layer, layer_channel_for
-from memsim.experiment.plugins import CALIBRATED, is_bitflip, make_channel, make_policy
+from memsim.experiment.plugins import (
+    CALIBRATED,
+    calibration_images,
+    is_bitflip,
+    make_channel,
+    make_policy,
+)
 from memsim.experiment.store import ResultsStore, point_id
 from memsim.rng import child_seed
 
@@ -322,9 +328,7 @@ class NetworkEvaluator:
             workload, model = load_workload(spec)
             s = self.sweep
             x = self._data(label)[0]  # an example for the write points
-            calibration = workload.samples(
-                "train", s.calibration_images, "'sweep.calibration_images'"
-            )[0]
+            calibration = calibration_images(workload, s.calibration_images)
             return int8_point_qparams(
                 model,  # on the CPU, as calibration runs: the example too, whatever the device
                 x[:2].cpu(),
@@ -344,9 +348,7 @@ class NetworkEvaluator:
         s = self.sweep
         calibration = None
         if fmt in CALIBRATED:
-            calibration = workload.samples(
-                "train", s.calibration_images, "'sweep.calibration_images'"
-            )[0]
+            calibration = calibration_images(workload, s.calibration_images)
         compute = None if s.compute_dtype == "storage" or fmt in CALIBRATED else s.compute_dtype
         net = NoisyNetwork(
             model,
