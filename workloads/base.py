@@ -91,29 +91,29 @@ class Workload(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``dataset(split, limit=count)``, refusing fewer than ``count`` samples with a
         one-line ``ValueError`` (prefixed by ``key``, the option or config key that asked):
-        :meth:`check_count` refuses in advance where the split's size is known; this catches
-        a workload that cannot tell its size before loading, whose ``dataset`` would quietly
-        return fewer."""
+        before loading where the split's size is known (:meth:`check_count`), else once
+        loaded (a workload that cannot tell its size in advance, whose ``dataset`` would
+        quietly return fewer)."""
+        self.check_count(split, count, key)
         x, y = self.dataset(split, limit=count)
-        if count is not None and len(x) < count:
+        self.check_count(split, count, key, size=len(x))
+        return x, y
+
+    def check_count(
+        self, split: str, count: int | None, key: str = "", *, size: int | None = None
+    ) -> None:
+        """Refuse ``count`` samples of ``split`` (``ValueError``, one line, prefixed by
+        ``key``) where the split holds fewer: ``size``, else :meth:`split_size` where that is
+        known; ``dataset`` would quietly return fewer. Every entry point that takes a count of
+        images calls it (or :meth:`samples`) before it loads anything."""
+        if count is None:
+            return
+        size = self.split_size(split) if size is None else size
+        if size is not None and count > size:
             where = f"{key}: " if key else ""
             raise ValueError(
                 f"{where}{count} images asked for, but the '{split}' split of workload "
-                f"{self.name} holds {len(x):,}."
-            )
-        return x, y
-
-    def check_count(self, split: str, count: int | None) -> None:
-        """Refuse ``count`` samples of ``split`` (``ValueError``, one line) where the split is
-        known to hold fewer (:meth:`split_size`); ``dataset`` would quietly return fewer.
-        Every entry point that takes a count of images calls it before it loads anything."""
-        if count is None:
-            return
-        size = self.split_size(split)
-        if size is not None and count > size:
-            raise ValueError(
-                f"{count} images asked for, but the '{split}' split of workload {self.name} "
-                f"holds {size:,}."
+                f"{self.name} holds {size:,}."
             )
 
     def default_recipe(self) -> TrainConfig | None:

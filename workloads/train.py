@@ -375,7 +375,6 @@ def train_model(
 
     if state_path is not None:  # a path that cannot be written fails now, not after an epoch
         state_path = check_output_file(state_path)
-    workload.check_count("train", config.limit)  # before anything loads, where it is known
     device = resolve_device(device)
     x, y = workload.samples("train", config.limit, "'limit'")
     if len(y) == 0:

@@ -99,19 +99,6 @@ def describe(device: DeviceParams) -> str:
     )
 
 
-def _is_condition(name: str) -> bool:
-    """Whether the positional names a programming condition rather than a device bundle (as
-    :func:`memsim.device.params.load_device` tells them apart)."""
-    from memsim.config import load_toml
-    from memsim.device import condition_names
-    from memsim.device.params import device_names, looks_like_path
-
-    if looks_like_path(name):
-        path = Path(name)
-        return path.is_file() and "cell" in load_toml(path)
-    return name not in device_names() and name in condition_names()
-
-
 def _plot_path(text: str) -> Path:
     """``--plot``'s file: writable (missing folders are made) and of a format matplotlib
     saves, or a one-line ``ValueError`` naming it."""
@@ -135,9 +122,9 @@ def _plot_path(text: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from memsim.device.params import load_device
+    from memsim.device.params import load_device, names_condition
 
-    if args.condition not in (None, args.config) and _is_condition(args.config):
+    if args.condition not in (None, args.config) and names_condition(args.config):
         raise ValueError(
             f"{args.config} is a programming condition and --condition {args.condition} names "
             "another: give one (--condition replaces a device bundle's condition)."

@@ -105,12 +105,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
     """The workload and its noisy network; ``test_images`` (option, count) and the int
     formats' calibration images are checked against the splits before anything loads."""
-    from memsim.experiment.plugins import CALIBRATED
+    from memsim.experiment.plugins import calibration_images
+    from memsim.inference.int8 import INT_FORMATS
     from memsim.inference.network import NoisyNetwork
     from workloads.base import get_workload
 
     workload = get_workload(args.workload)
-    calibrated = args.fmt in CALIBRATED
+    calibrated = args.fmt in INT_FORMATS
     options.check_counts(
         workload,
         (test_images[0], "test", test_images[1]),
@@ -119,10 +120,9 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
     model = workload.load_model(args.checkpoint)
     calibration = None
     if calibrated:
-        if args.calibration is None:
-            calibration = workload.dataset("train", limit=CALIBRATION_DEFAULT)[0]
-        else:
-            calibration = workload.samples("train", args.calibration, "--calibration")[0]
+        calibration = calibration_images(
+            workload, args.calibration, "--calibration", default=CALIBRATION_DEFAULT
+        )
     net = NoisyNetwork(
         model,
         args.fmt,

@@ -125,7 +125,6 @@ def _trace_workload(name: str, fmt: str, images: int) -> Trace:
     from workloads import get_workload
 
     workload = get_workload(name)
-    options.check_counts(workload, ("--images", "test", images))
     x, _ = workload.samples("test", images, "--images")
     return trace_model(
         workload.load_model(), x, fmt, workload_name=workload.name, include_weights=True

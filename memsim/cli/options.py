@@ -82,10 +82,7 @@ def check_counts(workload: Any, *asks: tuple[str, str, int | None]) -> None:
     split holds (:meth:`workloads.base.Workload.check_count`), naming the option; a verb
     calls it before it loads a model or data."""
     for option, split, count in asks:
-        try:
-            workload.check_count(split, count)
-        except ValueError as exc:
-            raise ValueError(f"{option}: {exc}") from None
+        workload.check_count(split, count, option)
 
 
 def common() -> argparse.ArgumentParser:

@@ -128,6 +128,21 @@ def _from_data(data: dict[str, Any], source: os.PathLike) -> DeviceParams:
     return build_checked(DeviceParams, data, source=source)
 
 
+def names_condition(name_or_path: str | os.PathLike | DeviceParams) -> bool:
+    """Whether :func:`load_device` reads ``name_or_path`` as a programming condition rather
+    than a bundle: a condition name that names no bundle, or a TOML file with a ``[cell]``
+    table (a missing file raises as :func:`load_device` does)."""
+    if isinstance(name_or_path, DeviceParams):
+        return False
+    if looks_like_path(name_or_path):
+        return "cell" in load_toml(resolve(name_or_path, DEVICE_DIR, "device preset"))
+    return (
+        isinstance(name_or_path, str)
+        and name_or_path not in device_names()
+        and name_or_path in condition_names()
+    )
+
+
 def load_device(
     name_or_path: str | os.PathLike | DeviceParams = DEFAULT_DEVICE,
     *,
@@ -158,11 +173,7 @@ def load_device(
             device = load_device(DEFAULT_DEVICE, condition=path)
         else:
             device = _from_data(read_named(path), path)
-    elif (
-        isinstance(name_or_path, str)
-        and name_or_path not in device_names()
-        and name_or_path in condition_names()
-    ):
+    elif names_condition(name_or_path):
         device = load_device(DEFAULT_DEVICE, condition=name_or_path)
     else:
         if isinstance(name_or_path, str) and name_or_path not in device_names():

@@ -17,14 +17,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memsim.experiment.plugins import (
-    CALIBRATED,
     calibration_images,
-    check_images,
     load_condition_device,
     load_memory_params,
     make_policy,
     pairs_of,
 )
+from memsim.inference.int8 import INT_FORMATS
 
 if TYPE_CHECKING:
     from memsim.experiment.config import ExperimentConfig
@@ -81,7 +80,6 @@ def memory_table(
     from memsim.timing.reads import read_plans
     from memsim.trace.capture import trace_model
 
-    check_images(config)  # a config built in Python may reach here without the loader
     params = load_memory_params(config.memory.preset)
     tech = load_technology(params.technology)
     devices = {
@@ -107,7 +105,7 @@ def memory_table(
             stored = policy.storage_format(fmt)
             if (wspec.label, stored) not in traces:
                 calibration = None
-                if stored in CALIBRATED:
+                if stored in INT_FORMATS:
                     calibration = calibration_images(workload, config.sweep.calibration_images)
                 traces[wspec.label, stored] = trace_model(
                     model,

@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from memsim.config import ConfigError, where_text
 from memsim.experiment.config import DEFAULT_CALIBRATION_IMAGES, Curve
-
-#: Storage formats whose activation ranges are calibrated on training images.
-CALIBRATED = ("int8", "int4")
+from memsim.inference.int8 import INT_FORMATS
 
 if TYPE_CHECKING:
     from memsim.experiment.config import ExperimentConfig, PolicySpec
@@ -133,13 +131,18 @@ def check_images(config: ExperimentConfig, source: Any = None) -> None:
                 raise ConfigError(f"{where_text(key, source)}: {exc}") from None
 
 
-def calibration_images(workload: Any, count: int, key: str = "'sweep.calibration_images'"):
+def calibration_images(
+    workload: Any,
+    count: int | None,
+    key: str = "'sweep.calibration_images'",
+    default: int = DEFAULT_CALIBRATION_IMAGES,
+):
     """The training images int8/int4 ranges are calibrated on: ``count`` of them, refused
-    beyond the split (:meth:`workloads.base.Workload.samples`), except the default count,
-    which takes the whole split where it holds fewer (a small custom data set keeps working
-    without a setting it never chose)."""
-    if count == DEFAULT_CALIBRATION_IMAGES:
-        return workload.dataset("train", limit=count)[0]
+    beyond the split (:meth:`workloads.base.Workload.samples`), except the ``default`` count
+    (``count`` None or equal to it), which takes the whole split where it holds fewer (a
+    small custom data set keeps working without a setting it never chose)."""
+    if count is None or count == default:
+        return workload.dataset("train", limit=default)[0]
     return workload.samples("train", count, key)[0]
 
 
@@ -147,7 +150,7 @@ def _calibrates(policy: Any, fmt: str) -> bool:
     """Whether ``policy`` stores any write of a ``fmt`` network in a calibrated format (a
     per-layer policy reports the network's format; its layers' policies say what they store)."""
     inner = policy.policies() if callable(getattr(policy, "policy_for", None)) else []
-    return any(q.storage_format(fmt) in CALIBRATED for q in [policy, *inner])
+    return any(q.storage_format(fmt) in INT_FORMATS for q in [policy, *inner])
 
 
 def _build_workload(spec):

@@ -31,13 +31,13 @@ from memsim.experiment.config import Curve
 from memsim.experiment.executor import Executor, map_unordered
 from memsim.experiment.layers import is_per_layer, layer_channel_for
 from memsim.experiment.plugins import (
-    CALIBRATED,
     calibration_images,
     is_bitflip,
     make_channel,
     make_policy,
 )
 from memsim.experiment.store import ResultsStore, point_id
+from memsim.inference.int8 import INT_FORMATS
 from memsim.rng import child_seed
 
 #: Kinds of points: the noise-free reference, grid/adaptive points, device operating points.
@@ -347,9 +347,9 @@ class NetworkEvaluator:
         workload, model = load_workload(spec)
         s = self.sweep
         calibration = None
-        if fmt in CALIBRATED:
+        if fmt in INT_FORMATS:
             calibration = calibration_images(workload, s.calibration_images)
-        compute = None if s.compute_dtype == "storage" or fmt in CALIBRATED else s.compute_dtype
+        compute = None if s.compute_dtype == "storage" or fmt in INT_FORMATS else s.compute_dtype
         net = NoisyNetwork(
             model,
             fmt,

@@ -60,6 +60,7 @@ from memsim.formats import ACTIVATION_FORMATS, FORMATS, StorageFormat
 from memsim.inference.faults import FaultMap
 from memsim.inference.graph import GraphTaps, check_granularity, make_taps
 from memsim.inference.int8 import (
+    INT_FORMATS,
     Int8Storage,
     calibrate,
     dequantize_into_,
@@ -359,7 +360,7 @@ class NoisyNetwork:
         self._run: _Run | None = None
         self.weight_points: list[WritePoint] = []
         self.weight_codes: dict[str, torch.Tensor] = {}  # int8: stored integer codes by name
-        if name in ("int8", "int4"):
+        if name in INT_FORMATS:
             self._init_int8(calibration, weight_channel, weight_seed, calibration_method)
         else:
             self._model.to(self.compute_dtype)

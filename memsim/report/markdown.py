@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from memsim.fit import MAX_P99_GAP_DECADES
 from memsim.report.plots import ACCURACY_BARS
 from memsim.report.tables import markdown_table
 
@@ -126,8 +127,10 @@ def render(
         "p99 is the largest p keeping 99 % of a_max: read from the measured points "
         "(interpolated in log10 p between the grid points that bracket 0.99·a_max, with its "
         "95 % bootstrap interval over repeats; `data`), or the fit's value where the points "
-        "do not bracket it or bracket it across more than 1.5 decades, as an adaptive sweep's "
-        "jump to the drop does (`fit`; the data's note says where p99 lies). Accuracy at the operating point: mean over repeats, with "
+        f"do not bracket it or bracket it across more than {MAX_P99_GAP_DECADES:g} decades, as "
+        "an adaptive sweep's "
+        "jump to the drop does (`fit`; the data's note says where p99 lies). Accuracy at the "
+        "operating point: mean over repeats, with "
         "the 95 % Wilson interval counting each of the n_images images the repeats share once. "
         "Energy (pJ) and "
         "latency (ns) are per inference from the memory model. "

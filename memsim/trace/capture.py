@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from memsim.formats import get_format
+from memsim.inference.int8 import INT_FORMATS
 from memsim.inference.network import NoisyNetwork
 from memsim.inference.taps import WritePoint
 from memsim.noise.bits import bit_statistics as word_bit_statistics
@@ -109,7 +110,7 @@ def trace_model(
     if isinstance(model, NoisyNetwork):
         net = model
     else:
-        if fmt in ("int8", "int4") and calibration is None:
+        if fmt in INT_FORMATS and calibration is None:
             calibration = x
         net = NoisyNetwork(
             model,
