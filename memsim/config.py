@@ -9,7 +9,8 @@ configured from TOML. This module is the one place that turns parsed TOML into t
   missing required keys are errors naming the dotted path and listing the valid keys; values are
   coerced to the annotated type (int, float, str, bool, tuples, nested dataclasses, ``X | None``).
 * ``check_range`` / ``check_choice`` give range errors in one house style.
-* ``to_toml(data)`` is the way back: plain data as TOML text that loads to the same data.
+* ``to_toml(data)`` is the way back: plain data as TOML text that loads to the same data
+  (``toml_value(v)`` for one value, as messages quote an override).
 
 Configs never go through ``eval``.
 """
@@ -216,7 +217,11 @@ def build(cls: type[D], data: Mapping[str, Any], *, where: str = "", source: Any
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where_text(where, source)}: {exc}") from None
+        # A range check names its parameter ("The 'limit' parameter of ..."): the message then
+        # names the key in its table ('train.limit'), not only the table.
+        named = re.match(r"The '(\w+)' parameter", str(exc))
+        key = f"{where}.{named[1]}" if where and named and named[1] in fields else where
+        raise ConfigError(f"{where_text(key, source)}: {exc}") from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -306,7 +311,7 @@ def _toml_table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> N
     tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
     if path:
         lines += ["", f"[{'.'.join(path)}]"]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
+    lines += [f"{_toml_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
     for k, v in tables.items():
         _toml_table(v, [*path, _toml_key(k)], lines)
 
@@ -331,7 +336,8 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """One value as TOML text (what ``--set key=<value>`` would take to give it)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):
@@ -345,9 +351,9 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, Mapping):
         return (
             "{"
-            + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None)
+            + ", ".join(f"{_toml_key(k)} = {toml_value(x)}" for k, x in v.items() if x is not None)
             + "}"
         )
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     raise TypeError(f"Cannot write {v!r} as TOML.")

@@ -20,7 +20,8 @@ whose bootstrap interval collapses onto μ (``ci_collapsed``) keeps its μ but s
 The 99 %-noise level is also read from the measured points (``p99_data``: interpolated in
 log10 p between the grid points that bracket 0.99·a_max, with a bootstrap interval over
 repeats), since the logistic's tail need not follow the data. :func:`wilson_interval` gives
-each accuracy point its own binomial interval.
+each accuracy point its own binomial interval; :func:`shared_images_interval` and
+:func:`shared_images_se` bound a mean over repeats that classify the same images.
 """
 
 from __future__ import annotations
@@ -387,6 +388,28 @@ def shared_images_interval(
     a = np.asarray(accuracy, dtype=float)
     n = np.asarray(n_images, dtype=float)
     return wilson_interval(a * n, n, confidence)
+
+
+def shared_images_se(accuracy: np.ndarray | float, n_images: np.ndarray | float) -> np.ndarray:
+    """Bound on the standard error of a mean accuracy over repeats on the same ``n_images``.
+
+    ``sqrt(a (1 - a) / n_images)``: as in :func:`shared_images_interval`, the variance of the
+    mean over repeats that classify the same images, the noise draws included, is
+    ``Var(m_i) / n_images <= a (1 - a) / n_images`` (``m_i`` in [0, 1]: image ``i``'s mean over
+    repeats). It is never too narrow, unlike the spread over repeats, which is 0 whenever the
+    repeats agree (a clean point, or a low ``p`` whose draws change no prediction) although
+    the test images themselves are a sample. NaN where ``n_images <= 0``.
+
+    For a *difference* of two accuracies measured on the same images (two policies, or a noisy
+    and the clean network) the per-image differences ``d_i = m_i - m'_i`` have
+    ``sd(d_i) <= sd(m_i) + sd(m'_i)`` (Minkowski), whatever the correlation between them; so
+    its standard error is at most the **sum** of the two bounds, not their root sum of
+    squares, which assumes independent samples.
+    """
+    a = np.asarray(accuracy, dtype=float)
+    n = np.asarray(n_images, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.sqrt(np.clip(a * (1 - a), 0.0, None) / n), np.nan)
 
 
 def median_interval(

@@ -79,6 +79,30 @@ def test_train_flips_are_fresh_per_forward_and_off_in_eval():
     assert torch.equal(layer(a), F.linear(a, sign(layer.weight)))
 
 
+def test_error_aware_flips_of_seeds_2_to_the_32_apart_differ():
+    """The flips' CPU generators are ``torch_generator(child_seed(seed, "flips"), ...)``:
+    ``manual_seed`` keeps the low 32 bits of the 63-bit child seed, but the child is a hash of
+    all 64 bits of the training seed, so seeds that differ only above bit 32 flip other signs
+    (and one seed always the same ones)."""
+    import dataclasses
+
+    from workloads.bnn import ErrorAwareFlips, bnn_recipe
+
+    def flips(seed: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = BinaryMLP(64, (64,), 10)
+        config = dataclasses.replace(bnn_recipe(epochs=1), seed=seed, weight_noise_p=0.3)
+        model.train()
+        with ErrorAwareFlips().training(model, config):
+            return torch.cat([layer.binary_weight().flatten() for _, layer in binary_layers(model)])
+
+    seed = 12345
+    base = flips(seed)
+    assert torch.equal(base, flips(seed))
+    for other in (seed + (1 << 32), seed + (1 << 40), seed ^ (1 << 63)):
+        assert not torch.equal(base, flips(other))
+
+
 def test_networks_have_binary_weights_and_real_ends():
     mlp = BinaryMLP(64, (32, 16), 10)
     assert len(binary_layers(mlp)) == 3  # every MLP weight is binary

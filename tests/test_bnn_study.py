@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -366,9 +367,10 @@ def bad_files(tmp_path):
          ["The 'train.limit' value 100000 of the BNN study", "the 'train' split of workload",
           "holds 1,437"]),
         (["--set", "train.noise_p=0.01", "--set", 'train.noise_format="foo"'],
-         ["'train' in ", "The 'noise_format' parameter of TrainConfig", "Got 'foo'"]),
+         ["'train.noise_format' in ", "The 'noise_format' parameter of TrainConfig", "Got 'foo'"]),
         (["--set", 'train.noise_bits="bogus"'],
-         ["'train' in ", "The 'noise_bits' parameter of TrainConfig", "unknown field 'bogus'"]),
+         ["'train.noise_bits' in ", "The 'noise_bits' parameter of TrainConfig",
+          "unknown field 'bogus'"]),
     ],
 )  # fmt: skip
 def test_cli_refuses_bad_input_before_writing_or_training(
@@ -486,6 +488,29 @@ def test_train_limit_and_repeats_are_checked_when_the_config_loads(tmp_path, cap
         dataclasses.replace(TINY, repeats=10_001)
 
 
+def test_train_limit_is_checked_only_when_a_network_is_trained(tmp_path):
+    """With both checkpoints given nothing is trained: ``train.limit`` (a shipped config's, on a
+    data set with a smaller training split) was still refused against the training split. It
+    is checked as soon as one network is trained, and its value is still checked either way."""
+    from workloads import get_workload
+    from workloads.bnn import save_bnn
+
+    workload = get_workload("bnn_digits")
+    paths = {}
+    for name in ("plain", "aware"):
+        paths[f"{name}_checkpoint"] = os.fspath(
+            save_bnn(tmp_path / f"{name}.pt", workload.build_model(), workload, TINY.train)
+        )
+    data = {"train": {"limit": 100_000}, "repeats": 1}
+    config = parse_study_config({**data, **paths}, source="x.toml")
+    assert config.train.limit == 100_000
+    for only in paths:
+        with pytest.raises(ConfigError, match=r"^The 'train.limit' value 100000 of the BNN study"):
+            parse_study_config({**data, only: paths[only]}, source="x.toml")
+    with pytest.raises(ConfigError, match=r"'limit' parameter must be a positive int"):
+        parse_study_config({**paths, "train": {"limit": 0}}, source="x.toml")
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [
@@ -497,7 +522,10 @@ def test_train_limit_and_repeats_are_checked_when_the_config_loads(tmp_path, cap
 def test_noise_format_and_bits_are_checked_when_the_config_loads(override, match):
     """They failed only in training ("Unknown storage format 'foo'", no key named), after the
     results folder was claimed, so the corrected re-run was refused."""
-    with pytest.raises(ConfigError, match=r"^'train' in .*digits\.toml .*: " + match) as info:
+    key = re.search(r"The '(\w+)' parameter", match)[1]  # the message names the whole key
+    with pytest.raises(
+        ConfigError, match=rf"^'train\.{key}' in .*digits\.toml .*: " + match
+    ) as info:
         load_study_config("digits", overrides=["train.noise_p=0.01", override])
     assert "\n" not in str(info.value)
 

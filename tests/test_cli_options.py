@@ -286,12 +286,23 @@ def test_image_counts_beyond_a_split_are_a_one_line_error(
     assert not out.exists()
 
 
-def test_calibration_beyond_the_split_is_not_checked_for_a_float_format(capsys):
-    """--calibration is read only by the int formats: a float eval ignores it."""
+def test_calibration_options_are_refused_for_a_float_format(capsys, tmp_path):
+    """--calibration and --calibration-method are read only by the int formats: a float eval
+    or trace refuses them, naming the flag, before anything is written."""
     from memsim.cli.main import main
 
-    assert main(["eval", "digits", "--limit", "8", "--calibration", "1438", "--p", "0"]) == 0
+    for flag, value in (("--calibration", "16"), ("--calibration-method", "minmax")):
+        assert main(["eval", "digits", "--limit", "8", flag, value, "--p", "0"]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} {value} has no effect with --format float32" in err
+    out = tmp_path / "t.json"
+    assert main(["trace", "digits", "--images", "8", "--calibration", "16", "--out", str(out)]) == 2
+    assert "--calibration 16 has no effect" in capsys.readouterr().err
+    assert not out.exists()
+    # Without the flags a float eval runs; an int8 one takes them.
+    assert main(["eval", "digits", "--limit", "8", "--p", "0"]) == 0
     assert "accuracy" in capsys.readouterr().out
+    assert main(["eval", "digits", "--format", "int8", "--limit", "8", "--calibration", "16"]) == 0
 
 
 def test_train_counts_are_bounded_ints_like_the_other_verbs():

@@ -142,7 +142,11 @@ def write(tmp_path: Path, text: str, name: str = "bad.toml") -> Path:
             "median = 10_000.0",
             r"'cell\.lrs\.median' in .*bad\.toml has no unit.*'median_ohm'",
         ),
-        ("sigma_ln = 0.15", "sigma_ln = -0.15", r"'cell\.lrs' in .*bad\.toml.*'sigma_ln'.*-0\.15"),
+        (
+            "sigma_ln = 0.15",
+            "sigma_ln = -0.15",
+            r"'cell\.lrs\.sigma_ln' in .*bad\.toml.*'sigma_ln'.*-0\.15",
+        ),
         (
             "median_ohm = 100_000.0",
             "median_ohm = 5_000.0",
@@ -153,7 +157,7 @@ def write(tmp_path: Path, text: str, name: str = "bad.toml") -> Path:
         (
             "[cell.hrs]",
             "[cell]\nthreshold_ohm = 1e6\n[cell.hrs]",
-            r"'cell' in .*bad\.toml.*threshold_ohm",
+            r"'cell\.threshold_ohm' in .*bad\.toml.*threshold_ohm",
         ),
     ],
 )
@@ -182,7 +186,9 @@ def test_malformed_device_file_names_key_and_file(tmp_path):
         good.replace("verify_misread_prob = 0.0", "verify_misread_prob = 1.5"),
         "bad4.toml",
     )
-    with pytest.raises(ConfigError, match=r"'read' in .*bad4\.toml.*verify_misread_prob"):
+    with pytest.raises(
+        ConfigError, match=r"'read\.verify_misread_prob' in .*bad4\.toml.*verify_misread_prob"
+    ):
         load_device(bad_prob)
 
 

@@ -182,3 +182,45 @@ def test_the_default_experiment_keeps_its_identity():
     # results folders of the default experiment made by earlier versions are still resumable.
     config, _ = load_experiment()
     assert config.digest() == "736fecfaf97c73b8"
+
+
+# ------------------------------------------- sweep.compute_dtype where no float is stored
+
+INT_ONLY = ['formats=["int8", "int4"]', 'policies=["baseline", "write_verify"]']
+
+
+def test_compute_dtype_is_refused_where_every_stored_format_is_an_integer():
+    """int8/int4 networks compute in float32 from their codes whatever compute_dtype says:
+    the option changed only the experiment's hash."""
+    with pytest.raises(ConfigError) as info:
+        load_experiment(overrides=[*INT_ONLY, 'sweep.compute_dtype="float32"'])
+    text = str(info.value)
+    assert "\n" not in text and text.startswith("'sweep.compute_dtype' in ")
+    assert "'float32'" in text and "(int4, int8)" in text and "no effect" in text
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [*INT_ONLY],  # the default, "storage"
+        ['formats=["int8", "float16"]', 'sweep.compute_dtype="float32"'],  # float16 computes in it
+        # A format policy stores the int8 sweep as float16: the option acts there.
+        ['formats=["int8"]', 'policies=[{kind="format", to="float16"}]',
+         'sweep.compute_dtype="float32"'],
+    ],
+)  # fmt: skip
+def test_compute_dtype_is_kept_where_a_network_computes_in_a_float(overrides):
+    config, _ = load_experiment(overrides=overrides)
+    assert config.sweep.compute_dtype in ("storage", "float32")
+
+
+def test_compute_dtype_flag_on_an_integer_experiment_is_one_line_and_writes_nothing(
+    tmp_path, capsys
+):
+    out = tmp_path / "out"
+    argv = ["run", "--out", str(out), "--compute-dtype", "float64", "--no-progress"]
+    assert main([*argv, *(x for item in INT_ONLY for x in ("--set", item))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("memsim run: error: 'sweep.compute_dtype'")
+    assert "--compute-dtype" in err[0] and "'float64'" in err[0]
+    assert not out.exists()

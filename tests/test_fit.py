@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from memsim.fit import fit_curve, fit_points, logistic, median_interval, p_keep
+from memsim.fit import (
+    fit_curve,
+    fit_points,
+    logistic,
+    median_interval,
+    p_keep,
+    shared_images_interval,
+    shared_images_se,
+)
 
 GRID = np.logspace(-8, -1, 22)
 
@@ -114,3 +122,34 @@ def test_median_interval_narrows_with_more_values():
         for n in (7, 21, 61)
     }
     assert widths[7] > 1.3 * widths[21] > 1.3 * 1.3 * widths[61]
+
+
+def test_shared_images_se_is_the_binomial_error_of_the_images():
+    assert float(shared_images_se(0.9, 10_000)) == pytest.approx(math.sqrt(0.9 * 0.1 / 10_000))
+    got = shared_images_se(np.array([0.5, 1.0, 0.25, 0.5]), np.array([100, 50, 400, 0]))
+    assert got[:3] == pytest.approx([0.05, 0.0, math.sqrt(0.25 * 0.75 / 400)])
+    assert math.isnan(got[3])  # no images: unknown, not 0
+    # the shared-images interval is about ± 1.96 of it on many images
+    low, high = shared_images_interval(0.9, 10_000)
+    assert (high - low) / 2 == pytest.approx(1.96 * 0.003, rel=0.01)
+
+
+def test_shared_images_se_bounds_a_mean_over_repeats_and_a_sum_bounds_a_difference():
+    """Images drawn from a population (70 % always right, 20 % a coin flip under the noise,
+    10 % always wrong), 4 noisy repeats on the same 200: the spread of the mean accuracy over
+    fresh draws of images and noise stays under the bound, and is far above the pooled
+    "n_images × repeats independent trials" error. For a policy right exactly where another
+    is wrong (correlation -1) the difference's error reaches the sum of the two bounds, which
+    a root sum of squares would understate by sqrt(2)."""
+    rng = np.random.default_rng(11)
+    n, repeats, trials = 200, 4, 2000
+    q = rng.choice([1.0, 0.5, 0.0], p=[0.7, 0.2, 0.1], size=(trials, n))
+    means = (rng.random((trials, n, repeats)) < q[..., None]).mean(axis=(1, 2))
+    bound = float(shared_images_se(0.8, n))
+    assert means.std() <= bound
+    assert means.std() > 1.5 * math.sqrt(0.8 * 0.2 / (n * repeats))
+    right = rng.random((trials, n)) < 0.8  # policy b; policy u is right exactly where b is not
+    diff = right.mean(axis=1) - (~right).mean(axis=1)
+    se_b, se_u = float(shared_images_se(0.8, n)), float(shared_images_se(0.2, n))
+    assert diff.std() <= 1.05 * (se_b + se_u)
+    assert diff.std() > 1.3 * math.hypot(se_b, se_u)

@@ -368,3 +368,74 @@ def test_a_torch_thread_count_survives_importing_the_kernels():
         pytest.skip("needs two cores")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ------------------------------------------------ options that do nothing in the mode chosen
+
+
+def test_python_api_refuses_compute_dtype_of_an_integer_experiment(tmp_path):
+    """A config built in Python skips the loader; run_experiment refuses the same way."""
+    config, _ = load_experiment(overrides=['formats=["int8"]', 'policies=["baseline"]'])
+    sweep = dataclasses.replace(config.sweep, compute_dtype="float32")
+    bad = dataclasses.replace(config, sweep=sweep)
+    assert bad.digest() != config.digest()  # what the refusal keeps from being recorded
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"^'sweep\.compute_dtype': compute_dtype = 'float32'"):
+        run_experiment(bad, RunOptions(out=out, progress=False))
+    assert not out.exists()
+
+
+def test_sigma_sa_ln_with_a_1t1r_cell_is_refused():
+    """Only a 2T2R pair is read by a sense amplifier: the offset changed only the hash."""
+    from memsim.device import load_device
+    from memsim.inference.faults import cell_rates
+    from memsim.studies.bnn import parse_study_config
+
+    condition = load_device("default").condition
+    with pytest.raises(ValueError, match=r"'sigma_sa_ln' parameter \(0\.1\) has no effect") as info:
+        cell_rates(condition, "1t1r", 0.1)
+    assert '"1t1r"' in str(info.value)
+    assert cell_rates(condition, "1t1r", 0.0) == (condition.p01, condition.p10)
+    assert cell_rates(condition, "2t2r", 0.1)[0] > cell_rates(condition, "2t2r", 0.0)[0]
+    with pytest.raises(ConfigError, match=r"sigma_sa_ln.*has no effect with cell = \"1t1r\""):
+        parse_study_config({"cell": "1t1r", "sigma_sa_ln": 0.1}, source="x.toml")
+    assert parse_study_config({"cell": "2t2r", "sigma_sa_ln": 0.1}, source="x.toml").sigma_sa_ln
+    assert parse_study_config({"cell": "1t1r", "sigma_sa_ln": 0.0}, source="x.toml").cell == "1t1r"
+
+
+def test_bnn_cli_refuses_sigma_sa_ln_with_a_1t1r_cell_before_writing(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["bnn", "digits", "--out", str(out), "--no-progress", "--set", "sigma_sa_ln=0.2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("memsim bnn: error: ") and "sigma_sa_ln" in last and "1t1r" in last
+    assert "epoch 1/" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("verb", ["eval", "trace"])
+def test_calibration_method_with_a_float_format_is_refused_before_anything_is_written(
+    verb, tmp_path, capsys
+):
+    """--calibration-method was read only by int8/int4; a float run ignored it."""
+    out = tmp_path / "trace.json"
+    extra = ["--out", str(out)] if verb == "trace" else ["--limit", "8"]
+    argv = [verb, "digits", "--format", "float16", "--calibration-method", "percentile", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"memsim {verb}: error: --calibration-method ")
+    assert "percentile" in err[0] and "--format float16" in err[0]
+    assert not out.exists()
+
+
+def test_calibration_method_default_is_minmax_for_an_integer_format(capsys):
+    """Not given, an int format still calibrates with minmax (the default is unchanged)."""
+    base = ["eval", "digits", "--format", "int8", "--limit", "32", "--p", "0.02", "--json"]
+    results = []
+    for extra in ([], ["--calibration-method", "minmax"], ["--calibration-method", "percentile"]):
+        assert main([*base, *extra]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0] == results[1]
+    assert results[2]["format"] == "int8"  # given explicitly for an int format: accepted
+    assert main(["eval", "digits", "--limit", "8", "--p", "0"]) == 0  # a float run, no flag
+    capsys.readouterr()

@@ -145,6 +145,28 @@ def test_lab_runs_and_writes_what_its_handout_names(lab, tmp_path):
     assert times[lab.number] > 0
 
 
+def test_lab6_trains_the_same_network_on_every_run():
+    """Lab 6 seeded its training after building the network, whose initialisation came from
+    torch's randomly seeded default generator: every run (and the key) got other answers."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("lab6", LABS_DIR / "lab6_own_network.py")
+    assert spec is not None and spec.loader is not None
+    lab6 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab6)
+    splits = lab6.digits_splits()
+    weights = []
+    for stir in (1, 2):
+        torch.manual_seed(stir)  # as another process would find the default generator
+        torch.rand(stir)
+        net = lab6.trained_network(splits, epochs=1)
+        weights.append([v.clone() for v in net.state_dict().values()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    # and the seed matters: another seed is another network
+    other = lab6.trained_network(splits, epochs=1, seed=1).state_dict().values()
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0], other))
+
+
 def test_make_key_clears_only_the_folders_it_made(tmp_path, monkeypatch):
     """make_key cleared <--work>/labN before each run: with --work runs it deleted the
     students' runs/lab1 ... runs/lab7. It now clears only folders carrying its marker."""

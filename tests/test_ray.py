@@ -219,6 +219,94 @@ def test_a_cluster_address_that_does_not_answer_is_refused_in_seconds(tmp_path, 
     assert not out.exists()
 
 
+#: The first frame a gRPC server sends: an empty HTTP/2 SETTINGS frame (what the pre-check asks).
+H2_SETTINGS = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+@contextlib.contextmanager
+def _listener(reply: bytes | None):
+    """A local TCP port held by something that is no Ray cluster: it answers every connection
+    with ``reply`` and hangs up, or (``None``) accepts and never says anything. With
+    :data:`H2_SETTINGS` it passes for a gRPC server."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            if reply is None:
+                stop.wait()
+            else:
+                with contextlib.suppress(OSError):
+                    conn.sendall(reply)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        (None, "no answer to an HTTP/2 connection preface within 0.5 s"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "answered an HTTP/2 connection preface with b'HTTP/1.1 '"),
+        (b"", "it closed the connection at an HTTP/2 connection preface"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "answered an HTTP/2 connection preface with b'SSH-2.0-O'"),
+    ],
+)  # fmt: skip
+def test_an_address_held_by_no_ray_cluster_is_one_line_in_seconds(
+    reply, why, tmp_path, capfd, monkeypatch
+):
+    """A port where something answers TCP but is no Ray cluster passed the connection check;
+    ``ray.init`` then retried it for minutes, its C++ layer printing a warning every few
+    seconds. It is refused by the pre-check, one line naming the address, nothing written."""
+    from memsim.experiment import ray_executor
+
+    monkeypatch.setattr(ray_executor, "CONNECT_TIMEOUT", 0.5)
+    out = tmp_path / "never"
+    with _listener(reply) as address:
+        start = time.monotonic()
+        argv = ["run", os.fspath(DEFAULT_CONFIG), "--out", os.fspath(out), "--no-progress"]
+        assert main([*argv, "--executor", "ray", "--address", address]) == 2
+        assert time.monotonic() - start < 30
+        with pytest.raises(ValueError, match=r"answers, but not as a Ray Client server does"):
+            check_address(f"ray://{address}")
+    captured = capfd.readouterr()
+    (line,) = captured.err.strip().splitlines()  # Ray never started: none of its warnings
+    assert line.startswith(
+        f"memsim run: error: Ray cluster address '{address}': {address} answers, but not as "
+        "a Ray cluster's GCS does (a gRPC server): "
+    )
+    assert why in line
+    assert not out.exists()
+
+
+def test_the_address_check_passes_a_ray_clusters_gcs(local_ray, monkeypatch):
+    """What the pre-check asks (an HTTP/2 SETTINGS frame back) a real GCS answers, token
+    authentication or not; with Ray's TLS only the TCP connection is checked."""
+    gcs = ray.get_runtime_context().gcs_address
+    check_address(gcs)
+    port = gcs.rpartition(":")[2]
+    check_address(f"127.0.0.1:{port}")
+    with _listener(b"HTTP/1.1 400 Bad Request\r\n\r\n") as address:
+        monkeypatch.setenv("RAY_USE_TLS", "1")
+        check_address(address)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -309,10 +397,7 @@ def test_a_cluster_that_refuses_the_driver_gets_a_hint_at_token_authentication(m
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        address = f"127.0.0.1:{server.getsockname()[1]}"
+    with _listener(H2_SETTINGS) as address:  # answers as a gRPC server: passes the pre-check
         with pytest.raises(ValueError) as refused:
             RayExecutor(1, address=address)
         message = str(refused.value)

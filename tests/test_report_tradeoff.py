@@ -53,3 +53,36 @@ def test_one_repeat_takes_the_binomial_noise_of_its_images():
     assert pareto_optimal(rows).tolist() == [True, False, True]
     more = rows.assign(n_images=40_000)  # 2 SE = 0.004: b's gain is resolved
     assert pareto_optimal(more).tolist() == [True, True, True]
+
+
+def test_repeats_that_agree_do_not_resolve_a_two_image_gap():
+    """Deterministic policies: 3 repeats agree exactly (spread 0). Two images apart on 10,000
+    (+0.0002) was "resolved" at any size, so at equal cost the more accurate one dominated;
+    the images' own binomial error (2 × (0.003 + 0.003) for a difference on shared images)
+    leaves them unseparated: neither dominates the other."""
+    rows = frame(
+        [
+            ("a", 0.9000, 0.0, 3, 100.0, 1.0),
+            ("b", 0.9002, 0.0, 3, 100.0, 1.0),
+        ]
+    ).assign(n_images=10_000)
+    assert pareto_optimal(rows).tolist() == [True, True]
+    dearer = rows.assign(total_energy_pj_per_inference=[100.0, 120.0])
+    assert pareto_optimal(dearer).tolist() == [True, False]  # b's gain is noise: a is cheaper
+    resolved = rows.assign(accuracy_at_operating_point=[0.90, 0.95])  # 500 images apart
+    assert pareto_optimal(resolved).tolist() == [False, True]
+    # without an image count there is nothing to bound the agreeing repeats by: as before
+    assert pareto_optimal(rows.drop(columns="n_images")).tolist() == [False, True]
+
+
+def test_a_gap_between_the_quadrature_and_the_sum_of_the_errors_is_unresolved():
+    """Two policies on the same 10,000 images (se 0.003 each): a +0.010 gap is beyond
+    2 × hypot (0.0085) but within 2 × the sum (0.012), the bound that holds whatever the
+    correlation of the two on shared images."""
+    rows = frame(
+        [
+            ("a", 0.900, 0.0, 3, 100.0, 1.0),
+            ("b", 0.910, 0.0, 3, 100.0, 1.0),
+        ]
+    ).assign(n_images=10_000)
+    assert pareto_optimal(rows).tolist() == [True, True]

@@ -101,3 +101,18 @@ def test_cpu_engines_flip_other_bits_for_seeds_2_to_the_32_apart(engine):
     b = flip(zeros, 0.3, seed=seed + (1 << 32), engine=engine)
     assert torch.equal(a, flip(zeros, 0.3, seed=seed, engine=engine))
     assert not torch.equal(a, b)
+
+
+def test_torch_generators_of_seeds_2_to_the_32_apart_draw_differently():
+    """``torch_generator`` (training: shuffling, augmentation, error-aware flips) seeds a CPU
+    generator with ``child_seed(seed, *key)``: its ``manual_seed`` keeps 32 bits of that child,
+    but the child hashes all 64 bits of ``seed``, so run seeds differing only above bit 32 are
+    not aliased."""
+    import torch
+
+    seed = 0x1234_5678
+    first = torch.rand(64, generator=torch_generator(seed, "error-aware", "fc1"))
+    assert torch.equal(first, torch.rand(64, generator=torch_generator(seed, "error-aware", "fc1")))
+    for other in (seed + (1 << 32), seed + (1 << 62), seed ^ (1 << 63), 2**64 - 1):
+        drawn = torch.rand(64, generator=torch_generator(other, "error-aware", "fc1"))
+        assert not torch.equal(first, drawn)

@@ -235,7 +235,11 @@ def _grpc_installed(monkeypatch, installed: bool) -> None:
 
 
 def test_a_cluster_address_is_checked_in_seconds_not_retried_for_minutes(monkeypatch):
+    from memsim.experiment import ray_executor
+
     _grpc_installed(monkeypatch, True)
+    # The TCP step only: whether what answers speaks gRPC is tests/test_ray.py's.
+    monkeypatch.setattr(ray_executor, "_not_grpc", lambda conn, timeout: "")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

@@ -69,6 +69,66 @@ def test_pareto_front_keeps_only_undominated_points():
     assert [v.assignment for v in pareto_front(pts)] == [(0,), (1,), (3,)]
 
 
+# --------------------------------------------------------------------------- the headline
+
+
+def search_rows(best: float, uniform: float, *, se: float = 0.0, n_images=10_000):
+    """A search.csv of a per-layer winner and the uniform policy it is compared with."""
+    rows = pd.DataFrame(
+        {
+            "workload": "w",
+            "label": ["mix:01", "all:a"],
+            "uniform": [False, True],
+            "best": [True, False],
+            "best_uniform": [False, True],
+            "accuracy": [best, uniform],
+            "accuracy_se": se,
+            "meets_target": True,
+            "cost": [80.0, 100.0],
+            "clean_accuracy": 0.95,
+            "target_accuracy": 0.99 * 0.95,
+            "objective": "energy",
+        }
+    )
+    return rows if n_images is None else rows.assign(n_images=n_images)
+
+
+def test_headline_does_not_resolve_two_images_when_repeats_agree():
+    """Repeats that agree exactly (spread 0) made any difference "resolved" and the margin
+    infinitely many standard errors: two images on 10,000 are within the images' own error."""
+    from memsim.fit import shared_images_se
+    from memsim.report.search import headline
+
+    h = headline(search_rows(0.9400, 0.9402))
+    assert not h["accuracy_resolved"]
+    bound = float(shared_images_se(0.94, 10_000) + shared_images_se(0.9402, 10_000))
+    assert h["accuracy_difference_se"] == pytest.approx(bound)  # a sum: shared images
+    assert h["best_accuracy_se"] == pytest.approx(float(shared_images_se(0.94, 10_000)))
+    assert math.isfinite(h["margin_se"])
+    # the margin's error adds the target's (0.99 × the clean accuracy on the same images)
+    want = float(shared_images_se(0.94, 10_000) + 0.99 * shared_images_se(0.95, 10_000))
+    assert h["margin_stderr"] == pytest.approx(want)
+    assert h["margin_se"] == pytest.approx((0.94 - 0.99 * 0.95) / want)
+
+
+def test_headline_resolves_a_large_difference_and_keeps_a_larger_spread():
+    from memsim.report.search import headline
+
+    h = headline(search_rows(0.90, 0.95))  # 500 images apart
+    assert h["accuracy_resolved"] and h["accuracy_difference"] == pytest.approx(-0.05)
+    wide = headline(search_rows(0.90, 0.95, se=0.02))  # a spread above the images' bound
+    assert wide["best_accuracy_se"] == 0.02 and not wide["accuracy_resolved"]
+
+
+def test_headline_of_a_folder_without_image_counts_does_not_invent_a_finding():
+    """search.csv files written before n_images was recorded: a 0 se is unknown, not exact."""
+    from memsim.report.search import headline
+
+    h = headline(search_rows(0.9400, 0.9402, n_images=None))
+    assert not h["accuracy_resolved"]
+    assert math.isnan(h["margin_se"])
+
+
 # --------------------------------------------------------------------------- a real network
 
 CANDIDATES = ["sram_exponent", "ecc_secded", "write_verify_3"]
@@ -170,6 +230,21 @@ def test_search_verb_runs_resumes_and_reports(tmp_path, capsys):
     log = (out / "points.jsonl").read_text().splitlines()
     search_csv = pd.read_csv(out / "search.csv")
     assert search_csv["uniform"].sum() == 3
+    # every accuracy carries an error never below the 90 shared images' binomial one
+    from memsim.fit import shared_images_se
+
+    assert (search_csv["n_images"] == 90).all()
+    floor = shared_images_se(search_csv["accuracy"].to_numpy(), 90)
+    assert (search_csv["accuracy_se"].to_numpy() >= floor - 1e-15).all()
+    assert (search_csv["accuracy_se"] >= search_csv["accuracy_spread_se"].fillna(0)).all()
+    inside = search_csv["accuracy"].between(
+        search_csv["accuracy_ci_low"], search_csv["accuracy_ci_high"]
+    )
+    assert inside.all() and (search_csv["accuracy_ci_high"] > search_csv["accuracy_ci_low"]).all()
+    deg = pd.read_csv(out / "degradation.csv")
+    assert (deg["n_images"] == 90).all()
+    clean_se = shared_images_se(search_csv["clean_accuracy"].iloc[0], 90)
+    assert (deg["degradation_se"] >= clean_se + shared_images_se(deg["accuracy"], 90) - 1e-12).all()
     best = search_csv[search_csv["best"]]
     assert len(best) <= 1
     if len(best):

@@ -106,24 +106,71 @@ def test_adaptive_finds_midpoint_with_a_third_of_the_passes(tmp_path):
     assert math.log10(fit.mu) == pytest.approx(-4.0, abs=0.05)
 
 
-def test_adaptive_stops_at_once_without_a_drop(tmp_path):
-    curve = Curve("w", "float32", "robust")
-    flat = SurrogateEvaluator(mu_log10=2.0)  # the drop is far beyond p = 0.1
-    with ResultsStore.open(tmp_path, config={}, digest="h") as store:
+def _adaptive(folder, evaluate, curve, options, seed=0):
+    """One adaptive search over 1e-8 … 1e-1 into the store at ``folder``: (outcome, points)."""
+    with ResultsStore.open(folder, config={}, digest="h") as store:
         out = run_adaptive(
             [curve],
             store,
             SerialExecutor(),
-            flat,
-            seed=0,
+            evaluate,
+            seed=seed,
             p_min=1e-8,
             p_max=1e-1,
             a_max={curve: 0.95},
             num_classes={curve: 10},
-            options=AdaptiveConfig(),
+            options=options,
             progress=False,
         )[curve]
-    assert out.status == "no_drop" and out.passes == 2
+        return out, store.points_frame()
+
+
+@pytest.mark.parametrize(
+    ("mu_log10", "end", "status"), [(2.0, 1e-1, "above_range"), (-11.0, 1e-8, "below_range")]
+)
+def test_a_curve_without_a_drop_gets_min_repeats_at_the_end_its_claim_rests_on(
+    tmp_path, mu_log10, end, status
+):
+    """ "No drop in range" rested on one repeat at each end, where a fitted midpoint rests on
+    at least ``min_repeats``: the end that shows it (p_max for a curve that never drops, p_min
+    for one already down) is measured ``min_repeats`` times, the other end once."""
+    curve = Curve("w", "float32", "robust")
+    flat = SurrogateEvaluator(mu_log10=mu_log10)  # the drop is far outside 1e-8 … 1e-1
+    options = AdaptiveConfig(enabled=True, min_repeats=4, max_repeats=6)
+    out, pts = _adaptive(tmp_path, flat, curve, options)
+    assert out.status == "no_drop" and out.passes == len(pts) == 5
+    repeats = pts.groupby("p")["repeat"].apply(sorted).to_dict()
+    other = 1e-8 if end == 1e-1 else 1e-1
+    assert repeats == {end: [0, 1, 2, 3], other: [0]}
+    assert pts.groupby("p")["seed"].nunique()[end] == 4  # four draws, not one read four times
+    fit = fit_points(pts["p"], pts["accuracy"], pts["repeat"], a_max=0.95, num_classes=10)
+    assert fit.status == status
+    # Deterministic and resumable: the same points again, and a re-run evaluates nothing.
+    again = _adaptive(tmp_path / "again", flat, curve, options)[1]
+    pd.testing.assert_frame_equal(again, pts)
+
+    def never(task):
+        raise AssertionError(f"{task} evaluated again")
+
+    assert _adaptive(tmp_path, never, curve, options)[0] == out
+
+
+def test_an_end_whose_first_repeat_misled_does_not_stop_the_search(tmp_path):
+    """One lucky repeat at p_max (full accuracy where the curve has long dropped) no longer
+    ends the search as "no drop": its further repeats pull the mean below the level, and the
+    search brackets and fits the drop as usual."""
+    curve = Curve("w", "float32", "baseline")
+
+    def lucky_first(task):
+        if task.p == 1e-1 and task.repeat == 0:
+            return {**SURROGATE(task), "accuracy": 0.95}
+        return SURROGATE(task)
+
+    out, pts = _adaptive(tmp_path, lucky_first, curve, AdaptiveConfig(enabled=True))
+    assert out.status != "no_drop"
+    assert sorted(pts.loc[pts["p"] == 1e-1, "repeat"])[:3] == [0, 1, 2]
+    fit = fit_points(pts["p"], pts["accuracy"], pts["repeat"], a_max=0.95, num_classes=10, n_boot=0)
+    assert math.log10(fit.mu) == pytest.approx(-4.0, abs=0.1)
 
 
 def test_adaptive_experiment_writes_a_fitted_summary(tmp_path):

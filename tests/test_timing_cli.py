@@ -50,10 +50,10 @@ def test_bad_override_names_the_key(trace_file, capsys):
     assert main(["memory", str(trace_file), "--set", "n_banks=0"]) == 2
     err = capsys.readouterr().err
     # The override is named as one; the preset file holds a valid n_banks.
-    assert "n_banks" in err and "(with n_banks=0 set)" in err
+    assert "n_banks" in err and "(with --set n_banks=0)" in err
     assert main(["memory", str(trace_file), "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown key 'bogus'" in err and "(with bogus=1 set)" in err
+    assert "Unknown key 'bogus'" in err and "(with --set bogus=1)" in err
 
 
 @pytest.mark.parametrize("extra", [["--format", "int8"], ["--images", "100"]])

@@ -76,6 +76,26 @@ def test_overrides_replace_file_values():
 
 
 @pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"n_banks": 0}, "(with --set n_banks=0)"),
+        ({"scheduler": "fifo", "n_banks": 2}, '(with --set scheduler="fifo", n_banks=2)'),
+        ({"bogus": 1}, "(with --set bogus=1)"),
+    ],
+)
+def test_bad_overrides_are_named_as_the_experiment_loader_names_them(overrides, named):
+    """The memory loader said "(with n_banks=0 set)", the experiment loader "(with --set
+    ...)": one phrasing, with values spelt as --set takes them (TOML)."""
+    from memsim.experiment.load import load_experiment
+
+    with pytest.raises(ConfigError) as info:
+        load_memory_params("default", **overrides)
+    assert named in str(info.value) and "set)" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"\(with --set sweep\.repeats=0\)"):
+        load_experiment(overrides=["sweep.repeats=0"])
+
+
+@pytest.mark.parametrize(
     ("burst", "depth", "banks", "effective"),
     [(8, 32, 4, 8), (8, 32, 8, 4), (16, 4, 8, 1), (1, 32, 1, 1)],
 )
@@ -119,3 +139,14 @@ def test_simulate_rejects_plans_that_do_not_match_the_trace():
 def test_empty_plans_give_compute_only_latency():
     res = simulate([], trace_of(), seed=0)
     assert res.latency_ns == 0.0 and res.energy_pj == 0.0 and res.stall_ns == 0.0
+
+
+def test_memory_cli_names_a_bad_override_with_set_before_writing(tmp_path, capsys):
+    from memsim.cli.main import main
+
+    csv = tmp_path / "csv"
+    assert main(["memory", "digits", "--set", "n_banks=0", "--csv", str(csv)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("memsim memory: error: ")
+    assert "(with --set n_banks=0)" in err[0] and "'n_banks'" in err[0]
+    assert not csv.exists()

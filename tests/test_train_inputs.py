@@ -23,13 +23,18 @@ TRAIN = ["train", "digits", "--epochs", "1", "--batch-size", "32", "--no-progres
         (["--limit", "1438"], ["--limit: 1438 images", "holds 1,437"]),
         (["--eval-limit", "100000"],
          ["--eval-limit: 100000 images asked for", "'test' split of workload digits holds 360"]),
-        (["--noise-format", "foo"],
-         ["The 'noise_format' parameter of TrainConfig", "Got 'foo'"]),
-        (["--noise-format", "int8"], ["The 'noise_format' parameter of TrainConfig", "'int8'"]),
+        (["--noise-format", "foo"], ["error: --noise-format must be one of", "Got 'foo'"]),
+        (["--noise-format", "int8"], ["error: --noise-format must be one of", "'int8'"]),
         (["--noise-bits", "bogus"],
-         ["The 'noise_bits' parameter of TrainConfig", "'bogus'", "unknown field"]),
+         ["error: --noise-bits must name bits of float32", "'bogus'", "unknown field"]),
         (["--noise-p", "0.01", "--noise-bits", "first_noisy:99"],
-         ["The 'noise_bits' parameter of TrainConfig", "'first_noisy:99'"]),
+         ["error: --noise-bits must name bits", "'first_noisy:99'"]),
+        (["--noise-p", "1.5"], ["error: --noise-p must be a float in [0, 1]. Got 1.5."]),
+        (["--noise-p10", "-0.1"], ["error: --noise-p10 must be a float in [0, 1]. Got -0.1."]),
+        (["--epochs", "0"], ["error: --epochs must be an int in [1, 100000]. Got 0."]),
+        (["--batch-size", "0"], ["error: --batch-size must be an int in [1, 65536]. Got 0."]),
+        (["--lr", "0"], ["error: --lr must be a float in (0.0, inf). Got 0.0."]),
+        (["--weight-decay", "-1"], ["error: --weight-decay must be a float in [0.0, inf)."]),
     ],
 )  # fmt: skip
 def test_cli_train_refuses_bad_input_before_training(tmp_path, capsys, extra, expected):
@@ -41,7 +46,28 @@ def test_cli_train_refuses_bad_input_before_training(tmp_path, capsys, extra, ex
     assert len(err) == 1 and err[0].startswith("memsim train: error: ")
     for text in expected:
         assert text in err[0]
+    assert "TrainConfig" not in err[0] and "parameter" not in err[0]  # the flag, not the field
     assert list(tmp_path.iterdir()) == []  # no checkpoint, no .train-state
+
+
+def test_cli_train_names_every_recipe_flag_by_its_flag():
+    """TrainConfig's checks stay the only checks; the CLI only renames the field to its flag."""
+    from memsim.cli.main import build_parser
+    from memsim.cli.train import _FLAGS, flag_message
+
+    (sub,) = [a for a in build_parser()._actions if hasattr(a, "choices") and a.choices]
+    flags = {f: a.dest for a in sub.choices["train"]._actions for f in a.option_strings}
+    for field, flag in _FLAGS.items():
+        assert flags[flag] == field, (field, flag)  # every flag named exists and sets the field
+        msg = f"The '{field}' parameter of TrainConfig must be X. Got 'y'."
+        assert flag_message(msg) == f"{flag} must be X. Got 'y'."
+    # A field no flag sets (the workload's own recipe) keeps its name.
+    own = "The 'momentum' parameter of TrainConfig must be a float in [0.0, 1.0). Got 1.0."
+    assert flag_message(own) == own
+    assert (
+        flag_message("The 'limit' parameter must be a positive int")
+        == "--limit must be a positive int"
+    )
 
 
 @pytest.mark.parametrize("option", ["--limit", "--eval-limit"])

@@ -16,6 +16,8 @@ from memsim.cli import options
 GRANULARITIES = ("module", "op", "fused")
 #: Calibration images of ``--calibration`` by default.
 CALIBRATION_DEFAULT = 512
+#: ``--calibration-method`` by default (an int format's; a float format refuses the option).
+CALIBRATION_METHOD_DEFAULT = "minmax"
 #: ``memsim.inference.network.INFERENCE_FORMATS``, likewise.
 FORMATS = (
     "float64",
@@ -57,13 +59,15 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help=f"int8/int4: calibration images from the training split (default "
-        f"{CALIBRATION_DEFAULT}, or the whole split where it holds fewer)",
+        f"{CALIBRATION_DEFAULT}, or the whole split where it holds fewer; refused for a float "
+        "format)",
     )
     p.add_argument(
         "--calibration-method",
         choices=("minmax", "percentile"),
-        default="minmax",
-        help="int8: activation range estimate",
+        default=None,  # None: not given (a float format refuses it), else minmax
+        help=f"int8/int4: activation range estimate (default {CALIBRATION_METHOD_DEFAULT}; "
+        "refused for a float format, which is not calibrated)",
     )
 
 
@@ -110,12 +114,21 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
     from memsim.inference.network import NoisyNetwork
     from workloads.base import get_workload
 
-    workload = get_workload(args.workload)
     calibrated = args.fmt in INT_FORMATS
+    for flag, value in (
+        ("--calibration", args.calibration),
+        ("--calibration-method", args.calibration_method),
+    ):
+        if value is not None and not calibrated:
+            raise ValueError(
+                f"{flag} {value} has no effect with --format {args.fmt}: only the integer "
+                f"formats ({', '.join(INT_FORMATS)}) are calibrated."
+            )
+    workload = get_workload(args.workload)
     options.check_counts(
         workload,
         (test_images[0], "test", test_images[1]),
-        ("--calibration", "train", args.calibration if calibrated else None),
+        ("--calibration", "train", args.calibration),
     )  # the default (None) is not checked: it takes what a small split holds
     model = workload.load_model(args.checkpoint)
     calibration = None
@@ -130,7 +143,7 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
         granularity=args.granularity,
         noisy_input=args.noisy_input,
         calibration=calibration,
-        calibration_method=args.calibration_method,
+        calibration_method=args.calibration_method or CALIBRATION_METHOD_DEFAULT,
     )
     return workload, net
 

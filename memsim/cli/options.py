@@ -252,7 +252,8 @@ def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None
         "--compute-dtype",
         choices=COMPUTE_DTYPES,
         help="float dtype to compute float formats in (sets sweep.compute_dtype: "
-        "part of the experiment's identity)" + refused,
+        "part of the experiment's identity; refused where every format stored is int8/int4)"
+        + refused,
     )
 
 

@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from memsim.cli import options
@@ -39,6 +40,18 @@ _RECIPE_OPTIONS = (
     "augment",
     "autocast",
 )
+#: The flag that sets each recipe field (TrainConfig's messages name fields; the CLI's, flags).
+_FLAGS = {
+    **{name: "--" + name.replace("_", "-") for name in _RECIPE_OPTIONS},
+    "augment": "--no-augment",
+    "autocast": "--no-autocast",
+    **{
+        name: "--" + name.replace("_", "-")
+        for name in ("limit", "seed", "noise_p", "noise_p10", "noise_bits", "noise_format")
+    },
+}
+#: How TrainConfig's checks name a field (``memsim.config.check_range`` and the like).
+_FIELD = re.compile(r"The '(\w+)' parameter(?: of TrainConfig)?")
 _SCHEDULES = ("onecycle", "cosine", "constant")
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -161,14 +174,28 @@ def recipe_from_args(workload: Any, args: argparse.Namespace) -> Any:
 
     given = {name: getattr(args, name) for name in _RECIPE_OPTIONS}
     recipe = workload.default_recipe() or TrainConfig()
-    config = dataclasses.replace(
-        recipe,
-        **{k: v for k, v in given.items() if v is not None},
-        limit=args.limit,
-        seed=args.seed,
-        noise_p=args.noise_p,
-        noise_p10=args.noise_p10,
-        noise_bits=args.noise_bits,
-        noise_format=args.noise_format,
-    )
-    return config
+    try:
+        return dataclasses.replace(
+            recipe,
+            **{k: v for k, v in given.items() if v is not None},
+            limit=args.limit,
+            seed=args.seed,
+            noise_p=args.noise_p,
+            noise_p10=args.noise_p10,
+            noise_bits=args.noise_bits,
+            noise_format=args.noise_format,
+        )
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(flag_message(str(exc))) from None
+
+
+def flag_message(text: str) -> str:
+    """A :class:`~workloads.train.TrainConfig` check's message with the field it names
+    replaced by the flag that sets it ("The 'noise_format' parameter of TrainConfig must be
+    ..." → "--noise-format must be ..."): the checks stay TrainConfig's, the words the
+    command line's. A field no flag sets (the workload's own recipe) keeps its name."""
+
+    def flag(match: re.Match[str]) -> str:
+        return _FLAGS.get(match[1], match[0])
+
+    return _FIELD.sub(flag, text)

@@ -11,8 +11,12 @@ their accuracies:
    after each; stop once the bootstrap CI of μ spans at most ``ci_decades`` (or after
    ``max_repeats``).
 
-If the ends show no drop inside the range the search stops at once: the fit then reports the
-curve as censored. :func:`run_adaptive` drives the searches of all curves concurrently on an
+If the ends show no drop inside the range (the accuracy at ``p_max`` still above the level, or
+at ``p_min`` already below it), the end that shows it is measured again up to ``min_repeats``
+repeats, the least a fitted midpoint rests on; if the mean over them still shows no drop the
+search stops, and the fit reports the curve as censored (``above_range``/``below_range``). If
+the mean does cross, the first repeat misled and the search goes on to bracket the drop.
+:func:`run_adaptive` drives the searches of all curves concurrently on an
 executor and appends every point to the store as it finishes, so it resumes like a grid sweep
 (the searches are deterministic given their points, which a re-run reads back).
 """
@@ -89,10 +93,20 @@ def search(
             points.update(zip(new, accs))
         return [points[r] for r in reqs]
 
+    def mean_at(p: float) -> float:
+        return float(np.mean([a for (q, _), a in points.items() if q == p]))
+
     lo, hi = math.log10(p_min), math.log10(p_max)
-    acc_lo, acc_hi = yield from ask([(_snap(lo), 0), (_snap(hi), 0)], False)
-    if acc_hi > level or acc_lo < level:
-        return SearchOutcome("no_drop", len(points))
+    ends = (_snap(lo), _snap(hi))
+    acc_lo, acc_hi = yield from ask([(ends[0], 0), (ends[1], 0)], False)
+    # "No drop in range" rests on the end that shows it: measure it as often as a fitted
+    # midpoint is measured (min_repeats) before claiming it, in one batch of its own seeds.
+    showing = [p for p, shows in zip(ends, (acc_lo < level, acc_hi > level)) if shows]
+    if showing:
+        extra = [(p, r) for r in range(1, options.min_repeats) for p in showing]
+        yield from ask(extra, False)
+        if mean_at(ends[1]) > level or mean_at(ends[0]) < level:
+            return SearchOutcome("no_drop", len(points))
     while hi - lo > options.bracket_decades:
         mid = (lo + hi) / 2
         (acc,) = yield from ask([(_snap(mid), 0)], False)

@@ -147,7 +147,9 @@ class SweepConfig:
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     # Float formats compute in their storage dtype ("storage"); "float32" computes narrower
     # formats in float32 with every write still rounded to the storage format (same numbers at
-    # the same seed, far faster on a CPU; see memsim.inference.network).
+    # the same seed, far faster on a CPU; see memsim.inference.network). int8/int4 compute in
+    # float32 whatever it says: an experiment storing only those refuses another value
+    # (memsim.experiment.load.check_compute_dtype, once the policies' stored formats are known).
     compute_dtype: str = "storage"
 
     def __post_init__(self) -> None:

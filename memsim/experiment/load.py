@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memsim.config import load_toml, loads_toml
+from memsim.config import ConfigError, load_toml, loads_toml, where_text
 from memsim.experiment.config import (
     ExperimentConfig,
     RunOptions,
@@ -21,7 +21,14 @@ from memsim.experiment.config import (
     resolve_config,
 )
 from memsim.experiment.layers import is_per_layer, write_point_names
-from memsim.experiment.plugins import check_files, check_images, check_plugins, make_policy
+from memsim.experiment.plugins import (
+    check_files,
+    check_images,
+    check_plugins,
+    make_policy,
+    pairs_of,
+)
+from memsim.inference.int8 import INT_FORMATS
 
 __all__ = ["load_experiment", "parse_experiment"]
 
@@ -65,6 +72,7 @@ def parse_experiment(
     """Validate parsed TOML into an :class:`ExperimentConfig` and :class:`RunOptions`."""
     config, run = parse_config(data, source=source)
     check_plugins(config, source)
+    check_compute_dtype(config, source)
     check_images(config, source)
     check_layer_names(config, source)
     return config, run
@@ -75,9 +83,33 @@ def check_built(config: ExperimentConfig) -> None:
     plug-in names, images against the data, the files it names, per-layer rules. Entry
     points call it before they claim an output folder."""
     check_plugins(config)
+    check_compute_dtype(config)
     check_images(config)
     check_files(config)
     check_layer_names(config)
+
+
+def check_compute_dtype(config: ExperimentConfig, source: Any = None) -> None:
+    """Refuse a ``sweep.compute_dtype`` (``--compute-dtype``) that changes nothing: one other
+    than ``"storage"`` where every network the experiment runs stores an integer format.
+
+    int8/int4 networks compute in float32 from their codes whatever ``compute_dtype`` says
+    (:class:`memsim.inference.network.NoisyNetwork`), so the option would only change the
+    experiment's identity (its hash). The stored format is the policy's
+    (``format(to=...)`` may store an int8 sweep as float16, where the option does act), so
+    this runs once the policies are resolved.
+    """
+    dtype = config.sweep.compute_dtype
+    if dtype == "storage":
+        return
+    stored = sorted({make_policy(spec).storage_format(fmt) for spec, fmt in pairs_of(config)})
+    if stored and all(fmt in INT_FORMATS for fmt in stored):
+        raise ConfigError(
+            f"{where_text('sweep.compute_dtype', source)}: compute_dtype = {dtype!r} "
+            f"(--compute-dtype) has no effect here: every network of this experiment stores an "
+            f"integer format ({', '.join(stored)}), which computes in float32 whatever it says; "
+            'leave it at "storage" or add a float format.'
+        )
 
 
 def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
@@ -87,7 +119,6 @@ def check_layer_names(config: ExperimentConfig, source: Any = None) -> None:
     Runs at load time (it loads each workload's model once when a per-layer policy is used),
     so an unknown layer name fails before any output folder is claimed.
     """
-    from memsim.config import ConfigError, where_text
     from memsim.experiment.points import load_workload
 
     layered = [(i, make_policy(s)) for i, s in enumerate(config.policies)]

@@ -55,6 +55,14 @@ _PASSED_ENV = (
 CONNECT_TIMEOUT = 5.0
 #: Addresses that name no host: the latest cluster started on this machine, or a new local one.
 _NO_HOST = ("auto", "local")
+#: What a gRPC client sends first: HTTP/2's connection preface, then an empty SETTINGS frame
+#: (RFC 9113 §3.4). A Ray cluster's GCS and a Ray Client server are gRPC servers, so they
+#: answer with a SETTINGS frame of their own; a port held by anything else (a web or SSH
+#: server, a database, a process that never answers) does not, and ``ray.init`` would instead
+#: retry it for minutes, printing Ray's own warnings every few seconds.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: An HTTP/2 frame header: 3 bytes of length, its type (4: SETTINGS), flags, stream id.
+_H2_HEADER = 9
 
 
 def check_ray_device(device: str, gpus_per_point: float) -> None:
@@ -101,8 +109,10 @@ def worker_device(device: str, gpus_per_point: float) -> str:
 
 
 def check_address(address: str | None) -> None:
-    """Refuse, within :data:`CONNECT_TIMEOUT` seconds, a cluster address nothing answers at
-    (``ray.init`` would retry for minutes). ``None``, ``auto`` and ``local`` name no host."""
+    """Refuse, within twice :data:`CONNECT_TIMEOUT` seconds, a cluster address nothing answers
+    at, or where what answers is no gRPC server (not a Ray GCS or Ray Client server):
+    ``ray.init`` would retry either for minutes, printing its own warnings. ``None``, ``auto``
+    and ``local`` name no host. With ``RAY_USE_TLS`` only the TCP connection is checked."""
     if address is None or address in _NO_HOST:
         return
     target = address.removeprefix("ray://")
@@ -119,13 +129,50 @@ def check_address(address: str | None) -> None:
             "port 6379 by default) or ray://HOST:PORT (Ray Client, port 10001)."
         )
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        conn = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise ValueError(
             f"Ray cluster address {address!r}: nothing answers at {host}:{port} ({reason}); "
             "start the cluster first (ray start --head) or check the address."
         ) from None
+    with conn:
+        # Ray's TLS mode wraps the gRPC in TLS: a plaintext preface proves nothing there.
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        problem = _not_grpc(conn, CONNECT_TIMEOUT)
+    if problem:
+        expected = "a Ray Client server" if target != address else "a Ray cluster's GCS"
+        raise ValueError(
+            f"Ray cluster address {address!r}: {host}:{port} answers, but not as {expected} "
+            f"does (a gRPC server): {problem}; check the address (HOST:PORT is the head node's "
+            "GCS, port 6379 by default; ray://HOST:PORT its Ray Client server, port 10001)."
+        )
+
+
+def _not_grpc(conn: socket.socket, timeout: float) -> str:
+    """Why the peer of ``conn`` is no gRPC server, or ``""`` where it answers HTTP/2's
+    connection preface with a SETTINGS frame (within ``timeout`` seconds)."""
+    reply = b""
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(_H2_PREFACE)
+        while len(reply) < _H2_HEADER:
+            chunk = conn.recv(_H2_HEADER - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+    except TimeoutError:
+        return f"no answer to an HTTP/2 connection preface within {timeout:g} s"
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # it hung up (what it sent, if anything, is in reply)
+    except OSError as exc:
+        return f"the connection failed ({exc.strerror or str(exc) or type(exc).__name__})"
+    if len(reply) == _H2_HEADER and reply[3] == 4 and reply[5:9] == bytes(4):
+        return ""
+    if not reply:
+        return "it closed the connection at an HTTP/2 connection preface"
+    return f"it answered an HTTP/2 connection preface with {reply!r}"
 
 
 def _auth_hint(address: str | None, error: str = "") -> str:
@@ -231,7 +278,8 @@ class RayExecutor(Executor):
     ImportError
         Ray is not installed (the message names the extra).
     ValueError
-        Nothing answers at ``address``, or the workers do not all fit on the cluster (a CPU
+        Nothing answers at ``address`` (or what answers is no gRPC server, hence no Ray
+        cluster: :func:`check_address`), or the workers do not all fit on the cluster (a CPU
         each, ``gpus_per_point`` of a GPU each): refused at once, where Ray would wait.
     """
 

@@ -48,14 +48,28 @@ def cell_rates(condition, cell: str = "1t1r", sigma_sa_ln: float = 0.0) -> tuple
         One cell per bit (the condition's ``p01``/``p10``) or a differential pair read by a
         sense amplifier (symmetric ``p_2t2r``).
     sigma_sa_ln : float
-        Sense-amplifier offset in ln-R units (2T2R only).
+        Sense-amplifier offset in ln-R units (2T2R only: a 1T1R cell has no sense-amplifier
+        pair, so a non-zero offset there is refused rather than ignored).
     """
     if cell not in CELLS:
         raise ValueError(f"The 'cell' parameter must be one of {', '.join(CELLS)}. Got {cell!r}.")
+    check_sense_offset(cell, sigma_sa_ln)
     if cell == "2t2r":
         p = float(condition.p_2t2r(sigma_sa_ln))
         return p, p
     return float(condition.p01), float(condition.p10)
+
+
+def check_sense_offset(cell: str, sigma_sa_ln: float, owner: str | None = None) -> None:
+    """Refuse a non-zero ``sigma_sa_ln`` with a ``1t1r`` cell: only a 2T2R pair is read by a
+    sense amplifier, so the offset would change nothing but the config's identity."""
+    if cell == "1t1r" and sigma_sa_ln:
+        of = f" of {owner}" if owner else ""
+        raise ValueError(
+            f"The 'sigma_sa_ln' parameter{of} ({sigma_sa_ln!r}) has no effect with cell = "
+            '"1t1r": only a 2T2R cell is read by a sense amplifier; set cell = "2t2r" or '
+            "leave sigma_sa_ln at 0."
+        )
 
 
 def weight_bits(model: nn.Module) -> dict[str, int]:

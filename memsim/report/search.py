@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from memsim.fit import shared_images_se
 from memsim.report.tables import fit_curves, markdown_table
 
 
@@ -35,8 +36,26 @@ def sensitivity_table(layers: pd.DataFrame, points: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def accuracy_se(row: pd.Series) -> float:
+    """A ``search.csv`` row's standard error of accuracy: ``accuracy_se``, never below the
+    bound of its shared images (:func:`memsim.fit.shared_images_se`). A folder written before
+    ``n_images`` was recorded gives no bound: a 0 there (repeats that agree) is NaN, unknown."""
+    se = float(row.get("accuracy_se", math.nan))
+    n = float(row.get("n_images", math.nan))
+    if n > 0:
+        se = float(np.fmax(se, shared_images_se(float(row["accuracy"]), n)))
+    return se if se > 0 else math.nan
+
+
 def headline(search: pd.DataFrame) -> dict:
-    """The verified best assignment next to the best uniform policy, measured in the same run."""
+    """The verified best assignment next to the best uniform policy, measured in the same run.
+
+    Both are measured on the same images, as is the noise-free accuracy the target is a fraction
+    of, so the standard error of a difference between them is bounded by the sum of theirs
+    (:func:`memsim.fit.shared_images_se`): ``accuracy_difference_se`` (best minus uniform) and
+    ``margin_stderr`` (best minus target). The difference is ``accuracy_resolved`` only beyond
+    2 of them; ``margin_se`` is the margin in standard errors (NaN where no error is known).
+    """
     best = search[search["best"]]
     unif = search[search["best_uniform"]]
     if unif.empty:  # no uniform policy meets the target: compare with the most accurate one
@@ -45,29 +64,37 @@ def headline(search: pd.DataFrame) -> dict:
     if best.empty or unif.empty:
         return {}
     b, u = best.iloc[0], unif.iloc[0]
+    se_b, se_u = accuracy_se(b), accuracy_se(u)
     diff = b["accuracy"] - u["accuracy"]
-    se = math.hypot(b["accuracy_se"], u["accuracy_se"])
+    diff_se = se_b + se_u  # same images: Minkowski, whatever their correlation
+    clean, target = float(b["clean_accuracy"]), float(b["target_accuracy"])
+    n = float(b.get("n_images", math.nan))
+    # the target is a fraction of the clean accuracy on the same images: its error adds too
+    clean_se = float(shared_images_se(clean, n)) if n > 0 else 0.0
+    margin = b["accuracy"] - target
+    margin_stderr = se_b + (target / clean if clean > 0 else 1.0) * clean_se
     return {
         "workload": b["workload"],
         "best_label": b["label"],
         "best_accuracy": b["accuracy"],
-        "best_accuracy_se": b["accuracy_se"],
+        "best_accuracy_se": se_b,
         "best_cost": b["cost"],
         "uniform_label": u["label"],
         "uniform_meets_target": bool(u["meets_target"]),
         "uniform_accuracy": u["accuracy"],
-        "uniform_accuracy_se": u["accuracy_se"],
+        "uniform_accuracy_se": se_u,
         "uniform_cost": u["cost"],
         "cost_ratio": b["cost"] / u["cost"] if u["cost"] else math.nan,
         "accuracy_difference": diff,
-        "accuracy_resolved": bool(abs(diff) > 2 * se) if se == se else False,
-        "margin": b["accuracy"] - b["target_accuracy"],
-        "margin_se": (b["accuracy"] - b["target_accuracy"]) / b["accuracy_se"]
-        if b["accuracy_se"] > 0
-        else math.inf,
+        "accuracy_difference_se": diff_se,
+        "accuracy_resolved": bool(abs(diff) > 2 * diff_se) if diff_se == diff_se else False,
+        "margin": margin,
+        "margin_stderr": margin_stderr,
+        "margin_se": margin / margin_stderr if margin_stderr > 0 else math.nan,
         "objective": b["objective"],
-        "target_accuracy": b["target_accuracy"],
-        "clean_accuracy": b["clean_accuracy"],
+        "target_accuracy": target,
+        "clean_accuracy": clean,
+        "n_images": n,
     }
 
 
@@ -77,6 +104,22 @@ def _degradation_matrix(degradation: pd.DataFrame, workload: str, layers: list) 
     matrix = rows.pivot(index="layer", columns="candidate", values="degradation")
     matrix = matrix.reindex(index=layers, columns=list(dict.fromkeys(rows["candidate"])))
     return matrix.reset_index()
+
+
+def _degradation_note(rows: pd.DataFrame) -> list[str]:
+    """How uncertain the degradation matrix is (its standard errors are in degradation.csv)."""
+    if "n_images" not in rows:  # an older folder: its degradation_se was the spread alone
+        return []
+    se = rows["degradation_se"].dropna()
+    if se.empty:
+        return []
+    return [
+        "Noise-free minus mean accuracy at the operating point. Both are measured on the same "
+        "images, so the standard error of each value (`degradation_se` in `degradation.csv`) is "
+        f"bounded by the sum of theirs: {se.min():.2g} to {se.max():.2g} here. A value less "
+        "than 2 standard errors from 0 is not resolved from no degradation.",
+        "",
+    ]
 
 
 def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
@@ -151,15 +194,27 @@ def write_search_report(folder: str | Path) -> Path:
         h = headline(wsearch)
         lines += [f"## {workload}", ""]
         first = wsearch.iloc[0]
+        images = (
+            f" on the same {int(first['n_images'])} test images"
+            if first.get("n_images", 0) > 0
+            else ""
+        )
         lines += [
             f"Operating point p01 = {first['operating_p01']:.3g}, p10 = {first['operating_p10']:.3g}; "
             f"noise-free accuracy {first['clean_accuracy']:.4f}; target {first['target_accuracy']:.4f}; "
             f"objective: {first['objective']}. Accuracies are means over {int(first['repeats'])} "
-            "repeats ± standard error.",
+            f"repeats{images} ± standard error: the spread over repeats, never below the "
+            "binomial error of the images the repeats share (repeats that agree do not make "
+            "an accuracy exact). A difference between two accuracies on the same images is "
+            "resolved only beyond 2 × the sum of their standard errors.",
             "",
         ]
         if h:
-            verdict = "resolved" if h["accuracy_resolved"] else "not resolved apart (within 2 s.e.)"
+            verdict = (
+                f"resolved (beyond 2 × {h['accuracy_difference_se']:.4f})"
+                if h["accuracy_resolved"]
+                else f"not resolved (within 2 × {h['accuracy_difference_se']:.4f})"
+            )
             kind = (
                 "best uniform policy meeting the target"
                 if h["uniform_meets_target"]
@@ -173,10 +228,12 @@ def write_search_report(folder: str | Path) -> Path:
                 f"{h['uniform_accuracy_se']:.4f}, {h['objective']} {h['uniform_cost']:.4g}.  ",
                 f"Cost ratio per-layer / uniform = **{h['cost_ratio']:.3f}** (same run); accuracy "
                 f"difference {h['accuracy_difference']:+.4f}, {verdict}.  ",
-                f"Margin of the per-layer assignment above the target: {h['margin']:+.4f} "
-                f"({h['margin_se']:.1f} s.e.). It is the cheapest of several noisy verifications, "
-                "so a margin within about 2 s.e. may not hold on fresh seeds; re-verify with "
-                "more repeats or images before building it.",
+                f"Margin of the per-layer assignment above the target: {h['margin']:+.4f} ± "
+                f"{h['margin_stderr']:.4f} ({h['margin_se']:.1f} s.e.; the target's own error, "
+                "a fraction of the noise-free accuracy on the same images, added). It is the "
+                "cheapest of several noisy verifications, so a margin within about 2 s.e. may "
+                "not hold on fresh seeds or images; re-verify with more repeats or images "
+                "before building it.",
                 "",
             ]
         else:
@@ -197,17 +254,22 @@ def write_search_report(folder: str | Path) -> Path:
             "",
             "### Degradation at the operating point (only that layer, each candidate)",
             "",
+            *_degradation_note(degradation[degradation["workload"] == workload]),
             markdown_table(_degradation_matrix(degradation, workload, list(group["layer"]))),
             "",
         ]
         fig = plot_pareto(wsearch, folder / f"pareto_{workload}.png")
-        cols = ["order", "label", "source", "accuracy", "accuracy_se", "meets_target", "cost",
-                "predicted_cost", "predicted_degradation", "pareto", "best", "best_uniform"]  # fmt: skip
+        cols = ["order", "label", "source", "accuracy", "accuracy_se", "accuracy_ci_low",
+                "accuracy_ci_high", "meets_target", "cost", "predicted_cost",
+                "predicted_degradation", "pareto", "best", "best_uniform"]  # fmt: skip
+        cols = [c for c in cols if c in wsearch]  # older folders lack the interval
         lines += [
             "### Verified assignments",
             "",
             "In the order verified; `mix:` codes give each layer's candidate (its position in "
-            "the config's `policies`). `assignment` in `search.csv` spells them out.",
+            "the config's `policies`). `assignment` in `search.csv` spells them out. "
+            "`accuracy_ci_low`/`_high`: 95 % interval counting each shared image once; "
+            "`accuracy_spread_se` in `search.csv` is the spread over repeats alone.",
             "",
             markdown_table(wsearch, cols),
             "",

@@ -11,8 +11,15 @@ higher accuracy, lower total energy, lower area. Accuracy differences within the
 not count: policy ``a`` dominates ``b`` when ``a`` costs no more energy and no more area,
 its accuracy is not lower than ``b``'s by more than :data:`NOISE_SIGMAS` standard errors of
 the difference, and it is strictly better somewhere (cheaper, or more accurate beyond that
-noise). So a policy whose accuracy gain is unresolved is not kept alive by it. A standard
-error is the spread over repeats, or the binomial one of the images for a single repeat.
+noise). So a policy whose accuracy gain is unresolved is not kept alive by it.
+
+A standard error (:func:`_stderr`) is the spread over repeats, but never below the binomial
+bound of the ``n_images`` images the repeats share (:func:`memsim.fit.shared_images_se`): the
+spread alone is 0 whenever the repeats agree (a deterministic policy, a low ``p``), which made
+two policies a couple of images apart "resolved". The policies of one panel are measured on
+the same images, so the standard error of their difference is bounded by the *sum* of theirs
+(Minkowski, whatever their correlation); without ``n_images`` (spread only) the spreads of
+independent noise draws combine in quadrature.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from memsim.fit import shared_images_se  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 
@@ -44,16 +53,22 @@ def _number(row: pd.Series, column: str) -> float:
 
 def _stderr(row: pd.Series) -> float:
     """Standard error of a row's accuracy at the operating point: its spread over repeats
-    (``std / sqrt(n_repeats)``), or with one repeat, where there is no spread to measure, the
-    binomial one of its ``n_images`` classifications (never 0 for a lack of repeats: a single
-    draw's accuracy gap between two policies is not a finding)."""
+    (``std / sqrt(n_repeats)``), never below the binomial bound of its ``n_images`` shared
+    images where that is known (with one repeat it is all there is). Never 0 for a lack of
+    spread: repeats that agree, or a single draw, do not make a gap between two policies a
+    finding. 0 only where neither a spread nor an image count is known."""
     std, n = _number(row, "accuracy_at_operating_point_std"), _number(row, "n_repeats")
-    if n >= 2 and not math.isnan(std):
-        return std / math.sqrt(n)
+    spread = std / math.sqrt(n) if n >= 2 and not math.isnan(std) else math.nan
     a, images = _number(row, "accuracy_at_operating_point"), _number(row, "n_images")
-    if images > 0 and 0.0 <= a <= 1.0:
-        return math.sqrt(a * (1.0 - a) / images)
-    return 0.0
+    bound = float(shared_images_se(a, images)) if images > 0 and 0.0 <= a <= 1.0 else math.nan
+    se = float(np.fmax(spread, bound))
+    return 0.0 if math.isnan(se) else se
+
+
+def _difference_stderr(a: pd.Series, b: pd.Series) -> float:
+    """Standard error of the accuracy difference of two rows of one panel (module notes)."""
+    shared = _number(a, "n_images") > 0 and _number(b, "n_images") > 0
+    return _stderr(a) + _stderr(b) if shared else math.hypot(_stderr(a), _stderr(b))
 
 
 def pareto_optimal(group: pd.DataFrame) -> pd.Series:
@@ -65,7 +80,7 @@ def pareto_optimal(group: pd.DataFrame) -> pd.Series:
         for j, (_, a) in enumerate(rows):
             if i == j:
                 continue
-            noise = NOISE_SIGMAS * math.hypot(_stderr(a), _stderr(b))
+            noise = NOISE_SIGMAS * _difference_stderr(a, b)
             gap = a["accuracy_at_operating_point"] - b["accuracy_at_operating_point"]
             e_a, e_b = a["total_energy_pj_per_inference"], b["total_energy_pj_per_inference"]
             s_a, s_b = a["area_mm2"], b["area_mm2"]

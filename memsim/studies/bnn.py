@@ -50,7 +50,7 @@ from memsim.config import (
     to_dict,
 )
 from memsim.experiment.store import RowSchema, point_id
-from memsim.inference.faults import CELLS, cell_rates
+from memsim.inference.faults import CELLS, cell_rates, check_sense_offset
 from memsim.rng import child_seed
 from memsim.studies.bnn_summary import NETWORKS, compare, point_means, summarize, tolerated_ber
 from workloads.train import TrainConfig
@@ -195,6 +195,7 @@ class BNNStudyConfig:
             check_range(own, "compliance_ratios", r, low=0.0, high=1.0, low_open=True)
         check_choice(own, "cell", self.cell, CELLS)
         check_non_negative(own, "sigma_sa_ln", self.sigma_sa_ln)  # finite: inf is refused
+        check_sense_offset(self.cell, self.sigma_sa_ln, own)
         check_range(own, "repeats", self.repeats, kind=int, low=1, high=MAX_REPEATS)
         check_positive(own, "tolerance_points", self.tolerance_points)
         check_range(
@@ -283,11 +284,13 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
     config before anything runs) and by :func:`run_study` before it claims its output folder:
     a study that would fail later must not write a folder that a corrected re-run then
     refuses. Checks the workload (registered, its options accepted, a binarized network),
-    ``train.limit`` and ``eval_limit`` against its splits, the training recipe's numbers
-    (finite; :class:`~workloads.train.TrainConfig` checks the rest, its noise format and bits
-    included, when it is built) and hooks, the programming conditions and their per-bit rates
-    in the configured cell, and the given checkpoints (files that load into the workload's
-    network, read with ``weights_only=True``).
+    ``eval_limit`` against its test split and, when a network is trained, ``train.limit``
+    against its training split, the training recipe's numbers (finite;
+    :class:`~workloads.train.TrainConfig` checks the rest, its noise format and bits included,
+    when it is built) and the hooks of the networks it trains, the programming conditions and
+    their per-bit rates in the configured cell, and the given checkpoints (files that load into
+    the workload's network, read with ``weights_only=True``). With both checkpoints given the
+    recipe is not used; its keys are still checked as values, never against the training data.
 
     Raises
     ------
@@ -309,11 +312,14 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
             source,
         )
 
-    # The images it trains and evaluates on: no more than the splits hold, where known.
-    for key, split, count in (
-        ("train.limit", "train", config.train.limit),
-        ("eval_limit", "test", config.eval_limit),
-    ):
+    # The images it trains and evaluates on: no more than the splits hold, where known. The
+    # training split only matters when a network is trained: with both checkpoints given, the
+    # recipe is checked as values only (as its hooks are, below), never against data it does
+    # not use (a shipped config's ``train.limit`` on a data set with a smaller training split).
+    given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
+    trained = [name for name in NETWORKS if not given[name]]
+    counts = [("train.limit", "train", config.train.limit)] if trained else []
+    for key, split, count in [*counts, ("eval_limit", "test", config.eval_limit)]:
         try:
             workload.check_count(split, count)
         except ValueError as exc:
@@ -324,10 +330,7 @@ def check_study(config: BNNStudyConfig, *, source: Any = None, workload: Any = N
         value = getattr(config.train, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise _input_error(f"train.{f.name}", value, "must be a finite number.", source)
-    given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
-    for name in NETWORKS:
-        if given[name]:
-            continue
+    for name in trained:
         try:
             workload.train_hooks(config.recipe(name))
         except (TypeError, ValueError) as exc:

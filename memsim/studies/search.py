@@ -28,6 +28,12 @@ Cost: :func:`cost_of` runs the memory model (:func:`memsim.experiment.memory.mem
 and :func:`objectives` reads one row into the objectives in :data:`OBJECTIVES`. Energy adds up
 over writes, so its per-layer terms are exact; latency (overlapping writes) and products are
 first-order estimates for proposals, while every verified assignment is costed exactly.
+
+Uncertainty: every evaluation's repeats classify the same ``n_images`` images, so the spread
+over repeats (``accuracy_spread_se``) misses the images' own sampling error and is 0 whenever
+the repeats agree. ``accuracy_se`` is therefore never below
+:func:`memsim.fit.shared_images_se`, and a degradation (clean minus noisy accuracy on the
+same images) adds the two bounds (``degradation_se``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from memsim.config import (
     where_text,
 )
 from memsim.experiment.config import Curve, ExperimentConfig, PolicySpec, RunOptions
+from memsim.fit import shared_images_interval, shared_images_se
 
 #: Objectives a search can minimise: name -> (column, ...) whose product is the objective.
 #: The first column present wins for energy (total energy once the cost model provides it).
@@ -521,7 +528,7 @@ def _degradation(ctx: _Context, names, cands, a_clean: float):
     deg = np.zeros((len(names), len(cands)))
     table = []
     for (i, k), spec in specs.items():
-        acc = np.array([r["accuracy"] for r in rows[spec.label]])
+        acc, n_images = _accuracies(rows[spec.label])
         deg[i, k] = a_clean - acc.mean()
         table.append(
             {
@@ -531,15 +538,32 @@ def _degradation(ctx: _Context, names, cands, a_clean: float):
                 "candidate": cands[k].label,
                 "accuracy": acc.mean(),
                 "degradation": deg[i, k],
-                "degradation_se": _se(acc),
+                # clean and noisy accuracy on the same images: the bounds add (Minkowski)
+                "degradation_se": float(shared_images_se(a_clean, n_images))
+                + _accuracy_se(acc, n_images),
+                "degradation_spread_se": _spread_se(acc),
                 "repeats": len(acc),
+                "n_images": n_images,
             }
         )
     return deg, table
 
 
-def _se(acc: np.ndarray) -> float:
+def _accuracies(rows: list[dict]) -> tuple[np.ndarray, int]:
+    """The accuracies of one evaluation's repeats and the images each classified."""
+    return np.array([r["accuracy"] for r in rows]), int(max(r["n_images"] for r in rows))
+
+
+def _spread_se(acc: np.ndarray) -> float:
+    """Standard error from the spread over repeats alone (the noise draws): NaN for one
+    repeat, and 0 when the repeats agree, although the shared test images are a sample."""
     return float(acc.std(ddof=1) / math.sqrt(len(acc))) if len(acc) > 1 else math.nan
+
+
+def _accuracy_se(acc: np.ndarray, n_images: int) -> float:
+    """Standard error of the mean over repeats on shared images: the spread's, never below
+    :func:`memsim.fit.shared_images_se` (which holds the noise draws too)."""
+    return float(np.fmax(_spread_se(acc), shared_images_se(acc.mean(), n_images)))
 
 
 def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
@@ -548,13 +572,13 @@ def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
     options = ctx.options
     target = options.target * a_clean
     accs: dict[tuple, np.ndarray] = {}
+    n_images: dict[tuple, int] = {}
     full: dict[tuple, dict] = {}
 
     def verify(a: tuple[int, ...]) -> tuple[float, float]:
         label = assignment_label(a, cands)
         spec = assignment_spec(a, names, cands, label)
-        rows = ctx.evaluate([spec], "operating")[label]
-        accs[a] = np.array([r["accuracy"] for r in rows])
+        accs[a], n_images[a] = _accuracies(ctx.evaluate([spec], "operating")[label])
         full[a] = costs.get(label) or cost_of(ctx.config, ctx.workload, {label: spec})[label]
         return float(accs[a].mean()), full[a][options.objective]
 
@@ -571,6 +595,8 @@ def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
     rows = []
     for order, v in enumerate(result.verified):
         cost = full[v.assignment]
+        acc, n = accs[v.assignment], n_images[v.assignment]
+        ci_low, ci_high = shared_images_interval(v.accuracy, n)
         rows.append(
             {
                 "workload": ctx.workload,
@@ -580,8 +606,12 @@ def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
                 "source": v.source,
                 "uniform": v.source == "uniform",
                 "accuracy": v.accuracy,
-                "accuracy_se": _se(accs[v.assignment]),
-                "repeats": len(accs[v.assignment]),
+                "accuracy_se": _accuracy_se(acc, n),
+                "accuracy_spread_se": _spread_se(acc),
+                "accuracy_ci_low": float(ci_low),
+                "accuracy_ci_high": float(ci_high),
+                "repeats": len(acc),
+                "n_images": n,
                 "clean_accuracy": a_clean,
                 "target_accuracy": target,
                 "meets_target": v.meets_target,

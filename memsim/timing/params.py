@@ -19,6 +19,7 @@ from memsim.config import (
     check_range,
     load_toml,
     preset_path,
+    toml_value,
 )
 
 #: Folder of the shipped memory-system presets.
@@ -161,6 +162,14 @@ class MemoryParams:
         return max(1, min(self.burst_units, self.write_queue_depth_units // self.n_banks))
 
 
+def _as_set(value: object) -> str:
+    """An override's value as ``--set`` would spell it (TOML), else its repr (from Python)."""
+    try:
+        return toml_value(value)
+    except TypeError:
+        return repr(value)
+
+
 def preset_names() -> list[str]:
     """Names of the shipped memory-system presets (``configs/memory/*.toml``)."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
@@ -186,7 +195,7 @@ def load_memory_params(name_or_path: str | os.PathLike = "default", **overrides)
     path = preset_path(name_or_path, PRESET_DIR, "memory")
     data = load_toml(path)
     data.pop("description", None)
-    # A bad override is named as one, not blamed on the file.
-    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-    source = f"{path} (with {given} set)" if overrides else path
+    # A bad override is named as one, not blamed on the file, in the experiment loader's words.
+    given = ", ".join(f"{k}={_as_set(v)}" for k, v in overrides.items())
+    source = f"{path} (with --set {given})" if overrides else path
     return build(MemoryParams, {**data, **overrides}, source=source)
