@@ -13,13 +13,23 @@ driver appends each point as it lands), and the table gives the seconds to the f
 the steady rate, points/s from the first quarter of the points landed to the last (what a
 long sweep would see), with its ratio to the serial executor's.
 
-Run: ``python benchmarks/executors.py [--workers 2] [--images 96] [--repeats 3]``
+The ratios to the serial executor are, by default, single measurements (one run of each
+executor): on the 2-core development machine the same ratios moved by up to about ±10 % from
+session to session (pool 1.40-1.53×, Ray 1.11-1.26× with start-up; docs/cluster.md), so read a
+difference smaller than that as unresolved. ``--runs N`` repeats the whole comparison N times,
+the executors' order alternating, and gives each ratio as the median of the runs' paired
+ratios (each executor against the serial run of the same round) with a distribution-free 95 %
+interval (``benchmarks/_paired.py``; 6 runs at least): faster or slower than serial only where
+the interval lies wholly above or below 1.
+
+Run: ``python benchmarks/executors.py [--workers 2] [--images 96] [--repeats 3] [--runs 6]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -28,6 +38,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
+from _paired import MIN_PAIRS, Paired  # noqa: E402
 
 from memsim.experiment.executor import set_threads  # noqa: E402
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment  # noqa: E402
@@ -87,7 +98,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--executors", default="serial,pool,ray")
     ap.add_argument("--workload", default="digits", help="workload name (e.g. vgg_A)")
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help=f"rounds of the whole comparison ({MIN_PAIRS} or more give 95 %% intervals)",
+    )
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, got {args.runs}")
+    names = args.executors.split(",")
+    unknown = [n for n in names if n not in ORDER]
+    if unknown:
+        ap.error(f"--executors: unknown executor {unknown[0]!r} (serial, pool, ray)")
+    if "serial" not in names:
+        ap.error("--executors must include serial (the ratios' reference)")
     # One thread per worker, the serial run's included: torch's and the Numba flip kernels'.
     set_threads(1)
     overrides = [
@@ -113,26 +138,37 @@ def main(argv: list[str] | None = None) -> None:
         sweep_only=True,
     )
     print(f"{args.workload}, float32, {args.images} images per point; workers = {args.workers}")
-    results: dict[str, tuple[float, pd.DataFrame]] = {}
+    if "ray" in names:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("ray: skipped (pip install -e '.[ray]')")
+            names.remove("ray")
+    # rounds[r][name] = (wall s, points, landings) of executor ``name`` in round ``r``.
+    rounds: list[dict[str, tuple[float, pd.DataFrame, Landings]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.executors.split(","):
-            if name == "ray":
-                try:
-                    import ray  # noqa: F401
-                except ImportError:
-                    print("ray: skipped (pip install -e '.[ray]')")
-                    continue
-            run = runs[name]
-            out = Path(tmp) / name
-            t0 = time.perf_counter()
-            with Landings(out / "points.jsonl") as landed:
-                run_experiment(
-                    config,
-                    RunOptions(**{**run.__dict__, "out": out}),
-                    sweep_only=True,
-                )
-            elapsed = time.perf_counter() - t0
-            results[name] = (elapsed, pd.read_csv(out / "points.csv"), landed)
+        for r in range(args.runs):
+            results = {}
+            for name in names if r % 2 == 0 else names[::-1]:
+                out = Path(tmp) / f"{name}-{r}"
+                t0 = time.perf_counter()
+                with Landings(out / "points.jsonl") as landed:
+                    run_experiment(
+                        config,
+                        RunOptions(**{**runs[name].__dict__, "out": out}),
+                        sweep_only=True,
+                    )
+                elapsed = time.perf_counter() - t0
+                results[name] = (elapsed, pd.read_csv(out / "points.csv"), landed)
+            rounds.append(results)
+    if args.runs == 1:
+        table(rounds[0])
+    else:
+        summary(rounds, names)
+
+
+def table(results: dict[str, tuple[float, pd.DataFrame, Landings]]) -> None:
+    """One round: the figures and their ratios to serial, each a single measurement."""
     serial_s, serial_points, serial_landed = results["serial"]
     n = len(serial_points)
     print(f"{n} points per run")
@@ -140,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'executor':<10}{'wall s':>9}{'points/s':>10}{'vs serial':>11}"
         f"{'first s':>9}{'steady/s':>10}{'vs serial':>11}  same points"
     )
-    for name, (secs, points, landed) in results.items():
+    for name, (secs, points, landed) in sorted(results.items(), key=lambda kv: ORDER[kv[0]]):
         same = points.equals(serial_points)
         steady = landed.steady_rate()
         print(
@@ -148,6 +184,39 @@ def main(argv: list[str] | None = None) -> None:
             f"{landed.first_s():>9.1f}{steady:>10.2f}{steady / serial_landed.steady_rate():>11.2f}"
             f"  {same}"
         )
+    print(
+        "'vs serial': one run of each executor, a single measurement; on the 2-core development "
+        "machine such ratios moved by up to about ±10 % between sessions, so a smaller "
+        f"difference is unresolved (--runs {MIN_PAIRS} gives 95 % intervals)"
+    )
+
+
+def summary(rounds: list[dict[str, tuple[float, pd.DataFrame, Landings]]], names) -> None:
+    """Several rounds: medians, and the ratios to serial paired within each round."""
+    reference = rounds[0]["serial"][1]
+    n = len(reference)
+    print(f"{n} points per run, {len(rounds)} rounds (executor order alternating)")
+    print(
+        "medians over the rounds; ratios to serial paired within each round: "
+        "median [95 % interval of the median]"
+    )
+    for name in sorted(names, key=ORDER.__getitem__):
+        secs = [rd[name][0] for rd in rounds]
+        steady = [rd[name][2].steady_rate() for rd in rounds]
+        same = all(rd[name][1].equals(reference) for rd in rounds)
+        overall = Paired.of([rd["serial"][0] / rd[name][0] for rd in rounds])
+        rate = Paired.of([s / rd["serial"][2].steady_rate() for s, rd in zip(steady, rounds)])
+        first = statistics.median(rd[name][2].first_s() for rd in rounds)
+        print(
+            f"{name:<8} wall {statistics.median(secs):.1f} s, first point {first:.1f} s, "
+            f"steady {statistics.median(steady):.2f} points/s; same points: {same}"
+        )
+        if name != "serial":
+            print(f"         points/s vs serial {overall.text(2)}: {overall.against_one()}")
+            print(f"         steady vs serial   {rate.text(2)}: {rate.against_one()}")
+
+
+ORDER = {"serial": 0, "pool": 1, "ray": 2}
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ $PY -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cu
 SWEEP=(configs/cifar/vgg_formats.toml --set 'workloads=["vgg_A"]' --set 'formats=["float32","int8"]'
   --set sweep.images=2000 --set sweep.repeats=2 --set memory.enabled=false --no-progress)
 TAILN=30 step tests 240 $PY -m pytest tests/test_gpu.py -m gpu -q -p no:cacheprovider -rfE -n 4 --durations=10
-TAILN=30 step protocol 60 $PY benchmarks/protocol.py --device cuda --images 1000 --workers 8 --repeats 3
+TAILN=30 step protocol 90 $PY benchmarks/protocol.py --device cuda --images 1000 --workers 8 --repeats 6
 for workers in 1 2; do
   rm -rf "$OUT/sweep$workers"
   step "sweep$workers" 90 bash -c "time ${PY@Q} -m memsim run ${SWEEP[*]@Q} --device cuda --workers $workers --out ${OUT@Q}/sweep$workers"

@@ -9,11 +9,12 @@ Two networks run: the default one, which takes a batch through in tiles of ``TIL
 (memsim.inference.network), and one with ``tile=None`` (the whole batch in one pass, as before
 tiles); the last column is the speed-up of the first over clean inference of the second.
 
-Timings interleave clean and noisy passes and keep the fastest of ``--repeats`` (the least
-disturbed measurement). Two figures per p: the wall-time ratio, what a user waits for (the flip
-kernel runs on all Numba threads, so on an idle machine this is the figure to quote), and the
-ratio of CPU seconds of this process (all threads; far less disturbed by other jobs on a shared
-machine, but blind to a parallel kernel's saving), with the median of the per-repeat CPU ratios.
+Timings interleave clean and noisy passes (every other repeat in the reverse order); times are
+the fastest of ``--repeats`` (the least disturbed measurement), ratios the median of the ratios
+paired within each repeat. Two figures per p: the wall-time ratio, what a user waits for (the
+flip kernel runs on all Numba threads, so on an idle machine this is the figure to quote), and
+the ratio of CPU seconds of this process (all threads; far less disturbed by other jobs on a
+shared machine, but blind to a parallel kernel's saving).
 
 OpenMP's wait policy matters: with ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep) the
 parallel flip kernel wakes its threads for every write and ran 2-3x slower on a 2-core machine
@@ -23,8 +24,11 @@ slow (a float64 uniform per bit), so by default it runs on ``--reference-batch``
 its time is scaled linearly to the full batch (its cost is proportional to the bits written).
 
 Targets: noisy ≤ 1.02 × clean at p = 1e-3 and ≤ 1.15 × at 1e-2; auto ≥ 50 × faster than reference at
-p = 1e-5. The aims are judged on the wall-time ratios paired within each repeat (clean and noisy
-back to back, their order alternating from repeat to repeat): their median, with a
+p = 1e-5 (one reference pass, a single measurement: judged met or missed only beyond a factor 2
+of the aim, the run-to-run noise of such ratios, else unresolved). The table's ratios are paired
+within each repeat too: medians, with 95 % intervals from 6 repeats on (the default 3 give the
+range and no interval). The aims are judged on the wall-time ratios paired within each repeat
+(clean and noisy back to back, their order alternating from repeat to repeat): their median, with a
 distribution-free 95 % interval of that median (order statistics,
 :func:`memsim.fit.median_interval`): met when the interval lies within the aim, missed when it
 lies above, unresolved otherwise. More repeats narrow it; ``--aims`` runs only what the aims
@@ -58,6 +62,7 @@ from functools import partial
 import numba
 import numpy as np
 import torch
+from _paired import MIN_PAIRS, Paired, single_verdict
 
 from memsim.fit import median_interval
 from memsim.inference.network import TILE, NoisyNetwork
@@ -115,6 +120,13 @@ class TouchLines(Channel):
         _touch_lines(words, np.int32(0))
         return x
 
+
+#: The reference engine's aim: auto at least this many times faster (CPU time, p = 1e-5).
+REF_AIM, REF_AIM_P = 50.0, 1e-5
+#: A single measured ratio meets or misses an aim only beyond this factor of it: reference
+#: timings are single calls, and such ratios moved by up to SINGLE_NOISE_SEEN between runs.
+SINGLE_NOISE = 2.0
+SINGLE_NOISE_SEEN = "1.7x (three runs of benchmarks/bitflip.py --quick)"
 
 WALL: list[float] = []
 #: The aims: noisy inference within this factor of clean (wall time, tiles, two threads).
@@ -220,42 +232,68 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nreference engine on {len(xr)} images, scaled ×{scale:g} to the batch of {len(x)}:"
         )
-        print(f"{'p':>8} {'ref CPU s':>12} {'ref/clean':>10} {'ref/auto':>9}")
+        print(f"{'p':>8} {'ref CPU s':>12} {'ref/clean':>10} {'ref/auto':>9}  aim")
         for p in ref_ps:
             ref = BitFlip("float32", p, engine="reference")
             t_ref = timed(lambda ref=ref: net.logits(xr, ref, seed=0))
             t_ref_batch = t_clean + (t_ref - t_clean_r) * scale
             t_auto = min(cpu[("tiles", p)]) if p in ps else float("nan")
-            print(
-                f"{p:>8.0e} {t_ref_batch:>12.2f} {t_ref_batch / t_clean:>10.1f} {t_ref_batch / t_auto:>9.1f}"
+            verdict = (
+                f">= {REF_AIM:g}x: "
+                + single_verdict(t_ref_batch / t_auto, REF_AIM, SINGLE_NOISE, at_least=True)
+                if p == REF_AIM_P
+                else ""
             )
+            print(
+                f"{p:>8.0e} {t_ref_batch:>12.2f} {t_ref_batch / t_clean:>10.1f}"
+                f" {t_ref_batch / t_auto:>9.1f}  {verdict}"
+            )
+        print(
+            "(ref/auto: one reference pass, a single measurement: such ratios moved by up to "
+            f"{SINGLE_NOISE_SEEN} between runs on the development machine, so the aim counts as "
+            f"met or missed only beyond a factor {SINGLE_NOISE:g} of it, else unresolved)"
+        )
 
 
 def table(ps, cpu, wall, clean) -> None:
-    """Noisy against clean per p: CPU and wall ratios, coupled, whole batches."""
-    t_clean = min(clean)
-    w_clean = min(wall[("tiles", None)])
+    """Noisy against clean per p: CPU and wall ratios, coupled, whole batches; each the median
+    of the ratios paired within each repeat, with its 95 % interval (or, with fewer than
+    ``MIN_PAIRS`` repeats, its range and no interval)."""
     w_whole = min(wall[("whole", None)])
     print(f"whole batch, clean: {min(cpu[('whole', None)]):.3f} CPU s, {w_whole:.3f} s wall")
     print(
         "noisy / clean of the same mode (the aim's figure: wall, tiles); 'coupled': tiles, with "
         "the channel on a 22-p ladder as sweeps draw it; last column: noisy in tiles against "
-        "clean in whole batches (the speed-up over untiled clean inference)"
-    )
-    print(
-        f"{'p':>8} {'tiles CPU s':>12} {'CPU ratio':>10} {'median':>7} {'wall ratio':>11}"
-        f" {'coupled wall':>13} {'whole wall':>11} {'tiles/whole clean':>18}"
-    )
-    noisy = {p: cpu[("tiles", p)] for p in ps}
-    for p in ps:
-        med = statistics.median(n / c for n, c in zip(noisy[p], clean))
-        w = min(wall[("tiles", p)])
-        print(
-            f"{p:>8.0e} {min(noisy[p]):>12.3f} {min(noisy[p]) / t_clean:>10.3f} {med:>7.3f}"
-            f" {w / w_clean:>11.3f} {min(wall[('coupled', p)]) / w_clean:>13.3f}"
-            f" {min(wall[('whole', p)]) / w_whole:>11.3f}"
-            f" {w / w_whole:>18.3f}"
+        "clean in whole batches (the speed-up over untiled clean inference). Each ratio is "
+        "paired within a repeat: median [95 % interval of the median]"
+        + (
+            ""
+            if len(clean) >= MIN_PAIRS
+            else f", here (range) over {len(clean)} repeats: no interval, so a ratio within "
+            f"the run-to-run noise (±3-5 % on this machine) of 1 is unresolved; --repeats "
+            f"{MIN_PAIRS} or more gives intervals"
         )
+    )
+
+    def ratio(num: tuple[str, float], den: tuple[str, None], times=wall) -> str:
+        paired = Paired.of([n / c for n, c in zip(times[num], times[den])])
+        return (
+            f"{paired.median:.3f} [{paired.low:.3f}, {paired.high:.3f}]"
+            if paired.resolved
+            else f"{paired.median:.3f} ({paired.smallest:.3f}-{paired.largest:.3f})"
+        )
+
+    columns = ("CPU ratio", "wall ratio", "coupled wall", "whole wall", "tiles/whole clean")
+    print(f"{'p':>8} {'tiles CPU s':>12}" + "".join(f" {c:>22}" for c in columns))
+    for p in ps:
+        cells = (
+            ratio(("tiles", p), ("tiles", None), cpu),
+            ratio(("tiles", p), ("tiles", None)),
+            ratio(("coupled", p), ("tiles", None)),
+            ratio(("whole", p), ("whole", None)),
+            ratio(("tiles", p), ("whole", None)),
+        )
+        print(f"{p:>8.0e} {min(cpu[('tiles', p)]):>12.3f}" + "".join(f" {c:>22}" for c in cells))
 
 
 def aims(ps, wall) -> None:

@@ -14,7 +14,14 @@ passes per curve that the adaptive search of :mod:`memsim.experiment.adaptive` s
 surrogate curve, default options), for 1 worker and for N workers. N workers assume ideal
 scaling (points are independent; each worker loads its network and data once): a lower bound.
 
-Timings are best of ``--repeats``. On a CPU the default is one torch thread and CPU seconds of
+Timings are best of ``--repeats``. The noisy/clean ratio is paired: in each repeat clean and
+noisy run back to back (their order alternating), and the table gives the median of the
+per-repeat ratios; from 6 repeats on with a distribution-free 95 % interval of that median
+(``benchmarks/_paired.py``), and a ratio is above 1 only where its interval is. With fewer
+(the default 2, which keeps CPU runs short) it gives the range of the pairs and no verdict: on
+the 2-core development machine such ratios moved by ±3-5 % from run to run (docs/cluster.md),
+so a ratio within about 1.05 of 1 is unresolved by one run. The depth ratios are single
+measurements too (each depth's best of ``--repeats``, one after the other). On a CPU the default is one torch thread and CPU seconds of
 this process (``--clock cpu``): the time one dedicated core would take, far less disturbed on
 a shared machine than wall time, so "N workers" means N cores. On CUDA: wall time, and a
 worker is a GPU (or a share of one). On a shared machine compare figures from one run only.
@@ -31,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _paired import MIN_PAIRS, Paired
 
 from memsim.experiment.executor import set_threads
 from memsim.inference.network import INFERENCE_FORMATS, NoisyNetwork
@@ -146,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         f"VGG-A ({source}), {len(x)} images per batch, {device}, {torch.get_num_threads()} "
         f"threads, {clock} time"
     )
-    print(f"{'format':<10}{'p':>8}{'clean img/s':>13}{'noisy img/s':>13}{'noisy/clean time':>18}")
+    print(
+        f"{'format':<10}{'p':>8}{'clean img/s':>13}{'noisy img/s':>13}  noisy/clean time, paired "
+        "(median [95 % interval], or range)"
+    )
     per_image: dict[str, float] = {}
     for fmt in formats:
         compute = None
@@ -158,19 +169,27 @@ def main(argv: list[str] | None = None) -> None:
         p = P_INT8 if quantized else P_FLOAT
         channel = BitFlip(fmt, p, engine="auto")
         net.logits(x[:8], channel, seed=0, device=args.device)  # warm-up: compile, allocate
-        t_clean = best(
-            lambda n=net: n.logits(x, None, device=args.device), args.repeats, device, clock
-        )
-        t_noisy = best(
-            lambda n=net, c=channel: n.logits(x, c, seed=1, device=args.device),
-            args.repeats,
-            device,
-            clock,
-        )
+        passes = {
+            "clean": lambda n=net: n.logits(x, None, device=args.device),
+            "noisy": lambda n=net, c=channel: n.logits(x, c, seed=1, device=args.device),
+        }
+        times: dict[str, list[float]] = {"clean": [], "noisy": []}
+        for r in range(args.repeats):  # pairs: clean and noisy back to back, order alternating
+            for kind in ("clean", "noisy") if r % 2 == 0 else ("noisy", "clean"):
+                times[kind].append(timed(passes[kind], device, clock))
+        t_clean, t_noisy = min(times["clean"]), min(times["noisy"])
+        ratio = Paired.of([n / c for n, c in zip(times["noisy"], times["clean"])])
+        verdict = f": {ratio.against_one()}" if ratio.resolved else ""
         per_image[fmt] = t_noisy / len(x)
         print(
-            f"{fmt:<10}{p:>8.0e}{len(x) / t_clean:>13.1f}{len(x) / t_noisy:>13.1f}"
-            f"{t_noisy / t_clean:>18.3f}"
+            f"{fmt:<10}{p:>8.0e}{len(x) / t_clean:>13.1f}{len(x) / t_noisy:>13.1f}  "
+            f"{ratio.text(3)}{verdict}"
+        )
+    if args.repeats < MIN_PAIRS:
+        print(
+            f"(noisy/clean from {args.repeats} pairs: no interval; such ratios moved by ±3-5 % "
+            "between runs on the 2-core development machine, so one within about 1.05 of 1 is "
+            f"unresolved; --repeats {MIN_PAIRS} or more gives a 95 % interval)"
         )
 
     depth_scale = {"A": 1.0}
@@ -188,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         t_a = t if depth == "A" else t_a
         depth_scale[depth] = t / t_a
     print(
-        "clean cost relative to VGG-A: "
+        "clean cost relative to VGG-A (single measurements, best of each): "
         + ", ".join(f"VGG-{d} {depth_scale[d]:.2f}x" for d in DEPTHS)
     )
 

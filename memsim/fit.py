@@ -18,8 +18,17 @@ whose bootstrap interval collapses onto μ (``ci_collapsed``) keeps its μ but s
 ``advice`` naming the grid that would resolve it.
 
 The 99 %-noise level is also read from the measured points (``p99_data``: interpolated in
-log10 p between the grid points that bracket 0.99·a_max, with a bootstrap interval over
-repeats), since the logistic's tail need not follow the data. :func:`wilson_interval` gives
+log10 p between the grid points that bracket 0.99·a_max), since the logistic's tail need not
+follow the data. Its interval is the bootstrap over repeats **widened to the bracket**: the
+interpolation is an assumption, the data only place the crossing between the two bracketing
+grid points, so the interval is never narrower than ``[p_bracket_low, p_bracket_high]`` (a
+drop of one image at the same grid point in every repeat gives every resample the same value,
+and a bootstrap alone would call that exact).
+
+A bootstrap bound that reaches beyond the swept range (resamples whose midpoint or p99 leaves
+it) is *open*: its column is NaN and ``mu_ci_open``/``p99_data_ci_open`` say which side
+(``"low"``: below ``p_min``, ``"high"``: above ``p_max``, ``"both"``), so a reader can tell an
+open bound from one that was never computed (no bootstrap). :func:`wilson_interval` gives
 each accuracy point its own binomial interval; :func:`shared_images_interval` and
 :func:`shared_images_se` bound a mean over repeats that classify the same images.
 """
@@ -51,6 +60,9 @@ DROP_BAND = 0.1
 #: Statuses whose fit has a midpoint μ (the others are censored or failed).
 FITTED_STATUSES = ("ok", "unresolved_drop", "ci_collapsed")
 
+#: Start of ``FitResult.note`` when μ's interval reaches beyond the swept range.
+OPEN_CI_NOTE = "CI reaches beyond the swept range"
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -71,7 +83,8 @@ class FitResult:
     r2, rmse : float
         Fit quality on the per-p mean accuracies.
     mu_ci_low, mu_ci_high : float
-        Bootstrap confidence interval of ``mu`` over repeats (NaN where it cannot be made).
+        Bootstrap confidence interval of ``mu`` over repeats (NaN where it cannot be made, or
+        on a side that reaches beyond the swept range: see ``mu_ci_open``).
     status : str
         ``ok``; ``unresolved_drop`` (μ fitted, but fewer than :data:`MIN_DROP_POINTS` points
         inside the drop) or ``ci_collapsed`` (a bound of the bootstrap CI equals μ: too few
@@ -91,7 +104,14 @@ class FitResult:
     p99_data : float
         The 99 %-noise level read from the measured means (NaN when censored, see
         ``p99_note``); ``p99_data_ci_low``/``p99_data_ci_high`` its bootstrap interval over
-        repeats; ``p99_bracket_low``/``p99_bracket_high`` the grid points that bracket it.
+        repeats, widened to contain ``p99_bracket_low``/``p99_bracket_high``, the grid points
+        that bracket it (NaN without a bootstrap, or on an open side).
+    p_min, p_max : float
+        The swept range: smallest and largest p fitted.
+    mu_ci_open, p99_data_ci_open : str
+        Which bound of the interval reaches beyond the swept range (and is NaN for that
+        reason): ``""`` (none), ``"low"`` (below ``p_min``), ``"high"`` (above ``p_max``) or
+        ``"both"``.
     """
 
     scale: str
@@ -116,6 +136,10 @@ class FitResult:
     p99_bracket_low: float = math.nan
     p99_bracket_high: float = math.nan
     p99_note: str = ""
+    p_min: float = math.nan
+    p_max: float = math.nan
+    mu_ci_open: str = ""
+    p99_data_ci_open: str = ""
 
     @property
     def ok(self) -> bool:
@@ -188,7 +212,14 @@ def fit_curve(
     order = np.argsort(p)
     p, acc = p[order], acc[order]
     counts = np.ones_like(p) if counts is None else np.asarray(counts, dtype=float)[order]
-    base = FitResult(scale=scale, a_max=float(a_max), a_min=float(a_min), n_points=int(p.size))
+    base = FitResult(
+        scale=scale,
+        a_max=float(a_max),
+        a_min=float(a_min),
+        n_points=int(p.size),
+        p_min=float(p[0]) if p.size else math.nan,
+        p_max=float(p[-1]) if p.size else math.nan,
+    )
     censored = _censoring(p, acc, a_max, a_min)
     if censored is not None:
         return replace(base, status=censored[0], note=censored[1])
@@ -257,11 +288,14 @@ def fit_points(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> FitResult:
-    """Fit a sweep's points and add a bootstrap CI of μ over repeats.
+    """Fit a sweep's points and add bootstrap intervals of μ and ``p99_data`` over repeats.
 
     The bootstrap resamples whole repeats (with replacement): a repeat is the unit of
     independent randomness, and with coupled sampling the points of one repeat along p are
-    correlated, so resampling points one p at a time would understate the interval.
+    correlated, so resampling points one p at a time would understate the interval. The
+    ``p99_data`` interval is then widened to the grid points that bracket the crossing (the
+    data do not place it more finely than that); a bound that reaches beyond the swept range
+    is NaN and named in ``mu_ci_open``/``p99_data_ci_open``.
 
     Parameters
     ----------
@@ -311,13 +345,14 @@ def fit_points(
         m, c = _means(acc[pick], inverse[pick], ps.size)
         keep = c > 0
         if not math.isnan(p99):
-            value, (low, _), note = p_keep_measured(
+            value, (low, high), note = p_keep_measured(
                 ps[keep], m[keep], a_max, max_gap=MAX_P99_GAP_DECADES
             )
-            # A resample whose p99 leaves the range sits beyond that end; one whose bracket
-            # is a gap the data do not resolve sits beyond the estimate on the gap's side.
+            # A resample whose p99 leaves the range sits beyond that end. One whose bracket is
+            # a gap the data do not resolve lies somewhere in the gap: count it at the gap's
+            # far end from the estimate (the conservative end, and no interpolation across it).
             if note.startswith("in ["):
-                p99s[b] = -np.inf if low < p99 else np.inf
+                p99s[b] = low if low < p99 else high
             else:
                 p99s[b] = value if not note else (np.inf if note.startswith(">") else -np.inf)
         if result.ok:
@@ -325,21 +360,29 @@ def fit_points(
             # A resample whose midpoint leaves the range is censored: it sits beyond that end.
             mus[b] = r.mu if r.ok else censored.get(r.status, np.nan)
     alpha = (1 - confidence) / 2
-    p99_low, p99_high = _interval(p99s, alpha)
-    result = replace(result, p99_data_ci_low=p99_low, p99_data_ci_high=p99_high)
+    p99_low, p99_high, p99_open = _interval(p99s, alpha)
+    if not math.isnan(p99):
+        # The interpolation inside the bracket is an assumption: the data place the crossing
+        # only between the two grid points, however alike the repeats are. An open (NaN)
+        # side stays open.
+        p99_low = min(p99_low, bracket[0]) if not math.isnan(p99_low) else p99_low
+        p99_high = max(p99_high, bracket[1]) if not math.isnan(p99_high) else p99_high
+    result = replace(
+        result, p99_data_ci_low=p99_low, p99_data_ci_high=p99_high, p99_data_ci_open=p99_open
+    )
     mus = mus[~np.isnan(mus)]
     if not result.ok or mus.size == 0:
         return _qualify(replace(result, n_boot=n_boot) if result.ok else result)
-    # "inverted_cdf" keeps ±inf (censored resamples) from turning into NaN by interpolation.
-    low, high = np.quantile(mus, [alpha, 1 - alpha], method="inverted_cdf")
+    low, high, mu_open = _interval(mus, alpha)
     note = result.note
-    if not np.isfinite(low) or not np.isfinite(high):
-        note = "CI reaches beyond the swept range"
+    if mu_open:
+        note = _join(note, _open_note(mu_open, result.p_min, result.p_max))
     return _qualify(
         replace(
             result,
-            mu_ci_low=float(low) if np.isfinite(low) else math.nan,
-            mu_ci_high=float(high) if np.isfinite(high) else math.nan,
+            mu_ci_low=low,
+            mu_ci_high=high,
+            mu_ci_open=mu_open,
             n_boot=n_boot,
             note=note,
         )
@@ -494,15 +537,34 @@ def drop_points(means: np.ndarray, a_max: float, a_min: float) -> int:
     return int(inside.sum())
 
 
-def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+def _interval(values: np.ndarray, alpha: float) -> tuple[float, float, str]:
+    """Percentile interval of bootstrap values, ±inf marking resamples beyond the range.
+
+    Returns ``(low, high, open)``: a bound at ±inf is NaN and ``open`` names it (``"low"``,
+    ``"high"``, ``"both"`` or ``""``).
+    """
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, ""
+    # "inverted_cdf" keeps ±inf (censored resamples) from turning into NaN by interpolation.
     low, high = np.quantile(values, [alpha, 1 - alpha], method="inverted_cdf")
+    open_low, open_high = not np.isfinite(low), not np.isfinite(high)
+    side = {(True, True): "both", (True, False): "low", (False, True): "high"}
     return (
-        float(low) if np.isfinite(low) else math.nan,
-        float(high) if np.isfinite(high) else math.nan,
+        math.nan if open_low else float(low),
+        math.nan if open_high else float(high),
+        side.get((open_low, open_high), ""),
     )
+
+
+def _open_note(side: str, p_min: float, p_max: float) -> str:
+    """The note of an interval open on ``side`` (``"low"``, ``"high"``, ``"both"``)."""
+    parts = []
+    if side in ("low", "both"):
+        parts.append(f"lower bound < {p_min:.1e}")
+    if side in ("high", "both"):
+        parts.append(f"upper bound > {p_max:.1e}")
+    return f"{OPEN_CI_NOTE} ({', '.join(parts)})"
 
 
 def _qualify(result: FitResult) -> FitResult:

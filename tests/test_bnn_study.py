@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import kill_after_points
@@ -30,7 +31,17 @@ from memsim.studies.bnn import (
     summarize,
     tolerated_ber,
 )
-from memsim.studies.bnn_summary import compare, resolving_effort
+from memsim.studies.bnn_summary import (
+    EQUAL,
+    Criterion,
+    _margins,
+    compare,
+    own_margins,
+    point_means,
+    resolving_effort,
+    se_floor,
+    z_value,
+)
 from workloads.bnn import bnn_recipe
 
 TINY = BNNStudyConfig(
@@ -82,13 +93,19 @@ def _points(rows, n=100):
 def test_summary_energy_ratio_and_references():
     nan = math.nan
     rows = []
-    for net, clean, accs in (("plain", 95, [95, 80]), ("error_aware", 93, [93, 92.5])):
+    # Two identical repeats (a known, zero fault-map spread) on 1000 images, so that a point
+    # with no changed image is sure to stay within 1 point (its floor: 0.38 points).
+    for net, clean, accs in (("plain", 950, [950, 800]), ("error_aware", 930, [930, 925])):
         rows.append((net, "clean", "", 0.0, 0, clean, 0, 0, nan))
-        rows.append((net, "ber", "", 1e-3, 0, accs[0], 0, 0, nan))
-        rows.append((net, "ber", "", 4e-2, 0, accs[1], clean - accs[1], 0, nan))
-        rows.append((net, "condition", "nominal", 1e-6, 0, clean, 0, 0, 600.0))
-        rows.append((net, "condition", "low_energy", 4e-2, 0, accs[1], clean - accs[1], 0, 20.0))
-    summary = summarize(_points(rows), tolerance_points=1.0).set_index(["network", "reference"])
+        for r in range(2):
+            rows.append((net, "ber", "", 1e-3, r, accs[0], 0, 0, nan))
+            rows.append((net, "ber", "", 4e-2, r, accs[1], clean - accs[1], 0, nan))
+            rows.append((net, "condition", "nominal", 1e-6, r, clean, 0, 0, 600.0))
+            rows.append(
+                (net, "condition", "low_energy", 4e-2, r, accs[1], clean - accs[1], 0, 20.0)
+            )
+    summary = summarize(_points(rows, n=1000), tolerance_points=1.0)
+    summary = summary.set_index(["network", "reference"])
     assert summary.loc[("plain", "own"), "min_energy_condition"] == "nominal"
     assert summary.loc[("error_aware", "own"), "min_energy_condition"] == "low_energy"
     assert summary.loc[("error_aware", "own"), "energy_ratio"] == pytest.approx(30.0)
@@ -97,10 +114,157 @@ def test_summary_energy_ratio_and_references():
     # Against the plain network's error-free 95 %, 93 % is more than one point down.
     assert summary.loc[("error_aware", "plain"), "min_energy_condition"] == ""
     # Bounds bracket the estimates wherever both exist.
-    for col in ("min_energy_pj", "tolerated_ber"):
+    for col in ("min_energy_pj", "tolerated_ber", "tolerated_ber_interp"):
         both = summary[[f"{col}_low", col, f"{col}_high"]].dropna()
         assert len(both) >= 2
         assert (both[f"{col}_low"] <= both[col]).all() and (both[col] <= both[f"{col}_high"]).all()
+    # Here every point is decided: the bounds are the estimates.
+    own = summary.xs("own", level="reference")
+    assert (own["undecided_points"] == 0).all() and (own["warning"] == "").all()
+    assert own.loc["error_aware", "min_energy_condition_high"] == "low_energy"
+
+
+def test_the_plain_rows_energy_ratio_is_exactly_one_bounds_included():
+    """Its bounds paired its own optimistic with its pessimistic energy (1 [0.0635, 15.8])."""
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, 950, 0, 0, math.nan))
+        for r, lost in enumerate((8, 12)):  # undecided at low_energy (margin 0 ± noise)
+            rows.append((net, "condition", "nominal", 1e-6, r, 950, 0, 0, 600.0))
+            rows.append((net, "condition", "low_energy", 4e-2, r, 950 - lost, lost, 0, 20.0))
+    summary = summarize(_points(rows, n=1000)).set_index(["network", "reference"])
+    for ref in ("own", "plain"):
+        plain = summary.loc[("plain", ref)]
+        assert plain["min_energy_pj_low"] == 20.0 and plain["min_energy_pj_high"] == 600.0
+        assert (plain["energy_ratio"], plain["energy_ratio_low"], plain["energy_ratio_high"]) == (
+            1,
+            1,
+            1,
+        )
+    aware = summary.loc[("error_aware", "own")]
+    assert (aware["energy_ratio_low"], aware["energy_ratio_high"]) == (20 / 600, 600 / 20)
+
+
+def _one_point(lost: int, gained: int, *, n: int, repeats: int, clean: int | None = None):
+    """Both networks: an error-free point and one rate / condition (p = 1e-4) where every
+    repeat loses ``lost`` and gains ``gained`` images."""
+    clean = n - 1 if clean is None else clean
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, clean, 0, 0, math.nan))
+        for r in range(repeats):
+            correct = clean - lost + gained
+            rows.append((net, "ber", "", 1e-4, r, correct, lost, gained, math.nan))
+            rows.append((net, "condition", "medium", 1e-4, r, correct, lost, gained, 34_000.0))
+    return _points(rows, n=n)
+
+
+def test_no_changed_image_does_not_make_a_point_sure():
+    """0 of 64 images changed gave se = 0 and a sure pass, although one lost image already
+    fails a 1-point floor: 0 in 64 only bounds the changed fraction by the Wilson bound
+    z²/(n + z²) ≈ 5.7 % (the rule of three)."""
+    z = z_value(0.95)
+    margins = own_margins(point_means(_one_point(0, 0, n=64, repeats=2)), 1.0, z)
+    faulty = margins[margins["sweep"] != "clean"]
+    assert (faulty["status"] == "undecided").all()
+    assert faulty["se"].to_numpy() == pytest.approx(z / (64 + z * z))  # = se_floor
+    assert (z * faulty["se"]).to_numpy() == pytest.approx(z * z / (64 + z * z))
+    assert se_floor(64, z) == pytest.approx(z / (64 + z * z))
+    summary = summarize(_one_point(0, 0, n=64, repeats=2)).set_index(["network", "reference"])
+    plain = summary.loc[("plain", "own")]
+    assert plain["tolerated_ber"] == 1e-4 and plain["tolerated_ber_low"] == 0.0
+    assert plain["min_energy_condition"] == "medium" and math.isnan(plain["min_energy_pj_high"])
+    assert plain["undecided_points"] == 2
+    # On 1000 images the same observation is sure (floor 0.38 point < 1 point).
+    big = summarize(_one_point(0, 0, n=1000, repeats=2)).set_index(["network", "reference"])
+    assert big.loc[("plain", "own"), "tolerated_ber_low"] == 1e-4
+    assert big.loc[("plain", "own"), "min_energy_pj_high"] == 34_000.0
+    assert big.loc[("plain", "own"), "undecided_points"] == 0
+
+
+def test_clean_accuracy_of_100_percent_has_a_standard_error():
+    summary = summarize(_one_point(0, 0, n=64, repeats=2, clean=64))
+    row = summary.iloc[0]
+    z = z_value(0.95)
+    assert row["clean_accuracy"] == 1.0
+    assert row["clean_accuracy_se"] == pytest.approx(z / (64 + z * z))
+    assert row["clean_accuracy_low"] == pytest.approx(64 / (64 + z * z))  # Wilson at 64/64
+    assert row["clean_accuracy_high"] == 1.0
+    # Away from 0 and 100 % the binomial standard error is kept where it is larger.
+    mid = summarize(_one_point(0, 0, n=64, repeats=2, clean=32)).iloc[0]
+    assert mid["clean_accuracy_se"] == pytest.approx(math.sqrt(0.25 / 64))
+
+
+def test_one_repeat_decides_no_point_and_warns():
+    """With one fault-map draw the spread over fault maps was counted as 0: a point could
+    "surely" pass or fail on one draw. It is unknown, so no faulty point is decided."""
+    one = _one_point(34, 0, n=64, repeats=1)  # loses 34 of 64 images: fails on the mean
+    z = z_value(0.95)
+    margins = own_margins(point_means(one), 1.0, z)
+    faulty = margins[margins["sweep"] != "clean"]
+    assert (faulty["status"] == "undecided").all() and np.isinf(faulty["se"]).all()
+    assert np.isfinite(faulty["se_image"]).all()  # the test set's share is still known
+    assert (margins.loc[margins["sweep"] == "clean", "status"] == "pass").all()
+    summary = summarize(one).set_index(["network", "reference"])
+    plain = summary.loc[("plain", "own")]
+    assert plain["repeats"] == 1 and "run at least 2 repeats" in plain["warning"]
+    assert plain["tolerated_ber_low"] == 0.0 and bool(plain["tolerated_ber_high_censored"])
+    assert plain["min_energy_pj_low"] == 34_000.0 and math.isnan(plain["min_energy_pj_high"])
+    comparison = compare(one).set_index("quantity")
+    assert (comparison["verdict"] == "not resolved").all()
+    assert "run at least 2 repeats" in comparison.loc["min_energy_pj", "resolve_hint"]
+    # Two draws that agree make the spread known: the same loss now fails surely.
+    two = summarize(_one_point(34, 0, n=64, repeats=2)).set_index(["network", "reference"])
+    assert two.loc[("plain", "own"), "warning"] == ""
+    assert two.loc[("plain", "own"), "tolerated_ber_high"] == 0.0
+    assert two.loc[("plain", "own"), "undecided_points"] == 0
+
+
+def test_against_the_plain_network_the_standard_errors_add():
+    """The error-aware network against the plain network's error-free accuracy, both on the
+    same images: the binomial variances were added in quadrature (as if independent samples);
+    Minkowski bounds the standard error of the difference by the sum."""
+    n = 1000
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, 950, 0, 0, math.nan))
+    for r in range(2):
+        rows.append(("plain", "condition", "medium", 1e-4, r, 950, 0, 0, 34_000.0))
+        rows.append(("error_aware", "condition", "medium", 1e-4, r, 961, 0, 11, 34_000.0))
+    z = z_value(0.95)
+    a, c = 0.961, 0.95
+    sd_a, sd_c = math.sqrt(a * (1 - a) / n), math.sqrt(c * (1 - c) / n)
+    margin = a - (c - 0.01)
+    # The margin lies between the two: quadrature would pass it surely, the sum does not.
+    assert z * math.hypot(sd_a, sd_c) < margin < z * (sd_a + sd_c)
+    crit = Criterion(c - 0.01, z, paired=False, reference_accuracy=c, own_accuracy=0.95)
+    means = point_means(_points(rows, n=n))
+    mine = _margins(means[means["network"] == "error_aware"], crit)
+    point = mine[mine["sweep"] == "condition"].iloc[0]
+    assert point["se"] == pytest.approx(sd_a + sd_c) and point["status"] == "undecided"
+    summary = summarize(_points(rows, n=n)).set_index(["network", "reference"])
+    assert math.isnan(summary.loc[("error_aware", "plain"), "min_energy_pj_high"])
+    assert summary.loc[("error_aware", "own"), "min_energy_pj_high"] == 34_000.0
+
+
+def test_equal_intervals_are_equal_only_at_the_grids_resolution():
+    rows = []
+    for net in ("plain", "error_aware"):
+        rows.append((net, "clean", "", 0.0, 0, 950, 0, 0, math.nan))
+        for r in range(2):
+            for p, cond, lost, energy in (
+                (1e-3, "nominal", 0, 600.0),
+                (1e-2, "low_energy", 50, 20.0),
+            ):
+                rows.append((net, "ber", "", p, r, 950 - lost, lost, 0, math.nan))
+                rows.append((net, "condition", cond, p, r, 950 - lost, lost, 0, energy))
+    comparison = compare(_points(rows, n=1000)).set_index("quantity")
+    assert (comparison["verdict"] == EQUAL).all()
+    assert EQUAL == "equal at this grid's resolution"
+    from memsim.report.bnn import headline_lines
+
+    text = "\n".join(headline_lines(comparison.reset_index()))
+    assert text.count("equal at this grid's resolution") == 2 and ": equal." not in text
 
 
 def _knife_edge(plain_extra_images: int, *, n: int = 360, repeats: int = 5):
@@ -129,8 +293,9 @@ def test_a_comparison_decided_by_one_image_is_reported_unresolved():
     # Point estimate: the plain network passes at low_energy (by one image in 1800 evaluations)...
     assert plain["min_energy_condition"] == "low_energy"
     assert plain["accuracy_at_min_energy"] - plain["floor_accuracy"] < 1 / 360
-    # ...but the uncertainty leaves that open, and the comparison says so.
-    assert plain["min_energy_pj_low"] == 1_700.0 and plain["min_energy_pj_high"] == 50_000.0
+    # ...but the uncertainty leaves that open, and the comparison says so. Not even nominal,
+    # where no image changed, is sure: 0 of 360 bounds the loss only by ~1.05 points.
+    assert plain["min_energy_pj_low"] == 1_700.0 and math.isnan(plain["min_energy_pj_high"])
     comparison = compare(points, 1.0).set_index("quantity")
     for quantity in ("min_energy_pj", "tolerated_ber"):
         assert comparison.loc[quantity, "verdict"] == "not resolved"
@@ -139,16 +304,17 @@ def test_a_comparison_decided_by_one_image_is_reported_unresolved():
 
 
 def test_a_comparison_with_a_clear_margin_is_resolved():
-    # The plain network loses 20 images at low_energy (criterion: 3.6): surely insufficient.
+    # The plain network loses 55 of 1000 images at low_energy (criterion: 10): surely
+    # insufficient; the error-aware one loses none (surely within 1 point on 1000 images).
     rows = []
     for net in ("plain", "error_aware"):
-        rows.append((net, "clean", "", 0.0, 0, 354, 0, 0, math.nan))
+        rows.append((net, "clean", "", 0.0, 0, 983, 0, 0, math.nan))
     for r in range(5):
-        for net, loss in (("plain", 20 + r % 2), ("error_aware", 0)):
-            rows.append((net, "condition", "nominal", 1e-6, r, 354, 0, 0, 50_000.0))
-            rows.append((net, "condition", "low_energy", 4e-2, r, 354 - loss, loss, 0, 1_700.0))
-            rows.append((net, "ber", "", 4e-2, r, 354 - loss, loss, 0, math.nan))
-    comparison = compare(_points(rows, n=360), 1.0).set_index("quantity")
+        for net, loss in (("plain", 55 + r % 2), ("error_aware", 0)):
+            rows.append((net, "condition", "nominal", 1e-6, r, 983, 0, 0, 50_000.0))
+            rows.append((net, "condition", "low_energy", 4e-2, r, 983 - loss, loss, 0, 1_700.0))
+            rows.append((net, "ber", "", 4e-2, r, 983 - loss, loss, 0, math.nan))
+    comparison = compare(_points(rows, n=1000), 1.0).set_index("quantity")
     assert comparison.loc["min_energy_pj", "verdict"] == "error_aware lower"
     assert comparison.loc["tolerated_ber", "verdict"] == "error_aware higher"
     assert comparison.loc["min_energy_pj", "resolve_hint"] == ""
@@ -167,6 +333,92 @@ def test_resolving_effort_matches_the_closed_form():
     assert effort["images"] == math.ceil(0.02 / (budget - 1e-4 / 4))
     tie = resolving_effort(row.copy().replace({0.01: 0.0}), z)
     assert tie["factor"] == math.inf
+
+
+def test_resolving_effort_counts_the_floor_shrinking_with_the_images():
+    """No changed image in 64: the floor (not a per-image variance of 0.053) sets the images."""
+    z = 1.96
+    n = 64
+    row = pd.Series(
+        {"margin": 0.01, "repeats": 2, "n_images": n, "var_fault": 0.0, "var_image": 0.0,
+         "var_b": se_floor(n, z) ** 2}
+    )  # fmt: skip
+    effort = resolving_effort(row, z)
+    assert effort["images"] == math.ceil(z / (0.01 / z) - z * z)  # z·se_floor(m) <= margin
+    assert z * se_floor(effort["images"], z) <= 0.01 < z * se_floor(effort["images"] - 1, z)
+    assert effort["images"] - 1 < effort["factor"] * n <= effort["images"]
+    assert effort["repeats"] == math.inf  # the 64 images alone can never decide it
+    # One repeat: the spread is unknown; at least 2 repeats, the images a lower bound.
+    row1 = row.copy()
+    row1["repeats"], row1["var_fault"] = 1, math.nan
+    unknown = resolving_effort(row1, z)
+    assert unknown["repeats"] >= 2 and unknown["images"] == effort["images"]
+
+
+def _errorbars(ax) -> dict[str, np.ndarray]:
+    """Half heights (accuracy points) of each errorbar container, by label."""
+    out = {}
+    for container in ax.containers:
+        (bars,) = container.lines[2]
+        segs = bars.get_segments()
+        out[container.get_label()] = np.array([abs(s[1][1] - s[0][1]) / 2 for s in segs])
+    return out
+
+
+def test_figures_draw_the_bounds_the_decision_uses():
+    """Bars were ±1 std over fault maps only (0 for agreeing or single repeats) while the
+    decision counted the test set's binomial error too."""
+    import matplotlib.pyplot as plt
+
+    from memsim.report.bnn import accuracy_vs_ber, accuracy_vs_energy
+
+    z = z_value(0.95)
+    points = _one_point(2, 0, n=200, repeats=2, clean=100)  # agreeing repeats: std 0
+    margins = own_margins(point_means(points), 1.0, z)
+    ber = margins[margins["sweep"] == "ber"].set_index("network")
+    for draw in (accuracy_vs_ber, accuracy_vs_energy):
+        fig = draw(points, 1.0, 0.95)
+        bars = _errorbars(fig.axes[0])
+        for net, label in (("plain", "plain training"), ("error_aware", "error-aware training")):
+            assert bars[label] == pytest.approx([100 * z * ber.loc[net, "se"]])
+            assert (bars[label] > 0).all()
+        assert "test-set" in fig.axes[0].get_title()
+        plt.close(fig)
+    # One repeat: the test set's share is drawn, and the title says the spread is unknown.
+    one = _one_point(2, 0, n=200, repeats=1, clean=100)
+    margins = own_margins(point_means(one), 1.0, z)
+    fig = accuracy_vs_ber(one, 1.0, 0.95)
+    bars = _errorbars(fig.axes[0])
+    plain = margins[(margins["sweep"] == "ber") & (margins["network"] == "plain")]
+    share = 100 * z * plain["se_image"].to_numpy()
+    assert bars["plain training"] == pytest.approx(share) and (share > 0).all()
+    assert "unknown" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_the_cli_headline_carries_the_reports_bounds_and_verdicts():
+    """`memsim bnn` printed `energy_ratio 15.75`, a bare condition and `tolerated_ber 0.005`
+    for a censored `≥ 0.005`, while the report gave bounds and called the comparison open."""
+    from memsim.cli.bnn import headline
+    from memsim.report.bnn import markdown_section, summary_cells
+
+    points = _knife_edge(plain_extra_images=1)
+    summary, comparison = summarize(points, 1.0), compare(points, 1.0)
+    text = headline(summary, comparison)
+    report = markdown_section(summary, pd.DataFrame(), comparison=comparison)
+    for _, row in summary.iterrows():
+        for cell in summary_cells(row).values():
+            assert cell in text and cell in report
+    own = summary.set_index(["network", "reference"]).loc[("error_aware", "own")]
+    assert bool(own["tolerated_censored"])
+    assert f"tolerated BER [bounds]: ≥ {own['tolerated_ber']:.3g} [" in text
+    assert "energy ratio plain / this [bounds]: 1 [1, 1]" in text  # the plain rows
+    assert "condition [bounds]: low_energy [low_energy, none surely]" in text
+    assert "error-free acc. % [bounds]: 98.33 [" in text
+    assert text.count("not resolved by these data") == 2 and "**" not in text
+    assert "Warning" not in text
+    one = _one_point(0, 0, n=64, repeats=1)
+    assert "Warning: one fault-map draw per point" in headline(summarize(one), compare(one))
 
 
 def test_run_study_writes_points_resumes_and_reports(tmp_path):
@@ -277,7 +529,8 @@ def test_cli_runs_a_config_file(tmp_path, capsys):
     args = parser.parse_args(["bnn", str(config), "--out", str(tmp_path / "out"), "--quiet"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "energy_ratio" in out and "min_energy_pj:" in out
+    assert "energy ratio plain / this [bounds]: 1 [1, 1]" in out
+    assert "lowest sufficient energy: plain " in out and "Warning: one fault-map draw" in out
     assert (tmp_path / "out" / "bnn_report.md").is_file()
 
 

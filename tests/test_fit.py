@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from memsim.fit import (
+    OPEN_CI_NOTE,
     fit_curve,
     fit_points,
     logistic,
@@ -153,3 +154,45 @@ def test_shared_images_se_bounds_a_mean_over_repeats_and_a_sum_bounds_a_differen
     se_b, se_u = float(shared_images_se(0.8, n)), float(shared_images_se(0.2, n))
     assert diff.std() <= 1.05 * (se_b + se_u)
     assert diff.std() > 1.3 * math.hypot(se_b, se_u)
+
+
+# --------------------------------------------------------------------------- honest intervals
+
+
+def test_p99_data_interval_is_never_narrower_than_its_grid_bracket():
+    """The audit's lab-4 case: the drop inside [1e-5, 1e-4] is one image of 64 in both repeats,
+    so every bootstrap resample interpolates the same p99 and the interval was
+    [4.27e-05, 4.27e-05]. The data place the crossing only between the two grid points."""
+    p = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    curve = np.array([63, 63, 62, 40, 8, 6]) / 64
+    reps = np.repeat([0, 1], p.size)
+    fit = fit_points(np.tile(p, 2), np.tile(curve, 2), reps, a_max=63 / 64, num_classes=10)
+    assert (fit.p99_bracket_low, fit.p99_bracket_high) == (1e-5, 1e-4)
+    assert 1e-5 < fit.p99_data < 1e-4
+    assert fit.p99_data_ci_low == 1e-5 and fit.p99_data_ci_high == 1e-4
+    assert fit.p99_data_ci_open == ""
+
+
+def test_a_p99_interval_open_below_the_range_says_so():
+    """One repeat of five is already below 0.99·a_max at p_min: about a quarter of the
+    resamples put p99 below the swept range, so the interval's low end is open, and named."""
+    p = np.logspace(-6, -1, 11)
+    acc = np.tile([0.95, 0.80, 0.6, 0.4, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], (5, 1))
+    acc[4, 0] = 0.91
+    reps = np.repeat(np.arange(5), p.size)
+    fit = fit_points(np.tile(p, 5), acc.ravel(), reps, a_max=0.95, num_classes=10)
+    assert fit.p_min == 1e-6 and fit.p_max == pytest.approx(0.1)
+    assert fit.p99_data_ci_open == "low" and math.isnan(fit.p99_data_ci_low)
+    assert fit.p99_data_ci_high >= fit.p99_bracket_high  # the finite side is kept (and widened)
+
+
+def test_a_mu_interval_open_above_the_range_says_so():
+    """Two repeats of five never drop: a third of the resamples have no midpoint in range, so
+    μ's upper bound is open; the fit stays ok, and its note says which side and where."""
+    drop = logistic(np.log10(GRID), -1.6, 0.2, 0.95, 0.1)
+    acc = np.array([drop] * 3 + [np.full(GRID.size, 0.95)] * 2)
+    reps = np.repeat(np.arange(5), GRID.size)
+    fit = fit_points(np.tile(GRID, 5), acc.ravel(), reps, a_max=0.95, num_classes=10)
+    assert fit.status == "ok" and fit.mu_ci_open == "high"
+    assert math.isnan(fit.mu_ci_high) and fit.mu_ci_low < fit.mu
+    assert fit.note.startswith(OPEN_CI_NOTE) and "upper bound > 1.0e-01" in fit.note

@@ -5,6 +5,7 @@ energy has one unit (the tables' pJ)."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
@@ -201,3 +202,31 @@ def test_accuracy_figure_shows_chance_operating_point_and_binomial_bars():
     assert_legends_list_only_drawn_artists(fig)
     assert_ticks_readable(ax, "x")
     assert "Wilson" in plots.ACCURACY_BARS
+
+
+def test_mu_by_mask_draws_an_open_bound_to_the_range_edge_not_a_zero_bar():
+    """A NaN bound (the interval reaches beyond the swept range) became a bar of zero length;
+    it is now a bar to the edge of the range ending in a triangle."""
+    base = {"workload": "w", "format": "float32", "policy": "baseline", "p_min": 1e-8, "p_max": 0.1}
+    summary = pd.DataFrame(
+        [
+            {**base, "mask": "all", "mu": 1e-3, "mu_ci_low": 5e-4, "mu_ci_high": 2e-3, "mu_ci_open": ""},
+            {**base, "mask": "first_noisy:1", "mu": 3e-2, "mu_ci_low": 1e-2, "mu_ci_high": math.nan, "mu_ci_open": "high"},
+            {**base, "mask": "first_noisy:9", "mu": 1e-6, "mu_ci_low": math.nan, "mu_ci_high": 3e-6, "mu_ci_open": "low"},
+            {**base, "policy": "wv", "mask": "all", "mu": math.nan, "mu_ci_low": math.nan, "mu_ci_high": math.nan, "mu_ci_open": ""},
+        ]
+    )  # fmt: skip
+    fig = plots.mu_by_mask(summary, ["all", "first_noisy:1", "first_noisy:9"])
+    ax = fig.axes[0]
+    segments = [seg for coll in ax.collections for seg in coll.get_segments()]
+    spans = sorted((float(s[0][0]), min(s[0][1], s[1][1]), max(s[0][1], s[1][1])) for s in segments)
+    want = [(0, 5e-4, 2e-3), (1, 1e-2, 0.1), (2, 1e-8, 3e-6)]
+    assert np.allclose(np.array(spans), np.array(want), rtol=1e-9, atol=0)
+    assert all(high > low for _, low, high in spans)  # never a bar of zero length
+    markers = {(line.get_marker(), float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+               for line in ax.lines if len(line.get_xdata()) == 1}  # fmt: skip
+    assert ("^", 1.0, 0.1) in markers and ("v", 2.0, 1e-8) in markers
+    labels = {t.get_text() for t in ax.get_legend().get_texts()}
+    assert "CI open beyond the swept range" in labels
+    assert "w · float32 · wv" not in labels  # nothing drawn for it: not in the legend
+    assert "triangle" in plots.MU_BARS

@@ -273,9 +273,10 @@ def test_the_p99_interval_does_not_reach_into_a_gap_either():
     reps = np.repeat(np.arange(5), p.size)
     fit = fit_points(np.tile(p, 5), acc.ravel(), reps, a_max=0.95, num_classes=10, n_boot=200)
     assert fit.p99_bracket_low == 1e-4 and 1e-4 < fit.p99_data < 1.5e-4
-    # About a quarter of the resamples cross inside the gap: the low end is unresolved (NaN),
-    # not a value interpolated across three empty decades.
-    assert math.isnan(fit.p99_data_ci_low) and fit.p99_data_ci_high >= fit.p99_data
+    # About a quarter of the resamples cross inside the gap: they count at the gap's far end
+    # (1e-7, the conservative end), not at a value interpolated across three empty decades.
+    assert fit.p99_data_ci_low == 1e-7 and fit.p99_data_ci_open == ""
+    assert fit.p99_data_ci_high >= 1.5e-4  # never inside the bracket of the estimate
 
 
 def test_a_curve_measured_only_at_its_ends_is_above_range_not_failed():
@@ -438,3 +439,199 @@ def test_memsim_eval_prints_its_accuracy_with_an_interval(capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"[{float(low):.4f}, {float(high):.4f}]" in text and "Wilson interval" in text
+
+
+# --------------------------------------------------------------------------- every number's interval
+
+
+def summary_row(**changes) -> dict:
+    """One summary row of a resolved curve, as summary_table writes it."""
+    row = {
+        "workload": "w",
+        "format": "float32",
+        "policy": "baseline",
+        "mask": "all",
+        "condition": "nominal",
+        "num_classes": 10,
+        "a_max": 0.984,
+        "n_images": 64,
+        "mu": 1.6e-4,
+        "mu_ci_low": 1.4e-4,
+        "mu_ci_high": 1.8e-4,
+        "mu_ci_open": "",
+        "mu_note": "",
+        "fit_status": "ok",
+        "sigma": 0.25,
+        "p99": 2.0e-5,
+        "p99_data": 2.1e-5,
+        "p99_data_ci_low": 1e-5,
+        "p99_data_ci_high": 1e-4,
+        "p99_data_ci_open": "",
+        "p99_bracket_low": 1e-5,
+        "p99_bracket_high": 1e-4,
+        "p99_note": "",
+        "p_min": 1e-8,
+        "p_max": 1e-1,
+        "accuracy_at_operating_point": 0.969,
+        "accuracy_at_operating_point_ci_low": 0.893,
+        "accuracy_at_operating_point_ci_high": 0.991,
+        "energy_pj_per_inference": 100.0,
+        "latency_ns_per_inference": 10.0,
+        "total_energy_pj_per_inference": 150.0,
+    }
+    return {**row, **changes}
+
+
+def rendered(*rows: dict, **config) -> str:
+    from memsim.report.markdown import render
+
+    return render(
+        config={"fit": {"bootstrap": 200}, **config},
+        summary=pd.DataFrame(list(rows)),
+        metadata={},
+        figures={},
+        n_points=0,
+    )
+
+
+def table_rows(text: str, first_column: str = "a_max") -> list[dict[str, str]]:
+    """The rows of the first Markdown table whose fifth column is ``first_column``."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if line.startswith("| workload |") and cells[4] == first_column:
+            rows = []
+            for body in lines[i + 2 :]:
+                if not body.startswith("|"):
+                    break
+                rows.append(dict(zip(cells, (c.strip() for c in body.strip("|").split(" | ")))))
+            return rows
+    raise AssertionError(f"no table with {first_column!r} in:\n{text}")
+
+
+def test_a_censored_p99_is_reported_as_the_data_say_not_as_the_fit():
+    """The audit's lab-4 cell read `1.23e-05 (fit; data: p99 < 1.0e-06)` for an unresolved fit:
+    a headline 12 times above the data's own upper limit."""
+    censored = dict(p99_data=math.nan, p99_data_ci_low=math.nan, p99_data_ci_high=math.nan)
+    below = summary_row(
+        fit_status="unresolved_drop",
+        p99=1.23e-5,
+        p99_note="< 1.0e-06",
+        p99_bracket_low=math.nan,
+        p99_bracket_high=1e-6,
+        **censored,
+    )
+    (cell,) = [r["p99 (source)"] for r in table_rows(rendered(below))]
+    assert cell == "< 1.0e-06 (data)"
+    # An ok fit is not shown where it contradicts the data either ...
+    (cell,) = [r["p99 (source)"] for r in table_rows(rendered({**below, "fit_status": "ok"}))]
+    assert cell == "< 1.0e-06 (data)"
+    # ... but where the data leave a gap and an ok fit places p99 inside it, it is added,
+    # labelled as the fit's and without an interval (the fit gives none for p99).
+    gap = summary_row(
+        p99=3.2e-6,
+        p99_note="in [1.0e-07, 4.8e-05]",
+        p99_bracket_low=1e-7,
+        p99_bracket_high=4.8e-5,
+        **censored,
+    )
+    (cell,) = [r["p99 (source)"] for r in table_rows(rendered(gap))]
+    assert cell == "in [1.0e-07, 4.8e-05] (data); 3.2e-06 (fit, no interval)"
+    (cell,) = [
+        r["p99 (source)"] for r in table_rows(rendered({**gap, "fit_status": "unresolved_drop"}))
+    ]
+    assert cell == "in [1.0e-07, 4.8e-05] (data)"
+
+
+def test_open_bounds_are_printed_with_the_swept_range_and_noted():
+    """A bound beyond the swept range was NaN: the p99 cell lost its interval silently and μ's
+    upper bound was a blank cell, its note shown nowhere."""
+    note = "CI reaches beyond the swept range (upper bound > 1.0e-01)"
+    row = summary_row(
+        mu_ci_high=math.nan,
+        mu_ci_open="high",
+        mu_note=note,
+        p99_data=1.62e-5,
+        p99_data_ci_low=math.nan,
+        p99_data_ci_open="low",
+    )
+    text = rendered(row)
+    (cells,) = table_rows(text)
+    assert cells["mu_ci_low"] == "0.00014" and cells["mu_ci_high"] == "> 1.0e-01"
+    assert cells["p99 (source)"] == "1.62e-05 [< 1.0e-08, 0.0001] (data)"
+    notes = text.split("Curves without a resolved midpoint or interval:")[1]
+    assert f"w · float32 · baseline · all: {note} (ok)" in notes
+    # A frame written before the open columns existed: a NaN bound beside a finite one is open.
+    legacy = {k: v for k, v in row.items() if not k.endswith("_ci_open")}
+    (cells,) = table_rows(rendered(legacy))
+    assert cells["mu_ci_high"] == "> 1.0e-01"
+    assert cells["p99 (source)"].startswith("1.62e-05 [< 1.0e-08, ")
+
+
+def test_without_a_bootstrap_p99_shows_its_grid_bracket_labelled():
+    row = summary_row(p99_data_ci_low=math.nan, p99_data_ci_high=math.nan)
+    (cells,) = table_rows(rendered(row))
+    assert (
+        cells["p99 (source)"] == "2.1e-05 [1e-05, 0.0001] (data; grid bracket only, no bootstrap)"
+    )
+
+
+def test_report_accuracies_carry_their_wilson_interval_and_sigma_is_not_headlined():
+    """a_max, the reference rows' accuracy and the full-cost table's accuracy were bare
+    numbers; σ, which has no interval, sat in the headline table as if it were exact."""
+    row = summary_row(reference_policy="baseline", reference_condition="nominal")
+    text = rendered(row)
+    low, high = fitting.shared_images_interval(0.984, 64)
+    a_max = f"0.984 [{float(low):.3g}, {float(high):.3g}]"
+    (cells,) = table_rows(text)
+    assert cells["a_max"] == a_max
+    assert cells["accuracy_at_operating_point"] == "0.969 [0.893, 0.991]"
+    assert "sigma" not in cells
+    (cost,) = table_rows(text, first_column="accuracy_at_operating_point")
+    assert cost["accuracy_at_operating_point"] == "0.969 [0.893, 0.991]"
+    assert "accuracy at the operating point 0.969 [0.893, 0.991], 100 pJ" in text
+    # Without a stored interval, the Wilson interval of the row's images is computed.
+    bare = {**row, "accuracy_at_operating_point_ci_low": math.nan}
+    low, high = fitting.shared_images_interval(0.969, 64)
+    (cells,) = table_rows(rendered(bare))
+    assert cells["accuracy_at_operating_point"] == f"0.969 [{low:.3g}, {high:.3g}]"
+
+
+def test_mu_gain_has_bounds_and_is_empty_unless_both_fits_are_ok():
+    """The audit's summary gave ecc_secded a mu_gain of 9.61 from an unresolved fit whose CI
+    had collapsed onto μ, with no interval."""
+    coarse = np.logspace(-8, -1, 8)
+    points = pd.DataFrame(
+        curve_rows("baseline", -4.0, GRID, repeats=5)
+        + curve_rows("write_verify", -3.0, GRID, repeats=5, seed=1)
+        + curve_rows("ecc_secded", -2.0, coarse, repeats=2, sigma=0.15, seed=2)
+    )
+    s = summary_table(points, baseline="baseline", n_boot=100).set_index("policy")
+    base, wv, ecc = s.loc["baseline"], s.loc["write_verify"], s.loc["ecc_secded"]
+    assert base["fit_status"] == wv["fit_status"] == "ok"
+    assert ecc["fit_status"] == "unresolved_drop" and not math.isnan(ecc["mu"])
+    assert wv["mu_gain"] == pytest.approx(wv["mu"] / base["mu"])
+    assert wv["mu_gain_low"] == pytest.approx(wv["mu_ci_low"] / base["mu_ci_high"])
+    assert wv["mu_gain_high"] == pytest.approx(wv["mu_ci_high"] / base["mu_ci_low"])
+    assert wv["mu_gain_low"] < wv["mu_gain"] < wv["mu_gain_high"]
+    assert math.isnan(ecc["mu_gain"]) and math.isnan(ecc["mu_gain_low"])
+    assert math.isnan(ecc["mu_gain_high"])
+    # The reference against itself: exactly 1, whatever its interval.
+    assert (base["mu_gain"], base["mu_gain_low"], base["mu_gain_high"]) == (1.0, 1.0, 1.0)
+
+
+def test_mu_gain_bounds_of_an_open_interval_are_unbounded_on_that_side():
+    from memsim.report.tables import mu_gains
+
+    ref = summary_row(mu=1e-4, mu_ci_low=5e-5, mu_ci_high=2e-4)
+    row = summary_row(policy="wv", mu=1e-3, mu_ci_low=5e-4, mu_ci_high=math.nan, mu_ci_open="high")
+    assert mu_gains(row, ref) == pytest.approx((10.0, 2.5, math.inf))
+    row = summary_row(policy="wv", mu=1e-3, mu_ci_low=math.nan, mu_ci_high=2e-3, mu_ci_open="low")
+    assert mu_gains(row, ref) == pytest.approx((10.0, 0.0, 40.0))
+    open_ref = {**ref, "mu_ci_low": math.nan, "mu_ci_open": "low"}
+    assert mu_gains(summary_row(policy="wv", mu=1e-3), open_ref)[2] == math.inf
+    # No bootstrap (no interval, nothing open): the ratio, with unknown bounds.
+    plain = summary_row(policy="wv", mu=1e-3, mu_ci_low=math.nan, mu_ci_high=math.nan)
+    gain, low, high = mu_gains(plain, ref)
+    assert gain == pytest.approx(10.0) and math.isnan(low) and math.isnan(high)
+    assert all(math.isnan(v) for v in mu_gains(row, {**ref, "fit_status": "ci_collapsed"}))

@@ -1,4 +1,5 @@
-"""The trade-off figure's Pareto rule: accuracy within the noise does not keep a policy alive."""
+"""The trade-off figure's Pareto rule (accuracy within the noise does not keep a policy alive)
+and its accuracy bars (the noise that rule allows)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import math
 
 import pandas as pd
 
-from memsim.report.tradeoff import accuracy_energy_area, pareto_optimal, tradeoff_frame
+from memsim.report.tradeoff import (
+    NOISE_SIGMAS,
+    _stderr,
+    accuracy_energy_area,
+    accuracy_error,
+    pareto_optimal,
+    tradeoff_frame,
+)
 
 
 def frame(rows):
@@ -86,3 +94,46 @@ def test_a_gap_between_the_quadrature_and_the_sum_of_the_errors_is_unresolved():
         ]
     ).assign(n_images=10_000)
     assert pareto_optimal(rows).tolist() == [True, True]
+
+
+def _bars(fig):
+    """(x, low, high) of every accuracy bar drawn on the figure's top panels."""
+    out = []
+    for ax in fig.axes[: len(fig.axes) // 2]:
+        for container in ax.containers:
+            (segments,) = [c.get_segments() for c in container.lines[2]]
+            for (x, low), (_, high) in segments:
+                out.append((x, low, high))
+    return sorted(out)
+
+
+def test_the_bars_are_the_noise_the_pareto_rule_allows():
+    """The bars were ±1 std over repeats: none where the repeats agree (std 0), while the rule
+    counted 2 s.e. of the images' binomial error as noise. Now a bar is ±2 × the rule's
+    standard error: where the repeats agree, the binomial bound of the shared images."""
+    rows = frame(
+        [
+            ("a", 0.9000, 0.0, 3, 100.0, 1.0),  # repeats agree: 2 × sqrt(.9 × .1 / 10,000)
+            ("b", 0.9002, 0.0, 3, 120.0, 1.0),  # within the noise: not ringed, but barred
+            ("c", 0.5000, 0.2, 4, 150.0, 1.0),  # spread over repeats dominates: 2 × 0.2 / 2
+        ]
+    ).assign(n_images=10_000)
+    # .iloc rows hold NumPy integers: they count (they were read as "no image count")
+    assert math.isclose(accuracy_error(rows.iloc[0]), 2 * math.sqrt(0.9 * 0.1 / 10_000))
+    assert math.isclose(accuracy_error(rows.iloc[2]), 0.2)
+    fig = accuracy_energy_area(rows)
+    bars = _bars(fig)
+    assert [x for x, _, _ in bars] == [100.0, 120.0, 150.0]
+    for (_, low, high), (_, r) in zip(bars, rows.iterrows()):
+        half = NOISE_SIGMAS * _stderr(r)
+        assert math.isclose(high - low, 2 * half) and half > 0
+        assert math.isclose((low + high) / 2, r["accuracy_at_operating_point"])
+    caption = fig.get_suptitle()
+    assert f"± {NOISE_SIGMAS:g} standard errors" in caption and "binomial" in caption
+
+
+def test_a_bar_is_absent_only_where_nothing_bounds_the_noise():
+    rows = frame([("a", 0.9, math.nan, 1, 100.0, 1.0)])  # one repeat, no image count
+    assert accuracy_error(rows.iloc[0]) == 0.0
+    ((_, low, high),) = _bars(accuracy_energy_area(rows))
+    assert low == high == 0.9

@@ -374,3 +374,33 @@ def test_shipped_search_configs_validate(name):
     config, options, _ = load_search(name)
     assert len(config.formats) == 1 and options.target < 1
     assert len(config.policies) >= 3
+
+
+def test_sensitivity_figure_draws_an_open_interval_to_the_edge_of_the_range(tmp_path, monkeypatch):
+    """A midpoint whose interval reaches beyond the swept range had a zero-length bar there
+    (NaN bound filled with 0): it now reaches the range's edge and ends in a triangle."""
+    import matplotlib.pyplot as plt
+
+    from memsim.report.search import plot_sensitivity
+
+    table = pd.DataFrame(
+        {
+            "workload": ["w", "w"],
+            "layer": ["a", "b"],
+            "bits_written": [10, 20],
+            "p50": [1e-3, 1e-2],
+            "p50_ci_low": [5e-4, 8e-3],
+            "p50_ci_high": [2e-3, math.nan],
+            "p50_ci_open": ["", "high"],
+            "p_min": [1e-7, 1e-7],
+            "p_max": [1e-1, 1e-1],
+        }
+    )
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    plot_sensitivity(table, tmp_path / "s.png")
+    ax = next(a for a in figures[0].axes if a.get_yscale() == "log" and a.lines)
+    tops = [max(line.get_ydata()) for line in ax.lines if line.get_marker() == "^"]
+    assert tops == [pytest.approx(0.1)]
+    segments = [seg for c in ax.collections for seg in c.get_segments()]
+    assert any(seg[:, 1].max() == pytest.approx(0.1) for seg in segments)

@@ -4,6 +4,8 @@ do not exist, from the command line and from :func:`workloads.train.train` alike
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -90,6 +92,53 @@ def test_cli_train_accepts_counts_up_to_the_split(tmp_path, capsys):
     argv = [*TRAIN, "--limit", "1437", "--eval-limit", "360", "--no-augment"]
     assert main([*argv, "--out", str(out), "--noise-bits", "mantissa"]) == 0
     assert out.is_file() and "test accuracy" in capsys.readouterr().out
+
+
+def _printed_accuracy(text: str) -> tuple[float, float, float, int, int]:
+    import re
+
+    found = re.search(
+        r"test accuracy (\S+) \[(\S+), (\S+)\] \((\d+)/(\d+); 95 % Wilson interval over the "
+        r"images\); checkpoint written to ",
+        text,
+    )
+    assert found, text
+    acc, low, high, correct, n = found.groups()
+    return float(acc), float(low), float(high), int(correct), int(n)
+
+
+@pytest.mark.parametrize(("eval_limit", "images"), [(None, 360), (100, 100)])
+def test_cli_train_prints_the_accuracy_with_its_wilson_interval(
+    tmp_path, capsys, eval_limit, images
+):
+    """``memsim train`` printed a bare "test accuracy 0.9889"; ``memsim eval`` gives the 95 %
+    Wilson interval over the images with the count it rests on, and so does train now: over
+    ``--eval-limit`` images, else the whole test split."""
+    from memsim.fit import wilson_interval
+
+    extra = [] if eval_limit is None else ["--eval-limit", str(eval_limit)]
+    argv = [*TRAIN, "--limit", "64", "--no-augment", *extra, "--out", str(tmp_path / "d.pt")]
+    assert main(argv) == 0
+    acc, low, high, correct, n = _printed_accuracy(capsys.readouterr().out)
+    assert n == images and math.isclose(acc, correct / n, abs_tol=5e-5)
+    expected = [float(v) for v in wilson_interval(correct, n)]
+    assert [low, high] == pytest.approx(expected, abs=5e-5)
+    assert low < acc < high or acc in (0.0, 1.0)
+    stored = torch.load(tmp_path / "d.pt", weights_only=True)
+    assert stored["test_samples"] == n and round(stored["test_acc"] * n) == correct
+
+
+def test_the_accuracy_line_counts_a_split_of_unknown_size_by_loading_it():
+    from torch import nn
+
+    from memsim.cli.train import _accuracy_line
+    from workloads.generic import wrap
+
+    workload = wrap(nn.Sequential(nn.Linear(6, 2)), _SizeUnknown(), name="size_unknown")
+    assert workload.split_size("test") is None
+    line = _accuracy_line(workload, 0.75, None)  # 30 of the 40 samples
+    assert line.startswith("test accuracy 0.7500 [") and "(30/40; 95 % Wilson" in line
+    assert "(3/4; " in _accuracy_line(workload, 0.75, 4)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ Thin layer over :func:`memsim.studies.bnn.run_study` and
 networks, sweeps the BER grid and the programming conditions through the experiment executor
 into the results store (``points.jsonl``, resumable), writes ``points.csv``,
 ``conditions.csv``, ``summary.csv``, ``comparison.csv``, two figures and ``bnn_report.md``
-into the output folder, and prints the headline.
+into the output folder, and prints the headline: every number with its bounds and each
+comparison's verdict, as the report gives them.
 """
 
 from __future__ import annotations
@@ -113,12 +114,24 @@ def run_config(
         config, out, workers=workers, progress=progress, executor=executor, address=address
     )
     report = write_folder_report(out)
-    columns = ["network", "reference", "clean_accuracy", "tolerated_ber", "tolerated_ber_low",
-               "tolerated_ber_high", "min_energy_pj", "min_energy_pj_low", "min_energy_pj_high",
-               "min_energy_condition", "energy_ratio"]  # fmt: skip
-    print(result["summary"][columns].to_string(index=False))
-    for _, c in result["comparison"].iterrows():
-        hint = f" ({c['resolve_hint']})" if c["verdict"] == "not resolved" else ""
-        print(f"{c['quantity']}: {c['verdict']}{hint}")
+    print(headline(result["summary"], result["comparison"]), end="")
     print(f"Results in {out}; report {report}", file=sys.stderr)
     return 0
+
+
+def headline(summary, comparison) -> str:
+    """What ``memsim bnn`` prints: the report's warnings, table cells and comparison, as text.
+
+    The same numbers as ``bnn_report.md``, each with its bounds (``≥`` for a censored
+    tolerance) and every comparison with its verdict (``not resolved`` with its hint).
+    """
+    from memsim.report.bnn import headline_lines, summary_cells, warnings
+
+    lines = [f"Warning: {w}." for w in warnings(summary)]
+    for _, row in summary.iterrows():
+        cells = summary_cells(row)
+        lines.append(f"{cells.pop('network')}, reference {cells.pop('reference')}:")
+        lines += [f"  {key}: {value}" for key, value in cells.items()]
+    if comparison is not None and len(comparison):
+        lines += [line.replace("**", "") for line in headline_lines(comparison, summary) if line]
+    return "\n".join(lines) + "\n"

@@ -158,12 +158,28 @@ def run(args: argparse.Namespace) -> int:
         progress=options.progress(args),
         eval_limit=args.eval_limit,
     )
-    print(
-        f"{workload.name}: test accuracy {result.test_acc:.4f}; checkpoint written to {result.checkpoint}"
-    )
+    accuracy = _accuracy_line(workload, result.test_acc, args.eval_limit)
+    print(f"{workload.name}: {accuracy}; checkpoint written to {result.checkpoint}")
     if result.skipped_batches:
         print(f"note: {result.skipped_batches} batches had a non-finite loss and were skipped")
     return 0
+
+
+def _accuracy_line(workload: Any, accuracy: float, eval_limit: int | None) -> str:
+    """The test accuracy with its 95 % Wilson interval over the images, as ``memsim eval``
+    prints it. The images are ``eval_limit`` where given (``train`` refuses fewer), else the
+    whole split: its size where the workload knows it, else counted by loading it."""
+    from memsim.fit import wilson_interval
+
+    n = eval_limit or workload.split_size("test")
+    if n is None:
+        n = len(workload.dataset("test")[1])
+    correct = round(accuracy * n)  # accuracy is correct / n
+    low, high = (float(v) for v in wilson_interval(correct, n))
+    return (
+        f"test accuracy {accuracy:.4f} [{low:.4f}, {high:.4f}] ({correct}/{n}; "
+        "95 % Wilson interval over the images)"
+    )
 
 
 def recipe_from_args(workload: Any, args: argparse.Namespace) -> Any:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from memsim.fit import MAX_P99_GAP_DECADES
-from memsim.report.plots import ACCURACY_BARS
+from memsim.fit import MAX_P99_GAP_DECADES, shared_images_interval
+from memsim.report.plots import ACCURACY_BARS, MU_BARS
 from memsim.report.tables import markdown_table
 
+#: The headline table's columns. Accuracies carry their interval in the cell; ``sigma`` has
+#: none (the fit gives no interval for it), so it stays in ``summary.csv`` only.
 SUMMARY_VIEW = [
     "workload",
     "format",
@@ -25,10 +28,8 @@ SUMMARY_VIEW = [
     "mu_ci_low",
     "mu_ci_high",
     "fit_status",
-    "sigma",
     "p99 (source)",
     "accuracy_at_operating_point",
-    "accuracy_at_operating_point_ci",
     "energy_pj_per_inference",
     "latency_ns_per_inference",
     "energy_overhead",
@@ -88,6 +89,7 @@ def render(
     grid = config.get("grid", {})
     sweep = config.get("sweep", {})
     scale = fit.get("scale", "log10p")
+    level = int(fit.get("confidence", 0.95) * 100)
     reference = _reference(summary)
     lines = [
         f"# memsim report: {config.get('name', 'experiment')}",
@@ -122,16 +124,22 @@ def render(
         "Midpoint noise level μ from the logistic fit "
         "F(x) = 2·δa/(1 + exp((x − μ)/σ)) + a_min with a_min = 1/K, fitted in "
         + ("x = log10 p (σ in decades)" if scale == "log10p" else "x = p (σ in units of p)")
-        + f"; {int(fit.get('confidence', 0.95) * 100)} % bootstrap CI over repeats (the noise "
-        "draws' spread on these images, not how μ would move on other images). "
-        "p99 is the largest p keeping 99 % of a_max: read from the measured points "
-        "(interpolated in log10 p between the grid points that bracket 0.99·a_max, with its "
-        "95 % bootstrap interval over repeats; `data`), or the fit's value where the points "
-        f"do not bracket it or bracket it across more than {MAX_P99_GAP_DECADES:g} decades, as "
-        "an adaptive sweep's "
-        "jump to the drop does (`fit`; the data's note says where p99 lies). Accuracy at the "
-        "operating point: mean over repeats, with "
-        "the 95 % Wilson interval counting each of the n_images images the repeats share once. "
+        + f"; {level} % bootstrap CI over repeats (the noise draws' spread on these images, "
+        "not how μ would move on other images); a bound written `< p_min` or `> p_max` (the "
+        "swept range) is open: resamples put μ beyond the range on that side. σ, the drop's "
+        "width, is in `summary.csv` only: the fit gives it no interval. "
+        "p99 is the largest p keeping 99 % of a_max, read from the measured points (`data`): "
+        "interpolated in log10 p between the two grid points that bracket 0.99·a_max. Its "
+        f"interval is the {level} % bootstrap over repeats widened to those two grid points, "
+        "since the interpolation is an assumption and the data place the crossing only "
+        "between them (without a bootstrap the bracket alone is given). Where the points do "
+        "not bracket p99 the cell gives what the data say instead: `< p_min`, `> p_max`, or "
+        f"`in [a, b]` where the bracketing points are more than {MAX_P99_GAP_DECADES:g} decades "
+        "apart, as an adaptive sweep's jump to the drop is. The logistic fit's p99 (`fit`) "
+        "is shown only for a fit with status ok that agrees with the data, and without an "
+        "interval (the fit gives none for p99). a_max and the accuracy at the operating "
+        "point: mean over repeats with the 95 % Wilson interval, counting each of the "
+        "n_images images the repeats share once. "
         "Energy (pJ) and "
         "latency (ns) are per inference from the memory model. "
         + (
@@ -157,13 +165,13 @@ def render(
             "weights and policy logic; energy-delay and energy-delay-area products. "
             "Overheads are ratios to the reference stated above.",
             "",
-            markdown_table(summary, [c for c in COST_VIEW if c in summary.columns]),
+            markdown_table(_cost_view(summary)),
             "",
         ]
     lines += _warnings(summary, fit)
-    notes = summary[summary["fit_status"] != "ok"] if "fit_status" in summary else summary.iloc[0:0]
+    notes = _noted(summary)
     if len(notes):
-        lines += ["Curves without a resolved midpoint:", ""]
+        lines += ["Curves without a resolved midpoint or interval:", ""]
         for row in notes.drop_duplicates(["workload", "format", "policy", "mask"]).itertuples():
             advice = getattr(row, "fit_advice", "")
             advice = advice if isinstance(advice, str) else ""
@@ -199,6 +207,8 @@ def render(
         lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
         if path.endswith("accuracy_vs_p.png"):
             lines += [ACCURACY_BARS[0].upper() + ACCURACY_BARS[1:] + ".", ""]
+        elif path.endswith("mu_by_mask.png"):
+            lines += [MU_BARS[0].upper() + MU_BARS[1:] + ".", ""]
         elif path.endswith("energy_vs_accuracy.png"):
             lines += [
                 "Bars: 95 % Wilson interval of the accuracy at the operating point "
@@ -254,40 +264,128 @@ def _reference_lines(summary: pd.DataFrame, reference: str) -> list[str]:
     if ref.empty:
         return [f"The reference ({reference}) has no row here: overheads are empty.", ""]
     lines = ["Reference rows (every overhead divides by these):", ""]
-    for row in ref.itertuples():
+    for row in ref.to_dict("records"):
+        accuracy = _accuracy_text(
+            row,
+            "accuracy_at_operating_point",
+            "accuracy_at_operating_point_ci_low",
+            "accuracy_at_operating_point_ci_high",
+        )
         lines.append(
-            f"- {row.workload} · {row.format} · {row.mask}: accuracy at the operating point "
-            f"{_num(row.accuracy_at_operating_point)}, {_num(row.energy_pj_per_inference)} pJ "
-            f"and {_num(row.latency_ns_per_inference)} ns per inference"
+            f"- {row['workload']} · {row['format']} · {row['mask']}: accuracy at the operating "
+            f"point {accuracy or 'not measured'}, {_num(row['energy_pj_per_inference'])} pJ "
+            f"and {_num(row['latency_ns_per_inference'])} ns per inference"
         )
     return [*lines, ""]
 
 
 def _view(summary: pd.DataFrame) -> pd.DataFrame:
-    """The report's columns, with p99 and the operating-point interval as text."""
+    """The report's columns: intervals, open bounds and p99 as text."""
     view = summary.copy()
-    view["p99 (source)"] = [_p99_text(row) for row in summary.to_dict("records")]
-    view["accuracy_at_operating_point_ci"] = [
-        f"[{_num(lo)}, {_num(hi)}]" if _finite(lo) and _finite(hi) else ""
-        for lo, hi in zip(
-            summary.get("accuracy_at_operating_point_ci_low", []),
-            summary.get("accuracy_at_operating_point_ci_high", []),
-        )
-    ]
+    records = summary.to_dict("records")
+    view["a_max"] = [_accuracy_text(row, "a_max") for row in records]
+    view["accuracy_at_operating_point"] = [_operating_accuracy(row) for row in records]
+    view["mu_ci_low"] = [_bound_text(row, "mu", "low") for row in records]
+    view["mu_ci_high"] = [_bound_text(row, "mu", "high") for row in records]
+    view["p99 (source)"] = [_p99_text(row) for row in records]
     return view[[c for c in SUMMARY_VIEW if c in view.columns]]
 
 
+def _cost_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """The full-cost table, the accuracy with its interval."""
+    view = summary.copy()
+    view["accuracy_at_operating_point"] = [
+        _operating_accuracy(row) for row in summary.to_dict("records")
+    ]
+    return view[[c for c in COST_VIEW if c in view.columns]]
+
+
+def _noted(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose midpoint is not resolved, or whose fit carries a note (an open interval)."""
+    if "fit_status" not in summary:
+        return summary.iloc[0:0]
+    noted = summary["fit_status"] != "ok"
+    if "mu_note" in summary:
+        noted |= summary["mu_note"].fillna("").astype(str).str.len() > 0
+    return summary[noted]
+
+
+def _operating_accuracy(row: Mapping) -> str:
+    return _accuracy_text(
+        row,
+        "accuracy_at_operating_point",
+        "accuracy_at_operating_point_ci_low",
+        "accuracy_at_operating_point_ci_high",
+    )
+
+
+def _accuracy_text(row: Mapping, column: str, low_col: str = "", high_col: str = "") -> str:
+    """``value [low, high]``: the stored interval, else the 95 % Wilson interval of the row's
+    ``n_images`` images (repeats share them, so each counts once)."""
+    value = row.get(column, math.nan)
+    if not _finite(value):
+        return ""
+    low, high = row.get(low_col, math.nan), row.get(high_col, math.nan)
+    n_images = row.get("n_images", math.nan)
+    if not (_finite(low) and _finite(high)) and _finite(n_images) and n_images > 0:
+        low, high = (float(v) for v in shared_images_interval(float(value), float(n_images)))
+    if _finite(low) and _finite(high):
+        return f"{_num(value)} [{_num(low)}, {_num(high)}]"
+    return f"{_num(value)} (no interval: n_images unknown)"
+
+
+def _open_sides(row: Mapping, column: str) -> str:
+    """Which bound of ``column``'s interval is open: the fit's ``<column>_ci_open``; for a
+    frame without it, a NaN bound beside a finite one (the other side was computed)."""
+    key = f"{column}_ci_open"
+    if key in row:
+        side = row[key]
+        return side if isinstance(side, str) else ""
+    low, high = row.get(f"{column}_ci_low", math.nan), row.get(f"{column}_ci_high", math.nan)
+    if _finite(row.get(column, math.nan)) and _finite(low) != _finite(high):
+        return "high" if _finite(low) else "low"
+    return ""
+
+
+def _bound_text(row: Mapping, column: str, side: str) -> str:
+    """One bound of ``column``'s interval: its value, or ``< p_min`` / ``> p_max`` where the
+    interval reaches beyond the swept range on that side (blank where there is none)."""
+    if _open_sides(row, column) in (side, "both"):
+        edge = row.get("p_min" if side == "low" else "p_max", math.nan)
+        sign, name = ("<", "p_min") if side == "low" else (">", "p_max")
+        return f"{sign} {edge:.1e}" if _finite(edge) else f"{sign} {name}"
+    return _num(row.get(f"{column}_ci_{side}", math.nan))
+
+
 def _p99_text(row: Mapping) -> str:
+    """The report's p99 cell: the measured value with its interval, else the data's statement;
+    the fit's value only for an ok fit that the data do not contradict, without an interval."""
     data = row.get("p99_data", math.nan)
     if _finite(data):
-        low, high = row.get("p99_data_ci_low"), row.get("p99_data_ci_high")
-        ci = f" [{_num(low)}, {_num(high)}]" if _finite(low) and _finite(high) else ""
-        return f"{_num(data)}{ci} (data)"
-    if _finite(row.get("p99", math.nan)):
-        note = row.get("p99_note") or ""
-        return f"{_num(row['p99'])} (fit" + (f"; data: p99 {note}" if note else "") + ")"
+        low, high = _bound_text(row, "p99_data", "low"), _bound_text(row, "p99_data", "high")
+        if low and high:
+            return f"{_num(data)} [{low}, {high}] (data)"
+        bracket = row.get("p99_bracket_low"), row.get("p99_bracket_high")
+        if all(_finite(b) for b in bracket):
+            between = f"[{_num(bracket[0])}, {_num(bracket[1])}]"
+            return f"{_num(data)} {between} (data; grid bracket only, no bootstrap)"
+        return f"{_num(data)} (data, no interval)"
     note = row.get("p99_note") or ""
-    return f"{note} (data)" if note else ""
+    note = note if isinstance(note, str) else ""
+    fitted = row.get("p99", math.nan)
+    show_fit = row.get("fit_status") == "ok" and _finite(fitted) and _fit_agrees(row, fitted)
+    fit_text = f"{_num(fitted)} (fit, no interval)" if show_fit else ""
+    if note:
+        return f"{note} (data)" + (f"; {fit_text}" if fit_text else "")
+    return fit_text
+
+
+def _fit_agrees(row: Mapping, fitted: float) -> bool:
+    """Whether the fitted p99 lies where the data's censoring note puts p99."""
+    low, high = row.get("p99_bracket_low", math.nan), row.get("p99_bracket_high", math.nan)
+    if _finite(low) and fitted < low:
+        return False
+    return not (_finite(high) and fitted > high)
 
 
 #: Fewest repeats whose bootstrap the report does not warn about: ``n`` repeats have
@@ -320,7 +418,11 @@ def _warnings(summary: pd.DataFrame, fit: Mapping) -> list[str]:
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _num(value: object) -> str:

@@ -43,6 +43,13 @@ ACCURACY_BARS = (
     "operating point(s)"
 )
 
+#: What the bars of :func:`mu_by_mask` mean (also the report's caption).
+MU_BARS = (
+    "markers: fitted midpoint μ per noisy-bit mask; bars: its bootstrap CI over repeats; a bar "
+    "ending in a triangle at the edge of the swept range is open: its interval reaches beyond "
+    "the range on that side; no bar: no interval was made; censored midpoints are left out"
+)
+
 
 class ReadableLogLocator(ticker.Locator):
     """Major ticks of a log axis that stay few and readable on any range.
@@ -232,25 +239,24 @@ def energy_vs_accuracy(summary: pd.DataFrame) -> plt.Figure:
 
 def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
     """Midpoint μ (with its CI) for each noisy-bit mask in config order: one line per
-    workload × format × policy. Censored midpoints are left out (their note is in the table)."""
+    workload × format × policy. Censored midpoints are left out (their note is in the table).
+    See :data:`MU_BARS`: a bound open beyond the swept range (``mu_ci_open``) is drawn as a
+    bar to that edge of the range ending in a triangle, never as a bar of zero length."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     rows = summary.drop_duplicates(["workload", "format", "policy", "mask"])
+    any_open = False
     for i, (key, group) in enumerate(rows.groupby(["workload", "format", "policy"], sort=True)):
         group = group.set_index("mask").reindex(masks)
         x = np.arange(len(masks))
         mu = group["mu"].to_numpy(dtype=float)
-        low = mu - group["mu_ci_low"].to_numpy(dtype=float)
-        high = group["mu_ci_high"].to_numpy(dtype=float) - mu
-        yerr = np.nan_to_num(np.vstack([low, high]), nan=0.0)
-        ax.errorbar(
-            x,
-            mu,
-            yerr=yerr,
-            fmt=MARKERS[i % len(MARKERS)] + "-",
-            ms=4,
-            capsize=2,
-            label=" · ".join(key),
-        )
+        if not np.isfinite(mu).any():
+            continue  # every midpoint censored: nothing to draw, so no legend entry either
+        colour = f"C{i % 10}"
+        ax.plot(x, mu, MARKERS[i % len(MARKERS)] + "-", ms=4, color=colour, label=" · ".join(key))
+        for j, row in enumerate(group.to_dict("records")):
+            any_open |= _mu_bar(ax, x[j], row, colour)
+    if any_open:
+        ax.plot([], [], "^", color="0.3", ms=5, label="CI open beyond the swept range")
     ax.set_xticks(np.arange(len(masks)), masks, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("noisy-bit mask")
@@ -260,6 +266,42 @@ def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _mu_bar(ax: plt.Axes, x: float, row: Mapping, colour: str) -> bool:
+    """Draw one μ's interval at ``x``; True when a side of it is open.
+
+    A finite bound gets a cap; an open one a bar to the swept range's edge (``p_min`` /
+    ``p_max``, or a decade beyond μ where the range is unknown) and a triangle pointing on.
+    No interval at all (no bootstrap) draws nothing.
+    """
+    mu = float(row.get("mu", math.nan))
+    if not (np.isfinite(mu) and mu > 0):
+        return False
+    side = row.get("mu_ci_open", "")
+    side = side if isinstance(side, str) else ""
+    ends = []
+    for name, edge_col, factor, marker in (
+        ("low", "p_min", 0.1, "v"),
+        ("high", "p_max", 10.0, "^"),
+    ):
+        if side in (name, "both"):
+            edge = float(row.get(edge_col, math.nan))
+            end = edge if np.isfinite(edge) and edge > 0 else mu * factor
+            # An edge on the wrong side of μ (μ fitted just outside the range) still points on.
+            end = min(end, mu) if name == "low" else max(end, mu)
+            ends.append((end, marker))
+        else:
+            bound = float(row.get(f"mu_ci_{name}", math.nan))
+            ends.append((bound, "_") if np.isfinite(bound) and bound > 0 else (math.nan, ""))
+    (low, low_marker), (high, high_marker) = ends
+    if np.isnan(low) and np.isnan(high):
+        return False
+    ax.vlines(x, low if np.isfinite(low) else mu, high if np.isfinite(high) else mu, colour, lw=1)
+    for end, marker in ends:
+        if marker:
+            ax.plot([x], [end], marker, color=colour, ms=5 if marker != "_" else 6)
+    return side != ""
 
 
 def energy_by_category(memory: pd.DataFrame) -> plt.Figure:
@@ -348,6 +390,7 @@ def _pad_log_limits(ax: plt.Axes, values: np.ndarray) -> None:
 __all__ = [
     "ACCURACY_BARS",
     "ENERGY_UNIT",
+    "MU_BARS",
     "ReadableLogLocator",
     "accuracy_vs_p",
     "energy_by_category",

@@ -30,6 +30,9 @@ def sensitivity_table(layers: pd.DataFrame, points: pd.DataFrame) -> pd.DataFram
                 "p50": fit.mu if fit is not None else math.nan,
                 "p50_ci_low": fit.mu_ci_low if fit is not None else math.nan,
                 "p50_ci_high": fit.mu_ci_high if fit is not None else math.nan,
+                "p50_ci_open": fit.mu_ci_open if fit is not None else "",
+                "p_min": fit.p_min if fit is not None else math.nan,
+                "p_max": fit.p_max if fit is not None else math.nan,
                 "fit_status": fit.status if fit is not None else "not run",
             }
         )
@@ -132,9 +135,20 @@ def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
     ax2.bar(x, table["bits_written"], color="0.85", label="bits written / inference")
     ax2.set_yscale("log")
     ax2.set_ylabel("bits written per inference")
-    lo = (table["p50"] - table["p50_ci_low"]).clip(lower=0).fillna(0)
-    hi = (table["p50_ci_high"] - table["p50"]).clip(lower=0).fillna(0)
+    # An interval open on a side (it reaches beyond the swept range) is drawn to that edge of
+    # the range and ends in a triangle pointing on; a midpoint without an interval gets no bar.
+    side = table.get("p50_ci_open", pd.Series("", index=table.index)).fillna("")
+    open_low = side.isin(["low", "both"]) & table["p50"].notna()
+    open_high = side.isin(["high", "both"]) & table["p50"].notna()
+    low = table["p50_ci_low"].where(~open_low, table.get("p_min", math.nan))
+    high = table["p50_ci_high"].where(~open_high, table.get("p_max", math.nan))
+    lo = (table["p50"] - low).clip(lower=0).fillna(0)
+    hi = (high - table["p50"]).clip(lower=0).fillna(0)
     ax.errorbar(x, table["p50"], yerr=[lo, hi], fmt="o-", color="C0", label="midpoint p50")
+    for mask, edge, marker in ((open_low, low, "v"), (open_high, high, "^")):
+        if mask.any():
+            ax.plot(x[mask.to_numpy()], edge[mask], marker, color="C0", ls="none",
+                    label="interval beyond the swept range")  # fmt: skip
     ax.set_yscale("log")
     ax.set_ylabel("p at half accuracy drop (this layer noisy only)")
     ax.set_xticks(x, table["layer"], rotation=60, ha="right", fontsize=8)

@@ -60,13 +60,17 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 #: Ratio columns of ``summary.csv``: (column, the column it divides by the baseline's).
+#: ``mu_gain`` is not among them: it is a ratio of two fitted values with intervals
+#: (:func:`mu_gains`).
 OVERHEADS = (
     ("energy_overhead", "energy_pj_per_inference"),
     ("latency_overhead", "latency_ns_per_inference"),
-    ("mu_gain", "mu"),
     ("total_energy_overhead", "total_energy_pj_per_inference"),
     ("area_overhead", "area_mm2"),
 )
+
+#: μ's ratio to the reference policy's, and the bounds of that ratio.
+MU_GAIN_COLUMNS = ("mu_gain", "mu_gain_low", "mu_gain_high")
 
 #: Cost columns copied from ``memory.csv`` (empty when the memory model did not write them).
 COST_COLUMNS = (
@@ -96,11 +100,18 @@ SUMMARY_COLUMNS = SUMMARY_COLUMNS + (
     "reference_condition",
     "energy_overhead_same_condition",
     "latency_overhead_same_condition",
+    "mu_gain_low",
+    "mu_gain_high",
+    "p_min",
+    "p_max",
+    "mu_ci_open",
+    "p99_data_ci_open",
 )
 
 #: Columns :func:`add_overheads` fills in.
 OVERHEAD_COLUMNS = (
     *(col for col, _ in OVERHEADS),
+    *MU_GAIN_COLUMNS,
     "reference_policy",
     "reference_condition",
     "energy_overhead_same_condition",
@@ -221,6 +232,10 @@ def summary_table(
                     "p99_bracket_low": fit.p99_bracket_low,
                     "p99_bracket_high": fit.p99_bracket_high,
                     "p99_note": fit.p99_note,
+                    "p_min": fit.p_min,
+                    "p_max": fit.p_max,
+                    "mu_ci_open": fit.mu_ci_open,
+                    "p99_data_ci_open": fit.p99_data_ci_open,
                     "n_images": int(group.loc[group["kind"] == "sweep", "n_images"].max())
                     if (group["kind"] == "sweep").any()
                     else 0,
@@ -260,7 +275,8 @@ def add_overheads(
     ``energy_overhead``/``latency_overhead`` divide by the reference of the same workload,
     format and mask (one number for every condition, so rows compare across conditions);
     ``*_same_condition`` divide by ``baseline`` at each row's own condition; ``mu_gain``
-    divides μ by the reference policy's (μ does not depend on the condition).
+    divides μ by the reference policy's (μ does not depend on the condition), with bounds
+    (:func:`mu_gains`).
     """
     summary = summary.copy()
     keys = ["workload", "format", "mask"]
@@ -279,9 +295,60 @@ def add_overheads(
             b = base[ref_col].get(k, math.nan) if k in base.index else math.nan
             values.append(row[ref_col] / b if b and not math.isnan(b) else math.nan)
         summary[col] = values
+    gains = []
+    for _, row in summary.iterrows():
+        k = tuple(row[c] for c in keys)
+        ref = at_ref.loc[k] if k in at_ref.index else None
+        gains.append(mu_gains(row, ref, same=row["policy"] == baseline))
+    gain_frame = pd.DataFrame(gains, index=summary.index, columns=list(MU_GAIN_COLUMNS))
+    for col in MU_GAIN_COLUMNS:
+        summary[col] = gain_frame[col].astype(float)
     summary["reference_policy"] = baseline
     summary["reference_condition"] = reference_condition
     return summary[list(SUMMARY_COLUMNS)]
+
+
+def mu_gains(
+    row: Mapping, ref: Mapping | None, *, same: bool = False
+) -> tuple[float, float, float]:
+    """``(mu_gain, mu_gain_low, mu_gain_high)`` of a summary row against the reference's.
+
+    The bounds are the conservative ratio of the two μ intervals, ``μ_low / μ_ref_high`` and
+    ``μ_high / μ_ref_low``: whatever the two intervals' correlation, the ratio of two values
+    inside them lies inside these. A side open beyond the swept range (``mu_ci_open``) gives
+    a bound of 0 or ``inf``; a missing interval (no bootstrap) a NaN bound. All three are NaN
+    unless both fits have status ``ok``: a ratio of unresolved or collapsed fits is no finding.
+    ``same``: the row is the reference policy itself (at any condition, μ is the same fit),
+    so the ratio is exactly 1.
+    """
+    nan = (math.nan,) * 3
+    if ref is None or row.get("fit_status") != "ok" or ref.get("fit_status") != "ok":
+        return nan
+    mu, mu_ref = float(row["mu"]), float(ref["mu"])
+    if not (mu > 0 and mu_ref > 0):
+        return nan
+    if same:
+        return 1.0, 1.0, 1.0
+    low, high = _mu_bounds(row)
+    ref_low, ref_high = _mu_bounds(ref)
+    gain_low = low / ref_high if not math.isnan(low + ref_high) else math.nan
+    if math.isnan(high + ref_low):
+        gain_high = math.nan
+    else:
+        gain_high = math.inf if ref_low == 0 else high / ref_low
+    return mu / mu_ref, gain_low, gain_high
+
+
+def _mu_bounds(row: Mapping) -> tuple[float, float]:
+    """μ's interval with an open side as 0 (below the range) or ``inf`` (above it)."""
+    side = row.get("mu_ci_open", "")
+    side = side if isinstance(side, str) else ""
+    low, high = float(row.get("mu_ci_low", math.nan)), float(row.get("mu_ci_high", math.nan))
+    if side in ("low", "both"):
+        low = 0.0
+    if side in ("high", "both"):
+        high = math.inf
+    return low, high
 
 
 def curve_means(points: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

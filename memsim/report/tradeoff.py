@@ -2,9 +2,14 @@
 
 Reads ``summary.csv`` (its ``accuracy_at_operating_point``, ``total_energy_pj_per_inference``
 and ``area_mm2`` columns) and never simulates. One column of panels per workload × format ×
-condition: on top accuracy against total energy per inference (bars: ±1 std over repeats),
-below area against total energy; the same marker and colour per policy in both, and the
-Pareto-optimal policies ringed.
+condition: on top accuracy against total energy per inference, below area against total energy;
+the same marker and colour per policy in both, and the Pareto-optimal policies ringed. The
+accuracy bars are the noise the Pareto rule allows each point: ± :data:`NOISE_SIGMAS` standard
+errors of :func:`_stderr` (:func:`accuracy_error`), so a bar is drawn wherever the rule counts
+noise, also where the repeats agree exactly (std 0) and the binomial bound of the images is all
+there is. The rule judges the *difference* of two points: on shared images its error is the
+sum of theirs, so two points whose bars overlap are exactly the pairs it does not separate
+(without image counts the errors combine in quadrature, and slightly overlapping bars can be).
 
 Pareto optimality (:func:`pareto_optimal`) is decided within each panel on three axes:
 higher accuracy, lower total energy, lower area. Accuracy differences within the noise do
@@ -41,14 +46,23 @@ MARKERS = "osD^vP*Xh<>"
 #: Standard errors of an accuracy difference below which it is treated as unresolved.
 NOISE_SIGMAS = 2.0
 
+#: What the accuracy bars are, printed on the figure.
+CAPTION = (
+    f"accuracy bars: ± {NOISE_SIGMAS:g} standard errors (spread over repeats,\nnever below "
+    "the images' binomial error): the Pareto rule's noise"
+)
+
 PANEL_KEYS = ("workload", "format", "condition")
 
 REQUIRED = ("accuracy_at_operating_point", "total_energy_pj_per_inference", "area_mm2")
 
 
 def _number(row: pd.Series, column: str) -> float:
+    """``row[column]`` as a float; NaN where it is missing or not a number. NumPy scalars
+    count (a row taken with ``.iloc`` holds ``numpy.int64``, not ``int``)."""
     value = row.get(column, math.nan)
-    return float(value) if isinstance(value, float | int) else math.nan
+    number = isinstance(value, float | int | np.integer | np.floating)
+    return float(value) if number and not isinstance(value, bool) else math.nan
 
 
 def _stderr(row: pd.Series) -> float:
@@ -63,6 +77,13 @@ def _stderr(row: pd.Series) -> float:
     bound = float(shared_images_se(a, images)) if images > 0 and 0.0 <= a <= 1.0 else math.nan
     se = float(np.fmax(spread, bound))
     return 0.0 if math.isnan(se) else se
+
+
+def accuracy_error(row: pd.Series) -> float:
+    """Half-length of a row's accuracy bar in the figure: :data:`NOISE_SIGMAS` ×
+    :func:`_stderr`, the noise the Pareto rule allows one point (0 only where neither a
+    spread nor an image count is known)."""
+    return NOISE_SIGMAS * _stderr(row)
 
 
 def _difference_stderr(a: pd.Series, b: pd.Series) -> float:
@@ -123,11 +144,10 @@ def accuracy_energy_area(summary: pd.DataFrame) -> plt.Figure:
         for _, r in sel.iterrows():
             colour, marker = style[r["policy"]]
             x = r["total_energy_pj_per_inference"]
-            std = r.get("accuracy_at_operating_point_std", np.nan)
             top.errorbar(
                 x,
                 r["accuracy_at_operating_point"],
-                yerr=0 if pd.isna(std) else std,
+                yerr=accuracy_error(r),
                 fmt=marker,
                 color=colour,
                 ms=7,
@@ -160,6 +180,7 @@ def accuracy_energy_area(summary: pd.DataFrame) -> plt.Figure:
             [], [], ls="", marker="o", ms=12, mfc="none", mec="black", label="Pareto-optimal"
         )
     )
+    fig.suptitle(CAPTION, fontsize=9)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     return fig
