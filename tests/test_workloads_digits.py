@@ -60,3 +60,31 @@ def test_training_is_deterministic():
 
 def test_recipe_hash_changes_with_the_recipe():
     assert digits.recipe_hash() != digits.recipe_hash(dataclasses.replace(digits.RECIPE, epochs=21))
+
+
+_TRAIN_AND_HASH = """
+import hashlib, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from workloads.digits import DigitsWorkload
+model = DigitsWorkload(cache=False).load_model()
+print(hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest())
+print(torch.get_num_threads())
+"""
+
+
+def test_default_weights_do_not_depend_on_the_thread_count():
+    """CPU float reductions are split by thread: one thread trained other default weights than
+    two, so the default experiment, the golden run and the lab key moved with a machine's
+    core count. The digits workload trains with ``train_threads`` and restores the count."""
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _TRAIN_AND_HASH, str(n)],
+            capture_output=True, text=True, check=True, timeout=300,
+        ).stdout.split()
+        for n in (1, 3)
+    ]  # fmt: skip
+    assert runs[0][0] == runs[1][0]
+    assert [r[1] for r in runs] == ["1", "3"]  # the caller's count is back after training

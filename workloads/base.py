@@ -48,6 +48,11 @@ class Workload(ABC):
     name: str
     num_classes: int
     input_shape: tuple[int, ...]
+    #: Torch intra-op threads :func:`workloads.train.train_model` trains with (the process's
+    #: count is restored after), or None to keep the process's count. A CPU's float reductions
+    #: are split by thread, so trained weights depend on the count: a workload whose default
+    #: weights are trained on first use pins it, and every machine trains the same network.
+    train_threads: int | None = None
 
     @abstractmethod
     def build_model(self) -> nn.Module:

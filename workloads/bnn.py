@@ -221,6 +221,8 @@ class BNNWorkload(Workload):
             "arch_spec": self.describe(),
             "recipe": asdict(recipe),
         }
+        if self.train_threads is not None:  # weights trained with another count are retrained
+            spec["train_threads"] = self.train_threads
         key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
             :16
         ]
@@ -268,6 +270,7 @@ class BNNDigitsWorkload(BNNWorkload):
     arch = "bnn_mlp"
     num_classes = 10
     input_shape = (1, 8, 8)
+    train_threads = 2  # trained on first use: the same weights on every machine
     hidden = (256, 256)
 
     def build_model(self) -> nn.Module:

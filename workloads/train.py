@@ -362,6 +362,8 @@ def train_model(
     workload and config is resumed from: an interrupted training loses at most one epoch. A
     ``state_path`` that cannot be written is a ``ValueError`` before anything is trained.
 
+    The workload's ``train_threads`` (if set) is torch's thread count while it trains.
+
     Returns
     -------
     model : nn.Module
@@ -371,6 +373,36 @@ def train_model(
         with noisy training on exponent bits; their update, including batch-norm statistics,
         is skipped rather than poisoning the weights.
     """
+    with torch_threads(getattr(workload, "train_threads", None)):
+        return _train_model(
+            workload, config, device=device, progress=progress, hooks=hooks, state_path=state_path
+        )
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` inside the block (None: left as it is)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_model(
+    workload: Workload,
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    hooks: Sequence[TrainHook] = (),
+    state_path: str | os.PathLike | None = None,
+) -> tuple[nn.Module, int]:
+    """:func:`train_model` with the thread count already set."""
     from tqdm.auto import tqdm
 
     if state_path is not None:  # a path that cannot be written fails now, not after an epoch
