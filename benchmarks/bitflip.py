@@ -44,14 +44,12 @@ from contextlib import contextmanager
 
 import numba
 import torch
-from _paired import MIN_PAIRS, Paired, single_verdict
+from _paired import MIN_PAIRS, SINGLE_NOISE, Paired, single_verdict
 
 from memsim.noise import flip_
 
 PS = (1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1)
 TARGETS = {1e-8: 1000, 1e-6: 1000, 1e-4: 1000, 1e-2: 100, 1e-1: 20}
-#: A single ratio meets or misses a target only beyond this factor of it (module notes).
-SINGLE_NOISE = 2.0
 
 
 def paired_times(

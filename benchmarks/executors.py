@@ -43,6 +43,9 @@ from _paired import MIN_PAIRS, Paired  # noqa: E402
 from memsim.experiment.executor import set_threads  # noqa: E402
 from memsim.experiment.run import RunOptions, load_experiment, run_experiment  # noqa: E402
 
+#: The executors, in the order the tables list them.
+ORDER = {"serial": 0, "pool": 1, "ray": 2}
+
 
 class Landings:
     """Times at which points land in a run's ``points.jsonl`` (polled every ``every`` s)."""
@@ -214,9 +217,6 @@ def summary(rounds: list[dict[str, tuple[float, pd.DataFrame, Landings]]], names
         if name != "serial":
             print(f"         points/s vs serial {overall.text(2)}: {overall.against_one()}")
             print(f"         steady vs serial   {rate.text(2)}: {rate.against_one()}")
-
-
-ORDER = {"serial": 0, "pool": 1, "ray": 2}
 
 
 if __name__ == "__main__":

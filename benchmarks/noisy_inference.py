@@ -53,7 +53,6 @@ Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3] [--
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import time
@@ -62,9 +61,8 @@ from functools import partial
 import numba
 import numpy as np
 import torch
-from _paired import MIN_PAIRS, Paired, single_verdict
+from _paired import MIN_PAIRS, SINGLE_NOISE, Paired, single_verdict
 
-from memsim.fit import median_interval
 from memsim.inference.network import TILE, NoisyNetwork
 from memsim.noise.channel import BitFlip, Channel
 
@@ -123,9 +121,8 @@ class TouchLines(Channel):
 
 #: The reference engine's aim: auto at least this many times faster (CPU time, p = 1e-5).
 REF_AIM, REF_AIM_P = 50.0, 1e-5
-#: A single measured ratio meets or misses an aim only beyond this factor of it: reference
-#: timings are single calls, and such ratios moved by up to SINGLE_NOISE_SEEN between runs.
-SINGLE_NOISE = 2.0
+#: Reference timings are single calls; such ratios moved by up to this between runs (whence
+#: _paired.SINGLE_NOISE).
 SINGLE_NOISE_SEEN = "1.7x (three runs of benchmarks/bitflip.py --quick)"
 
 WALL: list[float] = []
@@ -179,7 +176,6 @@ def main(argv: list[str] | None = None) -> None:
     # Sweeps couple the points of a repeat along their grid (22 p from 1e-8 to 0.1 here).
     ladder = tuple(sorted({*np.logspace(-8, -1, 22).tolist(), *ps}))
     coupled = {p: BitFlip("float32", p, engine="auto", ladder=ladder) for p in ps}
-    import numba
 
     print(
         f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} torch threads, "
@@ -304,27 +300,26 @@ def aims(ps, wall) -> None:
         "lies within the aim, missed if above it, else unresolved by this run"
     )
     keys = [p for p in AIMS if p in ps] + (["floor"] if ("tiles", "floor") in wall else [])
-    ratios = {k: [n / c for n, c in zip(wall[("tiles", k)], wall[("tiles", None)])] for k in keys}
-    intervals = {k: median_interval(r) for k, r in ratios.items()}
-    for k in keys:
-        low, high, coverage = intervals[k]
+    paired = {
+        k: Paired.of([n / c for n, c in zip(wall[("tiles", k)], wall[("tiles", None)])])
+        for k in keys
+    }
+    for k, r in paired.items():
         if k == "floor":
             label, verdict = "   floor  one RMW per 256 B of every write", ""
         else:
             label = f"{k:>8.0e}  aim <= {AIMS[k]:.2f}"
-            if math.isnan(low):
-                verdict = f" -> unresolved ({len(ratios[k])} repeats cannot give a 95 % interval)"
-            else:
-                verdict = " -> " + (
-                    "met" if high <= AIMS[k] else "missed" if low > AIMS[k] else "unresolved"
-                )
-        r = ratios[k]
+            verdict = " -> " + (
+                r.at_most(AIMS[k])
+                if r.resolved
+                else f"unresolved ({r.n} repeats cannot give a 95 % interval)"
+            )
         print(
-            f"{label}: {statistics.median(r):.3f} [{low:.3f}, {high:.3f}]"
-            f" ({coverage:.1%}; range {min(r):.3f}-{max(r):.3f}, {len(r)} repeats){verdict}"
+            f"{label}: {r.median:.3f} [{r.low:.3f}, {r.high:.3f}]"
+            f" ({r.coverage:.1%}; range {r.smallest:.3f}-{r.largest:.3f}, {r.n} repeats){verdict}"
         )
-    if "floor" in intervals:
-        below = [f"{p:.0e}" for p in keys if p != "floor" and AIMS[p] < intervals["floor"][0]]
+    if "floor" in paired:
+        below = [f"{p:.0e}" for p in keys if p != "floor" and AIMS[p] < paired["floor"].low]
         if below:
             print(
                 f"aims below the floor's interval (no flip kernel after the layer can meet them "

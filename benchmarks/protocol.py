@@ -21,10 +21,11 @@ per-repeat ratios; from 6 repeats on with a distribution-free 95 % interval of t
 (the default 2, which keeps CPU runs short) it gives the range of the pairs and no verdict: on
 the 2-core development machine such ratios moved by ±3-5 % from run to run (docs/cluster.md),
 so a ratio within about 1.05 of 1 is unresolved by one run. The depth ratios are single
-measurements too (each depth's best of ``--repeats``, one after the other). On a CPU the default is one torch thread and CPU seconds of
-this process (``--clock cpu``): the time one dedicated core would take, far less disturbed on
-a shared machine than wall time, so "N workers" means N cores. On CUDA: wall time, and a
-worker is a GPU (or a share of one). On a shared machine compare figures from one run only.
+measurements too (each depth's best of ``--repeats``, one after the other). On a CPU the
+default is one torch thread and CPU seconds of this process (``--clock cpu``): the time one
+dedicated core would take, far less disturbed on a shared machine than wall time, so "N
+workers" means N cores. On CUDA: wall time, and a worker is a GPU (or a share of one). On a
+shared machine compare figures from one run only.
 
 Run: ``python benchmarks/protocol.py [--device cpu] [--threads 2] [--workers 8] [--images 64]``
 """

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -30,11 +31,11 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -49,6 +50,8 @@ from workloads.base import Workload, check_limit
 from workloads.checkpoints import save_checkpoint
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -345,6 +348,34 @@ def _grads_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` inside the block (None: left as it is)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _in_train_threads(
+    train: Callable[Concatenate[Workload, P], R],
+) -> Callable[Concatenate[Workload, P], R]:
+    """Run ``train`` with torch's thread count at the workload's ``train_threads`` (if set)."""
+
+    @functools.wraps(train)
+    def with_threads(workload: Workload, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with torch_threads(getattr(workload, "train_threads", None)):
+            return train(workload, *args, **kwargs)
+
+    return with_threads
+
+
+@_in_train_threads
 def train_model(
     workload: Workload,
     config: TrainConfig,
@@ -373,36 +404,6 @@ def train_model(
         with noisy training on exponent bits; their update, including batch-norm statistics,
         is skipped rather than poisoning the weights.
     """
-    with torch_threads(getattr(workload, "train_threads", None)):
-        return _train_model(
-            workload, config, device=device, progress=progress, hooks=hooks, state_path=state_path
-        )
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Torch's intra-op thread count set to ``n`` inside the block (None: left as it is)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train_model(
-    workload: Workload,
-    config: TrainConfig,
-    *,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    hooks: Sequence[TrainHook] = (),
-    state_path: str | os.PathLike | None = None,
-) -> tuple[nn.Module, int]:
-    """:func:`train_model` with the thread count already set."""
     from tqdm.auto import tqdm
 
     if state_path is not None:  # a path that cannot be written fails now, not after an epoch

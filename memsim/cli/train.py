@@ -40,15 +40,13 @@ _RECIPE_OPTIONS = (
     "augment",
     "autocast",
 )
+#: Options that always set their field of the recipe (their dests are field names).
+_SET_OPTIONS = ("limit", "seed", "noise_p", "noise_p10", "noise_bits", "noise_format")
 #: The flag that sets each recipe field (TrainConfig's messages name fields; the CLI's, flags).
 _FLAGS = {
-    **{name: "--" + name.replace("_", "-") for name in _RECIPE_OPTIONS},
+    **{name: "--" + name.replace("_", "-") for name in (*_RECIPE_OPTIONS, *_SET_OPTIONS)},
     "augment": "--no-augment",
     "autocast": "--no-autocast",
-    **{
-        name: "--" + name.replace("_", "-")
-        for name in ("limit", "seed", "noise_p", "noise_p10", "noise_bits", "noise_format")
-    },
 }
 #: How TrainConfig's checks name a field (``memsim.config.check_range`` and the like).
 _FIELD = re.compile(r"The '(\w+)' parameter(?: of TrainConfig)?")
@@ -194,12 +192,7 @@ def recipe_from_args(workload: Any, args: argparse.Namespace) -> Any:
         return dataclasses.replace(
             recipe,
             **{k: v for k, v in given.items() if v is not None},
-            limit=args.limit,
-            seed=args.seed,
-            noise_p=args.noise_p,
-            noise_p10=args.noise_p10,
-            noise_bits=args.noise_bits,
-            noise_format=args.noise_format,
+            **{name: getattr(args, name) for name in _SET_OPTIONS},
         )
     except (TypeError, ValueError) as exc:
         raise type(exc)(flag_message(str(exc))) from None

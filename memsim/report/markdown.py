@@ -14,7 +14,7 @@ import pandas as pd
 
 from memsim.fit import MAX_P99_GAP_DECADES, shared_images_interval
 from memsim.report.plots import ACCURACY_BARS, MU_BARS
-from memsim.report.tables import markdown_table
+from memsim.report.tables import markdown_table, open_side
 
 #: The headline table's columns. Accuracies carry their interval in the cell; ``sigma`` has
 #: none (the fit gives no interval for it), so it stays in ``summary.csv`` only.
@@ -265,12 +265,7 @@ def _reference_lines(summary: pd.DataFrame, reference: str) -> list[str]:
         return [f"The reference ({reference}) has no row here: overheads are empty.", ""]
     lines = ["Reference rows (every overhead divides by these):", ""]
     for row in ref.to_dict("records"):
-        accuracy = _accuracy_text(
-            row,
-            "accuracy_at_operating_point",
-            "accuracy_at_operating_point_ci_low",
-            "accuracy_at_operating_point_ci_high",
-        )
+        accuracy = _operating_accuracy(row)
         lines.append(
             f"- {row['workload']} · {row['format']} · {row['mask']}: accuracy at the operating "
             f"point {accuracy or 'not measured'}, {_num(row['energy_pj_per_inference'])} pJ "
@@ -337,10 +332,8 @@ def _accuracy_text(row: Mapping, column: str, low_col: str = "", high_col: str =
 def _open_sides(row: Mapping, column: str) -> str:
     """Which bound of ``column``'s interval is open: the fit's ``<column>_ci_open``; for a
     frame without it, a NaN bound beside a finite one (the other side was computed)."""
-    key = f"{column}_ci_open"
-    if key in row:
-        side = row[key]
-        return side if isinstance(side, str) else ""
+    if f"{column}_ci_open" in row:
+        return open_side(row, column)
     low, high = row.get(f"{column}_ci_low", math.nan), row.get(f"{column}_ci_high", math.nan)
     if _finite(row.get(column, math.nan)) and _finite(low) != _finite(high):
         return "high" if _finite(low) else "low"

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from memsim.fit import FitResult, logistic, to_x  # noqa: E402
-from memsim.report.tables import curve_means  # noqa: E402
+from memsim.report.tables import curve_means, open_side  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 
@@ -278,8 +278,7 @@ def _mu_bar(ax: plt.Axes, x: float, row: Mapping, colour: str) -> bool:
     mu = float(row.get("mu", math.nan))
     if not (np.isfinite(mu) and mu > 0):
         return False
-    side = row.get("mu_ci_open", "")
-    side = side if isinstance(side, str) else ""
+    side = open_side(row)
     ends = []
     for name, edge_col, factor, marker in (
         ("low", "p_min", 0.1, "v"),

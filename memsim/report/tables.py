@@ -339,10 +339,16 @@ def mu_gains(
     return mu / mu_ref, gain_low, gain_high
 
 
+def open_side(row: Mapping, column: str = "mu") -> str:
+    """``row``'s ``<column>_ci_open``: ``"low"``, ``"high"``, ``"both"`` or ``""`` (also where it
+    is missing or NaN, as a CSV round trip leaves an empty one)."""
+    side = row.get(f"{column}_ci_open", "")
+    return side if isinstance(side, str) else ""
+
+
 def _mu_bounds(row: Mapping) -> tuple[float, float]:
     """μ's interval with an open side as 0 (below the range) or ``inf`` (above it)."""
-    side = row.get("mu_ci_open", "")
-    side = side if isinstance(side, str) else ""
+    side = open_side(row)
     low, high = float(row.get("mu_ci_low", math.nan)), float(row.get("mu_ci_high", math.nan))
     if side in ("low", "both"):
         low = 0.0

@@ -74,7 +74,7 @@ def _stderr(row: pd.Series) -> float:
     std, n = _number(row, "accuracy_at_operating_point_std"), _number(row, "n_repeats")
     spread = std / math.sqrt(n) if n >= 2 and not math.isnan(std) else math.nan
     a, images = _number(row, "accuracy_at_operating_point"), _number(row, "n_images")
-    bound = float(shared_images_se(a, images)) if images > 0 and 0.0 <= a <= 1.0 else math.nan
+    bound = float(shared_images_se(a, images))  # NaN without images
     se = float(np.fmax(spread, bound))
     return 0.0 if math.isnan(se) else se
 

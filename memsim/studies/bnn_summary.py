@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from memsim.fit import wilson_interval
+from memsim.fit import shared_images_se, wilson_interval
 
 NETWORKS = ("plain", "error_aware")
 GROUP = ["network", "sweep", "condition", "p01", "p10"]
@@ -116,7 +116,7 @@ class Criterion:
 def _binomial_sd(accuracy: pd.Series | float, n: pd.Series, z: float) -> pd.Series:
     """Standard error of an accuracy on ``n`` images, never below :func:`se_floor`."""
     a = pd.Series(accuracy, index=n.index, dtype=float)
-    return np.maximum(np.sqrt((a * (1 - a)).clip(lower=0.0) / n), se_floor(n, z))
+    return np.maximum(pd.Series(shared_images_se(a, n), index=n.index), se_floor(n, z))
 
 
 def _margins(curve: pd.DataFrame, crit: Criterion) -> pd.DataFrame:
@@ -319,7 +319,7 @@ def summarize(
                     "min_energy_pj": math.nan if best is None else float(best["energy_pj"]),
                     "min_energy_condition": "" if best is None else str(best["condition"]),
                     "accuracy_at_min_energy": math.nan if best is None else float(best["accuracy"]),
-                    "clean_accuracy_se": max(math.sqrt(c * (1 - c) / n_img), float(se_floor(n_img, z))),
+                    "clean_accuracy_se": max(float(shared_images_se(c, n_img)), float(se_floor(n_img, z))),
                     "clean_accuracy_low": float(c_low), "clean_accuracy_high": float(c_high),
                     "n_images": n_img, "repeats": repeats, "confidence": confidence,
                     "tolerated_ber_low": low, "tolerated_ber_high": high,
@@ -399,7 +399,7 @@ def compare(
     if not set(NETWORKS) <= set(own.index):
         return pd.DataFrame()
     z = z_value(confidence)
-    means = point_means(points)
+    margins = own_margins(point_means(points), tolerance_points, z)
     rows = []
     for quantity, sweeps, better in (
         ("tolerated_ber", ("clean", "ber"), "higher"),
@@ -423,7 +423,7 @@ def compare(
             verdict = "not resolved"
         hint = ""
         if verdict == "not resolved":
-            hint = _hint(means, sweeps, tolerance_points, z)
+            hint = _hint(margins, sweeps, z)
         ratio = (math.nan,) * 3
         if quantity == "min_energy_pj":
             ratio = (pe / we, plo / whi, phi / wlo)
@@ -439,9 +439,9 @@ def compare(
     return pd.DataFrame(rows)
 
 
-def _hint(means: pd.DataFrame, sweeps: tuple[str, ...], tolerance_points: float, z: float) -> str:
-    mine = own_margins(means, tolerance_points, z)
-    mine = mine[mine["sweep"].isin(sweeps)]
+def _hint(margins: pd.DataFrame, sweeps: tuple[str, ...], z: float) -> str:
+    """How to decide the undecided points of ``sweeps`` (``margins``: :func:`own_margins`)."""
+    mine = margins[margins["sweep"].isin(sweeps)]
     undecided = [r for _, r in mine[mine["status"] == "undecided"].iterrows()]
     if not undecided:
         return "the grid or condition set is too coarse to separate the two networks"
