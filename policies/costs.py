@@ -15,7 +15,9 @@ so that the expected counts are exact):
 * **Plain write** (every cell pulsed, sources §6): a cell holding 1 gets a SET, a cell
   holding 0 a RESET, ``E = (#ones)·E_SET + (#zeros)·E_RESET``.
 * **Data-comparison write**: see :mod:`policies.impl.dcw` (old content independent with the same
-  statistics: ``n01 = n10 = Σ_i numel·f_i·(1 − f_i)``; pre-read of every cell).
+  statistics: ``n01 = n10 = Σ_i numel·f_i·(1 − f_i)``; pre-read of every cell). A write unit
+  whose old and new words are both zero changes no cell and takes no pulse round (sources §6:
+  no latency when nothing changed); :func:`unchanged_unit_prob`.
 * **SECDED**: ``ceil(data bits / 64)`` words, 8 check cells each, written like data cells.
   When every RRAM bit position is deterministic (``f`` in {0, 1}) the check bits are computed
   exactly by encoding the periodic data pattern; otherwise a check bit is 1 with probability
@@ -25,7 +27,8 @@ so that the expected counts are exact):
 * **Write-verify**: each pulsed cell gets ``expected_pulses`` pulses and as many verify reads
   (with the device bundle's verify margin and misreads; SET cells with the SET statistics,
   RESET cells with the RESET ones); a unit's rounds are the max over its pulsed cells
-  (``rounds_pmf_mixed`` with the expected SET/RESET cell counts per unit, rounded).
+  (``rounds_pmf_mixed`` with the expected SET/RESET cell counts per unit, rounded; after a
+  comparison write, per unit that changes).
 * **2T2R**: a pulsed bit programs one SET and one RESET device; verify reads and pre-reads
   sense both devices; the per-pulse error is ``p_2t2r`` of the condition.
 * **SRAM**: ``numel · n`` bits at ``sram.e_write_pj_per_bit``.
@@ -35,7 +38,7 @@ so that the expected counts are exact):
   SECDED decode per word. A DCW pre-read takes one read time per write unit on its bank.
 * **Logic and shadow storage** (for area): SECDED adds an encoder/decoder, write-verify a
   compare of the read-back word, DCW a compare of old and new words; DCW without pre-read
-  keeps a shadow copy of the stored RRAM data bits (counted as SRAM bits; its own write
+  keeps a shadow copy of the stored RRAM bits, check bits included (counted as SRAM bits; its own write
   energy is not modelled).
 
 How the terms are gathered: :func:`build_plan` asks no policy kind by name. It starts from the
@@ -81,6 +84,32 @@ def bit_ones_fraction(record: WriteRecord, stored: str) -> np.ndarray:
     return np.full(width, 0.5 * (1.0 - record.zero_fraction))
 
 
+def zero_word_prob(f_rram: np.ndarray, zero_fraction: float, bits: float) -> float:
+    """Probability that ``bits`` consecutive RRAM bits of a tensor are all 0 (module notes):
+    ``z^(bits/m)``, ``z = max(zero_fraction, Π_i (1 − f_i))`` the probability that an element's
+    ``m`` RRAM bits are all 0, elements independent."""
+    if len(f_rram) == 0:
+        return 1.0
+    z = max(zero_fraction, float(np.prod(1.0 - f_rram)))
+    return float(z ** (bits / len(f_rram)))
+
+
+def unchanged_unit_prob(cost: WriteCost) -> float:
+    """Probability that a write unit changes no cell against an independent old content with
+    the same statistics (module notes, data-comparison write).
+
+    Every RRAM bit position fixed (``f`` in {0, 1}): old and new always agree, 1. Otherwise the
+    probability that old and new are both all-zero, ``P(unit = 0)²``, over the unit's data
+    bits (its check bits are then 0 too): a lower bound, since it leaves out equal non-zero
+    words, negligible for floats and the reason it errs towards a pulse, not away from one.
+    """
+    f = cost.f
+    if cost.rram_bits == 0 or np.all((f == 0) | (f == 1)):
+        return 1.0
+    unit_data_bits = cost.unit_bits * cost.data_bits / cost.rram_bits
+    return zero_word_prob(f, cost.record.zero_fraction, unit_data_bits) ** 2
+
+
 def check_bit_counts(
     f_rram: np.ndarray, numel: int, zero_fraction: float = 0.0
 ) -> tuple[float, float]:
@@ -115,8 +144,7 @@ def check_bit_counts(
             last[0, :rem] = pattern[(full * secded.DATA_BITS + np.arange(rem)) % m]
             ones += float(secded.check_bits(last).sum())
         return ones, 0.0
-    z = max(zero_fraction, float(np.prod(1.0 - f_rram)))
-    q = 0.5 * (1.0 - z ** (secded.DATA_BITS / m))
+    q = 0.5 * (1.0 - zero_word_prob(f_rram, zero_fraction, secded.DATA_BITS))
     n_check = n_words * secded.CHECK_BITS
     return n_check * q, n_check * q * (1.0 - q)
 
@@ -228,6 +256,9 @@ class WriteCost:
         Bits pulsed towards SET and towards RESET (``None``: every cell, to its new value).
     pre_read : bool
         Every device is read before the write.
+    unchanged_units : float
+        Probability that a write unit changes no cell and is not pulsed (comparison write;
+        :func:`unchanged_unit_prob`); ``verify`` then describes the units that change.
     verify : VerifyTerms or None
         ``None``: one pulse, no verify read.
     """
@@ -251,6 +282,7 @@ class WriteCost:
     pulsed: tuple[float, float] | None = None
     pre_read: bool = False
     verify: VerifyTerms | None = None
+    unchanged_units: float = 0.0
 
     def replace(self, **changes: Any) -> WriteCost:
         """These terms with ``changes`` (the way a stage returns its contribution)."""
@@ -307,6 +339,7 @@ class WriteCost:
             t_decode_ns=self.t_decode_ns,
             logic=self.logic,
             shadow_bits=int(self.shadow_bits),
+            unchanged_unit_prob=float(self.unchanged_units),
         )
 
 

@@ -92,6 +92,89 @@ def test_dcw_expected_transitions_from_statistics(device):
     assert plan.energy_pj["rram_set"] < baseline.energy_pj["rram_set"]
 
 
+def _latency(plan, trace_record) -> float:
+    """Deterministic latency of one write on one bank, no overlap, no reads."""
+    from memsim.timing import MemoryParams, simulate
+    from memsim.trace.records import make_trace
+
+    trace = make_trace("t", trace_record.format, [trace_record])
+    params = MemoryParams(n_banks=1, overlap=False, reads=False)
+    return simulate([plan], trace, params, seed=0, deterministic=True).latency_ns
+
+
+def test_dcw_unit_that_changes_nothing_takes_no_pulse_round(device):
+    """Sources §6: a comparison write of a word that does not change pulses nothing and takes
+    no pulse time; the access and the pre-read remain. Before, every unit took a round."""
+    from memsim.timing import MemoryParams
+    from memsim.timing.mapping import rram_unit_ns
+
+    for rec in (record(numel=640), record(np.zeros(32), numel=640)):  # repeating, all zero
+        rec = dataclasses.replace(rec, index=0)  # the trace's only record
+        dcw = get_policy("data_comparison_write").plan(rec, device)
+        base = get_policy("baseline").plan(rec, device)
+        assert dcw.unchanged_unit_prob == 1 and dcw.expected_rounds == 0
+        params = MemoryParams(n_banks=1, overlap=False, reads=False)
+        t_pre = device.condition.t_read_ns
+        assert dcw.n_units == 320 and rram_unit_ns(dcw, params) == params.t_access_ns + t_pre
+        assert _latency(dcw, rec) == pytest.approx(320 * (params.t_access_ns + t_pre))
+        t_pulse = device.condition.t_pulse_ns
+        assert _latency(base, rec) == pytest.approx(320 * (params.t_access_ns + t_pulse))
+
+
+@pytest.mark.parametrize(
+    ("spec", "rram_bits_per_element"),
+    [("data_comparison_write", 32), ("ecc_secded+data_comparison_write", 32),
+     ("sram_exponent+data_comparison_write", 23)],
+)  # fmt: skip
+def test_dcw_unchanged_units_closed_form(device, spec, rram_bits_per_element):
+    """A unit is unchanged when its old and new data are both zero: ``z^(2·64/m)`` with ``z``
+    the zero fraction and ``m`` the RRAM bits per element; 64 data bits per unit, with SECDED's
+    8 check bits too (72-bit units)."""
+    f = np.linspace(0.05, 0.45, 32)
+    rec = dataclasses.replace(record(f, numel=1000), zero_fraction=0.6)
+    plan = get_policy(spec).plan(rec, device)
+    p = 0.6 ** (2 * 64 / rram_bits_per_element)
+    assert plan.unchanged_unit_prob == pytest.approx(p, rel=1e-12)
+    assert plan.expected_rounds == pytest.approx(1 - p)
+    assert get_policy("baseline").plan(rec, device).unchanged_unit_prob == 0
+
+
+def test_dcw_unchanged_units_are_drawn_at_their_probability(device):
+    """Sampled rounds: the share of units with no round is Binomial(n, p); the deterministic
+    mode gives the mean."""
+    from memsim.timing import MemoryParams
+    from memsim.timing.mapping import rram_bursts
+
+    f = np.full(32, 0.3)
+    rec = dataclasses.replace(record(f, numel=40000), zero_fraction=0.7)
+    plan = get_policy("data_comparison_write").plan(rec, device)
+    p = plan.unchanged_unit_prob
+    assert p == pytest.approx(0.7**4)
+    params = MemoryParams(n_banks=1, overlap=False, reads=False, burst_units=1)
+    drawn = rram_bursts(plan, params, 0, np.random.default_rng(5))
+    zero = int((drawn.rounds == 0).sum())
+    assert len(drawn) == plan.n_units == 20000
+    assert binomtest(zero, plan.n_units, p).pvalue > 1e-3
+    mean = rram_bursts(plan, params, 0, None, deterministic=True)
+    assert mean.rounds == pytest.approx(np.full(plan.n_units, 1 - p))
+
+
+def test_write_verify_after_dcw_prices_the_units_that_change(device):
+    """The rounds of a verified comparison write are those of a unit that changes: its
+    expected pulsed cells divided by the probability that it changes."""
+    f = np.full(32, 0.3)
+    rec = dataclasses.replace(record(f, numel=1000), zero_fraction=0.7)
+    spec = {"kind": "write_verify", "max_extra_rounds": 3}
+    plan = get_policy(["data_comparison_write", spec]).plan(rec, device)
+    p = 0.7**4
+    n_changed = round(64 * 0.3 * 0.7 / (1 - p))  # SET cells per changed unit (= RESET)
+    model = device.write_verify(3)
+    expected = model.rounds_pmf_mixed(device.condition.cell, n_changed, n_changed)
+    assert plan.unchanged_unit_prob == pytest.approx(p)
+    assert np.allclose(plan.rounds_pmf, expected)
+    assert plan.expected_rounds == pytest.approx((1 - p) * np.dot(np.arange(1, 5), expected))
+
+
 def test_exact_energy_counts_transitions_bit_by_bit(device):
     rng = np.random.default_rng(0)
     old = rng.integers(0, 2**32, 500, dtype=np.uint64).astype(np.uint32)

@@ -4,8 +4,8 @@ A powered macro leaks ``bits × leakage_nw_per_bit`` (SRAM: its cells and periph
 its periphery only, the cells do not leak). During an inference every macro is powered, so
 the standby energy of one inference is ``P_leak × latency`` (:func:`standby_energy_pj`;
 1 nW × 1 ns = 1e-6 pJ). Between inferences a macro marked ``*_idle_gated`` is power-gated
-(non-volatile RRAM keeps its data); the others keep leaking: :func:`idle_power_nw` is the
-power per second of idle time.
+(non-volatile RRAM keeps its data); the others keep leaking: :func:`idle_power_nw` is their
+leakage power while idle (the energy of an idle period is that power × its length).
 """
 
 from __future__ import annotations

@@ -160,8 +160,20 @@ def rram_bursts(
     *,
     deterministic: bool = False,
 ) -> Bursts:
-    """The RRAM bursts of one tensor, rounds sampled per unit (vectorised)."""
+    """The RRAM bursts of one tensor, rounds sampled per unit (vectorised).
+
+    A unit that changes no cell (probability ``plan.unchanged_unit_prob``, a comparison write)
+    takes no round: only its access and pre-read."""
     n = plan.n_units
+    rounds = sample_rounds(plan.rounds_pmf, n, rng, deterministic=deterministic)
+    skip = plan.unchanged_unit_prob
+    if skip > 0.0:
+        if deterministic:
+            rounds = rounds * (1.0 - skip)
+        elif rng is None:
+            raise ValueError("rram_bursts needs an rng unless deterministic=True.")
+        else:
+            rounds = np.where(rng.random(n) < skip, 0.0, rounds)
     return split_units(
         n,
         n_banks=params.n_banks,
@@ -170,7 +182,7 @@ def rram_bursts(
         first_unit=first_unit,
         unit_ns=rram_unit_ns(plan, params),
         round_ns=rram_round_ns(plan, params),
-        rounds=sample_rounds(plan.rounds_pmf, n, rng, deterministic=deterministic),
+        rounds=rounds,
     )
 
 

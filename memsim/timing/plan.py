@@ -73,6 +73,10 @@ class WritePlan:
         Logic blocks the policy adds to each bank (names from ``memsim.cost.LOGIC_BLOCKS``).
     shadow_bits : int
         Bits of a shadow copy of the stored data the controller keeps (area only).
+    unchanged_unit_prob : float
+        Probability that a write unit changes no cell, so that a comparison write pulses
+        nothing in it: the unit takes no round (``rounds_pmf`` is then the rounds of a unit
+        that changes). 0 for writes that pulse every cell.
     """
 
     name: str
@@ -94,6 +98,7 @@ class WritePlan:
     t_decode_ns: float = 0.0
     logic: tuple[str, ...] = ()
     shadow_bits: int = 0
+    unchanged_unit_prob: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rram_bits < 0 or self.sram_bits < 0:
@@ -115,6 +120,11 @@ class WritePlan:
                 raise ValueError(
                     f"WritePlan '{self.name}': unknown read energy category '{key}'. Known: {READ_CATEGORIES}."
                 )
+        if not 0.0 <= self.unchanged_unit_prob <= 1.0:
+            raise ValueError(
+                f"WritePlan '{self.name}': unchanged_unit_prob must be in [0, 1]. "
+                f"Got {self.unchanged_unit_prob}."
+            )
         object.__setattr__(self, "logic", tuple(self.logic))
         for name in (
             "t_pulse_ns",
@@ -143,7 +153,10 @@ class WritePlan:
 
     @property
     def expected_rounds(self) -> float:
-        return float(np.dot(np.arange(1, len(self.rounds_pmf) + 1), self.rounds_pmf))
+        """Mean pulse rounds per write unit (a unit that changes no cell takes none)."""
+        pmf = self.rounds_pmf
+        changed = float(np.dot(np.arange(1, len(pmf) + 1), pmf))
+        return (1.0 - self.unchanged_unit_prob) * changed
 
 
 @dataclass(frozen=True)

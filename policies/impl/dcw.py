@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.device import ProgrammingCondition, count_transitions, write_energy_breakdown
-from policies.costs import WriteCost
+from policies.costs import WriteCost, unchanged_unit_prob
 from policies.stage import Stage, register
 
 
@@ -42,12 +42,14 @@ class DataComparisonWrite(Stage):
     slot = "comparison"
 
     def cost_terms(self, cost: WriteCost) -> WriteCost:
-        """Only the changed cells are pulsed; with ``pre_read`` every device is read first."""
+        """Only the changed cells are pulsed (a unit with none takes no round); with
+        ``pre_read`` every device is read first."""
         return cost.replace(
             pulsed=(cost.n01, cost.n01),
+            unchanged_units=unchanged_unit_prob(cost),
             pre_read=self.pre_read,
             logic=(*cost.logic, "write_compare"),
-            shadow_bits=0 if self.pre_read else cost.data_bits,
+            shadow_bits=0 if self.pre_read else cost.rram_bits,  # check bits too
         )
 
 

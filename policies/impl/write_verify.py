@@ -70,7 +70,9 @@ class WriteVerify(Stage):
         model = self.scheme(cost.device)
         set_bits, reset_bits = cost.pulsed_bits
         rram = cost.rram_bits
-        frac = (set_bits / rram, reset_bits / rram) if rram else (0.0, 0.0)
+        # Per unit that changes: a comparison write leaves the others unpulsed.
+        changed = rram * (1.0 - cost.unchanged_units)
+        frac = (set_bits / changed, reset_bits / changed) if changed > 0 else (0.0, 0.0)
         n_set, n_reset = (int(round(cost.unit_bits * x)) for x in frac)
         terms = cost.cell.verify_terms(cost, model, n_set, n_reset)
         logic = (*cost.logic, "verify_compare") if terms.verifies else cost.logic
