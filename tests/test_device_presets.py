@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from memsim.config import ConfigError
+from memsim.config import CONFIG_DIR, ConfigError
 from memsim.device import (
     CONDITION_DIR,
     DEVICE_DIR,
     DeviceParams,
+    OffchipParams,
     ProgrammingCondition,
     condition_names,
     device_names,
@@ -24,6 +25,10 @@ from memsim.device import (
 
 CONDITION_FILES = sorted(CONDITION_DIR.glob("*.toml"))
 DEVICE_FILES = sorted(DEVICE_DIR.glob("*.toml"))
+# Memory-system and technology presets cite their sources the same way.
+MEMORY_FILES = sorted((CONFIG_DIR / "memory").glob("*.toml"))
+COST_FILES = sorted((CONFIG_DIR / "cost").glob("*.toml"))
+TAGGED_FILES = CONDITION_FILES + DEVICE_FILES + MEMORY_FILES + COST_FILES
 NUMBER_LINE = re.compile(r"^\s*[A-Za-z_][\w.]*\s*=\s*[-+]?(\d|\.\d|inf|nan)")
 TAG = re.compile(r"#.*\[(V|A|R|D)(/(V|A|R|D))*\]")
 
@@ -64,7 +69,16 @@ def test_every_device_preset_loads_validates_and_is_ordered(path):
     assert 0 <= device.secded.word_failure(device.p_bf) <= 1
 
 
-@pytest.mark.parametrize("path", CONDITION_FILES + DEVICE_FILES, ids=lambda p: p.stem)
+def test_the_tag_check_covers_every_cost_side_preset():
+    assert {"default", "serial", "channels16"} <= {p.stem for p in MEMORY_FILES}
+    assert "default" in {p.stem for p in COST_FILES}
+    assert not TAG.search("n_banks = 4  # row 20: NVMain")  # a citation alone is not a tag
+    assert TAG.search("n_banks = 4  # [D/V] row 20: NVMain")
+
+
+@pytest.mark.parametrize(
+    "path", TAGGED_FILES, ids=lambda p: f"{p.parent.relative_to(CONFIG_DIR)}/{p.stem}"
+)
 def test_every_number_in_a_preset_carries_a_source_tag(path):
     untagged = [
         line
@@ -72,6 +86,15 @@ def test_every_number_in_a_preset_carries_a_source_tag(path):
         if NUMBER_LINE.match(line) and not TAG.search(line)
     ]
     assert not untagged, f"{path.name}: numbers without a [V]/[A]/[R]/[D] source tag: {untagged}"
+
+
+def test_offchip_defaults_mirror_the_shipped_bundle_and_its_sources():
+    shipped = load_device("default").offchip
+    assert OffchipParams() == shipped
+    # ZigZag tpu_like.yaml DRAM read: 700 pJ per 64 bits (docs/sources.md §9) [V].
+    assert shipped.e_read_pj_per_bit == pytest.approx(700.0 / 64, abs=5e-3)
+    # DRAMSim3 DDR4_8Gb_x8_3200 tCK = 0.63 ns, two 64-bit transfers per clock (§9) [V].
+    assert shipped.t_word_ns == pytest.approx(0.63 / 2, rel=1e-12)
 
 
 def test_condition_table_runs_from_nominal_to_low_energy():

@@ -171,6 +171,33 @@ def test_weight_reads_come_from_the_configured_memory(memory):
     assert res.stall_read_ns == sum(r.units * r.t_unit_ns for r in reads)
 
 
+@pytest.mark.parametrize(("unit_bits", "n_passes"), [(None, 1), (32, 1), (128, 2), (192, 3)])
+def test_rram_weight_reads_use_the_device_unit_size(unit_bits, n_passes):
+    import types
+
+    from memsim.timing.reads import RRAM_WORD_BITS
+
+    shipped = load_device("default")
+    device = shipped if unit_bits is None else types.SimpleNamespace(
+        condition=shipped.condition, sram=shipped.sram, offchip=shipped.offchip, unit_bits=unit_bits
+    )  # fmt: skip
+    word = RRAM_WORD_BITS if unit_bits is None else unit_bits
+    bits = 24 * 32  # one weight record of 768 bits
+    trace = make_trace(
+        "toy",
+        "float32",
+        [
+            WriteRecord(0, "l0.weight", "Conv2d", "weight", (24,), 24, "float32", 32),
+            WriteRecord(1, "l0", "Conv2d", "activation", (4,), 4, "float32", 32, ops=8),
+        ],
+    )
+    params = machine(weight_memory="rram")  # 64 write/sense columns per bank
+    (read,) = weight_reads(trace, device, params)
+    assert read.units == -(-bits // word)
+    assert read.t_unit_ns == T_ACCESS + n_passes * shipped.condition.t_read_ns
+    assert read.total_energy_pj == pytest.approx(bits * shipped.condition.e_read_pj_per_bit)
+
+
 def test_write_only_model_is_unchanged_by_the_read_machinery():
     trace = records([10, 0])
     plan = WritePlan("l0", 0, rram_bits=3 * 64, unit_bits=64, t_pulse_ns=8.0 - T_ACCESS)

@@ -24,7 +24,13 @@ class OffchipParams:
         modelled.
     """
 
+    # The defaults mirror ``[offchip]`` of configs/device/default.toml (a test keeps them equal)
+    # and carry its sources (docs/sources.md §9):
+    # [V/D] ZigZag inputs/hardware/tpu_like.yaml prices a DRAM read at 700 pJ per 64 bits;
+    # 700 / 64 = 10.9375, rounded as in the preset.
     e_read_pj_per_bit: float = 10.94
+    # [D/V] DRAMSim3 DDR4_8Gb_x8_3200: tCK = 0.63 ns; a 64-bit DDR channel moves one word per
+    # half clock while streaming (row activation, tRCD = 22 tCK, is not modelled).
     t_word_ns: float = 0.315
 
     def __post_init__(self) -> None:

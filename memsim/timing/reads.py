@@ -12,7 +12,8 @@ activation record of the trace) reads
 * its **weights**: every ``weight``/``bias`` record of the trace named ``<layer>.<param>``
   (the trace must include weights, ``trace_model(..., include_weights=True)``), stored plainly
   (one device per bit, no policy) in ``MemoryParams.weight_memory``: RRAM banks, SRAM banks
-  or the off-chip channel. Each weight is read once per inference.
+  or the off-chip channel, in accesses of :func:`rram_word_bits`, ``device.sram.word_bits``
+  or :data:`OFFCHIP_WORD_BITS`. Each weight is read once per inference.
 
 Read energy per bit and read times come from the device bundle (the programming condition's
 ``e_read_pj_per_bit``/``t_read_ns``, the SRAM's, the off-chip memory's); the RRAM read of a
@@ -35,8 +36,22 @@ ACTIVATION_ROLES = ("activation", "input")
 #: Record roles read as weights.
 WEIGHT_ROLES = ("weight", "bias")
 
-#: Bits per access of the off-chip channel.
+#: Bits per access of the off-chip channel: the 64-bit DDR channel whose per-word time and
+#: per-64-bit read energy the device bundle's ``[offchip]`` prices (docs/sources.md §9:
+#: DRAMSim3 DDR4_8Gb_x8_3200, ZigZag tpu_like.yaml DRAM 700 pJ per 64 bits) [V].
 OFFCHIP_WORD_BITS = 64
+
+#: RRAM bits per weight read when the device bundle sets no ``unit_bits``: the 64-bit word of
+#: NVMExplorer's runs (WordWidth 64) and NVMain's RRAM config (BusWidth 64), docs/sources.md
+#: §1 row 19 [V]. It is the same rule and default as the policies' RRAM write unit
+#: (``policies.costs.start``), so weights are read in the units activations are written in.
+RRAM_WORD_BITS = 64
+
+
+def rram_word_bits(device: Any) -> int:
+    """RRAM bits per access on ``device``: its ``unit_bits`` if it sets one, else
+    :data:`RRAM_WORD_BITS`."""
+    return int(getattr(device, "unit_bits", RRAM_WORD_BITS))
 
 
 def activation_reads(
@@ -101,7 +116,7 @@ def weight_reads(trace: Trace, device: Any, params: MemoryParams) -> list[ReadPl
             continue
         bits = record.total_bits
         if memory == "rram":
-            word = 64
+            word = rram_word_bits(device)
             units = -(-bits // word)
             unit_ns = params.t_access_ns + -(-word // params.write_width_bits) * cond.t_read_ns
             energy = {"read_rram": bits * cond.e_read_pj_per_bit}
