@@ -10,7 +10,9 @@ The midpoint aim is judged on intervals, not on the two point estimates (with 64
 2 repeats the μ intervals are ±15-25 %, wider than the aim): the ratio's interval is taken,
 conservatively, from the bounds of the two 95 % intervals; "met" when it lies wholly within
 0.9-1.1, "missed" when wholly outside, else "unresolved" (more images or repeats narrow it).
-The passes ratio is a count. Exit status 0 only when both aims are met.
+The passes ratio is a count. Exit status 0 only when both aims are met. The time_s column is one
+run of each mode (a single measurement, no interval: only the passes are judged). Torch and
+the Numba flip kernels run on ``--threads`` (default 1) threads.
 
     python benchmarks/adaptive.py                  # digits CNN, float32, baseline (real network)
     python benchmarks/adaptive.py --format int8 --policy ecc_secded
@@ -30,7 +32,7 @@ import numpy as np
 
 from memsim.experiment.adaptive import run_adaptive
 from memsim.experiment.config import AdaptiveConfig, PolicySpec, SweepConfig, WorkloadSpec
-from memsim.experiment.executor import SerialExecutor
+from memsim.experiment.executor import SerialExecutor, set_threads
 from memsim.experiment.points import (
     Curve,
     NetworkEvaluator,
@@ -68,9 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--threads", type=int, default=1, help="torch and Numba threads (fixed; default 1)"
+    )
+    ap.add_argument(
         "--surrogate", action="store_true", help="use a known logistic instead of the network"
     )
     args = ap.parse_args(argv)
+    if args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
+    set_threads(args.threads)  # torch's and the Numba flip kernels'
 
     curve = Curve(args.workload, args.format, args.policy)
     grid = tuple(float(p) for p in np.logspace(-8, -1, 22))
@@ -115,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         ad = fit_frame(ad_frame, a_max, k)
         ad_passes = int((ad_frame["kind"] == "sweep").sum())
 
-    print(f"curve: {what}; a_max = {a_max:.4f}")
+    print(f"curve: {what}; a_max = {a_max:.4f}; {args.threads} torch and Numba threads")
+    print("time_s: one run of each mode (a single measurement, not judged)")
     print(
         f"{'mode':<10}{'passes':>8}{'time_s':>9}{'mu':>12}{'mu_ci_low':>12}{'mu_ci_high':>12}{'sigma':>8}  status"
     )

@@ -46,6 +46,7 @@ import numba
 import torch
 from _paired import MIN_PAIRS, SINGLE_NOISE, Paired, single_verdict
 
+from memsim.experiment.executor import set_threads
 from memsim.noise import flip_
 
 PS = (1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -191,8 +192,8 @@ def coupled(n: int, min_total_s: float, engine: str = "numba", device: str = "cp
     print(f"\ncoupled vs independent draws, {engine} on {device}, {n} float32 elements, {what}")
     print("coupled: sparse up to the ladder's split; above, its flips and a keyed dense pass")
     print(
-        f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>13}"
-        f" {'channel: coupled_ms':>20} {'indep_ms':>9} {'coupled/indep':>13}"
+        f"{'case':>14} {'p':>8} {'coupled_ms':>11} {'indep_ms':>9} {'coupled/indep':>23}"
+        f" {'channel: coupled_ms':>20} {'indep_ms':>9} {'coupled/indep':>23}"
     )
     cases = [("all bits", None, grid, p) for p in (grid[0], grid[6], 1e-4, grid[15], grid[18])]
     cases += [("all bits", None, extra, p) for p in (5e-3, 3e-2)]
@@ -239,12 +240,12 @@ def coupled(n: int, min_total_s: float, engine: str = "numba", device: str = "cp
             for api in ("flip_", "channel")
         )
         print(
-            f"{name:>14} {p:>8.2g} {c:>11.3f} {i:>9.3f} {r.median:>12.2f}{mark(r)}"
-            f" {cc:>20.3f} {ci:>9.3f} {rc.median:>12.2f}{mark(rc)}"
+            f"{name:>14} {p:>8.2g} {c:>11.3f} {i:>9.3f} {r.text(2):>22}{mark(r)}"
+            f" {cc:>20.3f} {ci:>9.3f} {rc.text(2):>22}{mark(rc)}"
         )
     print(
-        "coupled/indep: median of the ratios paired within each loop; * unresolved against 1 "
-        "(its 95 % interval contains 1)"
+        "coupled/indep: median [95 % interval] of the ratios paired within each loop; "
+        "* unresolved against 1 (its 95 % interval contains 1)"
     )
 
 
@@ -290,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type != "cpu" and (args.kernels or args.crossover):
         parser.error("--kernels and --crossover time the numba kernels: CPU only")
 
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
+    set_threads(1)  # Numba's first, then torch's (memsim.experiment.executor.set_threads)
     asked = [e for e in args.engines.split(",") if e and e != "reference"]
     engines = [e for e in asked if runs_on(e, device)]
     if not engines:
@@ -371,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(sizes) > 1 and numba_ms:
         small, large = sizes
         print(
-            f"\nnumba: time for {large} vs {small} elements (16x the data; ~1x = call overhead dominates)"
+            f"\nnumba: time for {large} vs {small} elements (16x the data; ~1x = call overhead "
+            "dominates; best-of times, single measurements: ratios within about 1.7x of each "
+            "other are unresolved)"
         )
         for p in PS:
             a, b = numba_ms[small, p], numba_ms[large, p]

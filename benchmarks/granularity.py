@@ -1,7 +1,8 @@
 """Benchmark: noisy inference at op granularity (torch.fx graph) against module granularity.
 
 ResNet-20 and the small ViT (random init; the timing does not depend on the weights), float32,
-one batch of random 3×32×32 inputs, CPU, 1 torch thread. Prints the CPU time per batch of a
+one batch of random 3×32×32 inputs, CPU, ``--threads`` (default 1) torch and Numba threads
+(the noisy passes' flip kernels run on Numba's). Prints the CPU time per batch of a
 clean and a noisy (p = 1e-5) pass at ``module`` and at ``op`` granularity, the number of
 writes and written elements per image of each, and the ratio op / module, all measured in
 this run. Op granularity writes more tensors (residual sums, attention scores, softmax...), so
@@ -15,7 +16,7 @@ gives the median of the per-repeat ratios with a distribution-free 95 % interval
 came out 0.88-0.96× in three runs: a ratio is above or below 1 only where its interval is;
 otherwise it is unresolved (within this run's noise).
 
-Run: ``python benchmarks/granularity.py [--batch-size 64] [--repeats 6]``
+Run: ``python benchmarks/granularity.py [--batch-size 64] [--repeats 6] [--threads 1]``
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 import argparse
 import time
 
+import numba
 import torch
 from _paired import MIN_PAIRS, Paired
 
+from memsim.experiment.executor import set_threads
 from memsim.inference.network import NoisyNetwork
 from memsim.noise.channel import BitFlip
 from workloads.resnet import resnet
@@ -38,14 +41,23 @@ def cpu_time(fn) -> float:
     return time.process_time() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=MIN_PAIRS)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and Numba threads (fixed; default 1)"
+    )
+    args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    torch.set_num_threads(1)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    set_threads(args.threads)  # torch's and the Numba flip kernels'
+    print(
+        f"batch {args.batch_size}, CPU seconds of this process, {torch.get_num_threads()} torch "
+        f"threads, {numba.get_num_threads()} Numba threads, {args.repeats} paired repeats"
+    )
     torch.manual_seed(0)
     x = torch.randn(args.batch_size, 3, 32, 32)
     channel = BitFlip("float32", 1e-5)

@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'variant':<10}{'1 worker':>12}{f'{n} workers (ideal)':>22}")
     print(f"{'full':<10}{hours(full):>12}{hours(full / n):>22}")
     print(f"{'adaptive':<10}{hours(adaptive):>12}{hours(adaptive / n):>22}")
+    print(
+        "(projections from best-of timings and single depth ratios: estimates without an "
+        "interval, to read as an order of magnitude, not to compare runs)"
+    )
 
 
 if __name__ == "__main__":
