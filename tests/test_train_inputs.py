@@ -128,17 +128,30 @@ def test_cli_train_prints_the_accuracy_with_its_wilson_interval(
     assert stored["test_samples"] == n and round(stored["test_acc"] * n) == correct
 
 
-def test_the_accuracy_line_counts_a_split_of_unknown_size_by_loading_it():
+def test_train_reports_the_images_of_a_split_of_unknown_size_loading_it_once(tmp_path, monkeypatch):
+    """The accuracy line's count comes from what ``train`` measured: a workload that cannot
+    tell its split's size is not loaded a second time just to count it."""
     from torch import nn
 
+    import workloads.train as train_module
     from memsim.cli.train import _accuracy_line
     from workloads.generic import wrap
 
-    workload = wrap(nn.Sequential(nn.Linear(6, 2)), _SizeUnknown(), name="size_unknown")
+    data = _SizeUnknown()
+    data.input_shape = (6,)  # with num_classes below: no loads for the checkpoint's metadata
+    loads = []
+    dataset = data.dataset
+    data.dataset = lambda split, limit=None: loads.append(split) or dataset(split, limit)
+    model = nn.Sequential(nn.Linear(6, 2))
+    workload = wrap(model, data, name="size_unknown", num_classes=2)
     assert workload.split_size("test") is None
-    line = _accuracy_line(workload, 0.75, None)  # 30 of the 40 samples
+    monkeypatch.setattr(train_module, "train_model", lambda *a, **k: (model, 0))
+    result = train(workload, TrainConfig(**QUICK), out=tmp_path / "m.pt")
+    assert result.test_images == 40 and loads.count("test") == 1
+    line = _accuracy_line(0.75, result.test_images)  # 30 of the 40 samples
     assert line.startswith("test accuracy 0.7500 [") and "(30/40; 95 % Wilson" in line
-    assert "(3/4; " in _accuracy_line(workload, 0.75, 4)
+    limited = train(workload, TrainConfig(**QUICK), out=tmp_path / "n.pt", eval_limit=4)
+    assert limited.test_images == 4
 
 
 @pytest.mark.parametrize(

@@ -223,6 +223,8 @@ class TrainResult:
     test_acc: float
     checkpoint: Path | None
     skipped_batches: int
+    #: Test images ``test_acc`` was measured on (``test_acc`` is correct / this).
+    test_images: int
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -605,7 +607,13 @@ def train(
         )
         if state_path is not None:
             state_path.unlink(missing_ok=True)  # the checkpoint is written: nothing to resume
-    return TrainResult(model=stored, test_acc=test_acc, checkpoint=path, skipped_batches=skipped)
+    return TrainResult(
+        model=stored,
+        test_acc=test_acc,
+        checkpoint=path,
+        skipped_batches=skipped,
+        test_images=len(y_test),
+    )
 
 
 def _plain_list(values: Iterable[float] | None) -> list[float] | None:

@@ -156,22 +156,18 @@ def run(args: argparse.Namespace) -> int:
         progress=options.progress(args),
         eval_limit=args.eval_limit,
     )
-    accuracy = _accuracy_line(workload, result.test_acc, args.eval_limit)
+    accuracy = _accuracy_line(result.test_acc, result.test_images)
     print(f"{workload.name}: {accuracy}; checkpoint written to {result.checkpoint}")
     if result.skipped_batches:
         print(f"note: {result.skipped_batches} batches had a non-finite loss and were skipped")
     return 0
 
 
-def _accuracy_line(workload: Any, accuracy: float, eval_limit: int | None) -> str:
-    """The test accuracy with its 95 % Wilson interval over the images, as ``memsim eval``
-    prints it. The images are ``eval_limit`` where given (``train`` refuses fewer), else the
-    whole split: its size where the workload knows it, else counted by loading it."""
+def _accuracy_line(accuracy: float, n: int) -> str:
+    """The test accuracy on ``n`` images with its 95 % Wilson interval over them, as
+    ``memsim eval`` prints it."""
     from memsim.fit import wilson_interval
 
-    n = eval_limit or workload.split_size("test")
-    if n is None:
-        n = len(workload.dataset("test")[1])
     correct = round(accuracy * n)  # accuracy is correct / n
     low, high = (float(v) for v in wilson_interval(correct, n))
     return (

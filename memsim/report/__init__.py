@@ -184,7 +184,8 @@ def write_report(
     if not tradeoff.tradeoff_frame(summary).empty:
         plots.save(tradeoff.accuracy_energy_area(summary), fig_dir, "tradeoff")
         figures[
-            "Accuracy vs. total energy (top) and area (bottom); Pareto-optimal policies ringed"
+            "Accuracy vs. total energy (top) and area (bottom); Pareto-optimal policies ringed; "
+            f"accuracy bars ± {tradeoff.NOISE_SIGMAS:g} standard errors"
         ] = f"{FIGURES_DIR}/tradeoff.png"
     masks = list(config.get("masks", []))
     if len(masks) > 1 and summary["mu"].notna().any():
