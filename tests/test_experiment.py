@@ -109,6 +109,29 @@ def test_default_run_fits_a_midpoint_inside_the_grid_with_its_ci(default_run):
     assert (summary.loc[summary["policy"] == "baseline", "energy_overhead"] == 1).all()
 
 
+def test_default_run_latency_carries_its_spread_where_rounds_are_random(default_run):
+    """write_verify draws its units' rounds: its latency has a spread over simulated inferences
+    (memory.latency_draws of them), which the summary and the report carry; a single-pulse
+    policy's latency is one fixed number."""
+    config, out = default_run
+    memory = pd.read_csv(out / "memory.csv").set_index(["format", "policy"])
+    verify = memory.loc[("float32", "write_verify")]
+    assert verify["latency_draws"] == config.memory.latency_draws == 5
+    assert 0 < verify["latency_ns_sd"] < 0.05 * verify["latency_ns_per_inference"]
+    for policy in ("baseline", "sram_exponent", "ecc_secded"):
+        row = memory.loc[("float32", policy)]
+        assert row["latency_draws"] == 1 and row["latency_ns_sd"] == 0
+    summary = pd.read_csv(out / "summary.csv").set_index(["format", "policy"])
+    assert summary.loc[("float32", "write_verify"), "latency_ns_sd"] == verify["latency_ns_sd"]
+    rel = verify["latency_ns_sd"] / verify["latency_ns_per_inference"]
+    ratio = summary.loc[("float32", "write_verify")]
+    assert ratio["latency_overhead_sd"] == pytest.approx(ratio["latency_overhead"] * rel)
+    assert summary.loc[("float32", "baseline"), "latency_overhead_sd"] == 0
+    text = (out / "report.md").read_text()
+    latency = f"{verify['latency_ns_per_inference']:.3g} ± {verify['latency_ns_sd']:.3g}"
+    assert latency in text
+
+
 WRITE_CATEGORIES = ("rram_set", "rram_reset", "verify_read", "pre_read", "sram", "ecc")
 READ_CATEGORIES = ("read_rram", "read_sram", "read_offchip", "ecc_decode")
 

@@ -224,3 +224,10 @@ def test_compute_dtype_flag_on_an_integer_experiment_is_one_line_and_writes_noth
     assert len(err) == 1 and err[0].startswith("memsim run: error: 'sweep.compute_dtype'")
     assert "--compute-dtype" in err[0] and "'float64'" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["1", "0", "1001", "2.5"])
+def test_latency_draws_out_of_range_names_the_key(value):
+    """The spread of latency needs at least two simulated inferences."""
+    with pytest.raises(ConfigError, match=rf"memory\.latency_draws.*Got {value}"):
+        load_experiment(overrides=[f"memory.latency_draws={value}"])

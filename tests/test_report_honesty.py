@@ -119,9 +119,12 @@ def test_default_report_section_keeps_the_config_hash():
     data = plain.to_dict()
     del data["report"]
     del data["sweep"]["compute_dtype"]  # likewise a later addition, left out at its default
+    del data["memory"]["latency_draws"]  # and another
     data["adaptive"] = {"enabled": False}
     assert plain.digest() == config_hash(data)
     assert declared.digest() != plain.digest()
+    draws, _ = load_experiment(overrides=["memory.latency_draws=9"])
+    assert draws.digest() != plain.digest()
 
 
 def stored_folder(tmp_path, points: pd.DataFrame, config: dict) -> None:

@@ -233,6 +233,11 @@ class FitConfig:
         )
 
 
+#: Default ``memory.latency_draws``: five draws give the spread of latency to about ±35 %
+#: (the sd's relative standard error, 1/√(2·4)), enough to say whether it matters.
+DEFAULT_LATENCY_DRAWS = 5
+
+
 @dataclass(frozen=True)
 class MemoryConfig:
     """Cost side: the memory-system preset and how the write trace is measured."""
@@ -240,9 +245,13 @@ class MemoryConfig:
     enabled: bool = True
     preset: str = "default"
     trace_images: int = 16
+    #: Simulated inferences whose latencies give ``latency_ns_sd`` where pulse rounds are
+    #: random (write-verify, a comparison write's unchanged units); 1 where they are not.
+    latency_draws: int = DEFAULT_LATENCY_DRAWS
 
     def __post_init__(self) -> None:
         check_range("memory", "trace_images", self.trace_images, kind=int, low=1, high=100_000)
+        check_range("memory", "latency_draws", self.latency_draws, kind=int, low=2, high=1000)
 
 
 @dataclass(frozen=True)
@@ -393,6 +402,9 @@ class ExperimentConfig:
         if self.report == ReportConfig():
             # Results folders made before the report options existed keep their identity.
             del data["report"]
+        if self.memory.latency_draws == DEFAULT_LATENCY_DRAWS:
+            # Added after results existed: the default leaves earlier experiments' hashes as they were.
+            del data["memory"]["latency_draws"]
         if self.sweep.compute_dtype == "storage":
             # Added after results existed: the default leaves earlier experiments' hashes as they were.
             del data["sweep"]["compute_dtype"]

@@ -69,7 +69,15 @@ def memory_table(
 
     Traces each workload once per stored format on ``memory.trace_images`` real inputs, plans
     every record with each policy on each programming condition's device, and simulates.
+
+    A row is one simulated inference. Where pulse rounds are random, ``memory.latency_draws``
+    inferences are simulated (the row's first, then seeds derived from it) and
+    ``latency_ns_sd`` is the spread of their latencies: the uncertainty of the row's latency as
+    an estimate of the mean, and how much one inference's differs from the next. The columns
+    that follow from the latency (stall, standby, total energy, energy-delay) are the first
+    inference's and vary with it.
     """
+    import numpy as np
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -123,6 +131,13 @@ def memory_table(
                 reads = read_plans(trace, plans, device, params) if params.reads else None
                 seed = child_seed(config.seed, "memory", wspec.label, fmt, pspec.label, cond)
                 res = simulate(plans, trace, params, seed=seed, reads=reads)
+                draws = config.memory.latency_draws if any(p.random_rounds for p in plans) else 1
+                latencies = [res.latency_ns] + [
+                    simulate(
+                        plans, trace, params, seed=child_seed(seed, "draw", d), reads=reads
+                    ).latency_ns
+                    for d in range(1, draws)
+                ]
                 bar.update(1)
                 energy = dict(zip(res.energy["category"], res.energy["energy_pj"]))
                 rram = res.banks[res.banks["memory"] == "rram"]
@@ -135,6 +150,8 @@ def memory_table(
                         "stored_format": stored,
                         "energy_pj_per_inference": float(res.energy_pj),
                         "latency_ns_per_inference": float(res.latency_ns),
+                        "latency_ns_sd": float(np.std(latencies, ddof=1)) if draws > 1 else 0.0,
+                        "latency_draws": draws,
                         "compute_ns_per_inference": float(res.compute_ns),
                         "stall_ns_per_inference": float(res.stall_ns),
                         "rram_utilisation": float(rram["utilisation"].mean()) if len(rram) else 0.0,

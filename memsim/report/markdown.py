@@ -141,7 +141,10 @@ def render(
         "point: mean over repeats with the 95 % Wilson interval, counting each of the "
         "n_images images the repeats share once. "
         "Energy (pJ) and "
-        "latency (ns) are per inference from the memory model. "
+        "latency (ns) are per inference from the memory model: one simulated inference; "
+        "where pulse rounds are random (write-verify, a comparison write) the latency reads "
+        "`value ± sd`, the standard deviation over `latency_draws` simulated inferences "
+        "(`memory.latency_draws`), and its overhead `± sd` of the ratio. "
         + (
             f"**Overheads are ratios to one reference, {reference}**, of the same workload, "
             "format and mask, for every condition; `energy_overhead_same_condition` and "
@@ -283,16 +286,35 @@ def _view(summary: pd.DataFrame) -> pd.DataFrame:
     view["mu_ci_low"] = [_bound_text(row, "mu", "low") for row in records]
     view["mu_ci_high"] = [_bound_text(row, "mu", "high") for row in records]
     view["p99 (source)"] = [_p99_text(row) for row in records]
+    _latency_texts(view, records)
     return view[[c for c in SUMMARY_VIEW if c in view.columns]]
 
 
 def _cost_view(summary: pd.DataFrame) -> pd.DataFrame:
     """The full-cost table, the accuracy with its interval."""
     view = summary.copy()
-    view["accuracy_at_operating_point"] = [
-        _operating_accuracy(row) for row in summary.to_dict("records")
-    ]
+    records = summary.to_dict("records")
+    view["accuracy_at_operating_point"] = [_operating_accuracy(row) for row in records]
+    _latency_texts(view, records)
     return view[[c for c in COST_VIEW if c in view.columns]]
+
+
+def _latency_texts(view: pd.DataFrame, records: list[dict]) -> None:
+    """Latency and its overhead as ``value ± sd`` where the pulse rounds are random."""
+    for column, sd in (
+        ("latency_ns_per_inference", "latency_ns_sd"),
+        ("latency_overhead", "latency_overhead_sd"),
+    ):
+        if column in view.columns:
+            view[column] = [_spread_text(row, column, sd) for row in records]
+
+
+def _spread_text(row: Mapping, column: str, sd_column: str) -> str:
+    """``value ± sd`` (sd > 0), else the value alone."""
+    value, sd = row.get(column, math.nan), row.get(sd_column, math.nan)
+    if not _finite(value):
+        return ""
+    return f"{_num(value)} ± {_num(sd)}" if _finite(sd) and sd > 0 else _num(value)
 
 
 def _noted(summary: pd.DataFrame) -> pd.DataFrame:

@@ -76,6 +76,7 @@ MU_GAIN_COLUMNS = ("mu_gain", "mu_gain_low", "mu_gain_high")
 COST_COLUMNS = (
     "energy_pj_per_inference",
     "latency_ns_per_inference",
+    "latency_ns_sd",
     "read_energy_pj_per_inference",
     "standby_energy_pj_per_inference",
     "total_energy_pj_per_inference",
@@ -106,6 +107,8 @@ SUMMARY_COLUMNS = SUMMARY_COLUMNS + (
     "p_max",
     "mu_ci_open",
     "p99_data_ci_open",
+    "latency_ns_sd",
+    "latency_overhead_sd",
 )
 
 #: Columns :func:`add_overheads` fills in.
@@ -116,6 +119,7 @@ OVERHEAD_COLUMNS = (
     "reference_condition",
     "energy_overhead_same_condition",
     "latency_overhead_same_condition",
+    "latency_overhead_sd",
 )
 
 
@@ -295,6 +299,10 @@ def add_overheads(
             b = base[ref_col].get(k, math.nan) if k in base.index else math.nan
             values.append(row[ref_col] / b if b and not math.isnan(b) else math.nan)
         summary[col] = values
+    summary["latency_overhead_sd"] = [
+        _ratio_sd(row, at_ref.loc[k] if k in at_ref.index else None)
+        for row, k in ((r, tuple(r[c] for c in keys)) for _, r in summary.iterrows())
+    ]
     gains = []
     for _, row in summary.iterrows():
         k = tuple(row[c] for c in keys)
@@ -306,6 +314,21 @@ def add_overheads(
     summary["reference_policy"] = baseline
     summary["reference_condition"] = reference_condition
     return summary[list(SUMMARY_COLUMNS)]
+
+
+def _ratio_sd(row: Mapping, ref: Mapping | None) -> float:
+    """Standard deviation of ``latency_overhead``: the two latencies are independent draws, so
+    their relative spreads add in quadrature; 0 for the reference row itself (one draw)."""
+    ratio = row.get("latency_overhead", math.nan)
+    if ref is None or not np.isfinite(ratio):
+        return math.nan
+    if row["policy"] == ref["policy"] and row["condition"] == ref["condition"]:
+        return 0.0
+    rel = [
+        float(r.get("latency_ns_sd", math.nan)) / float(r["latency_ns_per_inference"])
+        for r in (row, ref)
+    ]
+    return float(ratio * math.hypot(*rel))
 
 
 def mu_gains(

@@ -152,6 +152,13 @@ class WritePlan:
         return float(sum(self.energy_pj.values()))
 
     @property
+    def random_rounds(self) -> bool:
+        """Whether the units' pulse rounds are drawn (several possible, or some units skipped),
+        so that the simulated latency varies from one inference to the next."""
+        several = int(np.count_nonzero(np.asarray(self.rounds_pmf) > 0)) > 1
+        return several or 0.0 < self.unchanged_unit_prob < 1.0
+
+    @property
     def expected_rounds(self) -> float:
         """Mean pulse rounds per write unit (a unit that changes no cell takes none)."""
         pmf = self.rounds_pmf
