@@ -14,6 +14,10 @@ so that the expected counts are exact):
   float32), otherwise every bit is 1 with probability ``(1 − zero_fraction)/2``.
 * **Plain write** (every cell pulsed, sources §6): a cell holding 1 gets a SET, a cell
   holding 0 a RESET, ``E = (#ones)·E_SET + (#zeros)·E_RESET``.
+* **Write periphery**: every written RRAM device also costs the array's write periphery,
+  ``e_write_periphery_pj_per_bit`` of the condition (NVMExplorer's 64-bit write less its
+  cells' pulses, sources §1 rows 12-13), once per write (not per verify round); a comparison
+  write's units that change nothing are not written and cost none.
 * **Data-comparison write**: see :mod:`policies.impl.dcw` (old content independent with the same
   statistics: ``n01 = n10 = Σ_i numel·f_i·(1 − f_i)``; pre-read of every cell). A write unit
   whose old and new words are both zero changes no cell and takes no pulse round (sources §6:
@@ -29,8 +33,9 @@ so that the expected counts are exact):
   RESET cells with the RESET ones); a unit's rounds are the max over its pulsed cells
   (``rounds_pmf_mixed`` with the expected SET/RESET cell counts per unit, rounded; after a
   comparison write, per unit that changes).
-* **2T2R**: a pulsed bit programs one SET and one RESET device; verify reads and pre-reads
-  sense both devices; the per-pulse error is ``p_2t2r`` of the condition.
+* **2T2R**: a pulsed bit programs one SET and one RESET device; verify reads, pre-reads,
+  inference reads and the write periphery count both devices (an upper bound, sources §3.3);
+  the per-pulse error is ``p_2t2r`` of the condition.
 * **SRAM**: ``numel · n`` bits at ``sram.e_write_pj_per_bit``.
 
 * **Reads** (the plan's read terms, for the layer that reads the tensor back): every stored
@@ -314,6 +319,11 @@ class WriteCost:
         energy = {
             "rram_set": set_dev * pulses[0] * cond.e_set_pj,
             "rram_reset": reset_dev * pulses[1] * cond.e_reset_pj,
+            # Once per written unit (not per round): a unit that changes nothing is not written.
+            "write_periphery": self.rram_bits
+            * devices
+            * (1.0 - self.unchanged_units)
+            * cond.e_write_periphery_pj_per_bit,
             "verify_read": (set_dev * reads[0] + reset_dev * reads[1]) * cond.e_read_pj_per_bit,
             "pre_read": pre_reads * cond.e_read_pj_per_bit,
             "sram": device.sram.write_energy_pj(sram_bits),

@@ -228,3 +228,12 @@ def test_condition_file_with_override_takes_the_override():
 def test_condition_name_with_override_takes_the_override():
     device = load_device("reduced", condition="nominal")
     assert device.condition.name == "nominal" and device.name == "default:nominal"
+
+
+def test_a_negative_write_periphery_energy_names_the_key():
+    import dataclasses
+
+    from memsim.device import load_condition
+
+    with pytest.raises(ValueError, match=r"'e_write_periphery_pj_per_bit'.*Got -0\.1"):
+        dataclasses.replace(load_condition("nominal"), e_write_periphery_pj_per_bit=-0.1)

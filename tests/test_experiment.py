@@ -132,7 +132,15 @@ def test_default_run_latency_carries_its_spread_where_rounds_are_random(default_
     assert latency in text
 
 
-WRITE_CATEGORIES = ("rram_set", "rram_reset", "verify_read", "pre_read", "sram", "ecc")
+WRITE_CATEGORIES = (
+    "rram_set",
+    "rram_reset",
+    "write_periphery",
+    "verify_read",
+    "pre_read",
+    "sram",
+    "ecc",
+)
 READ_CATEGORIES = ("read_rram", "read_sram", "read_offchip", "ecc_decode")
 
 

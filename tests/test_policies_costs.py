@@ -60,7 +60,10 @@ def test_plain_write_energy_is_the_closed_form(device):
     assert plan.rram_bits == 37 * 32 and plan.sram_bits == 0
     assert plan.energy_pj["rram_set"] == pytest.approx(ones * 0.5)
     assert plan.energy_pj["rram_reset"] == pytest.approx(zeros * 0.2)
-    assert plan.total_energy_pj == pytest.approx(ones * 0.5 + zeros * 0.2)
+    periphery = 37 * 32 * device.condition.e_write_periphery_pj_per_bit  # every written bit
+    assert device.condition.e_write_periphery_pj_per_bit > 0
+    assert plan.energy_pj["write_periphery"] == pytest.approx(periphery)
+    assert plan.total_energy_pj == pytest.approx(ones * 0.5 + zeros * 0.2 + periphery)
     assert plan.rounds_pmf == (1.0,) and plan.t_verify_ns == 0
     # the same count from the device's transition counter on the materialised words
     words = words_of(PATTERN32, 37)
@@ -173,6 +176,25 @@ def test_write_verify_after_dcw_prices_the_units_that_change(device):
     assert plan.unchanged_unit_prob == pytest.approx(p)
     assert np.allclose(plan.rounds_pmf, expected)
     assert plan.expected_rounds == pytest.approx((1 - p) * np.dot(np.arange(1, 5), expected))
+
+
+@pytest.mark.parametrize(
+    ("spec", "devices", "written"),
+    [("baseline", 1, 1.0), ({"kind": "write_verify", "max_extra_rounds": 3}, 1, 1.0),
+     ("two_t_two_r", 2, 1.0), ("data_comparison_write", 1, 1 - 0.6**4),
+     ("ecc_secded", 1, 1.0)],
+)  # fmt: skip
+def test_write_periphery_is_paid_once_per_written_device(device, spec, devices, written):
+    """The write periphery costs every written device once, whatever the verify rounds; a
+    comparison write pays it only for the units that change."""
+    f = np.linspace(0.05, 0.45, 32)
+    rec = dataclasses.replace(record(f, numel=1000), zero_fraction=0.6)
+    plan = get_policy(spec).plan(rec, device)
+    per_bit = device.condition.e_write_periphery_pj_per_bit
+    expected = plan.rram_bits * devices * written * per_bit
+    assert plan.energy_pj["write_periphery"] == pytest.approx(expected, rel=1e-12)
+    if spec == "ecc_secded":  # check cells are written too
+        assert plan.rram_bits == 1000 * 32 * 72 // 64
 
 
 def test_exact_energy_counts_transitions_bit_by_bit(device):

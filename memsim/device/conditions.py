@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from memsim.checks import check_positive
+from memsim.checks import check_non_negative, check_positive
 from memsim.device.cell import LognormalState, RRAMCell
 from memsim.device.presets import CONDITION_DIR, build_checked, preset_names, read_named, resolve
 
@@ -34,7 +34,12 @@ class ProgrammingCondition:
     t_pulse_ns : float
         Duration of one programming pulse (SET and RESET run in parallel within a unit).
     e_read_pj_per_bit : float
-        Energy of reading one bit (used for verify reads and DCW pre-reads).
+        Energy of reading one bit (used for verify reads and DCW pre-reads), array level:
+        periphery included.
+    e_write_periphery_pj_per_bit : float
+        Energy of the array's write periphery (decoders, drivers) per bit of a write access,
+        on top of the cells' pulses, so that a write is priced at array level as a read is;
+        0 prices the cells' pulses alone.
     t_read_ns : float
         Duration of one read (also the verify read after each pulse).
     compliance_current_ua, v_set_v : float, optional
@@ -54,6 +59,7 @@ class ProgrammingCondition:
     v_set_v: float | None = None
     description: str = ""
     notes: str = ""
+    e_write_periphery_pj_per_bit: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.cell, RRAMCell):
@@ -62,6 +68,11 @@ class ProgrammingCondition:
             )
         for key in ("e_set_pj", "e_reset_pj", "t_pulse_ns", "e_read_pj_per_bit", "t_read_ns"):
             check_positive("ProgrammingCondition", key, getattr(self, key))
+        check_non_negative(
+            "ProgrammingCondition",
+            "e_write_periphery_pj_per_bit",
+            self.e_write_periphery_pj_per_bit,
+        )
         for key in ("compliance_current_ua", "v_set_v"):
             if getattr(self, key) is not None:
                 check_positive("ProgrammingCondition", key, getattr(self, key))

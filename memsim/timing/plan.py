@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: Energy categories, in report order.
-ENERGY_CATEGORIES = ("rram_set", "rram_reset", "verify_read", "pre_read", "sram", "ecc")
+ENERGY_CATEGORIES = (
+    "rram_set",
+    "rram_reset",
+    "write_periphery",
+    "verify_read",
+    "pre_read",
+    "sram",
+    "ecc",
+)
 
 #: Read energy categories (inference reads of activations and weights), in report order.
 READ_CATEGORIES = ("read_rram", "read_sram", "read_offchip", "ecc_decode")
