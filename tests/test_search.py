@@ -129,6 +129,47 @@ def test_headline_of_a_folder_without_image_counts_does_not_invent_a_finding():
     assert math.isnan(h["margin_se"])
 
 
+def test_objective_sds_follow_the_latency_draw():
+    """Latency enters latency and, through standby (leakage × latency), total energy: the
+    objectives' spreads are their first-order change with the one latency draw."""
+    from memsim.studies.search import objective_sds, objectives
+
+    row = {
+        "energy_pj_per_inference": 50.0,
+        "total_energy_pj_per_inference": 100.0,
+        "standby_energy_pj_per_inference": 40.0,
+        "latency_ns_per_inference": 1000.0,
+        "latency_ns_sd": 10.0,
+        "area_mm2": 2.0,
+    }
+    sds = objective_sds(row)
+    assert sds["area"] == 0 and sds["latency"] == pytest.approx(10.0)
+    assert sds["energy"] == pytest.approx(0.4)  # the standby share 0.4 of a 1 % move
+    # the same from a finite difference of the objectives along the latency
+    h = 1e-3
+    moved = dict(row, latency_ns_per_inference=1000.0 * (1 + h))
+    moved["standby_energy_pj_per_inference"] = 40.0 * (1 + h)
+    moved["total_energy_pj_per_inference"] = 100.0 + 40.0 * h
+    base, up = objectives(row), objectives(moved)
+    for name in ("energy", "latency", "energy_latency", "energy_latency_area"):
+        slope = (up[name] - base[name]) / (1000.0 * h) * 10.0  # per sd of latency
+        assert sds[name] == pytest.approx(slope, rel=2e-3), name
+    fixed = dict(row, latency_ns_sd=0.0)
+    assert all(v == 0 for v in objective_sds(fixed).values())
+
+
+def test_headline_resolves_a_cost_ratio_only_beyond_its_spread():
+    from memsim.report.search import headline
+
+    rows = search_rows(0.94, 0.94).assign(cost=[99.0, 100.0])
+    fixed = headline(rows.assign(cost_sd=0.0))
+    assert fixed["cost_ratio"] == pytest.approx(0.99) and fixed["cost_resolved"]
+    noisy = headline(rows.assign(cost_sd=[0.5, 0.5]))  # 0.5 % each: 1 % within 2 × 1 %
+    assert noisy["cost_ratio_sd"] == pytest.approx(0.99 * (0.5 / 99 + 0.5 / 100))
+    assert not noisy["cost_resolved"]
+    assert not headline(rows)["cost_resolved"]  # no cost_sd recorded: not a finding
+
+
 # --------------------------------------------------------------------------- a real network
 
 CANDIDATES = ["sram_exponent", "ecc_secded", "write_verify_3"]

@@ -67,6 +67,13 @@ def headline(search: pd.DataFrame) -> dict:
     if best.empty or unif.empty:
         return {}
     b, u = best.iloc[0], unif.iloc[0]
+    ratio = b["cost"] / u["cost"] if u["cost"] else math.nan
+    # Each cost is one simulated inference (its latency's spread, cost_sd): the relative
+    # spreads add (a bound, whatever the two draws' correlation); 0 for fixed costs. A folder
+    # written before cost_sd was recorded gives NaN: not resolved.
+    rel = [float(r.get("cost_sd", math.nan)) / float(r["cost"]) if r["cost"] else math.nan
+           for r in (b, u)]  # fmt: skip
+    ratio_sd = abs(ratio) * (rel[0] + rel[1])
     se_b, se_u = accuracy_se(b), accuracy_se(u)
     diff = b["accuracy"] - u["accuracy"]
     diff_se = se_b + se_u  # same images: Minkowski, whatever their correlation
@@ -87,7 +94,9 @@ def headline(search: pd.DataFrame) -> dict:
         "uniform_accuracy": u["accuracy"],
         "uniform_accuracy_se": se_u,
         "uniform_cost": u["cost"],
-        "cost_ratio": b["cost"] / u["cost"] if u["cost"] else math.nan,
+        "cost_ratio": ratio,
+        "cost_ratio_sd": ratio_sd,
+        "cost_resolved": bool(abs(ratio - 1.0) > 2 * ratio_sd) if ratio_sd == ratio_sd else False,
         "accuracy_difference": diff,
         "accuracy_difference_se": diff_se,
         "accuracy_resolved": bool(abs(diff) > 2 * diff_se) if diff_se == diff_se else False,
@@ -99,6 +108,17 @@ def headline(search: pd.DataFrame) -> dict:
         "clean_accuracy": clean,
         "n_images": n,
     }
+
+
+def _ratio_text(h: dict) -> str:
+    """The cost ratio with its spread and whether it differs from 1 (beyond 2 sd)."""
+    ratio, sd = h["cost_ratio"], h["cost_ratio_sd"]
+    if sd != sd:
+        return f"{ratio:.3f}, no spread recorded: not resolved"
+    if sd == 0:
+        return f"{ratio:.3f}, fixed costs"
+    verdict = "resolved" if h["cost_resolved"] else "not resolved, within 2 sd of 1"
+    return f"{ratio:.4f} ± {sd:.4f}, {verdict}"
 
 
 def _degradation_matrix(degradation: pd.DataFrame, workload: str, layers: list) -> pd.DataFrame:
@@ -240,7 +260,7 @@ def write_search_report(folder: str | Path) -> Path:
                 f"{h['best_cost']:.4g}.  ",
                 f"**{kind}** `{h['uniform_label']}`: accuracy {h['uniform_accuracy']:.4f} ± "
                 f"{h['uniform_accuracy_se']:.4f}, {h['objective']} {h['uniform_cost']:.4g}.  ",
-                f"Cost ratio per-layer / uniform = **{h['cost_ratio']:.3f}** (same run); accuracy "
+                f"Cost ratio per-layer / uniform = **{_ratio_text(h)}** (same run); accuracy "
                 f"difference {h['accuracy_difference']:+.4f}, {verdict}.  ",
                 f"Margin of the per-layer assignment above the target: {h['margin']:+.4f} ± "
                 f"{h['margin_stderr']:.4f} ({h['margin_se']:.1f} s.e.; the target's own error, "
@@ -274,7 +294,7 @@ def write_search_report(folder: str | Path) -> Path:
         ]
         fig = plot_pareto(wsearch, folder / f"pareto_{workload}.png")
         cols = ["order", "label", "source", "accuracy", "accuracy_se", "accuracy_ci_low",
-                "accuracy_ci_high", "meets_target", "cost", "predicted_cost",
+                "accuracy_ci_high", "meets_target", "cost", "cost_sd", "predicted_cost",
                 "predicted_degradation", "pareto", "best", "best_uniform"]  # fmt: skip
         cols = [c for c in cols if c in wsearch]  # older folders lack the interval
         lines += [

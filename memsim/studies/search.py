@@ -274,6 +274,35 @@ def objectives(row: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def objective_sds(row: Mapping[str, Any]) -> dict[str, float]:
+    """Standard deviation of each objective of a memory-table row, from its latency's spread.
+
+    A row is one simulated inference: where pulse rounds are random its latency varies by
+    ``latency_ns_sd`` (:func:`memsim.experiment.memory.memory_table`), and so does the total
+    energy, through the standby term (leakage × latency). Every factor moves with the same
+    draw, so to first order their relative spreads add. Write energy and area are fixed.
+    """
+    latency = float(row.get("latency_ns_per_inference", math.nan))
+    spread = float(row.get("latency_ns_sd", 0.0))
+    rel_latency = spread / latency if spread == spread and latency > 0 else math.nan
+    out = {}
+    for name, factors in OBJECTIVES.items():
+        value, rel = 1.0, 0.0
+        for choices in factors:
+            col = next((c for c in choices if c in row and row[c] == row[c]), None)
+            if col is None:
+                break
+            value *= float(row[col])
+            if col == "latency_ns_per_inference":
+                rel += rel_latency
+            elif col == "total_energy_pj_per_inference" and float(row[col]) > 0:
+                standby = float(row.get("standby_energy_pj_per_inference", 0.0))
+                rel += standby / float(row[col]) * rel_latency
+        else:
+            out[name] = abs(value) * rel
+    return out
+
+
 def cost_of(
     config: ExperimentConfig, workload: str, specs: Mapping[str, PolicySpec]
 ) -> dict[str, dict[str, float]]:
@@ -292,7 +321,8 @@ def cost_of(
     out = {}
     for row in frame.to_dict("records"):
         numbers = {k: float(v) for k, v in row.items() if isinstance(v, int | float)}
-        out[row["policy"]] = {**numbers, **objectives(row)}
+        sds = {f"{name}_sd": sd for name, sd in objective_sds(row).items()}
+        out[row["policy"]] = {**numbers, **objectives(row), **sds}
     return out
 
 
@@ -617,6 +647,7 @@ def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
                 "meets_target": v.meets_target,
                 "objective": options.objective,
                 "cost": v.cost,
+                "cost_sd": cost.get(f"{options.objective}_sd", math.nan),
                 "predicted_cost": float(sum(cost_matrix[i, k] for i, k in enumerate(v.assignment))),
                 "predicted_degradation": float(
                     sum(max(deg[i, k], 0.0) for i, k in enumerate(v.assignment))
