@@ -77,7 +77,8 @@ def memory_table(
     that follow from the latency (stall, standby, total energy, energy-delay) are the first
     inference's and vary with it.
     """
-    import numpy as np
+    import statistics
+
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -150,7 +151,8 @@ def memory_table(
                         "stored_format": stored,
                         "energy_pj_per_inference": float(res.energy_pj),
                         "latency_ns_per_inference": float(res.latency_ns),
-                        "latency_ns_sd": float(np.std(latencies, ddof=1)) if draws > 1 else 0.0,
+                        # exact arithmetic: equal draws give 0, not a rounding residue
+                        "latency_ns_sd": statistics.stdev(latencies) if draws > 1 else 0.0,
                         "latency_draws": draws,
                         "compute_ns_per_inference": float(res.compute_ns),
                         "stall_ns_per_inference": float(res.stall_ns),
