@@ -110,26 +110,41 @@ def test_default_run_fits_a_midpoint_inside_the_grid_with_its_ci(default_run):
 
 
 def test_default_run_latency_carries_its_spread_where_rounds_are_random(default_run):
-    """write_verify draws its units' rounds: its latency has a spread over simulated inferences
-    (memory.latency_draws of them), which the summary and the report carry; a single-pulse
-    policy's latency is one fixed number."""
+    """write_verify draws its units' rounds: memory.latency_draws simulated inferences give the
+    spread of its latency (at the nominal condition a second round is so rare, 5e-5 a unit,
+    that the draws may agree: a spread of 0 is then what was measured), which the summary and
+    the report carry; a single-pulse policy's latency is one fixed number."""
     config, out = default_run
     memory = pd.read_csv(out / "memory.csv").set_index(["format", "policy"])
     verify = memory.loc[("float32", "write_verify")]
     assert verify["latency_draws"] == config.memory.latency_draws == 5
-    assert 0 < verify["latency_ns_sd"] < 0.05 * verify["latency_ns_per_inference"]
+    assert 0 <= verify["latency_ns_sd"] < 0.05 * verify["latency_ns_per_inference"]
     for policy in ("baseline", "sram_exponent", "ecc_secded"):
         row = memory.loc[("float32", policy)]
         assert row["latency_draws"] == 1 and row["latency_ns_sd"] == 0
     summary = pd.read_csv(out / "summary.csv").set_index(["format", "policy"])
     assert summary.loc[("float32", "write_verify"), "latency_ns_sd"] == verify["latency_ns_sd"]
-    rel = verify["latency_ns_sd"] / verify["latency_ns_per_inference"]
-    ratio = summary.loc[("float32", "write_verify")]
-    assert ratio["latency_overhead_sd"] == pytest.approx(ratio["latency_overhead"] * rel)
     assert summary.loc[("float32", "baseline"), "latency_overhead_sd"] == 0
-    text = (out / "report.md").read_text()
-    latency = f"{verify['latency_ns_per_inference']:.3g} ± {verify['latency_ns_sd']:.3g}"
-    assert latency in text
+
+
+def test_latency_spread_where_rounds_matter():
+    """At the low-energy condition (p_bf 4e-2) write-verify units take several rounds: the
+    draws differ, and the spread is the sample standard deviation of their latencies, which
+    the report prints as ``value ± sd``."""
+    from memsim.experiment.memory import memory_table
+    from memsim.experiment.run import operating_points
+    from memsim.report.markdown import _spread_text
+
+    overrides = ['formats=["float32"]', 'policies=["baseline", "write_verify"]',
+                 'conditions=["low_energy"]', "memory.trace_images=2", "memory.latency_draws=4"]  # fmt: skip
+    config, _ = load_experiment(overrides=overrides)
+    table = memory_table(config, operating_points(config)).set_index("policy")
+    verify = table.loc["write_verify"]
+    assert verify["latency_draws"] == 4
+    assert 0 < verify["latency_ns_sd"] < 0.05 * verify["latency_ns_per_inference"]
+    assert table.loc["baseline", "latency_ns_sd"] == 0
+    text = _spread_text(verify.to_dict(), "latency_ns_per_inference", "latency_ns_sd")
+    assert text == f"{verify['latency_ns_per_inference']:.3g} ± {verify['latency_ns_sd']:.3g}"
 
 
 WRITE_CATEGORIES = (
