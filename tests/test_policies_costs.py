@@ -122,6 +122,9 @@ def test_dcw_unit_that_changes_nothing_takes_no_pulse_round(device):
         assert _latency(dcw, rec) == pytest.approx(320 * (params.t_access_ns + t_pre))
         t_pulse = device.condition.t_pulse_ns
         assert _latency(base, rec) == pytest.approx(320 * (params.t_access_ns + t_pulse))
+        # With a shadow copy the controller knows nothing changed: the unit is not accessed.
+        shadow = get_policy("dcw_shadow").plan(rec, device)
+        assert shadow.t_pre_read_ns == 0 and _latency(shadow, rec) == 0
 
 
 @pytest.mark.parametrize(
@@ -146,7 +149,7 @@ def test_dcw_unchanged_units_are_drawn_at_their_probability(device):
     """Sampled rounds: the share of units with no round is Binomial(n, p); the deterministic
     mode gives the mean."""
     from memsim.timing import MemoryParams
-    from memsim.timing.mapping import rram_bursts
+    from memsim.timing.mapping import rram_bursts, rram_round_ns, rram_unit_ns
 
     f = np.full(32, 0.3)
     rec = dataclasses.replace(record(f, numel=40000), zero_fraction=0.7)
@@ -160,6 +163,13 @@ def test_dcw_unchanged_units_are_drawn_at_their_probability(device):
     assert binomtest(zero, plan.n_units, p).pvalue > 1e-3
     mean = rram_bursts(plan, params, 0, None, deterministic=True)
     assert mean.rounds == pytest.approx(np.full(plan.n_units, 1 - p))
+    # pre-read: every unit is accessed and read; shadow copy: only the changed ones
+    unit, round_ns = rram_unit_ns(plan, params), rram_round_ns(plan, params)
+    assert drawn.service_ns == pytest.approx(unit + drawn.rounds * round_ns)
+    shadow = get_policy("dcw_shadow").plan(rec, device)
+    shadowed = rram_bursts(shadow, params, 0, np.random.default_rng(5))
+    unit = rram_unit_ns(shadow, params)
+    assert shadowed.service_ns == pytest.approx((shadowed.rounds > 0) * (unit + round_ns))
 
 
 def test_write_verify_after_dcw_prices_the_units_that_change(device):

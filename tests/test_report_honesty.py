@@ -638,3 +638,32 @@ def test_mu_gain_bounds_of_an_open_interval_are_unbounded_on_that_side():
     gain, low, high = mu_gains(plain, ref)
     assert gain == pytest.approx(10.0) and math.isnan(low) and math.isnan(high)
     assert all(math.isnan(v) for v in mu_gains(row, {**ref, "fit_status": "ci_collapsed"}))
+
+
+def test_latency_overhead_spread_adds_both_draws_in_quadrature():
+    """A latency overhead is a ratio of two simulated inferences with their own seeds: its
+    sd is the first-order quadrature of their relative spreads; the reference's own ratio is
+    one draw over itself (sd 0); a row without a recorded spread has none (NaN)."""
+    import math
+
+    from memsim.report.tables import _ratio_sd
+
+    ref = {"policy": "baseline", "condition": "nominal", "latency_ns_per_inference": 1000.0,
+           "latency_ns_sd": 10.0, "latency_overhead": 1.0}  # fmt: skip
+    row = {"policy": "write_verify", "condition": "nominal", "latency_ns_per_inference": 1100.0,
+           "latency_ns_sd": 22.0, "latency_overhead": 1.1}  # fmt: skip
+    assert _ratio_sd(row, ref) == pytest.approx(1.1 * math.hypot(0.02, 0.01))
+    assert _ratio_sd(ref, ref) == 0
+    assert math.isnan(_ratio_sd({**row, "latency_ns_sd": math.nan}, ref))
+
+
+@pytest.mark.parametrize(
+    ("sd", "draws", "text"),
+    [(12.0, 5, "2.81e+04 ± 12"), (0.0, 1, "2.81e+04"), (0.0, 5, "2.81e+04 (no spread in 5 draws)"),
+     (float("nan"), float("nan"), "2.81e+04 (spread not recorded)")],
+)  # fmt: skip
+def test_latency_text_never_passes_an_unknown_spread_off_as_fixed(sd, draws, text):
+    from memsim.report.markdown import _spread_text
+
+    row = {"latency_ns_per_inference": 28100.0, "latency_ns_sd": sd, "latency_draws": draws}
+    assert _spread_text(row, "latency_ns_per_inference", "latency_ns_sd") == text

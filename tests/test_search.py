@@ -159,15 +159,36 @@ def test_objective_sds_follow_the_latency_draw():
 
 
 def test_headline_resolves_a_cost_ratio_only_beyond_its_spread():
-    from memsim.report.search import headline
+    from memsim.report.search import _ratio_text, headline
 
     rows = search_rows(0.94, 0.94).assign(cost=[99.0, 100.0])
     fixed = headline(rows.assign(cost_sd=0.0))
     assert fixed["cost_ratio"] == pytest.approx(0.99) and fixed["cost_resolved"]
-    noisy = headline(rows.assign(cost_sd=[0.5, 0.5]))  # 0.5 % each: 1 % within 2 × 1 %
-    assert noisy["cost_ratio_sd"] == pytest.approx(0.99 * (0.5 / 99 + 0.5 / 100))
+    noisy = headline(rows.assign(cost_sd=[0.5, 0.5]))  # 0.5 % each: 1 % within 2 × 0.7 %
+    assert noisy["cost_ratio_sd"] == pytest.approx(0.99 * math.hypot(0.5 / 99, 0.5 / 100))
     assert not noisy["cost_resolved"]
     assert not headline(rows)["cost_resolved"]  # no cost_sd recorded: not a finding
+    # random rounds whose draws all agreed: a spread of 0 that does not make the cost fixed
+    agreed = headline(rows.assign(cost_sd=0.0, cost_draws=[5, 1]))
+    assert not agreed["cost_resolved"]
+    assert "no spread seen in 5 draws: not judged" in _ratio_text(agreed)
+    assert "fixed costs" in _ratio_text(headline(rows.assign(cost_sd=0.0, cost_draws=1)))
+
+
+def test_search_identity_ignores_latency_draws_at_its_default():
+    """Searches stored before memory.latency_draws existed keep their identity (their folders
+    resume); another value is another search."""
+    from memsim.experiment.store import config_hash
+    from memsim.studies.search import load_search, search_digest, to_dict
+
+    config, options, _ = load_search("configs/search/digits.toml")
+    before = config.to_dict()
+    del before["memory"]["latency_draws"]
+    assert search_digest(config, options) == config_hash(
+        {"experiment": before, "search": to_dict(options)}
+    )
+    more, options, _ = load_search("configs/search/digits.toml", ["memory.latency_draws=7"])
+    assert search_digest(more, options) != search_digest(config, options)
 
 
 # --------------------------------------------------------------------------- a real network

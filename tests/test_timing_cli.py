@@ -118,3 +118,16 @@ def test_parse_overrides_reads_toml_values():
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["n_banks"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "noted"),
+    [(["--policy", "write_verify"], True), (["--policy", "data_comparison_write"], True),
+     (["--policy", "baseline"], False), (["--policy", "write_verify", "--deterministic"], False)],
+)  # fmt: skip
+def test_a_random_latency_says_it_is_one_draw(trace_file, capsys, extra, noted):
+    """Write-verify and a comparison write draw their rounds: the printed latency is one
+    simulated inference, and the verb says so (no spread is computed here)."""
+    assert main(["memory", str(trace_file), *extra]) == 0
+    out = capsys.readouterr().out
+    assert ("pulse rounds are random: the latency is one simulated inference" in out) is noted

@@ -228,6 +228,12 @@ def run(args: argparse.Namespace) -> int:
         f"memory: trace {trace.workload} ({trace.format}, {len(trace)} records), policy {args.policy}, params {args.params}"
     )
     print(format_result(result, layers=args.layers))
+    if not args.deterministic and any(p.random_rounds for p in plans):
+        print(
+            f"note: this policy's pulse rounds are random: the latency is one simulated "
+            f"inference (--seed {args.seed}); other seeds give its spread (an experiment's "
+            "memory.csv reports it as latency_ns_sd), --deterministic the expected rounds"
+        )
     if args.csv:
         out = Path(args.csv)
         out.mkdir(parents=True, exist_ok=True)

@@ -388,6 +388,15 @@ class ExperimentConfig:
         ]
         return data
 
+    def without_new_defaults(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (from :meth:`to_dict`) without the keys added after experiments and
+        searches were stored, where they hold their defaults, so that those keep their
+        identities (:meth:`digest`, :func:`memsim.studies.search.search_digest`)."""
+        if self.memory.latency_draws == DEFAULT_LATENCY_DRAWS:
+            data = {**data, "memory": dict(data["memory"])}
+            del data["memory"]["latency_draws"]
+        return data
+
     def digest(self) -> str:
         """The experiment's identity: a hash of :meth:`to_dict`.
 
@@ -402,9 +411,7 @@ class ExperimentConfig:
         if self.report == ReportConfig():
             # Results folders made before the report options existed keep their identity.
             del data["report"]
-        if self.memory.latency_draws == DEFAULT_LATENCY_DRAWS:
-            # Added after results existed: the default leaves earlier experiments' hashes as they were.
-            del data["memory"]["latency_draws"]
+        data = self.without_new_defaults(data)
         if self.sweep.compute_dtype == "storage":
             # Added after results existed: the default leaves earlier experiments' hashes as they were.
             del data["sweep"]["compute_dtype"]

@@ -144,7 +144,9 @@ def render(
         "latency (ns) are per inference from the memory model: one simulated inference; "
         "where pulse rounds are random (write-verify, a comparison write) the latency reads "
         "`value ± sd`, the standard deviation over `latency_draws` simulated inferences "
-        "(`memory.latency_draws`), and its overhead `± sd` of the ratio. "
+        "(`memory.latency_draws`; `no spread in N draws` where they agreed, which does not "
+        "make it fixed), and its overhead `± sd` of the ratio. Standby, total energy and the "
+        "energy-delay products follow the same inference's latency. "
         + (
             f"**Overheads are ratios to one reference, {reference}**, of the same workload, "
             "format and mask, for every condition; `energy_overhead_same_condition` and "
@@ -310,11 +312,19 @@ def _latency_texts(view: pd.DataFrame, records: list[dict]) -> None:
 
 
 def _spread_text(row: Mapping, column: str, sd_column: str) -> str:
-    """``value ± sd`` (sd > 0), else the value alone."""
+    """``value ± sd``; the value alone where it is fixed (one draw); a note where the draws
+    agreed (random rounds, no spread seen) or where no spread was recorded (older folders)."""
     value, sd = row.get(column, math.nan), row.get(sd_column, math.nan)
+    draws = row.get("latency_draws", math.nan)
     if not _finite(value):
         return ""
-    return f"{_num(value)} ± {_num(sd)}" if _finite(sd) and sd > 0 else _num(value)
+    if not _finite(sd):
+        return f"{_num(value)} (spread not recorded)"
+    if sd > 0:
+        return f"{_num(value)} ± {_num(sd)}"
+    if _finite(draws) and draws > 1:
+        return f"{_num(value)} (no spread in {draws:g} draws)"
+    return _num(value)
 
 
 def _noted(summary: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from memsim.fit import shared_images_se
-from memsim.report.tables import fit_curves, markdown_table
+from memsim.report.tables import fit_curves, markdown_table, ratio_sd
 
 
 def sensitivity_table(layers: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
@@ -68,12 +68,13 @@ def headline(search: pd.DataFrame) -> dict:
         return {}
     b, u = best.iloc[0], unif.iloc[0]
     ratio = b["cost"] / u["cost"] if u["cost"] else math.nan
-    # Each cost is one simulated inference (its latency's spread, cost_sd): the relative
-    # spreads add (a bound, whatever the two draws' correlation); 0 for fixed costs. A folder
-    # written before cost_sd was recorded gives NaN: not resolved.
-    rel = [float(r.get("cost_sd", math.nan)) / float(r["cost"]) if r["cost"] else math.nan
-           for r in (b, u)]  # fmt: skip
-    ratio_sd = abs(ratio) * (rel[0] + rel[1])
+    # Each cost is one simulated inference, ± its latency's spread (cost_sd) over
+    # cost_draws simulated ones, with their own seeds (memsim.report.tables.ratio_sd). A
+    # folder written before cost_sd was recorded gives NaN: not resolved. Random rounds whose
+    # draws all agreed give 0 without making the cost fixed: not judged.
+    sd = ratio_sd(b["cost"], b.get("cost_sd", math.nan), u["cost"], u.get("cost_sd", math.nan))
+    draws = max(float(r.get("cost_draws", 1)) for r in (b, u))
+    unseen = sd == 0 and draws > 1
     se_b, se_u = accuracy_se(b), accuracy_se(u)
     diff = b["accuracy"] - u["accuracy"]
     diff_se = se_b + se_u  # same images: Minkowski, whatever their correlation
@@ -95,8 +96,9 @@ def headline(search: pd.DataFrame) -> dict:
         "uniform_accuracy_se": se_u,
         "uniform_cost": u["cost"],
         "cost_ratio": ratio,
-        "cost_ratio_sd": ratio_sd,
-        "cost_resolved": bool(abs(ratio - 1.0) > 2 * ratio_sd) if ratio_sd == ratio_sd else False,
+        "cost_ratio_sd": sd,
+        "cost_draws": draws,
+        "cost_resolved": bool(abs(ratio - 1.0) > 2 * sd) if sd == sd and not unseen else False,
         "accuracy_difference": diff,
         "accuracy_difference_se": diff_se,
         "accuracy_resolved": bool(abs(diff) > 2 * diff_se) if diff_se == diff_se else False,
@@ -115,6 +117,11 @@ def _ratio_text(h: dict) -> str:
     ratio, sd = h["cost_ratio"], h["cost_ratio_sd"]
     if sd != sd:
         return f"{ratio:.3f}, no spread recorded: not resolved"
+    if sd == 0 and h["cost_draws"] > 1:
+        return (
+            f"{ratio:.3f}, random pulse rounds but no spread seen in {h['cost_draws']:g} "
+            "draws: not judged"
+        )
     if sd == 0:
         return f"{ratio:.3f}, fixed costs"
     verdict = "resolved" if h["cost_resolved"] else "not resolved, within 2 sd of 1"

@@ -77,6 +77,7 @@ COST_COLUMNS = (
     "energy_pj_per_inference",
     "latency_ns_per_inference",
     "latency_ns_sd",
+    "latency_draws",
     "read_energy_pj_per_inference",
     "standby_energy_pj_per_inference",
     "total_energy_pj_per_inference",
@@ -109,6 +110,7 @@ SUMMARY_COLUMNS = SUMMARY_COLUMNS + (
     "p99_data_ci_open",
     "latency_ns_sd",
     "latency_overhead_sd",
+    "latency_draws",
 )
 
 #: Columns :func:`add_overheads` fills in.
@@ -316,19 +318,24 @@ def add_overheads(
     return summary[list(SUMMARY_COLUMNS)]
 
 
+def ratio_sd(a: float, sd_a: float, b: float, sd_b: float) -> float:
+    """Standard deviation of ``a / b`` for independent ``a ± sd_a`` and ``b ± sd_b`` (two
+    simulated inferences with their own seeds): relative spreads in quadrature, first order."""
+    if not (a and b):
+        return math.nan
+    return float(abs(a / b) * math.hypot(sd_a / a, sd_b / b))
+
+
 def _ratio_sd(row: Mapping, ref: Mapping | None) -> float:
-    """Standard deviation of ``latency_overhead``: the two latencies are independent draws, so
-    their relative spreads add in quadrature; 0 for the reference row itself (one draw)."""
-    ratio = row.get("latency_overhead", math.nan)
-    if ref is None or not np.isfinite(ratio):
+    """Standard deviation of ``latency_overhead`` (:func:`ratio_sd`); 0 for the reference row
+    itself, a ratio of one draw to itself."""
+    if ref is None or not np.isfinite(row.get("latency_overhead", math.nan)):
         return math.nan
     if row["policy"] == ref["policy"] and row["condition"] == ref["condition"]:
         return 0.0
-    rel = [
-        float(r.get("latency_ns_sd", math.nan)) / float(r["latency_ns_per_inference"])
-        for r in (row, ref)
-    ]
-    return float(ratio * math.hypot(*rel))
+    values = [(float(r["latency_ns_per_inference"]), float(r.get("latency_ns_sd", math.nan)))
+              for r in (row, ref)]  # fmt: skip
+    return ratio_sd(values[0][0], values[0][1], values[1][0], values[1][1])
 
 
 def mu_gains(

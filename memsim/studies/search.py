@@ -225,7 +225,8 @@ def search_digest(config: ExperimentConfig, options: SearchOptions) -> str:
     """The search's identity: its experiment and its options."""
     from memsim.experiment.store import config_hash
 
-    return config_hash({"experiment": config.to_dict(), "search": to_dict(options)})
+    experiment = config.without_new_defaults(config.to_dict())
+    return config_hash({"experiment": experiment, "search": to_dict(options)})
 
 
 # --------------------------------------------------------------------------- assignments
@@ -648,6 +649,7 @@ def _search(ctx: _Context, names, cands, deg, cost_matrix, costs, a_clean):
                 "objective": options.objective,
                 "cost": v.cost,
                 "cost_sd": cost.get(f"{options.objective}_sd", math.nan),
+                "cost_draws": int(cost.get("latency_draws", 1)),
                 "predicted_cost": float(sum(cost_matrix[i, k] for i, k in enumerate(v.assignment))),
                 "predicted_degradation": float(
                     sum(max(deg[i, k], 0.0) for i, k in enumerate(v.assignment))

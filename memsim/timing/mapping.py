@@ -95,13 +95,16 @@ def split_units(
     unit_ns: float,
     round_ns: float = 0.0,
     rounds: np.ndarray | None = None,
+    accessed: np.ndarray | None = None,
 ) -> Bursts:
     """Map ``n_units`` consecutive write units over banks and merge them into bursts.
 
     Unit ``j`` of the tensor is the memory system's unit ``first_unit + j`` and goes to bank
     ``((first_unit + j) // interleave_units) % n_banks``. Each bank's units, in order, are cut
     into bursts of at most ``burst_units``; bursts are issued in the order of their first unit.
-    A burst's service time is ``units × unit_ns + (sum of its rounds) × round_ns``.
+    A burst's service time is ``units × unit_ns + (sum of its rounds) × round_ns``, with
+    ``units`` counted by ``accessed`` where given (per unit, 1 or 0, or the expected share:
+    a unit the controller knows unchanged is not accessed at all).
     """
     if n_units == 0:
         return Bursts.empty()
@@ -120,6 +123,10 @@ def split_units(
         burst_rounds = np.zeros(len(starts))
     else:
         burst_rounds = np.add.reduceat(np.asarray(rounds, dtype=float)[order], starts)
+    if accessed is None:
+        burst_access = units.astype(float)
+    else:
+        burst_access = np.add.reduceat(np.asarray(accessed, dtype=float)[order], starts)
     issue = np.argsort(order[starts], kind="stable")
     units = units[issue]
     burst_rounds = burst_rounds[issue]
@@ -127,7 +134,7 @@ def split_units(
         bank=bank_sorted[starts][issue],
         units=units,
         rounds=burst_rounds,
-        service_ns=units * unit_ns + burst_rounds * round_ns,
+        service_ns=burst_access[issue] * unit_ns + burst_rounds * round_ns,
     )
 
 
@@ -163,17 +170,22 @@ def rram_bursts(
     """The RRAM bursts of one tensor, rounds sampled per unit (vectorised).
 
     A unit that changes no cell (probability ``plan.unchanged_unit_prob``, a comparison write)
-    takes no round: only its access and pre-read."""
+    takes no round: only its access and pre-read where the controller reads the old word, and
+    nothing at all where a shadow copy tells it (``t_pre_read_ns`` 0)."""
     n = plan.n_units
     rounds = sample_rounds(plan.rounds_pmf, n, rng, deterministic=deterministic)
     skip = plan.unchanged_unit_prob
+    accessed = None
     if skip > 0.0:
         if deterministic:
             rounds = rounds * (1.0 - skip)
+            changed = np.full(n, 1.0 - skip)
         elif rng is None:
             raise ValueError("rram_bursts needs an rng unless deterministic=True.")
         else:
-            rounds = np.where(rng.random(n) < skip, 0.0, rounds)
+            changed = (rng.random(n) >= skip).astype(float)
+            rounds = rounds * changed
+        accessed = changed if plan.t_pre_read_ns == 0 else None
     return split_units(
         n,
         n_banks=params.n_banks,
@@ -183,6 +195,7 @@ def rram_bursts(
         unit_ns=rram_unit_ns(plan, params),
         round_ns=rram_round_ns(plan, params),
         rounds=rounds,
+        accessed=accessed,
     )
 
 
