@@ -145,6 +145,17 @@ def test_latency_spread_where_rounds_matter():
     assert table.loc["baseline", "latency_ns_sd"] == 0
     text = _spread_text(verify.to_dict(), "latency_ns_per_inference", "latency_ns_sd")
     assert text == f"{verify['latency_ns_per_inference']:.3g} ± {verify['latency_ns_sd']:.3g}"
+    # what follows the latency moves with it: standby = leakage × latency, to first order
+    rel = verify["latency_ns_sd"] / verify["latency_ns_per_inference"]
+    standby = verify["standby_energy_pj_per_inference"]
+    assert verify["standby_energy_pj_sd"] == pytest.approx(standby * rel)
+    assert verify["total_energy_pj_sd"] == pytest.approx(standby * rel)
+    assert verify["total_energy_pj_sd"] > 0
+    delay_rel = standby * rel / verify["total_energy_pj_per_inference"] + rel
+    assert verify["energy_delay_pj_ns_sd"] == pytest.approx(
+        verify["energy_delay_pj_ns"] * delay_rel
+    )
+    assert table.loc["baseline", "energy_delay_pj_ns_sd"] == 0
 
 
 WRITE_CATEGORIES = (

@@ -655,6 +655,12 @@ def test_latency_overhead_spread_adds_both_draws_in_quadrature():
     assert _ratio_sd(row, ref) == pytest.approx(1.1 * math.hypot(0.02, 0.01))
     assert _ratio_sd(ref, ref) == 0
     assert math.isnan(_ratio_sd({**row, "latency_ns_sd": math.nan}, ref))
+    energy = {"total_energy_pj_per_inference": 200.0, "total_energy_pj_sd": 2.0,
+              "total_energy_overhead": 2.0}  # fmt: skip
+    ref_energy = {"total_energy_pj_per_inference": 100.0, "total_energy_pj_sd": 0.0}
+    got = _ratio_sd({**row, **energy}, {**ref, **ref_energy}, "total_energy_overhead",
+                    "total_energy_pj_per_inference", "total_energy_pj_sd")  # fmt: skip
+    assert got == pytest.approx(2.0 * 0.01)
 
 
 @pytest.mark.parametrize(

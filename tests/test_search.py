@@ -167,6 +167,12 @@ def test_headline_resolves_a_cost_ratio_only_beyond_its_spread():
     noisy = headline(rows.assign(cost_sd=[0.5, 0.5]))  # 0.5 % each: 1 % within 2 × 0.7 %
     assert noisy["cost_ratio_sd"] == pytest.approx(0.99 * math.hypot(0.5 / 99, 0.5 / 100))
     assert not noisy["cost_resolved"]
+    # sds of 5 draws each: Student's t with 4 degrees of freedom (2.78), not 2
+    sd = 0.99 * math.hypot(0.3 / 99, 0.3 / 100)  # 1 % away: 2.4 sd, beyond 2, within 2.78
+    five = headline(rows.assign(cost_sd=[0.3, 0.3], cost_draws=5))
+    assert five["cost_ratio_sd"] == pytest.approx(sd) and 2 < 0.01 / sd < 2.776
+    assert five["cost_factor"] == pytest.approx(2.776, abs=1e-3) and not five["cost_resolved"]
+    assert "within 2.78 sd of 1" in _ratio_text(five)
     assert not headline(rows)["cost_resolved"]  # no cost_sd recorded: not a finding
     # random rounds whose draws all agreed: a spread of 0 that does not make the cost fixed
     agreed = headline(rows.assign(cost_sd=0.0, cost_draws=[5, 1]))

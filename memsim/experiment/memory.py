@@ -62,6 +62,34 @@ def cost_columns(trace, plans, result, params, tech) -> dict[str, float]:
     }
 
 
+#: Columns that follow one simulated inference's latency, and the columns of their spread.
+SPREAD_COLUMNS = {
+    "latency_ns_per_inference": "latency_ns_sd",
+    "standby_energy_pj_per_inference": "standby_energy_pj_sd",
+    "total_energy_pj_per_inference": "total_energy_pj_sd",
+    "energy_delay_pj_ns": "energy_delay_pj_ns_sd",
+    "energy_delay_area_pj_ns_mm2": "energy_delay_area_pj_ns_mm2_sd",
+}
+
+
+def derived_sds(row: Mapping[str, Any]) -> dict[str, float]:
+    """Standard deviations of the columns that follow the latency draw, from ``latency_ns_sd``
+    (first order): standby is leakage × latency, so it and the total energy move by
+    ``standby × sd / latency``; the energy-delay products by the sum of the relative spreads
+    of their two factors, which move with the same draw."""
+    latency, sd = float(row["latency_ns_per_inference"]), float(row["latency_ns_sd"])
+    rel = sd / latency if latency > 0 else 0.0
+    standby = float(row["standby_energy_pj_per_inference"]) * rel
+    total = float(row["total_energy_pj_per_inference"])
+    rel_delay = (standby / total if total > 0 else 0.0) + rel
+    return {
+        "standby_energy_pj_sd": standby,
+        "total_energy_pj_sd": standby,
+        "energy_delay_pj_ns_sd": float(row["energy_delay_pj_ns"]) * rel_delay,
+        "energy_delay_area_pj_ns_mm2_sd": float(row["energy_delay_area_pj_ns_mm2"]) * rel_delay,
+    }
+
+
 def memory_table(
     config: ExperimentConfig, conditions: Sequence[Mapping[str, Any]], *, progress: bool = False
 ):
@@ -164,6 +192,7 @@ def memory_table(
                         **cost_columns(trace, plans, res, params, tech),
                     }
                 )
+                rows[-1].update(derived_sds(rows[-1]))
     bar.close()
     return pd.DataFrame(rows)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from memsim.experiment.memory import SPREAD_COLUMNS
 from memsim.fit import MAX_P99_GAP_DECADES, shared_images_interval
 from memsim.report.plots import ACCURACY_BARS, MU_BARS
 from memsim.report.tables import markdown_table, open_side
@@ -145,8 +146,8 @@ def render(
         "where pulse rounds are random (write-verify, a comparison write) the latency reads "
         "`value ± sd`, the standard deviation over `latency_draws` simulated inferences "
         "(`memory.latency_draws`; `no spread in N draws` where they agreed, which does not "
-        "make it fixed), and its overhead `± sd` of the ratio. Standby, total energy and the "
-        "energy-delay products follow the same inference's latency. "
+        "make it fixed), and its overhead `± sd` of the ratio; standby, total energy and the "
+        "energy-delay products, which follow the same inference's latency, likewise. "
         + (
             f"**Overheads are ratios to one reference, {reference}**, of the same workload, "
             "format and mask, for every condition; `energy_overhead_same_condition` and "
@@ -302,10 +303,12 @@ def _cost_view(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _latency_texts(view: pd.DataFrame, records: list[dict]) -> None:
-    """Latency and its overhead as ``value ± sd`` where the pulse rounds are random."""
+    """Latency, what follows it and their overheads as ``value ± sd`` where the pulse rounds
+    are random."""
     for column, sd in (
-        ("latency_ns_per_inference", "latency_ns_sd"),
+        *SPREAD_COLUMNS.items(),
         ("latency_overhead", "latency_overhead_sd"),
+        ("total_energy_overhead", "total_energy_overhead_sd"),
     ):
         if column in view.columns:
             view[column] = [_spread_text(row, column, sd) for row in records]

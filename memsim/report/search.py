@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from memsim.fit import shared_images_se
 from memsim.report.tables import fit_curves, markdown_table, ratio_sd
@@ -75,6 +76,9 @@ def headline(search: pd.DataFrame) -> dict:
     sd = ratio_sd(b["cost"], b.get("cost_sd", math.nan), u["cost"], u.get("cost_sd", math.nan))
     draws = max(float(r.get("cost_draws", 1)) for r in (b, u))
     unseen = sd == 0 and draws > 1
+    # The sds are sample sds of a few draws: Student's t of the fewest draws that drew any.
+    drawn = [float(r.get("cost_draws", 1)) for r in (b, u) if float(r.get("cost_draws", 1)) > 1]
+    factor = float(student_t.ppf(0.975, min(drawn) - 1)) if drawn else 2.0
     se_b, se_u = accuracy_se(b), accuracy_se(u)
     diff = b["accuracy"] - u["accuracy"]
     diff_se = se_b + se_u  # same images: Minkowski, whatever their correlation
@@ -98,7 +102,8 @@ def headline(search: pd.DataFrame) -> dict:
         "cost_ratio": ratio,
         "cost_ratio_sd": sd,
         "cost_draws": draws,
-        "cost_resolved": bool(abs(ratio - 1.0) > 2 * sd) if sd == sd and not unseen else False,
+        "cost_resolved": bool(abs(ratio - 1.0) > factor * sd) if sd == sd and not unseen else False,
+        "cost_factor": factor,
         "accuracy_difference": diff,
         "accuracy_difference_se": diff_se,
         "accuracy_resolved": bool(abs(diff) > 2 * diff_se) if diff_se == diff_se else False,
@@ -113,7 +118,8 @@ def headline(search: pd.DataFrame) -> dict:
 
 
 def _ratio_text(h: dict) -> str:
-    """The cost ratio with its spread and whether it differs from 1 (beyond 2 sd)."""
+    """The cost ratio with its spread and whether it differs from 1 (beyond t·sd, Student's t
+    of the draws behind the sd)."""
     ratio, sd = h["cost_ratio"], h["cost_ratio_sd"]
     if sd != sd:
         return f"{ratio:.3f}, no spread recorded: not resolved"
@@ -124,7 +130,8 @@ def _ratio_text(h: dict) -> str:
         )
     if sd == 0:
         return f"{ratio:.3f}, fixed costs"
-    verdict = "resolved" if h["cost_resolved"] else "not resolved, within 2 sd of 1"
+    factor = h.get("cost_factor", 2.0)
+    verdict = "resolved" if h["cost_resolved"] else f"not resolved, within {factor:.2f} sd of 1"
     return f"{ratio:.4f} ± {sd:.4f}, {verdict}"
 
 

@@ -78,6 +78,10 @@ COST_COLUMNS = (
     "latency_ns_per_inference",
     "latency_ns_sd",
     "latency_draws",
+    "standby_energy_pj_sd",
+    "total_energy_pj_sd",
+    "energy_delay_pj_ns_sd",
+    "energy_delay_area_pj_ns_mm2_sd",
     "read_energy_pj_per_inference",
     "standby_energy_pj_per_inference",
     "total_energy_pj_per_inference",
@@ -111,6 +115,11 @@ SUMMARY_COLUMNS = SUMMARY_COLUMNS + (
     "latency_ns_sd",
     "latency_overhead_sd",
     "latency_draws",
+    "standby_energy_pj_sd",
+    "total_energy_pj_sd",
+    "energy_delay_pj_ns_sd",
+    "energy_delay_area_pj_ns_mm2_sd",
+    "total_energy_overhead_sd",
 )
 
 #: Columns :func:`add_overheads` fills in.
@@ -122,6 +131,7 @@ OVERHEAD_COLUMNS = (
     "energy_overhead_same_condition",
     "latency_overhead_same_condition",
     "latency_overhead_sd",
+    "total_energy_overhead_sd",
 )
 
 
@@ -301,10 +311,14 @@ def add_overheads(
             b = base[ref_col].get(k, math.nan) if k in base.index else math.nan
             values.append(row[ref_col] / b if b and not math.isnan(b) else math.nan)
         summary[col] = values
-    summary["latency_overhead_sd"] = [
-        _ratio_sd(row, at_ref.loc[k] if k in at_ref.index else None)
-        for row, k in ((r, tuple(r[c] for c in keys)) for _, r in summary.iterrows())
-    ]
+    for col, value, sd in (
+        ("latency_overhead", "latency_ns_per_inference", "latency_ns_sd"),
+        ("total_energy_overhead", "total_energy_pj_per_inference", "total_energy_pj_sd"),
+    ):
+        summary[f"{col}_sd"] = [
+            _ratio_sd(row, at_ref.loc[k] if k in at_ref.index else None, col, value, sd)
+            for row, k in ((r, tuple(r[c] for c in keys)) for _, r in summary.iterrows())
+        ]
     gains = []
     for _, row in summary.iterrows():
         k = tuple(row[c] for c in keys)
@@ -326,16 +340,21 @@ def ratio_sd(a: float, sd_a: float, b: float, sd_b: float) -> float:
     return float(abs(a / b) * math.hypot(sd_a / a, sd_b / b))
 
 
-def _ratio_sd(row: Mapping, ref: Mapping | None) -> float:
-    """Standard deviation of ``latency_overhead`` (:func:`ratio_sd`); 0 for the reference row
-    itself, a ratio of one draw to itself."""
-    if ref is None or not np.isfinite(row.get("latency_overhead", math.nan)):
+def _ratio_sd(
+    row: Mapping,
+    ref: Mapping | None,
+    overhead: str = "latency_overhead",
+    value: str = "latency_ns_per_inference",
+    sd: str = "latency_ns_sd",
+) -> float:
+    """Standard deviation of an overhead (``value`` over the reference's, :func:`ratio_sd`);
+    0 for the reference row itself, a ratio of one draw to itself."""
+    if ref is None or not np.isfinite(row.get(overhead, math.nan)):
         return math.nan
     if row["policy"] == ref["policy"] and row["condition"] == ref["condition"]:
         return 0.0
-    values = [(float(r["latency_ns_per_inference"]), float(r.get("latency_ns_sd", math.nan)))
-              for r in (row, ref)]  # fmt: skip
-    return ratio_sd(values[0][0], values[0][1], values[1][0], values[1][1])
+    pairs = [(float(r[value]), float(r.get(sd, math.nan))) for r in (row, ref)]
+    return ratio_sd(pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1])
 
 
 def mu_gains(
