@@ -1,8 +1,10 @@
 """A small golden run of the default experiment: its accuracy points never change silently.
 
 The default config, shrunk by overrides to run in seconds, is swept and its ``points.csv``
-compared exactly (same rows, same accuracies, same non-finite fractions) with the copy under
-``tests/golden/``. A change that moves a single flip moves an accuracy and fails here.
+compared with the copy under ``tests/golden/``: same rows, and the same accuracies and
+non-finite fractions, bit-exact at every point whose logits stayed finite (nearly all of them;
+see ``NONFINITE_SLACK_IMAGES`` for the rest). A change that moves a single flip moves an
+accuracy and fails here.
 Regenerate deliberately, after checking why the numbers moved, with
 ``MEMSIM_REGEN_GOLDEN=1 python -m pytest tests/test_golden.py``.
 """
@@ -48,11 +50,36 @@ def test_golden_run_covers_every_default_curve(points):
     assert len(points) > 50
 
 
+#: Images by which a point whose logits went non-finite may differ from the golden copy.
+#: Which logit of such a point becomes NaN, +inf or stays finite (inf - inf, inf * 0, and
+#: where a sum overflows) depends on the order in which the CPU's torch kernels add up a
+#: layer: the same flips give other NaN patterns on another processor (seen: one image of
+#: 96 at p = 0.1, where 98 % of the logits are not finite, on a machine other than the one
+#: that wrote the copy).
+NONFINITE_SLACK_IMAGES = 2
+
+
 def test_default_points_equal_the_golden_copy_exactly(points):
+    """Same rows; accuracies bit-exact wherever every logit stayed finite, and within
+    ``NONFINITE_SLACK_IMAGES`` where some did not (then torch's arithmetic on NaN and
+    infinity, not memsim's flips, decides which class wins)."""
     golden = pd.read_csv(GOLDEN)
     got = points[KEY + VALUES].sort_values(KEY).reset_index(drop=True)
     want = golden.sort_values(KEY).reset_index(drop=True)
     assert len(got) == len(want)
-    pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(got[KEY], want[KEY], check_exact=True, check_dtype=False)
+    assert (got["n_images"] == want["n_images"]).all()
+    finite = (got["nonfinite_fraction"] == 0) & (want["nonfinite_fraction"] == 0)
+    # most points are finite, so most of the comparison stays exact
+    assert finite.sum() > 0.8 * len(got)
+    pd.testing.assert_frame_equal(
+        got.loc[finite, VALUES], want.loc[finite, VALUES], check_exact=True, check_dtype=False
+    )
+    for column in ("accuracy", "nonfinite_fraction"):
+        images = ((got[column] - want[column]).abs() * want["n_images"])[~finite]
+        assert images.max() <= NONFINITE_SLACK_IMAGES + 1e-9, (
+            f"{column} moved by {images.max():.0f} images at\n"
+            f"{got.loc[images.idxmax(), KEY].to_dict()}"
+        )
     # And the run is not trivially flat: some point lost accuracy to bit flips.
     assert got["accuracy"].min() < got["accuracy"].max()
