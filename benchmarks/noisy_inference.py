@@ -47,11 +47,17 @@ kernel's time per flip on a tensor already in cache, which is the kernel's own w
 per-write cost, that gives the lowest noisy/clean ratio this sampler can reach on the machine,
 wherever the flips meet the memory.
 
+``--flush-denormals`` computes clean and noisy inference with subnormal floats flushed to zero
+(``sweep.flush_denormals``, :mod:`memsim.inference.denormals`). Flips of a stored zero's low
+bits make subnormals, and on Intel processors every instruction that reads one takes a
+microcode assist: there the layers after a noisy write, not the flips, dominate noisy inference
+unless subnormals are flushed. The header says which arithmetic ran.
+
 Torch and the Numba kernels run on ``--threads`` threads (default 2, the aims' setting; fixed,
 so that figures from machines with more cores compare).
 
 Run: ``python benchmarks/noisy_inference.py [--batch-size 256] [--repeats 3] [--threads 2] [--aims]
-[--decompose]``
+[--decompose] [--flush-denormals]``
 """
 
 from __future__ import annotations
@@ -162,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         help="torch and Numba threads (fixed; default 2, the aims' setting)",
     )
+    parser.add_argument(
+        "--flush-denormals",
+        action="store_true",
+        help="compute with subnormal floats flushed to zero (sweep.flush_denormals)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
@@ -176,8 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     ref_ps = [] if args.aims else [float(p) for p in args.reference_ps.split(",") if p]
 
     model, x, source = load_vgg_a(args.batch_size)
-    net = NoisyNetwork(model, "float32")
-    whole = NoisyNetwork(model, "float32", tile=None)  # one pass per batch, as before tiles
+    flush = args.flush_denormals
+    net = NoisyNetwork(model, "float32", flush_denormals=flush)
+    whole = NoisyNetwork(
+        model, "float32", tile=None, flush_denormals=flush
+    )  # one pass per batch, as before tiles
     channels: dict[float | str, Channel] = {p: BitFlip("float32", p, engine="auto") for p in ps}
     if args.aims:
         channels["floor"] = TouchLines()
@@ -188,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"VGG-A float32, batch {len(x)}, CPU, {torch.get_num_threads()} torch threads, "
         f"{numba.get_num_threads()} Numba threads, OMP_WAIT_POLICY="
-        f"{os.environ.get('OMP_WAIT_POLICY', '(default)')} ({source})"
+        f"{os.environ.get('OMP_WAIT_POLICY', '(default)')} ({source}); subnormals "
+        f"{'flushed to zero' if flush else 'kept (IEEE)'}"
     )
     print("times: CPU seconds of this process per batch (all threads)")
     elements = sum(wp.numel for wp in net.write_points(x)) * len(x)

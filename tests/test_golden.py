@@ -63,6 +63,21 @@ def test_default_points_equal_the_golden_copy_exactly(points):
     """Same rows; accuracies bit-exact wherever every logit stayed finite, and within
     ``NONFINITE_SLACK_IMAGES`` where some did not (then torch's arithmetic on NaN and
     infinity, not memsim's flips, decides which class wins)."""
+    got = assert_like_golden(points)
+    # And the run is not trivially flat: some point lost accuracy to bit flips.
+    assert got["accuracy"].min() < got["accuracy"].max()
+
+
+def test_flushing_subnormals_moves_no_golden_point(tmp_path):
+    """``sweep.flush_denormals`` changes the arithmetic (a flipped zero's subnormal reads as 0),
+    not the flips: on the golden run no point moves beyond the golden rule."""
+    config, _ = load_experiment(overrides=[*OVERRIDES, "sweep.flush_denormals=true"])
+    run_experiment(config, RunOptions(out=tmp_path, progress=False), sweep_only=True)
+    assert_like_golden(pd.read_csv(tmp_path / "points.csv"))
+
+
+def assert_like_golden(points: pd.DataFrame) -> pd.DataFrame:
+    """``points`` against the golden copy (see the test above); returns them sorted."""
     golden = pd.read_csv(GOLDEN)
     got = points[KEY + VALUES].sort_values(KEY).reset_index(drop=True)
     want = golden.sort_values(KEY).reset_index(drop=True)
@@ -81,5 +96,4 @@ def test_default_points_equal_the_golden_copy_exactly(points):
             f"{column} moved by {images.max():.0f} images at\n"
             f"{got.loc[images.idxmax(), KEY].to_dict()}"
         )
-    # And the run is not trivially flat: some point lost accuracy to bit flips.
-    assert got["accuracy"].min() < got["accuracy"].max()
+    return got

@@ -190,11 +190,14 @@ def test_search_identity_ignores_latency_draws_at_its_default():
     config, options, _ = load_search("configs/search/digits.toml")
     before = config.to_dict()
     del before["memory"]["latency_draws"]
+    del before["sweep"]["flush_denormals"]  # likewise, off by default
     assert search_digest(config, options) == config_hash(
         {"experiment": before, "search": to_dict(options)}
     )
     more, options, _ = load_search("configs/search/digits.toml", ["memory.latency_draws=7"])
     assert search_digest(more, options) != search_digest(config, options)
+    flushed, options, _ = load_search("configs/search/digits.toml", ["sweep.flush_denormals=true"])
+    assert search_digest(flushed, options) != search_digest(config, options)
 
 
 # --------------------------------------------------------------------------- a real network

@@ -231,11 +231,13 @@ COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
 
 
 def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None:
-    """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype`` (every verb that
-    runs points: ``run``, ``sweep``, ``search``, ``bnn``). A ``cpu_only`` verb (``bnn``) takes
-    the last two to refuse them with its own one-line error; its help says so."""
+    """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype``,
+    ``--flush-denormals`` (every verb that runs points: ``run``, ``sweep``, ``search``, ``bnn``).
+    A ``cpu_only`` verb (``bnn``) takes the last three to refuse them with its own one-line error; its help says so."""
     refused = " (refused: this verb runs on CPUs in its own compute type)" if cpu_only else ""
-    g = p.add_argument_group("scale-out (results do not depend on these, except compute dtype)")
+    g = p.add_argument_group(
+        "scale-out (results do not depend on these, except compute dtype and subnormals)"
+    )
     g.add_argument(
         "--executor",
         choices=EXECUTORS,
@@ -255,6 +257,14 @@ def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None
         "part of the experiment's identity; refused where every format stored is int8/int4)"
         + refused,
     )
+    g.add_argument(
+        "--flush-denormals",
+        action="store_true",
+        default=None,
+        help="compute as a processor that flushes subnormal floats to zero (sets "
+        "sweep.flush_denormals: part of the experiment's identity; CPU only; far faster on "
+        "Intel CPUs, where flipped zeros' subnormals slow every layer)" + refused,
+    )
 
 
 def scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
@@ -262,6 +272,8 @@ def scale_changes(args: argparse.Namespace) -> tuple[list[str], dict]:
     overrides = []
     if args.compute_dtype is not None:
         overrides.append(f'sweep.compute_dtype="{args.compute_dtype}"')
+    if getattr(args, "flush_denormals", None):
+        overrides.append("sweep.flush_denormals=true")
     changes = {k: getattr(args, k) for k in SCALE_RUN_OPTIONS if getattr(args, k) is not None}
     if changes.get("executor") == "local":
         # A local run on the command line drops the Ray-only options a config's [run] table

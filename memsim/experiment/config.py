@@ -151,6 +151,9 @@ class SweepConfig:
     # float32 whatever it says: an experiment storing only those refuses another value
     # (memsim.experiment.load.check_compute_dtype, once the policies' stored formats are known).
     compute_dtype: str = "storage"
+    # Compute as a processor that flushes subnormal floats to zero (CPU only; far faster on
+    # Intel CPUs under noise, see memsim.inference.denormals). Off: IEEE arithmetic.
+    flush_denormals: bool = False
 
     def __post_init__(self) -> None:
         if self.granularity and self.granularity not in GRANULARITIES:
@@ -395,6 +398,9 @@ class ExperimentConfig:
         if self.memory.latency_draws == DEFAULT_LATENCY_DRAWS:
             data = {**data, "memory": dict(data["memory"])}
             del data["memory"]["latency_draws"]
+        if not self.sweep.flush_denormals:
+            data = {**data, "sweep": dict(data["sweep"])}
+            del data["sweep"]["flush_denormals"]
         return data
 
     def digest(self) -> str:

@@ -23,10 +23,14 @@ from memsim.experiment.ray_executor import (
 )
 
 
-def check_executor(run: RunOptions, engine: str | None = None) -> str:
+def check_executor(
+    run: RunOptions, engine: str | None = None, *, flush_denormals: bool = False
+) -> str:
     """Refuse a run whose executor cannot start, before anything is written; return the torch
     device its workers compute on (``auto`` resolved: record and use this one). With
-    ``engine``, also a bit-flip engine that cannot run on that device (:func:`check_engine`).
+    ``engine``, also a bit-flip engine that cannot run on that device (:func:`check_engine`);
+    with ``flush_denormals`` (``sweep.flush_denormals``), a device that cannot flush subnormals
+    (:func:`~memsim.inference.denormals.check_flush_device`).
 
     Local runs need ``run.device`` on this machine. Ray runs need Ray, a device the workers can
     use with their GPU share (:func:`~memsim.experiment.ray_executor.check_ray_device`; the
@@ -43,6 +47,10 @@ def check_executor(run: RunOptions, engine: str | None = None) -> str:
         device = worker_device(run.device, run.gpus_per_point)
     if engine is not None:
         check_engine(engine, device)
+    if flush_denormals:
+        from memsim.inference.denormals import check_flush_device
+
+        check_flush_device(device)
     return device
 
 

@@ -357,6 +357,7 @@ class NetworkEvaluator:
             noisy_input=s.noisy_input,
             calibration=calibration,
             compute_dtype=compute,
+            flush_denormals=s.flush_denormals,
         )
         x, y = self._data(label)
         return net, x, y, int(workload.num_classes)

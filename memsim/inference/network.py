@@ -28,7 +28,9 @@ layer in the storage format, the network falls back to float32 compute with that
 :attr:`NoisyNetwork.compute_dtype` / ``compute_fallback`` show it). Speed note: torch's CPU
 float16 convolutions run about 25× slower than float32 (bfloat16 is fast); for long float16
 sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float16) is the
-quick alternative. int8 and int4 compute in float32 on fake-quantized values; stored
+quick alternative. ``flush_denormals=True`` computes as a processor that flushes subnormal
+floats to zero (:mod:`memsim.inference.denormals`; CPU only): flips of a stored zero's low bits
+make subnormals, which slow Intel processors' arithmetic 1.7-2.8×. int8 and int4 compute in float32 on fake-quantized values; stored
 activations are real int8 codes, or int4 codes packed two per byte (:mod:`memsim.inference.int8`). FP8 (``float8_e4m3``, ``float8_e5m2``) computes
 in float32 and every write is rounded to FP8 with torch's conversion (E4M3 saturates at ±448,
 E5M2 overflows to ±inf); the flips hit the stored byte, and a byte read back as E4M3's NaN
@@ -57,6 +59,7 @@ from torch import nn
 
 from memsim.compute import exact_float32, resolve_device
 from memsim.formats import ACTIVATION_FORMATS, FORMATS, StorageFormat
+from memsim.inference.denormals import check_flush_device, denormals_flushed
 from memsim.inference.faults import FaultMap
 from memsim.inference.graph import GraphTaps, check_granularity, make_taps
 from memsim.inference.int8 import (
@@ -285,6 +288,10 @@ class NoisyNetwork:
         The network input is written too (write 0).
     compute_dtype : str or torch.dtype, optional
         Float dtype to compute in; defaults to the storage format (float32 for int8 and FP8).
+    flush_denormals : bool
+        Compute with subnormal floats flushed to zero, inputs and results, as a processor
+        without subnormals does (:mod:`memsim.inference.denormals`): far faster on Intel CPUs
+        under noise. CPU only; off by default (IEEE arithmetic, subnormals kept).
     calibration : Tensor, optional
         Calibration inputs; required for ``int8`` and ``int4``, ignored otherwise.
     weight_channel : Channel or callable, optional
@@ -312,6 +319,7 @@ class NoisyNetwork:
         granularity: str | None = None,
         noisy_input: bool = False,
         compute_dtype: str | torch.dtype | None = None,
+        flush_denormals: bool = False,
         calibration: torch.Tensor | None = None,
         weight_channel: ChannelSpec = None,
         weight_seed: int | None = None,
@@ -344,6 +352,9 @@ class NoisyNetwork:
             default if compute_dtype is None else _as_float_dtype(compute_dtype, "compute_dtype")
         )
         self.compute_fallback = False
+        if not isinstance(flush_denormals, bool):
+            raise TypeError(f"flush_denormals must be a bool. Got {flush_denormals!r}.")
+        self.flush_denormals = flush_denormals
         self._model = copy.deepcopy(model).eval().cpu()  # evaluate(device=...) moves it
         self._model.requires_grad_(False)
         if fault_map is not None:
@@ -505,7 +516,11 @@ class NoisyNetwork:
         # Tiles on a CPU only; observers (tracing, calibration) see whole batches.
         tile = self.tile if xb.device.type == "cpu" and observer is None else None
         try:
-            with torch.no_grad(), taps.hooked(self._on_write):
+            with (
+                torch.no_grad(),
+                taps.hooked(self._on_write),
+                denormals_flushed(self.flush_denormals),
+            ):
                 if tile is None or tile >= len(xb):
                     return self._model(xb)
                 outs = []
@@ -518,6 +533,8 @@ class NoisyNetwork:
 
     def _set_device(self, device: str | torch.device) -> None:
         device = resolve_device(device)  # auto: CUDA where present; refuses one this lacks
+        if self.flush_denormals:
+            check_flush_device(device, "flush_denormals")
         if device.type == "cuda":
             exact_float32()  # no TF32 convolutions: float32 is float32, as on the CPU
         if device != self._device:

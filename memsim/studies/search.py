@@ -397,7 +397,7 @@ def run_search(
     check_built(config)
     check_search(config)  # as parse_search does
     # Refused: a missing device or Ray extra, a silent cluster, an engine the device lacks.
-    device = check_executor(run, config.sweep.engine)
+    device = check_executor(run, config.sweep.engine, flush_denormals=config.sweep.flush_denormals)
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]

@@ -1,0 +1,119 @@
+"""Subnormal floats flushed to zero on the CPU: a processor that reads and makes no subnormals.
+
+A flip of a low bit of a stored ``+0.0`` (every other activation after a ReLU) makes a subnormal
+float, and Intel processors take a microcode assist, some hundred cycles, for every arithmetic
+instruction that reads or makes one. On such a processor the layers after a noisy write run
+1.7× slower at p = 1e-3 and 2.8× at 1e-2 on VGG-A (``benchmarks/noisy_inference.py``), whatever
+the flips themselves cost; AMD processors do not slow down.
+
+:func:`denormals_flushed` sets the x86 *flush-to-zero* and *denormals-are-zero* modes (MXCSR)
+for the calling thread and for every thread of every OpenMP runtime loaded in the process, the
+ones torch's CPU kernels compute on: a subnormal input counts as zero and a subnormal result
+becomes zero, as on processors that never handle subnormals. It changes the arithmetic, not the
+flips: a stored subnormal is still the flipped word, and ``nonfinite_fraction`` is unchanged.
+A subnormal is below 1.2e-38 (float32), far under the rounding of any sum it joins with normal
+values, so accuracies rarely move; where they do, the processor modelled is the other one. So it
+is a modelling option (``sweep.flush_denormals``, part of an experiment's identity), off by
+default.
+
+CPU only: CUDA kernels keep subnormals unless compiled otherwise, and torch has no switch for
+them (:func:`check_flush_device`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+#: Markers of an OpenMP runtime among the process's loaded libraries (GNU's and Intel's; both
+#: export ``GOMP_parallel``).
+_RUNTIMES = ("libgomp", "libiomp", "libomp")
+
+_LOCK = threading.Lock()
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def check_flush_device(device: str | torch.device, key: str = "sweep.flush_denormals") -> None:
+    """Refuse flushing subnormals where memsim cannot: a device other than the CPU, or a CPU
+    without the flush modes (``torch.set_flush_denormal`` reports them)."""
+    dev = torch.device(device)
+    if dev.type != "cpu":
+        raise ValueError(
+            f"{key} = true flushes subnormal floats on the CPU only; device {str(device)!r} "
+            "keeps them (torch has no switch for CUDA kernels). Leave it false there."
+        )
+    if not Path("/proc/self/maps").exists():
+        raise ValueError(
+            f"{key} = true needs Linux: memsim reaches torch's CPU threads through the OpenMP "
+            "runtimes that /proc/self/maps lists. Leave it false."
+        )
+    if not _supported():
+        raise ValueError(
+            f"{key} = true: this processor has no flush-to-zero / denormals-are-zero mode "
+            "that torch can set. Leave it false."
+        )
+
+
+def _supported() -> bool:
+    # Setting the main thread's mode to what it is now reports whether the modes exist.
+    return bool(torch.set_flush_denormal(flushing()))
+
+
+def flushing() -> bool:
+    """Whether the calling thread flushes subnormals (a subnormal times 1 comes out 0)."""
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+def set_flush(on: bool) -> None:
+    """Flush subnormals (``on``) or keep them, in the calling thread and in every thread of
+    every loaded OpenMP runtime (threads those start later copy the calling thread's mode)."""
+    with _LOCK:
+        if not torch.set_flush_denormal(on):
+            raise ValueError(
+                "This processor has no flush-to-zero / denormals-are-zero mode that torch can set."
+            )
+
+        def body(_: int | None) -> None:
+            torch.set_flush_denormal(on)
+
+        callback = _BODY(body)  # kept alive until every thread has run it
+        for path in _runtimes():
+            library = ctypes.CDLL(path)
+            parallel = library.GOMP_parallel
+            parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+            parallel.restype = None
+            parallel(callback, None, 0, 0)  # 0 threads: the runtime's current team size
+
+
+def _runtimes() -> list[str]:
+    """The OpenMP runtimes loaded in this process (torch's, Numba's; one or several copies)."""
+    maps = Path("/proc/self/maps")
+    found = set()
+    for line in maps.read_text().splitlines():
+        path = line.rsplit(maxsplit=1)[-1] if line.strip() else ""
+        if path.startswith("/") and any(r in Path(path).name for r in _RUNTIMES):
+            found.add(path)
+    return sorted(found)
+
+
+@contextmanager
+def denormals_flushed(on: bool = True) -> Iterator[None]:
+    """Flush subnormals inside the block when ``on`` (:func:`set_flush`); the mode the calling
+    thread had is put back on every thread afterwards. ``on = False`` changes nothing."""
+    if not on:
+        yield
+        return
+    before = flushing()
+    if not before:
+        set_flush(True)
+    try:
+        yield
+    finally:
+        if not before:
+            set_flush(False)

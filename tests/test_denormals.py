@@ -1,0 +1,84 @@
+"""Subnormal floats flushed to zero (``sweep.flush_denormals``): on every thread torch computes
+on, only inside the block, refused where it cannot hold, part of an experiment's identity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from memsim.cli.bnn import bnn_executor
+from memsim.cli.experiment import _options
+from memsim.cli.main import build_parser
+from memsim.config import ConfigError
+from memsim.experiment.run import load_experiment
+from memsim.inference.denormals import check_flush_device, denormals_flushed, flushing
+from memsim.inference.network import NoisyNetwork
+
+SUBNORMAL = 1e-40  # float32 subnormals lie below 1.18e-38
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_flush_reaches_every_thread_and_ends_with_the_block(two_threads):
+    # 4M elements: torch splits the multiply over both threads; a thread left out would keep
+    # its half of the subnormals.
+    x = torch.full((1 << 22,), SUBNORMAL)
+    assert not flushing() and bool(((x * 1.0) != 0).all())
+    with denormals_flushed():
+        assert flushing()
+        assert int(((x * 1.0) != 0).sum()) == 0  # inputs read as 0 on every thread
+        assert int((torch.full((1 << 22,), 1e-30) * 1e-10 != 0).sum()) == 0  # results too
+    assert not flushing()
+    assert bool(((x * 1.0) == x).all())  # IEEE again on every thread
+
+
+def test_flush_off_changes_nothing():
+    with denormals_flushed(False):
+        assert not flushing()
+        assert float(torch.tensor([SUBNORMAL]) * 1.0) != 0.0
+
+
+def test_a_network_computes_with_subnormals_flushed_only_when_asked(two_threads):
+    model = nn.Sequential(nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    x = torch.full((8, 1), SUBNORMAL)
+    kept = NoisyNetwork(model, "float32").logits(x, None)
+    flushed = NoisyNetwork(model, "float32", flush_denormals=True).logits(x, None)
+    assert bool((kept != 0).all()) and bool((flushed == 0).all())
+    assert not flushing()  # the network put the mode back
+
+
+def test_flushing_is_refused_off_the_cpu():
+    with pytest.raises(ValueError, match=r"sweep\.flush_denormals = true .*'cuda'"):
+        check_flush_device("cuda")
+    check_flush_device("cpu")  # this x86 machine has the modes
+    with pytest.raises(TypeError, match="flush_denormals must be a bool"):
+        NoisyNetwork(nn.Linear(1, 1), "float32", flush_denormals="yes")  # type: ignore[arg-type]
+
+
+def test_flush_denormals_is_part_of_the_identity():
+    plain, _ = load_experiment()
+    flushed, _ = load_experiment(overrides=["sweep.flush_denormals=true"])
+    assert flushed.sweep.flush_denormals and not plain.sweep.flush_denormals
+    assert flushed.digest() != plain.digest()
+    with pytest.raises(ConfigError, match="flush_denormals"):
+        load_experiment(overrides=['sweep.flush_denormals="maybe"'])
+
+
+def test_cli_flag_sets_the_key_and_the_bnn_study_refuses_it():
+    args = build_parser().parse_args(["sweep", "default", "--flush-denormals"])
+    config, _ = _options(args)
+    assert config.sweep.flush_denormals
+    config, _ = _options(build_parser().parse_args(["sweep", "default"]))
+    assert not config.sweep.flush_denormals
+    bnn = build_parser().parse_args(["bnn", "configs/bnn/digits.toml", "--flush-denormals"])
+    with pytest.raises(ValueError, match="--flush-denormals"):
+        bnn_executor(bnn)
