@@ -26,6 +26,7 @@ import ctypes
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -91,15 +92,23 @@ def set_flush(on: bool) -> None:
             parallel(callback, None, 0, 0)  # 0 threads: the runtime's current team size
 
 
-def _runtimes() -> list[str]:
-    """The OpenMP runtimes loaded in this process (torch's, Numba's; one or several copies)."""
+@lru_cache(maxsize=1)
+def _runtimes() -> tuple[str, ...]:
+    """The OpenMP runtimes torch's CPU kernels may run on: the copy torch ships where it ships
+    one (Numba's kernels flip integers and need no flush), else every one loaded.
+
+    PERF: read once per process (``/proc/self/maps`` takes ~7 ms to read; a network enters
+    :func:`denormals_flushed` once per forward pass)."""
     maps = Path("/proc/self/maps")
     found = set()
     for line in maps.read_text().splitlines():
         path = line.rsplit(maxsplit=1)[-1] if line.strip() else ""
         if path.startswith("/") and any(r in Path(path).name for r in _RUNTIMES):
             found.add(path)
-    return sorted(found)
+    # Where torch ships a runtime of its own, only that one computes floats: waking another
+    # copy's threads (Numba's) would only compete with the first's, still spinning, for cores.
+    own = sorted(p for p in found if Path(p).is_relative_to(Path(torch.__file__).parent))
+    return tuple(own or sorted(found))
 
 
 @contextmanager
