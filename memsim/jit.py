@@ -59,9 +59,10 @@ _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False}
 
 def _start_numba_threads() -> None:
     """Start Numba's threading layer (see the module doc; ~40 ms, once) and keep torch's thread
-    count: Numba's OpenMP pool shares torch's OpenMP runtime, and starting it sets that
+    count: where Numba's OpenMP pool shares torch's OpenMP runtime, starting it sets that
     runtime's thread count to ``NUMBA_NUM_THREADS``, so a ``torch.set_num_threads`` made
-    before would be lost."""
+    before would be lost. (Torch wheels that ship a libgomp of their own, 2.14.1's among them,
+    leave Numba on the system's copy: two runtimes, two pools.)"""
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     numba.get_num_threads()

@@ -135,7 +135,7 @@ def _init_worker(parent_pid: int | None = None) -> None:
 def set_threads(n: int) -> None:
     """Use ``n`` intra-op threads in torch and in the Numba kernels of this process.
 
-    Numba first: its OpenMP thread pool shares torch's OpenMP runtime, and starting the pool
+    Numba first: where its OpenMP thread pool shares torch's OpenMP runtime, starting the pool
     sets that runtime's thread count to ``NUMBA_NUM_THREADS``, so torch's count must come
     last (a ``torch.set_num_threads`` before the pool started was lost; ``memsim.jit`` now
     starts the pool on import and keeps torch's count).

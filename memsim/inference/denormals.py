@@ -1,19 +1,20 @@
 """Subnormal floats flushed to zero on the CPU: a processor that reads and makes no subnormals.
 
-A flip of a low bit of a stored ``+0.0`` (every other activation after a ReLU) makes a subnormal
-float, and Intel processors take a microcode assist, some hundred cycles, for every arithmetic
-instruction that reads or makes one. On such a processor the layers after a noisy write run
-1.7× slower at p = 1e-3 and 2.8× at 1e-2 on VGG-A (``benchmarks/noisy_inference.py``), whatever
-the flips themselves cost; AMD processors do not slow down.
+A flip of a low bit of a stored ``+0.0`` (a large share of activations after a ReLU) makes a
+subnormal float, and some processors, Intel's among them, take a microcode assist of some
+hundred cycles for every arithmetic instruction that reads or makes one. On the development
+machine (an Intel Xeon with AVX-512) noisy VGG-A inference cost 1.68× clean at p = 1e-3 and
+2.84× at 1e-2 (``benchmarks/noisy_inference.py``), against 1.02-1.05× and 1.10-1.15× on the
+machines before it: the layers reading the flipped tensors, not the flips, took the time.
 
 :func:`denormals_flushed` sets the x86 *flush-to-zero* and *denormals-are-zero* modes (MXCSR)
-for the calling thread and for every thread of every OpenMP runtime loaded in the process, the
-ones torch's CPU kernels compute on: a subnormal input counts as zero and a subnormal result
-becomes zero, as on processors that never handle subnormals. It changes the arithmetic, not the
-flips: a stored subnormal is still the flipped word, and ``nonfinite_fraction`` is unchanged.
-A subnormal is below 1.2e-38 (float32), far under the rounding of any sum it joins with normal
-values, so accuracies rarely move; where they do, the processor modelled is the other one. So it
-is a modelling option (``sweep.flush_denormals``, part of an experiment's identity), off by
+for the calling thread and for every thread of the OpenMP runtime torch computes on: a
+subnormal input counts as zero and a subnormal result becomes zero, as on processors that never
+handle subnormals. It changes the arithmetic, not the flips: a stored subnormal is still the
+flipped word, and ``nonfinite_fraction`` is unchanged. A subnormal is below 1.2e-38 (float32),
+far under the rounding of any sum it joins with normal values, so accuracies rarely move (no
+point of the golden run did); where they do, the processor modelled is the other one. So it is
+a modelling option (``sweep.flush_denormals``, part of an experiment's identity), off by
 default.
 
 CPU only: CUDA kernels keep subnormals unless compiled otherwise, and torch has no switch for
