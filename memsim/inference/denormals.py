@@ -8,7 +8,8 @@ machine (an Intel Xeon with AVX-512) noisy VGG-A inference cost 1.68× clean at 
 machines before it: the layers reading the flipped tensors, not the flips, took the time.
 
 :func:`denormals_flushed` sets the x86 *flush-to-zero* and *denormals-are-zero* modes (MXCSR)
-for the calling thread and for every thread of the OpenMP runtime torch computes on: a
+for the calling thread and for every thread of the OpenMP runtime torch computes on (through
+``GOMP_parallel``, which GNU's and Intel's runtimes export): a
 subnormal input counts as zero and a subnormal result becomes zero, as on processors that never
 handle subnormals. It changes the arithmetic, not the flips: a stored subnormal is still the
 flipped word, and ``nonfinite_fraction`` is unchanged. A subnormal is below 1.2e-38 (float32),
@@ -74,7 +75,8 @@ def flushing() -> bool:
 
 def set_flush(on: bool) -> None:
     """Flush subnormals (``on``) or keep them, in the calling thread and in every thread of
-    every loaded OpenMP runtime (threads those start later copy the calling thread's mode)."""
+    the OpenMP runtime torch computes on (:func:`_runtimes`; threads it starts later copy the
+    calling thread's mode)."""
     with _LOCK:
         if not torch.set_flush_denormal(on):
             raise ValueError(
