@@ -65,6 +65,7 @@ import numpy as np
 
 from memsim.formats import get_format
 from memsim.timing.plan import WritePlan
+from memsim.timing.reads import RRAM_WORD_BITS, rram_word_bits
 from policies import secded
 
 if TYPE_CHECKING:
@@ -74,8 +75,9 @@ if TYPE_CHECKING:
     from memsim.trace.records import WriteRecord
     from policies.stage import StorageSpec
 
-#: RRAM bits programmed together when the device bundle does not say (sources §1 row 19).
-DEFAULT_UNIT_BITS = 64
+#: RRAM bits programmed together when the device bundle does not say (sources §1 row 19): the
+#: word inference reads weights in too (:func:`memsim.timing.reads.rram_word_bits`).
+DEFAULT_UNIT_BITS = RRAM_WORD_BITS
 
 
 def bit_ones_fraction(record: WriteRecord, stored: str) -> np.ndarray:
@@ -368,7 +370,7 @@ def start(spec: StorageSpec, record: WriteRecord, device: DeviceParams) -> Write
         ones=numel * float(f.sum()),
         n01=numel * float((f * (1.0 - f)).sum()),
         condition=device.condition,
-        unit_bits=int(getattr(device, "unit_bits", DEFAULT_UNIT_BITS)),
+        unit_bits=rram_word_bits(device),
     )
 
 

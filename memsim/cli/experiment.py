@@ -83,9 +83,7 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
     from memsim.experiment.launch import check_executor
 
     config, run = _options(args)
-    check_executor(
-        run, config.sweep.engine, flush_denormals=config.sweep.flush_denormals
-    )  # before the first line (run_experiment checks it too)
+    check_executor(run, config.sweep)  # before the first line (run_experiment checks it too)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())
     out = run_experiment(config, run, sweep_only=sweep_only)
     if sweep_only:

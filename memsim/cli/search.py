@@ -20,9 +20,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     scale_overrides, changes = options.scale_changes(args)
     config, search, run = load_search(args.config, [*args.overrides, *scale_overrides])
     run = options.apply_run_options(run, args, **changes)
-    check_executor(
-        run, config.sweep.engine, flush_denormals=config.sweep.flush_denormals
-    )  # before the first line (run_search checks it too)
+    check_executor(run, config.sweep)  # before the first line (run_search checks it too)
     digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
     out = run_search(config, search, run)

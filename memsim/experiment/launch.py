@@ -12,7 +12,7 @@ run asks for it.
 from __future__ import annotations
 
 from memsim.compute import resolve_device
-from memsim.experiment.config import RunOptions
+from memsim.experiment.config import RunOptions, SweepConfig
 from memsim.experiment.executor import Executor, make_executor
 from memsim.experiment.ray_executor import (
     RayExecutor,
@@ -23,13 +23,11 @@ from memsim.experiment.ray_executor import (
 )
 
 
-def check_executor(
-    run: RunOptions, engine: str | None = None, *, flush_denormals: bool = False
-) -> str:
+def check_executor(run: RunOptions, sweep: SweepConfig | None = None) -> str:
     """Refuse a run whose executor cannot start, before anything is written; return the torch
-    device its workers compute on (``auto`` resolved: record and use this one). With
-    ``engine``, also a bit-flip engine that cannot run on that device (:func:`check_engine`);
-    with ``flush_denormals`` (``sweep.flush_denormals``), a device that cannot flush subnormals
+    device its workers compute on (``auto`` resolved: record and use this one). With the
+    experiment's ``sweep``, also what of it that device cannot do: its bit-flip engine
+    (:func:`check_engine`), and ``flush_denormals`` off the CPU
     (:func:`~memsim.inference.denormals.check_flush_device`).
 
     Local runs need ``run.device`` on this machine. Ray runs need Ray, a device the workers can
@@ -45,12 +43,12 @@ def check_executor(
         require_ray()
         check_address(run.address)
         device = worker_device(run.device, run.gpus_per_point)
-    if engine is not None:
-        check_engine(engine, device)
-    if flush_denormals:
-        from memsim.inference.denormals import check_flush_device
+    if sweep is not None:
+        check_engine(sweep.engine, device)
+        if sweep.flush_denormals:
+            from memsim.inference.denormals import check_flush_device
 
-        check_flush_device(device)
+            check_flush_device(device)
     return device
 
 

@@ -13,6 +13,7 @@ Total energy per inference = write energy (pulses, verify reads, pre-reads, SRAM
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -72,19 +73,31 @@ SPREAD_COLUMNS = {
 }
 
 
+def relative_spreads(row: Mapping[str, Any], rel_latency: float) -> dict[str, float]:
+    """Relative spread, to first order, of each ``memory.csv`` column that moves with the
+    latency draw, given the latency's own (``latency_ns_sd / latency``): standby is leakage ×
+    latency, so it moves as the latency does, and the total energy by its standby share of
+    that. Columns not listed (write and read energy, area) do not move. A product of columns
+    moves by the sum of its factors' relative spreads, since one draw moves them all."""
+    total = float(row.get("total_energy_pj_per_inference", math.nan))
+    standby = float(row.get("standby_energy_pj_per_inference", 0.0))
+    return {
+        "latency_ns_per_inference": rel_latency,
+        "standby_energy_pj_per_inference": rel_latency,
+        "total_energy_pj_per_inference": standby * rel_latency / total if total > 0 else 0.0,
+    }
+
+
 def derived_sds(row: Mapping[str, Any]) -> dict[str, float]:
     """Standard deviations of the columns that follow the latency draw, from ``latency_ns_sd``
-    (first order): standby is leakage × latency, so it and the total energy move by
-    ``standby × sd / latency``; the energy-delay products by the sum of the relative spreads
-    of their two factors, which move with the same draw."""
+    (:func:`relative_spreads`); the total energy moves by its standby term's spread."""
     latency, sd = float(row["latency_ns_per_inference"]), float(row["latency_ns_sd"])
-    rel = sd / latency if latency > 0 else 0.0
-    standby = float(row["standby_energy_pj_per_inference"]) * rel
-    total = float(row["total_energy_pj_per_inference"])
-    rel_delay = (standby / total if total > 0 else 0.0) + rel
+    rel = relative_spreads(row, sd / latency if latency > 0 else 0.0)
+    standby_sd = float(row["standby_energy_pj_per_inference"]) * rel["latency_ns_per_inference"]
+    rel_delay = rel["total_energy_pj_per_inference"] + rel["latency_ns_per_inference"]
     return {
-        "standby_energy_pj_sd": standby,
-        "total_energy_pj_sd": standby,
+        "standby_energy_pj_sd": standby_sd,
+        "total_energy_pj_sd": standby_sd,
         "energy_delay_pj_ns_sd": float(row["energy_delay_pj_ns"]) * rel_delay,
         "energy_delay_area_pj_ns_mm2_sd": float(row["energy_delay_area_pj_ns_mm2"]) * rel_delay,
     }

@@ -168,8 +168,8 @@ def run_experiment(
     # What can be checked is checked before the output folder is claimed, the same way as
     # load_experiment does (a config built in Python skips the loader).
     check_built(config)
-    # Refused: a missing device or Ray extra, a silent cluster, an engine the device lacks.
-    device = check_executor(run, config.sweep.engine, flush_denormals=config.sweep.flush_denormals)
+    # Refused: a missing device or Ray extra, a silent cluster, what the device cannot do.
+    device = check_executor(run, config.sweep)
     if evaluator is None:
         # Train/cache/load the models once, before any worker starts and before the folder is
         # claimed: a corrupt checkpoint or missing data set is refused with nothing written.

@@ -283,9 +283,12 @@ def objective_sds(row: Mapping[str, Any]) -> dict[str, float]:
     energy, through the standby term (leakage × latency). Every factor moves with the same
     draw, so to first order their relative spreads add. Write energy and area are fixed.
     """
+    from memsim.experiment.memory import relative_spreads
+
     latency = float(row.get("latency_ns_per_inference", math.nan))
     spread = float(row.get("latency_ns_sd", 0.0))
     rel_latency = spread / latency if spread == spread and latency > 0 else math.nan
+    moves = relative_spreads(row, rel_latency)
     out = {}
     for name, factors in OBJECTIVES.items():
         value, rel = 1.0, 0.0
@@ -294,11 +297,7 @@ def objective_sds(row: Mapping[str, Any]) -> dict[str, float]:
             if col is None:
                 break
             value *= float(row[col])
-            if col == "latency_ns_per_inference":
-                rel += rel_latency
-            elif col == "total_energy_pj_per_inference" and float(row[col]) > 0:
-                standby = float(row.get("standby_energy_pj_per_inference", 0.0))
-                rel += standby / float(row[col]) * rel_latency
+            rel += moves.get(col, 0.0)
         else:
             out[name] = abs(value) * rel
     return out
@@ -396,8 +395,8 @@ def run_search(
 
     check_built(config)
     check_search(config)  # as parse_search does
-    # Refused: a missing device or Ray extra, a silent cluster, an engine the device lacks.
-    device = check_executor(run, config.sweep.engine, flush_denormals=config.sweep.flush_denormals)
+    # Refused: a missing device or Ray extra, a silent cluster, what the device cannot do.
+    device = check_executor(run, config.sweep)
     fmt = config.formats[0]
     cands = candidates(config)
     op = operating_points(config)[0]

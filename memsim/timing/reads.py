@@ -43,8 +43,8 @@ OFFCHIP_WORD_BITS = 64
 
 #: RRAM bits per weight read when the device bundle sets no ``unit_bits``: the 64-bit word of
 #: NVMExplorer's runs (WordWidth 64) and NVMain's RRAM config (BusWidth 64), docs/sources.md
-#: §1 row 19 [V]. It is the same rule and default as the policies' RRAM write unit
-#: (``policies.costs.start``), so weights are read in the units activations are written in.
+#: §1 row 19 [V]. The policies' RRAM write unit follows the same rule (``policies.costs``),
+#: so weights are read in the units activations are written in.
 RRAM_WORD_BITS = 64
 
 
