@@ -61,8 +61,11 @@ def _start_numba_threads() -> None:
     """Start Numba's threading layer (see the module doc; ~40 ms, once) and keep torch's thread
     count: where Numba's OpenMP pool shares torch's OpenMP runtime, starting it sets that
     runtime's thread count to ``NUMBA_NUM_THREADS``, so a ``torch.set_num_threads`` made
-    before would be lost. (Torch wheels that ship a libgomp of their own, 2.14.1's among them,
-    leave Numba on the system's copy: two runtimes, two pools.)"""
+    before would be lost. They share it even where torch ships a libgomp of its own (2.14.1
+    does): Numba's omppool asks for the system's ``libgomp.so.1.0.0`` by file name, so both
+    copies may be mapped, but its calls bind to the copy torch loaded first into the global
+    scope, and a torch loaded later reuses the copy already loaded (its ``libgomp.so.1`` is
+    that copy's soname). One pool either way (tests/test_denormals.py)."""
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     numba.get_num_threads()

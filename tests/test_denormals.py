@@ -3,6 +3,8 @@ on, only inside the block, refused where it cannot hold, part of an experiment's
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -44,6 +46,53 @@ def test_flush_reaches_every_thread_and_ends_with_the_block(two_threads):
         assert int((torch.full((1 << 22,), 1e-30) * 1e-10 != 0).sum()) == 0  # results too
     assert not flushing()
     assert bool(((x * 1.0) == x).all())  # IEEE again on every thread
+
+
+#: Run in a fresh interpreter: ``memsim.jit`` or torch loaded first, Numba's pool started before
+#: the flush (OpenMP threads keep the mode they had; threads started later copy their parent's).
+_ONE_RUNTIME = """
+import sys
+if sys.argv[1] == "jit":
+    import memsim.jit
+import numba, numpy as np, torch
+import memsim.jit
+from memsim.inference.denormals import denormals_flushed
+numba.set_num_threads(2)
+torch.set_num_threads(2)
+
+@numba.njit(parallel=True)
+def probe(tiny, zero, tid):
+    for i in numba.prange(tiny.size):
+        zero[i] = tiny[i] * np.float32(1.5) == 0.0
+        tid[i] = numba.get_thread_id()
+
+tiny = np.full(1 << 16, 1e-40, np.float32)
+zero, tid = np.zeros(tiny.size, np.bool_), np.zeros(tiny.size, np.int64)
+probe(tiny, zero, tid)
+assert not zero.any() and np.unique(tid).size == 2, "the pool did not start on two threads"
+with denormals_flushed():
+    probe(tiny, zero, tid)
+print(int(zero.sum()), tiny.size)
+"""
+
+
+@needs_modes
+@pytest.mark.parametrize("first", ["jit", "torch"])
+def test_numba_kernels_run_on_the_runtime_torch_computes_on(first):
+    # Torch ships libgomp.so.1 and Numba's omppool asks for libgomp.so.1.0.0, so both may be
+    # mapped; the flush reaches torch's runtime only. Numba's kernels share it whichever loads
+    # first (its calls bind to torch's copy, or torch reuses the one already loaded): one pool,
+    # so every Numba thread flushes too. A second runtime would leave its threads unflushed.
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_RUNTIME, first],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NUMBA_NUM_THREADS": "2"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    flushed, total = map(int, done.stdout.split())
+    assert flushed == total
 
 
 def test_flush_off_changes_nothing():

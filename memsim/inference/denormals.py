@@ -97,8 +97,8 @@ def set_flush(on: bool) -> None:
 
 @lru_cache(maxsize=1)
 def _runtimes() -> tuple[str, ...]:
-    """The OpenMP runtimes torch's CPU kernels may run on: the copy torch ships where it ships
-    one (Numba's kernels flip integers and need no flush), else every one loaded.
+    """The OpenMP runtimes torch's CPU kernels may run on: the copy torch ships where it is
+    loaded, else every one loaded. Numba's kernels run on the same one (:mod:`memsim.jit`).
 
     PERF: read once per process (``/proc/self/maps`` takes ~7 ms to read; a network enters
     :func:`denormals_flushed` once per forward pass)."""
@@ -108,8 +108,9 @@ def _runtimes() -> tuple[str, ...]:
         path = line.rsplit(maxsplit=1)[-1] if line.strip() else ""
         if path.startswith("/") and any(r in Path(path).name for r in _RUNTIMES):
             found.add(path)
-    # Where torch ships a runtime of its own, only that one computes floats: waking another
-    # copy's threads (Numba's) would only compete with the first's, still spinning, for cores.
+    # Where torch's own copy is loaded, the system's copy may be mapped too (Numba's omppool
+    # names it), but no call binds to it: waking it would start a team of threads that only
+    # compete for cores with the first's, still spinning (~8 ms per switch).
     own = sorted(p for p in found if Path(p).is_relative_to(Path(torch.__file__).parent))
     return tuple(own or sorted(found))
 
