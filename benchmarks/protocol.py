@@ -27,7 +27,11 @@ dedicated core would take, far less disturbed on a shared machine than wall time
 workers" means N cores. On CUDA: wall time, and a worker is a GPU (or a share of one). On a
 shared machine compare figures from one run only.
 
-Run: ``python benchmarks/protocol.py [--device cpu] [--threads 2] [--workers 8] [--images 64]``
+``--flush-denormals`` computes with subnormal floats flushed to zero (``sweep.flush_denormals``):
+on Intel CPUs flipped zeros' subnormals otherwise slow every layer after a noisy write.
+
+Run: ``python benchmarks/protocol.py [--device cpu] [--threads 2] [--workers 8] [--images 64]
+[--flush-denormals]``
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import torch
 from _paired import MIN_PAIRS, Paired
 
 from memsim.experiment.executor import set_threads
+from memsim.inference.denormals import check_flush_device
 from memsim.inference.network import INFERENCE_FORMATS, NoisyNetwork
 from memsim.noise.channel import BitFlip
 
@@ -136,11 +141,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compute-dtype", default="float32", help="float16/bfloat16 compute dtype")
     # The seed study's five formats (configs/cifar/vgg_formats.toml); any of INFERENCE_FORMATS.
     ap.add_argument("--formats", default="float16,bfloat16,float32,float64,int8")
+    ap.add_argument(
+        "--flush-denormals",
+        action="store_true",
+        help="compute with subnormal floats flushed to zero (sweep.flush_denormals; CPU only)",
+    )
     args = ap.parse_args(argv)
     set_threads(args.threads)  # torch's and the Numba flip kernels'
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error(f"--device {args.device}: CUDA is not available on this machine")
+    if args.flush_denormals:
+        try:
+            check_flush_device(device, "--flush-denormals")
+        except ValueError as exc:
+            ap.error(str(exc))
     clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
     formats = args.formats.split(",")
     unknown = [f for f in formats if f not in INFERENCE_FORMATS]
@@ -153,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     x = x.to(device)
     print(
         f"VGG-A ({source}), {len(x)} images per batch, {device}, {torch.get_num_threads()} "
-        f"threads, {clock} time"
+        f"threads, {clock} time; subnormals "
+        f"{'flushed to zero' if args.flush_denormals else 'kept (IEEE)'}"
     )
     print(
         f"{'format':<10}{'p':>8}{'clean img/s':>13}{'noisy img/s':>13}  noisy/clean time, paired "
@@ -166,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
             compute = args.compute_dtype
         quantized = fmt in ("int8", "int4")
         cal = x[:32].cpu() if quantized else None
-        net = NoisyNetwork(model, fmt, compute_dtype=compute, calibration=cal)
+        net = NoisyNetwork(
+            model, fmt, compute_dtype=compute, calibration=cal, flush_denormals=args.flush_denormals
+        )
         p = P_INT8 if quantized else P_FLOAT
         channel = BitFlip(fmt, p, engine="auto")
         net.logits(x[:8], channel, seed=0, device=args.device)  # warm-up: compile, allocate
@@ -200,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         from workloads.vgg import vgg
 
         torch.manual_seed(0)
-        net = NoisyNetwork(vgg(depth).eval(), "float32")
+        net = NoisyNetwork(vgg(depth).eval(), "float32", flush_denormals=args.flush_denormals)
         net.logits(small[:2], None, device=args.device)
         t = best(
             lambda n=net: n.logits(small, None, device=args.device), args.repeats, device, clock

@@ -288,3 +288,35 @@ def test_exact_float32_turns_tf32_off_for_cuda():
         assert torch.backends.cuda.matmul.allow_tf32 is False
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_eval_takes_compute_dtype_and_flush_to_the_network(monkeypatch, capsys):
+    """``memsim eval`` offers the sweep's two compute options; each reaches the network, and a
+    compute dtype is refused for an integer format before anything loads."""
+    from memsim.inference import network as network_module
+    from memsim.inference.denormals import flushing
+
+    built = []
+    real_init = network_module.NoisyNetwork.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(network_module.NoisyNetwork, "__init__", spy)
+    base = ["eval", "digits", "--limit", "40", "--p", "1e-3", "--json"]
+    assert main([*base, "--format", "float16", "--compute-dtype", "float32"]) == 0
+    assert built[-1].fmt == "float16" and built[-1].compute_dtype == torch.float32
+    assert not built[-1].flush_denormals
+    capsys.readouterr()
+    assert main([*base, "--format", "float16", "--compute-dtype", "storage"]) == 0
+    assert built[-1].compute_dtype == torch.float16
+    capsys.readouterr()
+    if torch.set_flush_denormal(False) and sys.platform == "linux":
+        assert main([*base, "--flush-denormals"]) == 0
+        assert built[-1].flush_denormals and not flushing()  # only while it computed
+    n = len(built)
+    assert main([*base, "--format", "int8", "--compute-dtype", "float64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(built) == n  # refused before a network was built
+    assert err[-1].startswith("memsim eval: error: --compute-dtype float64 has no effect")

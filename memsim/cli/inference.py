@@ -103,12 +103,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--batch-size", type=options.bounded_int(1, 65536), default=256)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument(
+        "--compute-dtype",
+        choices=options.COMPUTE_DTYPES,
+        default=None,
+        help="float dtype to compute a float format in (as sweep.compute_dtype; default: the "
+        "storage format's own; every write is still rounded to the storage format; refused "
+        "for int8/int4)",
+    )
+    e.add_argument(
+        "--flush-denormals",
+        action="store_true",
+        help="compute as a processor that flushes subnormal floats to zero (as "
+        "sweep.flush_denormals; CPU only; far faster on Intel CPUs under noise)",
+    )
     e.set_defaults(func=run_eval)
 
 
-def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
+def _network(args: argparse.Namespace, test_images: tuple[str, int | None], **compute):
     """The workload and its noisy network; ``test_images`` (option, count) and the int
-    formats' calibration images are checked against the splits before anything loads."""
+    formats' calibration images are checked against the splits before anything loads.
+    ``compute``: the network's ``compute_dtype`` and ``flush_denormals`` (``eval``'s options)."""
     from memsim.experiment.plugins import calibration_images
     from memsim.inference.int8 import INT_FORMATS
     from memsim.inference.network import NoisyNetwork
@@ -124,6 +139,11 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
                 f"{flag} {value} has no effect with --format {args.fmt}: only the integer "
                 f"formats ({', '.join(INT_FORMATS)}) are calibrated."
             )
+    if compute.get("compute_dtype") is not None and calibrated:
+        raise ValueError(
+            f"--compute-dtype {compute['compute_dtype']} has no effect with --format "
+            f"{args.fmt}: the integer formats compute in float32 whatever it says."
+        )
     workload = get_workload(args.workload)
     options.check_counts(
         workload,
@@ -144,6 +164,7 @@ def _network(args: argparse.Namespace, test_images: tuple[str, int | None]):
         noisy_input=args.noisy_input,
         calibration=calibration,
         calibration_method=args.calibration_method or CALIBRATION_METHOD_DEFAULT,
+        **compute,
     )
     return workload, net
 
@@ -205,13 +226,22 @@ def format_trace(trace) -> str:
 def run_eval(args: argparse.Namespace) -> int:
     from memsim.compute import resolve_device
     from memsim.experiment.launch import check_engine
+    from memsim.inference.denormals import check_flush_device
     from memsim.noise.channel import BitFlip
 
     device = resolve_device(options.torch_device(args))  # auto resolved; one this lacks refused
     check_engine(args.engine, str(device))
+    if args.flush_denormals:
+        check_flush_device(device, "--flush-denormals")
     # The channel is always built, so p, bits and engine are checked even when p is 0.
     channel = BitFlip(args.fmt, args.p, args.p10, bits=args.bits, engine=args.engine)
-    workload, net = _network(args, ("--limit", args.limit))
+    storage = args.compute_dtype in (None, "storage")
+    workload, net = _network(
+        args,
+        ("--limit", args.limit),
+        compute_dtype=None if storage else args.compute_dtype,
+        flush_denormals=args.flush_denormals,
+    )
     x, y = workload.samples("test", args.limit, "--limit")
     result = net.evaluate(
         x,
