@@ -254,9 +254,9 @@ def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
         colour = f"C{i % 10}"
         ax.plot(x, mu, MARKERS[i % len(MARKERS)] + "-", ms=4, color=colour, label=" · ".join(key))
         for j, row in enumerate(group.to_dict("records")):
-            any_open |= _mu_bar(ax, x[j], row, colour)
+            any_open |= interval_bar(ax, x[j], row, colour)
     if any_open:
-        ax.plot([], [], "^", color="0.3", ms=5, label="CI open beyond the swept range")
+        ax.plot([], [], "^", color="0.3", ms=5, label=OPEN_LABEL)
     ax.set_xticks(np.arange(len(masks)), masks, rotation=30, ha="right", fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("noisy-bit mask")
@@ -268,17 +268,18 @@ def mu_by_mask(summary: pd.DataFrame, masks: list[str]) -> plt.Figure:
     return fig
 
 
-def _mu_bar(ax: plt.Axes, x: float, row: Mapping, colour: str) -> bool:
-    """Draw one μ's interval at ``x``; True when a side of it is open.
+def interval_bar(ax: plt.Axes, x: float, row: Mapping, colour: str, column: str = "mu") -> bool:
+    """Draw the interval of ``row[column]`` (``<column>_ci_low`` / ``_ci_high`` /
+    ``_ci_open``) at ``x``; True when a side of it is open.
 
     A finite bound gets a cap; an open one a bar to the swept range's edge (``p_min`` /
-    ``p_max``, or a decade beyond μ where the range is unknown) and a triangle pointing on.
-    No interval at all (no bootstrap) draws nothing.
+    ``p_max``, or a decade beyond the value where the range is unknown) and a triangle pointing
+    on. No interval at all (no bootstrap) draws nothing.
     """
-    mu = float(row.get("mu", math.nan))
+    mu = float(row.get(column, math.nan))
     if not (np.isfinite(mu) and mu > 0):
         return False
-    side = open_side(row)
+    side = open_side(row, column)
     ends = []
     for name, edge_col, factor, marker in (
         ("low", "p_min", 0.1, "v"),
@@ -291,7 +292,7 @@ def _mu_bar(ax: plt.Axes, x: float, row: Mapping, colour: str) -> bool:
             end = min(end, mu) if name == "low" else max(end, mu)
             ends.append((end, marker))
         else:
-            bound = float(row.get(f"mu_ci_{name}", math.nan))
+            bound = float(row.get(f"{column}_ci_{name}", math.nan))
             ends.append((bound, "_") if np.isfinite(bound) and bound > 0 else (math.nan, ""))
     (low, low_marker), (high, high_marker) = ends
     if np.isnan(low) and np.isnan(high):
@@ -301,6 +302,10 @@ def _mu_bar(ax: plt.Axes, x: float, row: Mapping, colour: str) -> bool:
         if marker:
             ax.plot([x], [end], marker, color=colour, ms=5 if marker != "_" else 6)
     return side != ""
+
+
+#: Legend entry of the triangles :func:`interval_bar` ends an open side with.
+OPEN_LABEL = "CI open beyond the swept range"
 
 
 def energy_by_category(memory: pd.DataFrame) -> plt.Figure:

@@ -163,6 +163,8 @@ def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
     """Midpoint per layer (left, log p) and bits written per layer (right), network order."""
     import matplotlib.pyplot as plt
 
+    from memsim.report.plots import interval_bar
+
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(table) + 2), 4))
     x = np.arange(len(table))
     ax2 = ax.twinx()
@@ -171,18 +173,9 @@ def plot_sensitivity(table: pd.DataFrame, path: Path) -> Path:
     ax2.set_ylabel("bits written per inference")
     # An interval open on a side (it reaches beyond the swept range) is drawn to that edge of
     # the range and ends in a triangle pointing on; a midpoint without an interval gets no bar.
-    side = table.get("p50_ci_open", pd.Series("", index=table.index)).fillna("")
-    open_low = side.isin(["low", "both"]) & table["p50"].notna()
-    open_high = side.isin(["high", "both"]) & table["p50"].notna()
-    low = table["p50_ci_low"].where(~open_low, table.get("p_min", math.nan))
-    high = table["p50_ci_high"].where(~open_high, table.get("p_max", math.nan))
-    lo = (table["p50"] - low).clip(lower=0).fillna(0)
-    hi = (high - table["p50"]).clip(lower=0).fillna(0)
-    ax.errorbar(x, table["p50"], yerr=[lo, hi], fmt="o-", color="C0", label="midpoint p50")
-    for mask, edge, marker in ((open_low, low, "v"), (open_high, high, "^")):
-        if mask.any():
-            ax.plot(x[mask.to_numpy()], edge[mask], marker, color="C0", ls="none",
-                    label="interval beyond the swept range")  # fmt: skip
+    ax.plot(x, table["p50"], "o-", color="C0", ms=5, label="midpoint p50")
+    for j, row in enumerate(table.to_dict("records")):
+        interval_bar(ax, float(x[j]), row, "C0", column="p50")
     ax.set_yscale("log")
     ax.set_ylabel("p at half accuracy drop (this layer noisy only)")
     ax.set_xticks(x, table["layer"], rotation=60, ha="right", fontsize=8)
