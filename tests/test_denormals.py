@@ -143,3 +143,33 @@ def test_cli_flag_sets_the_key_and_the_bnn_study_refuses_it():
     bnn = build_parser().parse_args(["bnn", "configs/bnn/digits.toml", "--flush-denormals"])
     with pytest.raises(ValueError, match="--flush-denormals"):
         bnn_executor(bnn)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "run", "prone"),
+    [
+        ([], {}, "float32"),  # the default: float32 and int8 stored
+        (['formats=["float16", "bfloat16", "float64"]'], {}, "bfloat16, float64"),
+        (['formats=["bfloat16", "float64"]', 'sweep.compute_dtype="float32"'], {}, "bfloat16"),
+        (['formats=["float32"]', 'sweep.compute_dtype="float64"'], {}, None),  # normal there
+        (['formats=["int8", "float16"]'], {}, None),  # dequantized; normal in float32
+        (["sweep.flush_denormals=true"], {}, None),
+        ([], {"executor": "ray"}, None),  # the workers' CPUs are not this one
+    ],
+)
+def test_a_run_is_told_when_this_cpu_is_slow_on_subnormals(monkeypatch, overrides, run, prone):
+    from memsim.experiment import launch
+    from memsim.experiment.config import RunOptions
+    from memsim.inference import denormals
+
+    config, options = load_experiment(overrides=overrides)
+    options = RunOptions(**{**options.__dict__, "device": "cpu", **run})
+    monkeypatch.setattr(denormals, "subnormal_slowdown", lambda: 48.0)
+    hint = launch.subnormal_hint(config, options)
+    if prone is None:
+        assert hint is None
+    else:
+        assert hint is not None and "48x slower" in hint and "--flush-denormals" in hint
+        assert f"flipped zeros of {prone} make them" in hint
+    monkeypatch.setattr(denormals, "subnormal_slowdown", lambda: 1.1)  # a CPU that does not care
+    assert launch.subnormal_hint(config, options) is None

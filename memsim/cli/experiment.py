@@ -80,11 +80,13 @@ def cmd_run(args: argparse.Namespace, *, sweep_only: bool = False) -> int:
             progress=options.progress(args),
             **bnn_executor(args),
         )
-    from memsim.experiment.launch import check_executor
+    from memsim.experiment.launch import check_executor, subnormal_hint
 
     config, run = _options(args)
     check_executor(run, config.sweep)  # before the first line (run_experiment checks it too)
     log.info("experiment '%s' (config hash %s)", config.name, config.digest())
+    if hint := subnormal_hint(config, run):
+        log.info(hint)
     out = run_experiment(config, run, sweep_only=sweep_only)
     if sweep_only:
         print(f"Sweep points: {out / 'points.csv'}")

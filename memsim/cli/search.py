@@ -14,7 +14,7 @@ from memsim.cli import options
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from memsim.experiment.launch import check_executor
+    from memsim.experiment.launch import check_executor, subnormal_hint
     from memsim.studies.search import load_search, run_search, search_digest
 
     scale_overrides, changes = options.scale_changes(args)
@@ -23,6 +23,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_executor(run, config.sweep)  # before the first line (run_search checks it too)
     digest = search_digest(config, search)
     print(f"memsim: search '{config.name}' (config hash {digest})", file=sys.stderr)
+    if hint := subnormal_hint(config, run):
+        print(f"memsim: {hint}", file=sys.stderr)
     out = run_search(config, search, run)
     print(f"Report: {out / 'report.md'}")
     return 0

@@ -12,7 +12,7 @@ run asks for it.
 from __future__ import annotations
 
 from memsim.compute import resolve_device
-from memsim.experiment.config import RunOptions, SweepConfig
+from memsim.experiment.config import ExperimentConfig, RunOptions, SweepConfig
 from memsim.experiment.executor import Executor, make_executor
 from memsim.experiment.ray_executor import (
     RayExecutor,
@@ -71,3 +71,47 @@ def executor_for(run: RunOptions) -> Executor:
     if run.executor == "ray":
         return RayExecutor(run.workers, address=run.address, gpus_per_point=run.gpus_per_point)
     return make_executor(run.workers)
+
+
+#: Compute dtypes by the exponent width they share: a subnormal of a stored format is one in the
+#: dtype it computes in when both have the same exponent range (float16 and FP8 subnormals are
+#: normal in float32, where a CPU computes them; int formats dequantize to normal values).
+_EXPONENT_RANGE = {"float32": 8, "bfloat16": 8, "float64": 11}
+
+
+def subnormal_hint(config: ExperimentConfig, run: RunOptions) -> str | None:
+    """A one-line hint where this CPU is slow on subnormal floats and a local run computes a
+    stored float format in a dtype where its flipped zeros stay subnormal, with subnormals kept
+    (``sweep.flush_denormals`` off): flips of a stored zero's low bits make them, and every
+    layer that reads them pays. ``None`` elsewhere (another device, Ray workers on other
+    machines, flushing on, no such format, a CPU that does not care). Measures once per process
+    (:func:`~memsim.inference.denormals.subnormal_slowdown`, ~5 ms)."""
+    sweep = config.sweep
+    if sweep.flush_denormals or run.executor != "local":
+        return None
+    if str(resolve_device(run.device)) != "cpu":
+        return None
+    from memsim.experiment.plugins import make_policy, pairs_of
+
+    stored = {make_policy(spec).storage_format(fmt) for spec, fmt in pairs_of(config)}
+    prone = [
+        fmt
+        for fmt in sorted(stored)
+        if fmt in _EXPONENT_RANGE
+        and _EXPONENT_RANGE.get(fmt if sweep.compute_dtype == "storage" else sweep.compute_dtype)
+        == _EXPONENT_RANGE[fmt]
+    ]
+    if not prone:
+        return None
+    from memsim.inference.denormals import SLOW_SUBNORMALS, subnormal_slowdown
+
+    slowdown = subnormal_slowdown()
+    if slowdown < SLOW_SUBNORMALS:
+        return None
+    return (
+        f"this CPU multiplies subnormal floats {slowdown:.0f}x slower than normal ones, and "
+        f"flipped zeros of {', '.join(prone)} make them: noisy inference may run several times "
+        "slower than with them flushed. --flush-denormals (sweep.flush_denormals = true) models a "
+        "processor that flushes them to zero instead (part of the experiment's identity; see "
+        "the README)."
+    )
