@@ -211,10 +211,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(net.write_points())} writes, {elements:,} elements ({32 * elements:,} bits) per batch"
     )
 
-    # warm-up: allocator, numba compilation of the engine
+    # warm-up: allocator, numba compilation of the engine (independent and coupled draws: a
+    # coupled channel's first write loaded or compiled its kernels inside the first repeat)
     for n in (net,) if args.aims else (net, whole):
         n.logits(x, None)
         n.logits(x[:8], channels[ps[-1]], seed=0)
+        if not args.aims:
+            n.logits(x[:8], coupled[ps[-1]], seed=0)
 
     # Interleaved: clean, then every p, for tiles of TILE images and for whole batches; every
     # other repeat in the reverse order, so that no p always runs right after clean.
