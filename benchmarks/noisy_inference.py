@@ -189,9 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     model, x, source = load_vgg_a(args.batch_size)
     flush = args.flush_denormals
     net = NoisyNetwork(model, "float32", flush_denormals=flush)
-    whole = NoisyNetwork(
-        model, "float32", tile=None, flush_denormals=flush
-    )  # one pass per batch, as before tiles
+    # One pass per batch, as before tiles.
+    whole = NoisyNetwork(model, "float32", tile=None, flush_denormals=flush)
     channels: dict[float | str, Channel] = {p: BitFlip("float32", p, engine="auto") for p in ps}
     if args.aims:
         channels["floor"] = TouchLines()

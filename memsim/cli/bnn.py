@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
 def bnn_executor(args: argparse.Namespace) -> dict:
     """``executor`` and ``address`` for :func:`run_config` from the scale-out options; the
-    study runs on CPUs in its own compute type, so GPU packing, a compute dtype and flushing subnormals are refused."""
+    study runs on CPUs in its own compute type, so GPU packing, a compute dtype and flushing
+    subnormals are refused."""
     given = [
         f"--{k.replace('_', '-')}"
         for k in ("gpus_per_point", "compute_dtype", "flush_denormals")

@@ -233,7 +233,8 @@ COMPUTE_DTYPES = ("storage", "float32", "float64", "float16", "bfloat16")
 def add_scale_out(p: argparse.ArgumentParser, *, cpu_only: bool = False) -> None:
     """``--executor``, ``--address``, ``--gpus-per-point``, ``--compute-dtype``,
     ``--flush-denormals`` (every verb that runs points: ``run``, ``sweep``, ``search``, ``bnn``).
-    A ``cpu_only`` verb (``bnn``) takes the last three to refuse them with its own one-line error; its help says so."""
+    A ``cpu_only`` verb (``bnn``) takes the last three to refuse them with its own one-line
+    error; its help says so."""
     refused = " (refused: this verb runs on CPUs in its own compute type)" if cpu_only else ""
     g = p.add_argument_group(
         "scale-out (results do not depend on these, except compute dtype and subnormals)"

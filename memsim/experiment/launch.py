@@ -91,15 +91,15 @@ def subnormal_hint(config: ExperimentConfig, run: RunOptions) -> str | None:
         return None
     if str(resolve_device(run.device)) != "cpu":
         return None
-    from memsim.experiment.plugins import make_policy, pairs_of
+    from memsim.experiment.plugins import stored_formats
 
-    stored = {make_policy(spec).storage_format(fmt) for spec, fmt in pairs_of(config)}
+    def computes_in(fmt: str) -> str:
+        return fmt if sweep.compute_dtype == "storage" else sweep.compute_dtype
+
     prone = [
         fmt
-        for fmt in sorted(stored)
-        if fmt in _EXPONENT_RANGE
-        and _EXPONENT_RANGE.get(fmt if sweep.compute_dtype == "storage" else sweep.compute_dtype)
-        == _EXPONENT_RANGE[fmt]
+        for fmt in stored_formats(config)
+        if fmt in _EXPONENT_RANGE and _EXPONENT_RANGE.get(computes_in(fmt)) == _EXPONENT_RANGE[fmt]
     ]
     if not prone:
         return None

@@ -26,7 +26,7 @@ from memsim.experiment.plugins import (
     check_images,
     check_plugins,
     make_policy,
-    pairs_of,
+    stored_formats,
 )
 from memsim.inference.int8 import INT_FORMATS
 
@@ -102,7 +102,7 @@ def check_compute_dtype(config: ExperimentConfig, source: Any = None) -> None:
     dtype = config.sweep.compute_dtype
     if dtype == "storage":
         return
-    stored = sorted({make_policy(spec).storage_format(fmt) for spec, fmt in pairs_of(config)})
+    stored = stored_formats(config)
     if stored and all(fmt in INT_FORMATS for fmt in stored):
         raise ConfigError(
             f"{where_text('sweep.compute_dtype', source)}: compute_dtype = {dtype!r} "

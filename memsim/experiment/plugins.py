@@ -238,6 +238,12 @@ def _check_lookup(key: str, source: Any, fn):
         raise ConfigError(f"{where_text(key, source)}: {exc}") from None
 
 
+def stored_formats(config: ExperimentConfig) -> list[str]:
+    """The formats the experiment's networks store, sorted: each policy's storage of each format
+    it runs (``format(to=...)`` may store an int8 sweep as float16)."""
+    return sorted({make_policy(spec).storage_format(fmt) for spec, fmt in pairs_of(config)})
+
+
 def pairs_of(config: ExperimentConfig) -> list[tuple[PolicySpec, str]]:
     """The (policy, format) pairs the experiment runs: those the policy can store."""
     pairs = []

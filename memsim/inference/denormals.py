@@ -28,7 +28,7 @@ import ctypes
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -90,12 +90,21 @@ def set_flush(on: bool) -> None:
             torch.set_flush_denormal(on)
 
         callback = _BODY(body)  # kept alive until every thread has run it
-        for path in _runtimes():
-            library = ctypes.CDLL(path)
-            parallel = library.GOMP_parallel
-            parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-            parallel.restype = None
+        for parallel in _parallel_entries():
             parallel(callback, None, 0, 0)  # 0 threads: the runtime's current team size
+
+
+@lru_cache(maxsize=1)
+def _parallel_entries() -> tuple[Callable[..., None], ...]:
+    """``GOMP_parallel`` of each of :func:`_runtimes`, typed for :data:`_BODY` callbacks (looked
+    up once per process: a network switches the mode twice per forward pass)."""
+    entries = []
+    for path in _runtimes():
+        parallel = ctypes.CDLL(path).GOMP_parallel
+        parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        parallel.restype = None
+        entries.append(parallel)
+    return tuple(entries)
 
 
 @lru_cache(maxsize=1)

@@ -30,7 +30,8 @@ float16 convolutions run about 25× slower than float32 (bfloat16 is fast); for 
 sweeps on a CPU, ``compute_dtype="float32"`` (every write still rounded to float16) is the
 quick alternative. ``flush_denormals=True`` computes as a processor that flushes subnormal
 floats to zero (:mod:`memsim.inference.denormals`; CPU only): flips of a stored zero's low bits
-make subnormals, which slow Intel processors' arithmetic 1.7-2.8×. int8 and int4 compute in float32 on fake-quantized values; stored
+make subnormals, which slowed noisy inference on an Intel processor 1.7-2.8×. int8 and int4
+compute in float32 on fake-quantized values; stored
 activations are real int8 codes, or int4 codes packed two per byte (:mod:`memsim.inference.int8`). FP8 (``float8_e4m3``, ``float8_e5m2``) computes
 in float32 and every write is rounded to FP8 with torch's conversion (E4M3 saturates at ±448,
 E5M2 overflows to ±inf); the flips hit the stored byte, and a byte read back as E4M3's NaN
