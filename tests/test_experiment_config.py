@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from memsim.cli.main import main
 from memsim.config import ConfigError, load_toml
+from memsim.experiment.config import log_grid, pow10
 from memsim.experiment.run import DEFAULT_CONFIG, load_experiment, to_toml
 from memsim.experiment.store import ResultsError
 from memsim.studies import study_kind
@@ -26,6 +30,28 @@ def test_default_config_loads_with_the_standard_grid():
     assert config.sweep.repeats == 5 and config.sweep.coupled
     assert {"float32", "int8"} <= set(config.formats)
     assert len(config.policies) >= 3 and run.workers == 1
+
+
+def test_the_grid_does_not_depend_on_this_machines_power(monkeypatch):
+    """The grid is computed in decimal arithmetic: NumPy's and libm's power, which differ in the
+    last bit between processors, cannot move a point (NumPy's gave 9.999999999999999e-06 for
+    1e-05 with AVX-512), and the decades are exact."""
+    config, _ = load_experiment(overrides=["grid.p_min=1e-6", "grid.points_per_decade=1"])
+    want = (1e-06, 1e-05, 1e-04, 1e-03, 1e-02, 1e-01)
+    assert config.grid.ps() == want
+
+    def one_ulp_down(*args, **kwargs):
+        return np.nextafter(real_logspace(*args, **kwargs), 0.0)
+
+    real_logspace = np.logspace
+    monkeypatch.setattr(np, "logspace", one_ulp_down)
+    monkeypatch.setattr(math, "pow", lambda x, y: np.nextafter(x**y, 0.0))
+    assert config.grid.ps() == want
+    grid = log_grid(3e-8, 0.5, 9)
+    assert grid[0] == 3e-8 and grid[-1] == 0.5
+    ratios = np.diff(np.log10(grid))
+    assert ratios == pytest.approx(np.full(8, math.log10(0.5 / 3e-8) / 8), rel=1e-12)
+    assert pow10(-5.0) == 1e-05 and pow10(-2.5) == pytest.approx(10**-2.5, rel=1e-15)
 
 
 def test_malformed_toml_names_the_line(tmp_path):

@@ -2,7 +2,7 @@
 
 ``get_workload(name, **options)`` builds a registered workload; ``WORKLOADS.names()`` lists
 them. Built in: ``digits`` (the embedded default: scikit-learn's 8×8 digits, a small CNN
-trained on first use and cached), ``vgg_A``/``vgg_B``/``vgg_D``/``vgg_E`` (VGG with batch norm
+whose weights ship with it), ``vgg_A``/``vgg_B``/``vgg_D``/``vgg_E`` (VGG with batch norm
 on CIFAR-10), ``resnet18_cifar`` (torchvision's ResNet-18, to show that any module wraps) and
 the binarized networks of :mod:`workloads.bnn`. Wrap your own network with
 :func:`workloads.generic.wrap`, register it with :func:`workloads.generic.register`, or declare

@@ -51,7 +51,8 @@ class Workload(ABC):
     #: Torch intra-op threads :func:`workloads.train.train_model` trains with (the process's
     #: count is restored after), or None to keep the process's count. A CPU's float reductions
     #: are split by thread, so trained weights depend on the count: a workload whose default
-    #: weights are trained on first use pins it, and every machine trains the same network.
+    #: weights are trained on first use pins it, so any core count trains the same network (a
+    #: processor with other SIMD kernels does not: see :mod:`workloads.digits`).
     train_threads: int | None = None
 
     @abstractmethod

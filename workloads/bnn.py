@@ -270,7 +270,7 @@ class BNNDigitsWorkload(BNNWorkload):
     arch = "bnn_mlp"
     num_classes = 10
     input_shape = (1, 8, 8)
-    train_threads = 2  # trained on first use: the same weights on every machine
+    train_threads = 2  # trained on first use: the same weights for any core count
     hidden = (256, 256)
 
     def build_model(self) -> nn.Module:

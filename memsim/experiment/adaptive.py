@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsim.experiment.config import pow10
 from memsim.experiment.executor import Executor
 from memsim.experiment.points import Curve, PointTask, point_row, sweep_task
 from memsim.experiment.store import ResultsStore
@@ -49,8 +50,7 @@ class SearchOutcome:
 
 def _snap(x: float) -> float:
     # Round p to 12 significant digits: stable point ids, no float noise from 10**x.
-    p = 10.0**x
-    return float(f"{p:.12g}")
+    return float(f"{pow10(x):.12g}")
 
 
 def search(

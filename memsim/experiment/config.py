@@ -10,6 +10,7 @@ are checked by :mod:`memsim.experiment.plugins`; :mod:`memsim.experiment.run` ru
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import math
 import os
@@ -17,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import numpy as np
 
 from memsim.checks import check_probability
 from memsim.config import (
@@ -95,10 +94,35 @@ class GridConfig:
         if self.values:
             return tuple(sorted(self.values))
         decades = math.log10(self.p_max) - math.log10(self.p_min)
-        n = max(2, round(decades * self.points_per_decade) + 1)
-        return tuple(
-            float(v) for v in np.logspace(math.log10(self.p_min), math.log10(self.p_max), n)
-        )
+        return log_grid(self.p_min, self.p_max, max(2, round(decades * self.points_per_decade) + 1))
+
+
+#: Digits of the decimal arithmetic behind :func:`log_grid` and :func:`pow10`.
+_DIGITS = 34
+
+
+def log_grid(p_min: float, p_max: float, n: int) -> tuple[float, ...]:
+    """``n`` values evenly spaced in log10 from ``p_min`` to ``p_max``, the same on every machine.
+
+    Computed in decimal arithmetic (software, no SIMD dispatch) from the decimal numbers the
+    ends print as (``1e-06``, so the decades are exact powers of ten), and rounded once to the
+    nearest float. ``np.logspace`` is not the same everywhere: its power differs in the last
+    bit between processors (9.999999999999999e-06 for 1e-05 with AVX-512, 1e-05 with AVX2), and
+    a grid value names its points and sets their rates, so a run resumed or repeated on another
+    machine would not match.
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec = _DIGITS
+        lo, hi = (decimal.Decimal(repr(p)).log10() for p in (p_min, p_max))
+        return tuple(float(10 ** (lo + (hi - lo) * i / (n - 1))) for i in range(n))
+
+
+def pow10(x: float) -> float:
+    """``10**x`` rounded once to the nearest float, the same on every machine (see
+    :func:`log_grid`)."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = _DIGITS
+        return float(10 ** decimal.Decimal(x))
 
 
 @dataclass(frozen=True)
