@@ -25,7 +25,9 @@ engine draws these layers (seed ``child_seed(seed, "layer", j)``); the numba and
 draw nested Poisson hits per level instead, sparsely below the ladder's split and with a
 dense pass above (:mod:`memsim.noise.numba_engine`, :mod:`memsim.noise.torch_engine`); on a
 CPU a numba coupled draw cost 0.98-1.84x an independent one at every p from 1e-8 to 0.5
-(``benchmarks/bitflip.py --quick --coupled``: 1M float32, one thread, measured 2026-11-30).
+(``benchmarks/bitflip.py --quick --coupled``: 1M float32, one thread, measured 2026-11-30 on
+an Intel Xeon); on an AMD EPYC (AVX2) 0.63-1.56x, except 2.3-2.4x above a ``first_noisy:7``
+ladder's split (docs/cluster.md).
 :func:`flip_coupled` returns the whole nested family in one call.
 """
 
