@@ -7,6 +7,10 @@ family's recipe (:func:`bnn_recipe`) and hooks (latent-weight clipping, error-aw
 flips); :mod:`memsim.inference.faults` draws the persistent weight fault maps and
 :mod:`memsim.studies.bnn` turns programming conditions into energy and accuracy.
 
+Weights: a recipe whose network ships (:data:`SHIPPED_DIR`, named by
+:meth:`BNNWorkload.weights_key`) is loaded, never trained, and a shipped file that does not
+match its name is an error; other recipes are trained on first use and cached.
+
 Layers (:mod:`workloads.bnn_layers`, re-exported here): sign/straight-through binarization,
 :class:`BinaryLinear`/:class:`BinaryConv2d` with fault maps and the :func:`xnor_popcount` oracle.
 
@@ -49,6 +53,7 @@ from workloads.train import TrainConfig, TrainHook, train_model
 
 __all__ = [
     "BINARY_LAYERS",
+    "SHIPPED_DIR",
     "SMALL_CFG",
     "VERSION",
     "BNNCifarWorkload",
@@ -69,11 +74,22 @@ __all__ = [
     "load_mnist",
     "save_bnn",
     "sign",
+    "write_shipped_weights",
     "xnor_popcount",
 ]
 
-#: Bump when a network or a default recipe changes, so cached weights are retrained.
+#: Bump when a network or a default recipe changes, so cached weights are retrained. A bump
+#: also renames every shipped file's key (they are then trained on each machine): re-ship them
+#: (``memsim.studies.bnn.ship_networks`` per config) and regenerate lab 5's key.
 VERSION = 2
+
+#: Trained networks that ship with memsim, ``<workload>-<weights key>.pt``
+#: (:meth:`BNNWorkload.weights_key`): a recipe with a file here is not trained but loaded, so
+#: its network is the same on every machine (float32 training gave different weights with
+#: different SIMD kernels). The digits networks of ``configs/bnn/digits*.toml`` (also
+#: ``bnn_digits``'s defaults at ``train_ber`` 0 and 0.04) and of lab 5 ship
+#: (:func:`write_shipped_weights`).
+SHIPPED_DIR = Path(__file__).parent / "weights"
 
 
 def bnn_recipe(**changes: object) -> TrainConfig:
@@ -188,7 +204,8 @@ class BNNWorkload(Workload):
     Parameters
     ----------
     checkpoint : path, optional
-        Weights for :meth:`load_model` instead of the default (cached) ones.
+        Weights for :meth:`load_model` instead of the default ones (shipped where the default
+        recipe ships, :data:`SHIPPED_DIR`, else trained on first use and cached).
     train_ber : float
         Training bit error rate of the default weights (0 = plain training; > 0 error-aware).
     cache : bool
@@ -214,7 +231,9 @@ class BNNWorkload(Workload):
     def train_hooks(self, config: TrainConfig) -> list[TrainHook]:
         return bnn_train_hooks(config)
 
-    def _cache_path(self, recipe) -> Path:
+    def weights_key(self, recipe: TrainConfig) -> str:
+        """A hash of everything the weights trained with ``recipe`` depend on (16 hex digits):
+        names the cached and the shipped files."""
         spec = {
             "version": VERSION,
             "arch": self.arch,
@@ -223,34 +242,79 @@ class BNNWorkload(Workload):
         }
         if self.train_threads is not None:  # weights trained with another count are retrained
             spec["train_threads"] = self.train_threads
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ]
-        return cache_dir() / f"{self.name}-{key}.pt"
+        text = json.dumps(spec, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _cache_path(self, recipe: TrainConfig) -> Path:
+        return cache_dir() / f"{self.name}-{self.weights_key(recipe)}.pt"
+
+    def shipped_path(self, recipe: TrainConfig) -> Path:
+        """Where the shipped network of ``recipe`` is, if it ships (:data:`SHIPPED_DIR`)."""
+        return SHIPPED_DIR / f"{self.name}-{self.weights_key(recipe)}.pt"
+
+    def shipped_weights(self, recipe: TrainConfig) -> Path | None:
+        """The shipped checkpoint of ``recipe`` (checked: this network, this recipe), or None.
+
+        Raises
+        ------
+        ValueError
+            The file named for ``recipe`` holds another network or another recipe.
+        """
+        path = self.shipped_path(recipe)
+        if not path.is_file():
+            return None
+        payload = load_checkpoint(path)
+        check_arch(payload, self.arch, path)
+        key = self.weights_key(recipe)
+        if payload.get("weights_key") != key or payload.get("recipe") != asdict(recipe):
+            raise ValueError(
+                f"Shipped weights {path} were trained for another network or recipe than their "
+                f"name says (weights key {payload.get('weights_key')!r}, not {key!r}); rewrite "
+                "them with workloads.bnn.write_shipped_weights."
+            )
+        return path
 
     def load_model(self, checkpoint: str | os.PathLike | None = None) -> nn.Module:
         path = checkpoint if checkpoint is not None else self.checkpoint
         if path is None:
             recipe = self.default_recipe()
-            if not self.train_on_first_use:
-                raise FileNotFoundError(
-                    f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
-                    f"(workloads.train.train_model, or `memsim run configs/bnn/...`)."
-                )
-            path = self._cache_path(recipe)
-            if not (self.cache and path.is_file()):
-                model, _ = train_model(self, recipe, device="cpu", progress=False)
-                if not self.cache:
-                    return model.eval()
-                save_bnn(path, model, self, recipe)
+            path = self.shipped_weights(recipe)
+            if path is None:
+                if not self.train_on_first_use:
+                    raise FileNotFoundError(
+                        f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
+                        f"(workloads.train.train_model, or `memsim run configs/bnn/...`)."
+                    )
+                path = self._cache_path(recipe)
+                if not (self.cache and path.is_file()):
+                    model, _ = train_model(self, recipe, device="cpu", progress=False)
+                    if not self.cache:
+                        return model.eval()
+                    save_bnn(path, model, self, recipe)
         payload = load_checkpoint(path)
         check_arch(payload, self.arch, path)
         model = load_state(self.build_model(), payload["state_dict"], source=f"Checkpoint {path}")
         return model.float().eval()
 
 
-def save_bnn(path: str | os.PathLike, model: nn.Module, workload: Workload, recipe) -> Path:
-    """Save a trained BNN with float32 latent weights (their signs are the stored bits)."""
+def write_shipped_weights(workload: BNNWorkload, recipe: TrainConfig) -> Path:
+    """Train ``workload``'s network with ``recipe`` and ship it (:data:`SHIPPED_DIR`); runs
+    that train this recipe load it from then on. Results that come from it (lab 5's key) move
+    with it: regenerate them after (``memsim.studies.bnn.ship_networks`` ships a study's two)."""
+    model, _ = train_model(workload, recipe, device="cpu", progress=False)
+    x, y = workload.dataset("test")
+    with torch.no_grad():
+        test_acc = float((model.eval()(x).argmax(1) == y).float().mean())
+    path = workload.shipped_path(recipe)
+    key = workload.weights_key(recipe)
+    return save_bnn(path, model, workload, recipe, weights_key=key, test_acc=test_acc)
+
+
+def save_bnn(
+    path: str | os.PathLike, model: nn.Module, workload: Workload, recipe, **metadata: object
+) -> Path:
+    """Save a trained BNN with float32 latent weights (their signs are the stored bits) and
+    ``metadata`` (plain values)."""
     return save_checkpoint(
         path,
         model,
@@ -260,6 +324,7 @@ def save_bnn(path: str | os.PathLike, model: nn.Module, workload: Workload, reci
         arch_spec=workload.describe(),
         recipe=asdict(recipe),
         torch_version=str(torch.__version__),
+        **metadata,
     )
 
 
@@ -270,7 +335,7 @@ class BNNDigitsWorkload(BNNWorkload):
     arch = "bnn_mlp"
     num_classes = 10
     input_shape = (1, 8, 8)
-    train_threads = 2  # trained on first use: the same weights for any core count
+    train_threads = 2  # recipes that do not ship train with 2 threads on any core count
     hidden = (256, 256)
 
     def build_model(self) -> nn.Module:

@@ -3,7 +3,8 @@
 A study built on the experiment machinery (the executor and results store of
 :mod:`memsim.experiment`)::
 
-    BNN workload ─ train plain + error-aware (workloads.train, the workload's hooks)
+    BNN workload ─ plain + error-aware networks: shipped ones copied, others trained
+        │          (workloads.train, the workload's hooks)
         │
         ├─ BER grid:   p → FaultMap (memsim.inference.faults) in a NoisyNetwork → accuracy
         └─ conditions: device preset → (p01, p10) per stored bit → accuracy
@@ -29,8 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +57,8 @@ from memsim.inference.faults import CELLS, cell_rates, check_sense_offset
 from memsim.rng import child_seed
 from memsim.studies.bnn_summary import NETWORKS, compare, point_means, summarize, tolerated_ber
 from workloads.train import TrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BNN_ROWS",
@@ -649,12 +654,16 @@ def _cached(key, build):
 def networks(
     config: BNNStudyConfig, workload, out: Path, *, progress: bool = False
 ) -> dict[str, Path]:
-    """Checkpoints of the plain and the error-aware network: given ones, or trained into ``out``.
+    """Checkpoints of the plain and the error-aware network: given ones, or copied from
+    :data:`workloads.bnn.SHIPPED_DIR` into ``out`` where the recipe ships (the same networks
+    on every machine: the digits ones of the shipped configs and of lab 5), or trained into it.
 
-    A network trained by an earlier (interrupted) run with the same recipe is reused.
+    A network an earlier (interrupted) run left in ``out`` with the same recipe is reused, so
+    the folder's points all come from one network; where it differs from the shipped one (a
+    folder from before that network shipped) a warning says so.
     """
-    from workloads.bnn import save_bnn
-    from workloads.checkpoints import load_checkpoint
+    from workloads.bnn import BNNWorkload, save_bnn
+    from workloads.checkpoints import HASH_KEY, load_checkpoint
     from workloads.train import train_model
 
     given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
@@ -669,16 +678,47 @@ def networks(
             paths[name] = path
             continue
         path = out / f"{name}.pt"
+        shipped = workload.shipped_weights(recipe) if isinstance(workload, BNNWorkload) else None
         if path.is_file():
-            if load_checkpoint(path).get("recipe") != dataclasses.asdict(recipe):
+            payload = load_checkpoint(path)
+            if payload.get("recipe") != dataclasses.asdict(recipe):
                 raise ValueError(
                     f"{path} was trained with another recipe; delete it or use another output folder."
                 )
+            if shipped is not None and payload.get(HASH_KEY) != load_checkpoint(shipped)[HASH_KEY]:
+                log.warning(
+                    "%s is not the network that ships for its recipe (%s): this folder keeps its "
+                    "own, trained before it shipped; delete the folder to run the shipped one",
+                    path,
+                    shipped,
+                )
         else:
-            model, _ = train_model(workload, recipe, device="cpu", progress=progress)
-            save_bnn(path, model, workload, recipe)
+            if shipped is not None:  # atomically, as a trained one is saved
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                try:
+                    shutil.copyfile(shipped, tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                model, _ = train_model(workload, recipe, device="cpu", progress=progress)
+                save_bnn(path, model, workload, recipe)
         paths[name] = path
     return paths
+
+
+def ship_networks(name_or_path: str | os.PathLike) -> list[Path]:
+    """Train the two networks of a study config and ship them (:func:`workloads.bnn.
+    write_shipped_weights`), so that every machine runs the same ones; e.g. ``python -c "from
+    memsim.studies.bnn import ship_networks as s; s('configs/labs/lab5_bnn.toml')"``. Lab 5's
+    key moves with them: regenerate it after (``docs/labs/make_key.py``)."""
+    from workloads.bnn import BNNWorkload, write_shipped_weights
+
+    config = load_study_config(name_or_path)
+    workload = _workload(config.workload, config.workload_options)
+    if not isinstance(workload, BNNWorkload):
+        raise ValueError(f"Only BNNWorkload networks ship; {config.workload} is not one.")
+    return [write_shipped_weights(workload, config.recipe(name)) for name in NETWORKS]
 
 
 def default_out(config: BNNStudyConfig) -> Path:
