@@ -2,7 +2,7 @@
 
 Every entry point that writes (a run's results folder, a trace, a trained checkpoint) checks its
 destination here first, so a bad ``--out`` fails at once with one line naming the path; files
-are written whole or not at all (:func:`write_text_atomic`).
+are written whole or not at all (:func:`write_bytes_atomic`, :func:`write_text_atomic`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Literal
 
 from memsim.errors import ResultsError
 
-__all__ = ["check_output_file", "check_writable", "write_text_atomic"]
+__all__ = ["check_output_file", "check_writable", "write_bytes_atomic", "write_text_atomic"]
 
 
 def _umask() -> int:
@@ -28,13 +28,18 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder and a rename."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

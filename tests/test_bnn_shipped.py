@@ -13,7 +13,6 @@ import torch
 
 from memsim.studies import bnn as study
 from workloads import bnn
-from workloads import train as train_module
 from workloads.checkpoints import load_checkpoint
 
 LAB5 = Path(__file__).resolve().parent.parent / "configs" / "labs" / "lab5_bnn.toml"
@@ -60,7 +59,7 @@ def test_a_study_copies_shipped_networks_into_its_folder_without_training(
     lab5, tmp_path, monkeypatch
 ):
     config, workload = lab5
-    monkeypatch.setattr(train_module, "train_model", _no_training)
+    monkeypatch.setattr(bnn, "train_model", _no_training)
     paths = study.networks(config, workload, tmp_path)
     for name in study.NETWORKS:
         shipped = workload.shipped_weights(config.recipe(name))
@@ -74,7 +73,7 @@ def test_a_folder_with_its_own_network_keeps_it_and_says_it_is_not_the_shipped_o
     """A folder from before its networks shipped resumes with its own (its points came from
     them), with a warning naming the file."""
     config, workload = lab5
-    monkeypatch.setattr(train_module, "train_model", _no_training)
+    monkeypatch.setattr(bnn, "train_model", _no_training)
     own = tmp_path / "plain.pt"
     bnn.save_bnn(own, workload.build_model(), workload, config.recipe("plain"))
     before = own.read_bytes()
@@ -96,7 +95,7 @@ def test_another_recipe_has_no_shipped_network_and_is_trained(lab5, tmp_path, mo
         calls.append(recipe)
         return _fake_training(workload, recipe)
 
-    monkeypatch.setattr(train_module, "train_model", fake_train)
+    monkeypatch.setattr(bnn, "train_model", fake_train)
     config = dataclasses.replace(config, train=other)
     study.networks(config, workload, tmp_path)
     assert [r.weight_noise_p for r in calls] == [0.0, config.train_ber]

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from memsim.checks import check_probability
+from memsim.paths import write_bytes_atomic
 from workloads.base import WORKLOADS, Workload, cache_dir, check_limit, check_split
 from workloads.bnn_layers import (
     BINARY_LAYERS,
@@ -49,7 +50,7 @@ from workloads.bnn_layers import (
     xnor_popcount,
 )
 from workloads.checkpoints import check_arch, load_checkpoint, load_state, save_checkpoint
-from workloads.train import TrainConfig, TrainHook, train_model
+from workloads.train import TrainConfig, TrainHook, accuracy, train_model
 
 __all__ = [
     "BINARY_LAYERS",
@@ -73,7 +74,9 @@ __all__ = [
     "clip_latent_weights_",
     "load_mnist",
     "save_bnn",
+    "shipped_network",
     "sign",
+    "write_network",
     "write_shipped_weights",
     "xnor_popcount",
 ]
@@ -260,39 +263,48 @@ class BNNWorkload(Workload):
         ValueError
             The file named for ``recipe`` holds another network or another recipe.
         """
+        shipped = self._shipped(recipe)
+        return None if shipped is None else shipped[0]
+
+    def _shipped(self, recipe: TrainConfig) -> tuple[Path, dict] | None:
+        """:meth:`shipped_weights` with the checkpoint it read."""
         path = self.shipped_path(recipe)
         if not path.is_file():
             return None
+        key = self.weights_key(recipe)
         payload = load_checkpoint(path)
         check_arch(payload, self.arch, path)
-        key = self.weights_key(recipe)
         if payload.get("weights_key") != key or payload.get("recipe") != asdict(recipe):
             raise ValueError(
                 f"Shipped weights {path} were trained for another network or recipe than their "
                 f"name says (weights key {payload.get('weights_key')!r}, not {key!r}); rewrite "
                 "them with workloads.bnn.write_shipped_weights."
             )
-        return path
+        return path, payload
 
     def load_model(self, checkpoint: str | os.PathLike | None = None) -> nn.Module:
         path = checkpoint if checkpoint is not None else self.checkpoint
+        payload = None
         if path is None:
             recipe = self.default_recipe()
-            path = self.shipped_weights(recipe)
-            if path is None:
-                if not self.train_on_first_use:
-                    raise FileNotFoundError(
-                        f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
-                        f"(workloads.train.train_model, or `memsim run configs/bnn/...`)."
-                    )
+            shipped = self._shipped(recipe)
+            if shipped is not None:
+                path, payload = shipped
+            elif not self.train_on_first_use:
+                raise FileNotFoundError(
+                    f"No trained weights for {self.name}: pass checkpoint=PATH or train one "
+                    f"(workloads.train.train_model, or `memsim run configs/bnn/...`)."
+                )
+            else:
                 path = self._cache_path(recipe)
                 if not (self.cache and path.is_file()):
                     model, _ = train_model(self, recipe, device="cpu", progress=False)
                     if not self.cache:
                         return model.eval()
                     save_bnn(path, model, self, recipe)
-        payload = load_checkpoint(path)
-        check_arch(payload, self.arch, path)
+        if payload is None:
+            payload = load_checkpoint(path)
+            check_arch(payload, self.arch, path)
         model = load_state(self.build_model(), payload["state_dict"], source=f"Checkpoint {path}")
         return model.float().eval()
 
@@ -302,12 +314,29 @@ def write_shipped_weights(workload: BNNWorkload, recipe: TrainConfig) -> Path:
     that train this recipe load it from then on. Results that come from it (lab 5's key) move
     with it: regenerate them after (``memsim.studies.bnn.ship_networks`` ships a study's two)."""
     model, _ = train_model(workload, recipe, device="cpu", progress=False)
-    x, y = workload.dataset("test")
-    with torch.no_grad():
-        test_acc = float((model.eval()(x).argmax(1) == y).float().mean())
+    test_acc = accuracy(model, *workload.dataset("test"))
     path = workload.shipped_path(recipe)
-    key = workload.weights_key(recipe)
-    return save_bnn(path, model, workload, recipe, weights_key=key, test_acc=test_acc)
+    return save_bnn(
+        path, model, workload, recipe, weights_key=workload.weights_key(recipe), test_acc=test_acc
+    )
+
+
+def shipped_network(workload: Workload, recipe: TrainConfig) -> Path | None:
+    """The shipped checkpoint of ``workload``'s network trained with ``recipe``, or None (it
+    does not ship, or ``workload`` is not a :class:`BNNWorkload`)."""
+    return workload.shipped_weights(recipe) if isinstance(workload, BNNWorkload) else None
+
+
+def write_network(
+    workload: Workload, recipe: TrainConfig, path: str | os.PathLike, *, progress: bool = False
+) -> Path:
+    """``workload``'s network trained with ``recipe``, written to ``path`` (atomically): the
+    shipped one copied where it ships, else trained here and saved (:func:`save_bnn`)."""
+    shipped = shipped_network(workload, recipe)
+    if shipped is not None:
+        return write_bytes_atomic(path, shipped.read_bytes())
+    model, _ = train_model(workload, recipe, device="cpu", progress=progress)
+    return save_bnn(path, model, workload, recipe)
 
 
 def save_bnn(

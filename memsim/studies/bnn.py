@@ -29,11 +29,11 @@ sufficient energy and their uncertainty: :mod:`memsim.studies.bnn_summary`.
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -662,9 +662,8 @@ def networks(
     the folder's points all come from one network; where it differs from the shipped one (a
     folder from before that network shipped) a warning says so.
     """
-    from workloads.bnn import BNNWorkload, save_bnn
-    from workloads.checkpoints import HASH_KEY, load_checkpoint
-    from workloads.train import train_model
+    from workloads.bnn import shipped_network, write_network
+    from workloads.checkpoints import load_checkpoint
 
     given = {"plain": config.plain_checkpoint, "error_aware": config.aware_checkpoint}
     paths = {}
@@ -678,14 +677,13 @@ def networks(
             paths[name] = path
             continue
         path = out / f"{name}.pt"
-        shipped = workload.shipped_weights(recipe) if isinstance(workload, BNNWorkload) else None
         if path.is_file():
-            payload = load_checkpoint(path)
-            if payload.get("recipe") != dataclasses.asdict(recipe):
+            if load_checkpoint(path).get("recipe") != dataclasses.asdict(recipe):
                 raise ValueError(
                     f"{path} was trained with another recipe; delete it or use another output folder."
                 )
-            if shipped is not None and payload.get(HASH_KEY) != load_checkpoint(shipped)[HASH_KEY]:
+            shipped = shipped_network(workload, recipe)
+            if shipped is not None and not filecmp.cmp(path, shipped, shallow=False):
                 log.warning(
                     "%s is not the network that ships for its recipe (%s): this folder keeps its "
                     "own, trained before it shipped; delete the folder to run the shipped one",
@@ -693,16 +691,7 @@ def networks(
                     shipped,
                 )
         else:
-            if shipped is not None:  # atomically, as a trained one is saved
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                try:
-                    shutil.copyfile(shipped, tmp)
-                    os.replace(tmp, path)
-                finally:
-                    tmp.unlink(missing_ok=True)
-            else:
-                model, _ = train_model(workload, recipe, device="cpu", progress=progress)
-                save_bnn(path, model, workload, recipe)
+            write_network(workload, recipe, path, progress=progress)
         paths[name] = path
     return paths
 
